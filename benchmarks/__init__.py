@@ -1,0 +1,1 @@
+"""Benchmarks run by `nox -s bench`; each writes JSON under artifacts/bench/."""
