@@ -1,0 +1,53 @@
+"""`python -m backend serve|migrate|worker` — the backend's command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from backend.config import ConfigError, Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the app with waitress")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000)
+    serve.add_argument("--threads", type=int, default=None, help="waitress threads")
+
+    commands.add_parser("migrate", help="apply Alembic migrations and sync master data")
+
+    from backend.bus.worker_cli import add_worker_arguments
+
+    worker = commands.add_parser("worker", help="process commands from the bus")
+    add_worker_arguments(worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"backend: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        from backend.app import create_app
+        from backend.server import serve
+
+        app = create_app(settings)
+        return serve(app, args.host, args.port, args.threads or settings.waitress_threads)
+    if args.command == "migrate":
+        from backend.services.migrate_command import migrate
+
+        return migrate(settings)
+    from backend.bus.worker_cli import run_worker
+
+    return run_worker(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

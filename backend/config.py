@@ -1,0 +1,105 @@
+"""Backend settings: read once from the environment, validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+Environment = Literal["development", "testing", "production"]
+ENVIRONMENTS: tuple[Environment, ...] = ("development", "testing", "production")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names it and says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the backend process needs to know, typed and checked."""
+
+    database_url: str
+    environment: Environment = "development"
+    sse_heartbeat_interval: float = 5.0
+    task_stream_idle_interval: float = 5.0
+    shutdown_timeout: float = 10.0
+    task_pool_size: int = 4
+    task_retention_seconds: float = 300.0
+    db_pool_max_size: int = 20
+    log_level: str = "INFO"
+    waitress_threads: int = 32
+    version: str = "0.1.0"
+    git_commit: str = "unknown"
+    worker_stale_after: float = 10.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_testing(self) -> bool:
+        """Testing mode turns on the /api/testing endpoints and the log stream."""
+        return self.environment == "testing"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables; raise ConfigError on bad input."""
+        env = os.environ if env is None else env
+        database_url = env.get("DATABASE_URL", "").strip()
+        if not database_url:
+            raise ConfigError(
+                "DATABASE_URL is not set. Set it to a PostgreSQL URL, e.g. "
+                "DATABASE_URL=postgresql://postgres:secret@127.0.0.1:5432/app"
+            )
+        validate_database_url(database_url)
+        environment = env.get("FLASK_ENV", "development").strip() or "development"
+        if environment not in ENVIRONMENTS:
+            raise ConfigError(f"FLASK_ENV={environment!r} is not one of {', '.join(ENVIRONMENTS)}.")
+        default_heartbeat = 30.0 if environment == "production" else 5.0
+        return cls(
+            database_url=database_url,
+            environment=environment,
+            sse_heartbeat_interval=_positive_float(
+                env, "SSE_HEARTBEAT_INTERVAL", default_heartbeat
+            ),
+            task_stream_idle_interval=_positive_float(env, "TASK_STREAM_IDLE_INTERVAL", 5.0),
+            shutdown_timeout=_positive_float(env, "SHUTDOWN_TIMEOUT", 10.0),
+            task_pool_size=int(_positive_float(env, "TASK_POOL_SIZE", 4)),
+            task_retention_seconds=_positive_float(env, "TASK_RETENTION_SECONDS", 300.0),
+            db_pool_max_size=int(_positive_float(env, "DB_POOL_MAX_SIZE", 20)),
+            log_level=_log_level(env),
+            waitress_threads=int(_positive_float(env, "WAITRESS_THREADS", 32)),
+            version=env.get("APP_VERSION", "0.1.0"),
+            git_commit=env.get("GIT_COMMIT", "unknown"),
+            worker_stale_after=_positive_float(env, "WORKER_STALE_AFTER", 10.0),
+        )
+
+
+def validate_database_url(url: str) -> None:
+    """Reject anything that is not a postgresql:// URL with a host or socket and a database."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"DATABASE_URL must start with postgresql:// (got scheme {parts.scheme!r})."
+        )
+    if not parts.path.strip("/"):
+        raise ConfigError("DATABASE_URL names no database: add /<dbname> after the host.")
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number.") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be greater than 0.")
+    return value
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = env.get("LOG_LEVEL", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"LOG_LEVEL={level!r} is not one of DEBUG, INFO, WARNING, ERROR.")
+    return level

@@ -1,0 +1,152 @@
+"""Live log capture for the testing log stream: one handler, one bounded queue per client."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+# Attributes every LogRecord has; anything else on a record is "extra".
+_STANDARD_ATTRS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()
+    | {"message", "asctime", "correlation_id", "test_id", "taskName"}
+)
+
+CLOSE = object()  # sentinel pushed to every client queue on shutdown
+
+
+def record_to_dict(record: logging.LogRecord) -> dict[str, Any]:
+    """The structured form of a log record sent to clients and written to artifacts."""
+    stamp = datetime.fromtimestamp(record.created, UTC)
+    extra = {
+        key: _json_safe(value)
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD_ATTRS and not key.startswith("_")
+    }
+    if record.exc_info and record.exc_info[0] is not None:
+        extra["exception"] = logging.Formatter().formatException(record.exc_info)
+    return {
+        "timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": record.levelname,
+        "logger": record.name,
+        "message": record.getMessage(),
+        "correlation_id": getattr(record, "correlation_id", None),
+        "test_id": getattr(record, "test_id", None),
+        "extra": extra,
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+@dataclass(eq=False)
+class LogClient:
+    """One connected stream client: its queue and how many records it lost."""
+
+    max_queue: int
+    queue: queue.Queue[Any] = field(init=False)
+    dropped: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.queue = queue.Queue(maxsize=self.max_queue)
+
+    def offer(self, item: Any) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+
+    def take_dropped(self) -> int:
+        with self._lock:
+            count, self.dropped = self.dropped, 0
+        return count
+
+    def close(self) -> None:
+        # Make room for the sentinel even when the queue is full: closing must always land.
+        while True:
+            try:
+                self.queue.put_nowait(CLOSE)
+                return
+            except queue.Full:
+                try:
+                    self.queue.get_nowait()
+                    with self._lock:
+                        self.dropped += 1
+                except queue.Empty:
+                    pass
+
+
+class LogCaptureHandler(logging.Handler):
+    """Fans records out to connected clients; nothing is kept when nobody listens."""
+
+    _instance: ClassVar[LogCaptureHandler | None] = None
+    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, max_queue: int = 10_000) -> None:
+        super().__init__(level=logging.INFO)
+        self.max_queue = max_queue
+        self._clients: set[LogClient] = set()
+        self._clients_lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def get_instance(cls) -> LogCaptureHandler:
+        with cls._instance_lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def register(self) -> LogClient:
+        client = LogClient(self.max_queue)
+        with self._clients_lock:
+            if self._closed:
+                client.close()
+            else:
+                self._clients.add(client)
+        return client
+
+    def unregister(self, client: LogClient) -> None:
+        with self._clients_lock:
+            self._clients.discard(client)
+
+    @property
+    def client_count(self) -> int:
+        with self._clients_lock:
+            return len(self._clients)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._clients_lock:
+            clients = list(self._clients)
+        if not clients:
+            return
+        try:
+            entry = record_to_dict(record)
+        except Exception:
+            self.handleError(record)
+            return
+        for client in clients:
+            client.offer(entry)
+
+    def close_all_clients(self) -> None:
+        """Shutdown: every client gets its connection_close; new clients are closed at once."""
+        with self._clients_lock:
+            self._closed = True
+            clients = list(self._clients)
+        for client in clients:
+            client.close()
+
+    def reopen(self) -> None:
+        """Accept clients again (a new app in the same process, e.g. in tests)."""
+        with self._clients_lock:
+            self._closed = False
