@@ -1,17 +1,132 @@
-"""Placeholder until the worker lands: argument wiring for `python -m backend worker`."""
+"""`python -m backend worker`: a reliable-cmd SyncWorker with heartbeats and graceful drain."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+import threading
+from types import FrameType
+from typing import Any
 
+import psycopg
+from commandbus import HandlerRegistry, RetryPolicy
+from commandbus.sync import SyncWorker
+from psycopg_pool import ConnectionPool
+
+from backend.bus.compat import apply_pgmq_compat
+from backend.bus.handlers import TestCommandHandler, register_handlers
+from backend.bus.heartbeat import Heartbeat
+from backend.bus.worker_options import WorkerOptions, add_worker_arguments, resolve_options
 from backend.config import Settings
+from backend.services.config_service import load_config
+from backend.utils.logging_setup import configure_logging
 
+logger = logging.getLogger("backend.worker")
 
-def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--concurrency", type=int, default=None)
+__all__ = ["add_worker_arguments", "run_worker"]
 
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
-    print("backend: the worker is not implemented yet", file=sys.stderr)
-    return 2
+    configure_logging(settings.log_level)
+    apply_pgmq_compat()
+    try:
+        with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
+            options = resolve_options(args, load_config(conn))
+    except psycopg.Error as exc:
+        print(
+            f"backend worker: cannot read the worker config from DATABASE_URL ({exc}). "
+            "Is the database up and migrated (python -m backend migrate)?",
+            file=sys.stderr,
+        )
+        return 1
+    return WorkerRuntime(settings, options).run()
+
+
+class WorkerRuntime:
+    """Owns the pool, the library's worker, the heartbeat and the signal handling."""
+
+    def __init__(self, settings: Settings, options: WorkerOptions) -> None:
+        self.settings = settings
+        self.options = options
+        # LISTEN keeps one connection for the whole run; heartbeat and handlers need more.
+        self.pool: ConnectionPool[Any] = ConnectionPool(
+            settings.database_url,
+            min_size=2,
+            max_size=options.concurrency * 2 + 3,
+            open=False,
+            check=ConnectionPool.check_connection,
+            name="worker",
+        )
+        self.registry = HandlerRegistry()
+        self.handler = TestCommandHandler(self.pool)
+        self.worker: SyncWorker | None = None
+        self._stopping = threading.Event()
+        self._finished = threading.Event()
+
+    def run(self) -> int:
+        options = self.options
+        self.pool.open(wait=True, timeout=10)
+        self.worker = SyncWorker(
+            self.pool,
+            options.domain,
+            registry=self.registry,
+            visibility_timeout=options.visibility_timeout,
+            retry_policy=RetryPolicy(
+                max_attempts=options.max_attempts, backoff_schedule=options.backoff
+            ),
+            statement_timeout=options.statement_timeout_ms,
+        )
+        worker = self.worker
+        heartbeat = Heartbeat(
+            self.pool, options, worker.health_status.to_dict, self._register_types
+        )
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        heartbeat.start()
+        logger.info(
+            "Worker %s started (domain=%s concurrency=%d vt=%ss poll=%ss attempts=%d backoff=%s)",
+            options.worker_id,
+            options.domain,
+            options.concurrency,
+            options.visibility_timeout,
+            options.poll_interval,
+            options.max_attempts,
+            options.backoff,
+            extra={"worker_id": options.worker_id, "pid": os.getpid()},
+        )
+        try:
+            worker.run(concurrency=options.concurrency, poll_interval=options.poll_interval)
+        finally:
+            heartbeat.stop()
+            self.pool.close(timeout=2)
+            self._finished.set()
+        logger.info("Worker %s exited cleanly", options.worker_id)
+        return 0
+
+    def _register_types(self, command_types: list[str]) -> None:
+        added = register_handlers(self.registry, self.handler, self.options.domain, command_types)
+        if added:
+            logger.info("Handling command types: %s", ", ".join(added))
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        logger.info("Received %s: draining in-flight commands", signal.Signals(signum).name)
+        threading.Thread(target=self._drain_then_stop, name="drain", daemon=True).start()
+
+    def _drain_then_stop(self) -> None:
+        assert self.worker is not None
+        self.worker.stop(timeout=self.options.drain_timeout)
+        # The library's loop exits after its current wait; if a handler still hangs past
+        # the bound, leave anyway: its message is redelivered after the visibility timeout.
+        if not self._finished.wait(self.options.poll_interval + 3):
+            logger.warning(
+                "Drain bound exceeded; exiting with %d command(s) left for redelivery",
+                self.worker.in_flight_count,
+            )
+            logging.shutdown()
+            os._exit(0)

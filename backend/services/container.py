@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from commandbus.sync import SyncCommandBus
+
+from backend.bus.compat import apply_pgmq_compat
 from backend.config import Settings
 from backend.db import Database
+from backend.services.async_bridge import AsyncBridge
+from backend.services.command_service import CommandService
 from backend.services.command_type_service import CommandTypeService
 from backend.services.health_service import HealthService
 from backend.services.task_service import TaskService
 from backend.services.testing_service import TestingService
+from backend.services.tsq_service import TsqService
 from backend.services.version_service import VersionService
+from backend.services.worker_registry import WorkerRegistry
 from backend.utils.reset_lock import ResetLock
 from backend.utils.shutdown import ShutdownCoordinator
 from backend.utils.sse import ActiveStreams
@@ -27,9 +34,14 @@ class Container:
     tasks: TaskService
     testing: TestingService
     versions: VersionService
+    commands: CommandService
+    tsq: TsqService
+    workers: WorkerRegistry
+    bridge: AsyncBridge
 
     @classmethod
     def build(cls, settings: Settings) -> Container:
+        apply_pgmq_compat()
         database = Database(settings.database_url, max_size=settings.db_pool_max_size)
         coordinator = ShutdownCoordinator(settings.shutdown_timeout)
         streams = ActiveStreams()
@@ -40,6 +52,7 @@ class Container:
         )
         # Registered after TaskService: task streams close once their tasks are drained.
         coordinator.register_shutdown_waiter("SSE streams", streams.wait_all_closed)
+        bridge = AsyncBridge(settings.database_url)
         return cls(
             settings=settings,
             database=database,
@@ -50,8 +63,13 @@ class Container:
             tasks=tasks,
             testing=TestingService(settings.database_url, ResetLock()),
             versions=VersionService(settings),
+            commands=CommandService(database, SyncCommandBus(database.pool)),
+            tsq=TsqService(database, bridge),
+            workers=WorkerRegistry(database, settings.worker_stale_after),
+            bridge=bridge,
         )
 
     def close(self) -> None:
+        self.bridge.close()
         self.testing.close()
         self.database.close()

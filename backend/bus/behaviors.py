@@ -1,0 +1,64 @@
+"""Scripted behaviors of test commands: validated on the way in, executed by the handler."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from commandbus.exceptions import PermanentCommandError, TransientCommandError
+from pydantic import BaseModel, ConfigDict, Field
+
+BehaviorType = Literal[
+    "success", "fail_permanent", "fail_transient", "fail_transient_then_succeed", "timeout"
+]
+
+
+class Behavior(BaseModel):
+    """What the handler does with a command (seed: Behavior JSON Schema)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: BehaviorType
+    transient_failures: int = Field(default=0, ge=0, le=100)
+    execution_time_ms: int = Field(default=0, ge=0, le=600_000)
+    error_code: str | None = Field(default=None, min_length=1, max_length=100)
+    error_message: str | None = Field(default=None, min_length=1, max_length=1000)
+
+
+def check_behavior_against_retries(behavior: Behavior, max_attempts: int) -> str | None:
+    """A reason the behavior can't end as the seed's table says, or None when it can."""
+    if (
+        behavior.type == "fail_transient_then_succeed"
+        and behavior.transient_failures >= max_attempts
+    ):
+        return (
+            f"must be less than max_attempts ({max_attempts}); with "
+            f"{behavior.transient_failures} failures the command would exhaust its retries"
+        )
+    return None
+
+
+def execute_behavior(behavior: Behavior, attempt: int) -> dict[str, Any]:
+    """Run the scripted behavior for one delivery; return the result or raise the bus's error.
+
+    `timeout` sleeps only on its first delivery (longer than the visibility timeout, so the
+    message is redelivered); the redelivery completes at once.
+    """
+    if behavior.type == "timeout":
+        if attempt == 1:
+            time.sleep(behavior.execution_time_ms / 1000)  # the simulated hang
+        return {"status": "ok", "attempt": attempt}
+    time.sleep(behavior.execution_time_ms / 1000)  # the simulated work
+    if behavior.type == "fail_permanent":
+        raise PermanentCommandError(
+            code=behavior.error_code or "PERMANENT_ERROR",
+            message=behavior.error_message or "Simulated permanent failure",
+        )
+    if behavior.type == "fail_transient" or (
+        behavior.type == "fail_transient_then_succeed" and attempt <= behavior.transient_failures
+    ):
+        raise TransientCommandError(
+            code=behavior.error_code or "TRANSIENT_ERROR",
+            message=behavior.error_message or f"Simulated transient failure (attempt {attempt})",
+        )
+    return {"status": "ok", "attempt": attempt}

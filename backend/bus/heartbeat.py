@@ -1,0 +1,115 @@
+"""A worker's heartbeat: its row in worker_heartbeat, refreshed every interval.
+
+The same loop notices a reset (queue gone, then back), registers handlers for command types
+created since start, and logs when the worker has recovered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from backend.bus.worker_options import WorkerOptions
+
+logger = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        options: WorkerOptions,
+        health: Callable[[], dict[str, Any]],
+        on_command_types: Callable[[list[str]], None],
+    ) -> None:
+        self.pool = pool
+        self.options = options
+        self.health = health
+        self.on_command_types = on_command_types
+        self.started_at = datetime.now(UTC)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
+        self._queue_missing = False
+        self._failing = False
+
+    def start(self) -> None:
+        self.beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.options.heartbeat_interval + 2)
+        try:
+            with self.pool.connection(timeout=2) as conn:
+                conn.execute(
+                    "DELETE FROM worker_heartbeat WHERE worker_id = %s", (self.options.worker_id,)
+                )
+        except Exception as exc:  # the row goes stale on its own; say so and carry on
+            logger.warning("Could not remove heartbeat row: %s", exc)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.options.heartbeat_interval):
+            self.beat()
+
+    def beat(self) -> None:
+        """One heartbeat; failures are logged once per outage, recovery is logged too."""
+        queue = f"{self.options.domain}__commands"
+        try:
+            with self.pool.connection(timeout=2) as conn:
+                exists = conn.execute(
+                    "SELECT to_regclass('pgmq.meta') IS NOT NULL AND EXISTS ("
+                    " SELECT 1 FROM pgmq.meta WHERE queue_name = %s)",
+                    (queue,),
+                ).fetchone()
+                queue_ok = bool(exists and exists[0])
+                health = self.health()
+                conn.execute(
+                    """
+                    INSERT INTO worker_heartbeat (worker_id, pid, host, domain, concurrency,
+                        started_at, last_heartbeat, health, details)
+                    VALUES (%s, %s, %s, %s, %s, %s, NOW(), %s, %s)
+                    ON CONFLICT (worker_id) DO UPDATE SET last_heartbeat = NOW(),
+                        health = EXCLUDED.health, details = EXCLUDED.details
+                    """,
+                    (
+                        self.options.worker_id,
+                        os.getpid(),
+                        socket.gethostname(),
+                        self.options.domain,
+                        self.options.concurrency,
+                        self.started_at,
+                        str(health.get("state", "UNKNOWN")),
+                        Jsonb(health),
+                    ),
+                )
+                types = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT name FROM command_type WHERE domain = %s", (self.options.domain,)
+                    )
+                ]
+        except Exception as exc:
+            if not self._failing:
+                logger.warning("Heartbeat failed (database or reset in progress?): %s", exc)
+            self._failing = True
+            return
+        self.on_command_types(types)
+        if self._failing:
+            logger.info("Heartbeat recovered: database reachable again")
+            self._failing = False
+        if not queue_ok and not self._queue_missing:
+            logger.warning("Queue %s is missing (reset in progress?)", queue)
+            self._queue_missing = True
+        elif queue_ok and self._queue_missing:
+            logger.info("Queue %s is back; worker recovered without restart", queue)
+            self._queue_missing = False
+        if self.options.ready_file is not None and not self.options.ready_file.exists():
+            self.options.ready_file.write_text(f"{os.getpid()}\n")

@@ -1,0 +1,316 @@
+"""Sending test commands (one or in bulk) and reading them back with their audit trail."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from commandbus import SendRequest
+from commandbus.sync import SyncCommandBus
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from backend.bus.behaviors import Behavior, check_behavior_against_retries
+from backend.db import Database
+from backend.schemas.commands import CommandFilterSchema
+from backend.services.config_service import load_config
+from backend.services.task_service import ProgressReporter, TaskFunction
+from backend.utils.errors import RecordNotFoundException, RequestValidationException
+
+logger = logging.getLogger(__name__)
+
+STATUS_KEYS = {
+    "PENDING": "pending",
+    "IN_PROGRESS": "in_progress",
+    "COMPLETED": "completed",
+    "FAILED": "failed",
+    "CANCELED": "canceled",
+    "IN_TROUBLESHOOTING_QUEUE": "in_tsq",
+}
+_BULK_CHUNK = 1000
+
+_SUMMARY_COLUMNS = """
+    c.command_id, c.domain, c.command_type, c.status, c.attempts, c.max_attempts,
+    c.created_at, c.updated_at, t.behavior, c.last_error_code, c.last_error_msg, t.test_id
+"""
+
+
+def _as_uuid_or_none(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def parse_command_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise RecordNotFoundException("Command", raw) from None
+
+
+class CommandService:
+    def __init__(self, database: Database, bus: SyncCommandBus) -> None:
+        self.database = database
+        self.bus = bus
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _resolve_type(self, conn: Connection[Any], command_type: str) -> tuple[int, str, str]:
+        rows = conn.execute(
+            "SELECT id, domain, name FROM command_type WHERE name = %s ORDER BY domain",
+            (command_type,),
+        ).fetchall()
+        if not rows:
+            raise RequestValidationException(
+                "command_type", f"unknown command type {command_type!r}; see /api/command-types"
+            )
+        type_id, domain, name = rows[0]
+        return type_id, domain, name
+
+    def _check_behavior(self, conn: Connection[Any], behavior: Behavior, field: str) -> int:
+        max_attempts = load_config(conn).retry.max_attempts
+        problem = check_behavior_against_retries(behavior, max_attempts)
+        if problem:
+            raise RequestValidationException(f"{field}.transient_failures", problem)
+        return max_attempts
+
+    def send(
+        self,
+        command_type: str,
+        payload: dict[str, Any],
+        behavior: Behavior,
+        correlation_id: str | None,
+        test_id: str | None,
+    ) -> dict[str, Any]:
+        """Insert the test_command row and send on the bus in one transaction."""
+        command_id = uuid.uuid4()
+        with self.database.transaction() as conn:
+            type_id, domain, name = self._resolve_type(conn, command_type)
+            max_attempts = self._check_behavior(conn, behavior, "behavior")
+            conn.execute(
+                """
+                INSERT INTO test_command (command_id, command_type_id, payload, behavior,
+                    correlation_id, test_id)
+                VALUES (%s, %s, %s, %s, %s, %s)
+                """,
+                (
+                    command_id,
+                    type_id,
+                    Jsonb(payload),
+                    Jsonb(behavior.model_dump(exclude_none=True)),
+                    correlation_id,
+                    test_id,
+                ),
+            )
+            self.bus.send(
+                domain,
+                name,
+                command_id,
+                {"payload": payload},
+                correlation_id=_as_uuid_or_none(correlation_id),
+                max_attempts=max_attempts,
+                conn=conn,
+            )
+        logger.info(
+            "Sent %s command %s (%s)",
+            name,
+            command_id,
+            behavior.type,
+            extra={"command_id": str(command_id)},
+        )
+        return {"command_id": str(command_id), "status": "PENDING", "domain": domain}
+
+    def bulk_task(
+        self,
+        command_type: str,
+        shares: list[tuple[Behavior, int]],
+        payload: dict[str, Any],
+        correlation_id: str | None,
+        test_id: str | None,
+    ) -> TaskFunction:
+        """Validate now (so bad input is a 400), send later as a background task."""
+        with self.database.transaction() as conn:
+            type_id, domain, name = self._resolve_type(conn, command_type)
+            for index, (behavior, _count) in enumerate(shares):
+                max_attempts = self._check_behavior(conn, behavior, f"mix.{index}.behavior")
+        plan = [behavior for behavior, count in shares for _ in range(count)]
+        total = len(plan)
+
+        def run(reporter: ProgressReporter) -> dict[str, Any]:
+            sent = 0
+            for start in range(0, total, _BULK_CHUNK):
+                chunk = plan[start : start + _BULK_CHUNK]
+                self._send_chunk(
+                    type_id, domain, name, chunk, payload, max_attempts, correlation_id, test_id
+                )
+                sent += len(chunk)
+                reporter.progress(f"Sent {sent} of {total}", sent / total, sent=sent, total=total)
+            logger.info("Bulk send of %d %s commands complete", total, name)
+            return {"sent": sent, "total": total}
+
+        return run
+
+    def _send_chunk(
+        self,
+        type_id: int,
+        domain: str,
+        name: str,
+        behaviors: list[Behavior],
+        payload: dict[str, Any],
+        max_attempts: int,
+        correlation_id: str | None,
+        test_id: str | None,
+    ) -> None:
+        ids = [uuid.uuid4() for _ in behaviors]
+        bus_correlation = _as_uuid_or_none(correlation_id)
+        with self.database.transaction() as conn:
+            with conn.cursor().copy(
+                "COPY test_command (command_id, command_type_id, payload, behavior,"
+                " correlation_id, test_id) FROM STDIN"
+            ) as copy:
+                for command_id, behavior in zip(ids, behaviors, strict=True):
+                    copy.write_row(
+                        (
+                            command_id,
+                            type_id,
+                            Jsonb(payload),
+                            Jsonb(behavior.model_dump(exclude_none=True)),
+                            correlation_id,
+                            test_id,
+                        )
+                    )
+            self.bus.send_batch(
+                [
+                    SendRequest(
+                        domain=domain,
+                        command_type=name,
+                        command_id=command_id,
+                        data={"payload": payload},
+                        correlation_id=bus_correlation,
+                        max_attempts=max_attempts,
+                    )
+                    for command_id in ids
+                ],
+                chunk_size=_BULK_CHUNK,
+                conn=conn,
+            )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def list_commands(self, filters: CommandFilterSchema) -> dict[str, Any]:
+        clauses: list[str] = []
+        params: list[object] = []
+        for column, value in (
+            ("c.status", filters.status),
+            ("c.domain", filters.domain),
+            ("c.command_type", filters.command_type),
+            ("t.test_id", filters.test_id),
+        ):
+            if value:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        if filters.created_after:
+            clauses.append("c.created_at >= %s")
+            params.append(filters.created_after)
+        if filters.created_before:
+            clauses.append("c.created_at < %s")
+            params.append(filters.created_before)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        offset = (filters.page - 1) * filters.page_size
+        base = f"FROM commandbus.command c LEFT JOIN test_command t USING (command_id) {where}"
+        with self.database.transaction() as conn:
+            total_row = conn.execute(f"SELECT count(*) {base}", params).fetchone()
+            rows = conn.execute(
+                f"SELECT {_SUMMARY_COLUMNS} {base} ORDER BY c.created_at DESC, c.command_id"
+                " LIMIT %s OFFSET %s",
+                [*params, filters.page_size, offset],
+            ).fetchall()
+        return {
+            "items": [_summary(row) for row in rows],
+            "total": total_row[0] if total_row else 0,
+            "page": filters.page,
+            "page_size": filters.page_size,
+        }
+
+    def get_command(self, command_id: uuid.UUID) -> dict[str, Any]:
+        with self.database.transaction() as conn:
+            row = conn.execute(
+                f"""
+                SELECT {_SUMMARY_COLUMNS}, t.payload, t.result, t.processed_at,
+                       t.correlation_id, c.correlation_id, t.handler_runs
+                FROM commandbus.command c LEFT JOIN test_command t USING (command_id)
+                WHERE c.command_id = %s
+                """,
+                (command_id,),
+            ).fetchone()
+        if row is None:
+            raise RecordNotFoundException("Command", command_id)
+        detail = _summary(row[:12])
+        payload, result, processed_at, app_correlation, bus_correlation, runs = row[12:]
+        detail.update(
+            {
+                "payload": payload,
+                "result": result,
+                "processed_at": processed_at.isoformat() if processed_at else None,
+                "correlation_id": app_correlation
+                or (str(bus_correlation) if bus_correlation else None),
+                "handler_runs": runs,
+                "audit": self.audit_trail(command_id),
+            }
+        )
+        return detail
+
+    def audit_trail(self, command_id: uuid.UUID) -> list[dict[str, Any]]:
+        return [
+            {
+                "event_type": event.event_type,
+                "timestamp": event.timestamp.isoformat(),
+                "details": event.details or {},
+            }
+            for event in self.bus.get_audit_trail(command_id)
+        ]
+
+    def stats(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUS_KEYS.values(), 0)
+        with self.database.transaction() as conn:
+            for status, count in conn.execute(
+                "SELECT status, count(*) FROM commandbus.command GROUP BY status"
+            ):
+                if status in STATUS_KEYS:
+                    counts[STATUS_KEYS[status]] = count
+        counts["total"] = sum(counts.values())
+        return counts
+
+
+def _summary(row: tuple[Any, ...]) -> dict[str, Any]:
+    (
+        command_id,
+        domain,
+        command_type,
+        status,
+        attempts,
+        max_attempts,
+        created_at,
+        updated_at,
+        behavior,
+        error_code,
+        error_msg,
+        test_id,
+    ) = row
+    return {
+        "command_id": str(command_id),
+        "domain": domain,
+        "command_type": command_type,
+        "status": status,
+        "attempts": attempts,
+        "max_attempts": max_attempts,
+        "created_at": created_at.isoformat(),
+        "updated_at": updated_at.isoformat(),
+        "behavior": behavior,
+        "last_error": {"code": error_code, "message": error_msg}
+        if (error_code or error_msg)
+        else None,
+        "test_id": test_id,
+    }

@@ -1,0 +1,664 @@
+/*
+ * Shared client of the command-bus demo UI: JSON API helper, structured console events,
+ * flash messages, template filling and form errors. Plain script, no build step, no
+ * dependencies; page scripts under static/pages/ use it as window.App.
+ *
+ * Console events (exactly one JSON object per console call):
+ *   console.info  {"kind":"api_call","method","path","status","duration_ms","correlation_id"}
+ *                 once for every App.api() call (status is null after a network error);
+ *   console.error {"kind":"api_error","method","path","status","code","correlation_id","message"}
+ *                 for HTTP >= 400, network errors and event streams that fail;
+ *   console.error {"kind":"js_error","message","source","line","column","stack","correlation_id"}
+ *                 from window "error" / "unhandledrejection" (correlation_id: the latest API call's).
+ *
+ * data-testid catalogue. Stable: the Playwright suite relies on these names, and
+ * tests/backend/test_web_pages.py checks that the rendered pages carry exactly this list
+ * (row and item markup lives in <template> elements, so it is in the HTML too).
+ * A form control's id equals its data-testid; its inline error is field-error-<testid>.
+ *
+ * Layout (every page)
+ *   nav                          <nav aria-label="Main">
+ *   nav-dashboard                nav link; the current page's link has aria-current="page"
+ *   nav-send                     nav link
+ *   nav-commands                 nav link (also current on /commands/<id>)
+ *   nav-tsq                      nav link
+ *   nav-audit                    nav link
+ *   nav-settings                 nav link
+ *   page-title                   the page's <h1>
+ *   flash-region                 container of flash messages (aria-live)
+ *   flash-message                one message; data-level="info|success|error", role="alert" for errors
+ *   flash-dismiss                close button of a flash message
+ *
+ * Dashboard (/)
+ *   stats                        the statistics cards (<dl>)
+ *   stat-pending                 count from GET /api/stats, refreshed every 2 s
+ *   stat-in-progress             count
+ *   stat-completed               count
+ *   stat-failed                  count
+ *   stat-canceled                count
+ *   stat-in-tsq                  count
+ *   stats-updated                "Updated <time>" after each successful refresh
+ *   stats-error                  shown while /api/stats fails
+ *   quick-actions                group of quick-action buttons
+ *   quick-action-success         sends one TestCommand with behavior "success"
+ *   quick-action-fail-permanent  ... behavior "fail_permanent"
+ *   quick-action-fail-transient  ... behavior "fail_transient"
+ *   quick-action-fail-transient-then-succeed  ... behavior "fail_transient_then_succeed"
+ *   quick-action-timeout         ... behavior "timeout"
+ *   quick-action-results         list of sent commands, newest first
+ *   quick-action-result          one item; data-behavior, data-command-id
+ *   quick-action-link            link to /commands/<command_id>, text = command id
+ *   quick-action-status          status returned by POST /api/commands
+ *
+ * Send Command (/send)
+ *   send-form                    single-command form
+ *   command-type                 <select> of GET /api/command-types (value = name)
+ *   payload                      JSON object textarea (optional)
+ *   behavior-type                <select> of behavior types
+ *   execution-time-ms            number input
+ *   transient-failures           number input
+ *   error-code                   text input
+ *   error-message                text input
+ *   send-error                   error message of the form (role="alert")
+ *   send-submit                  submit button
+ *   send-result                  shown after 201
+ *   send-result-link             link to /commands/<command_id>, text = command id
+ *   send-result-status           status returned by the API
+ *   bulk-form                    bulk form (uses the command type and behavior above)
+ *   bulk-count                   number of commands
+ *   bulk-error                   error message of the bulk form
+ *   bulk-submit                  submit button
+ *   bulk-panel                   progress panel, shown once a task is running
+ *   bulk-task-id                 task id from 202
+ *   bulk-state                   running | reconnecting | completed | failed | closed | error
+ *   bulk-progress                <progress max="1">, value = data.progress
+ *   bulk-sent                    "<sent> / <total>"
+ *   bulk-progress-text           latest data.text
+ *   bulk-result                  final summary ("Sent 10 of 10 commands." or the failure)
+ *   bulk-commands-link           link to /commands
+ *   field-error-command-type     inline field errors (from details.field of a 400) ...
+ *   field-error-payload
+ *   field-error-behavior-type
+ *   field-error-execution-time-ms
+ *   field-error-transient-failures
+ *   field-error-error-code
+ *   field-error-error-message
+ *   field-error-bulk-count
+ *
+ * Commands (/commands; filters live in the query string)
+ *   commands-filter-form         filter form
+ *   filter-status                <select>: "" (any) or a status value
+ *   filter-domain                text input
+ *   filter-command-type          text input
+ *   filter-created-after         datetime-local (sent to the API as ISO 8601 UTC)
+ *   filter-created-before        datetime-local
+ *   filter-page-size             <select> 10 | 25 | 50 | 100
+ *   filter-apply                 submit button (goes to page 1)
+ *   filter-reset                 clears all filters
+ *   commands-error               error of the last load
+ *   commands-total               "<total> commands"
+ *   commands-table               the table
+ *   commands-body                its <tbody>
+ *   command-row                  one row; data-command-id, data-status (exact API value)
+ *   command-link                 link to /commands/<command_id>
+ *   command-row-status           status text of the row
+ *   commands-empty               shown when there are no items
+ *   pagination                   pagination <nav>
+ *   page-prev                    previous page button
+ *   page-info                    "Page X of Y"
+ *   page-next                    next page button
+ *
+ * Command detail (/commands/<command_id>)
+ *   command-id                   the id from the URL (in the <h1>)
+ *   command-detail               section; data-command-id
+ *   command-not-found            the 404 message of the API
+ *   command-error                other load errors
+ *   command-refresh              reload button (the page also polls while PENDING/IN_PROGRESS)
+ *   command-audit-link           link to /audit?command_id=<id>
+ *   command-back-link            link to /commands
+ *   command-body                 shown once the command is loaded
+ *   command-status               status exactly as the API gives it; also data-status
+ *   command-domain
+ *   command-type-name
+ *   command-attempts             "<attempts> / <max_attempts>"
+ *   command-created-at           <time datetime="ISO">
+ *   command-processed-at         <time datetime="ISO">, "—" when null
+ *   command-correlation-id
+ *   command-test-id
+ *   command-last-error           container of the two below, "—" when null
+ *   command-error-code
+ *   command-error-message
+ *   command-behavior             JSON
+ *   command-payload              JSON
+ *   command-result               JSON, "—" when null
+ *   audit-events                 <ol> of audit events (also on /audit)
+ *   audit-event                  one event; data-event-type
+ *   audit-event-type
+ *   audit-event-time             <time datetime="ISO">
+ *   audit-event-details          <details> holding the details JSON
+ *   audit-empty                  shown when the command has no events
+ *
+ * Troubleshooting Queue (/tsq)
+ *   tsq-total                    "<total> commands in the queue"
+ *   tsq-refresh                  reload button
+ *   tsq-selected-count           "<n> selected"
+ *   tsq-bulk-retry               bulk buttons, enabled when rows are selected
+ *   tsq-bulk-cancel
+ *   tsq-bulk-complete
+ *   tsq-complete-result          optional result JSON sent with a row's Complete
+ *   field-error-tsq-complete-result
+ *   tsq-bulk-results             outcome list of the last bulk action
+ *   tsq-bulk-result              one outcome; data-ok="true|false"
+ *   tsq-error                    error of the last load
+ *   tsq-table                    the table
+ *   tsq-body                     its <tbody>
+ *   tsq-select-all               header checkbox (indeterminate when some rows are selected)
+ *   tsq-row                      one row; data-command-id
+ *   tsq-select                   row checkbox
+ *   tsq-command-link             link to /commands/<command_id>
+ *   tsq-error-code
+ *   tsq-error-message
+ *   tsq-retry                    row buttons
+ *   tsq-cancel
+ *   tsq-complete
+ *   tsq-empty                    shown when the queue is empty
+ *
+ * Audit Trail (/audit?command_id=...)
+ *   audit-form                   search form
+ *   audit-command-id             command id input
+ *   audit-submit                 submit button
+ *   audit-error                  error (e.g. the API's 404 message)
+ *   audit-results                shown once events are loaded
+ *   audit-command-link           link to /commands/<command_id>
+ *   (events: audit-events, audit-event, audit-event-type, audit-event-time,
+ *    audit-event-details, audit-empty as on the detail page)
+ *
+ * Settings (/settings)
+ *   settings-form                form
+ *   setting-visibility-timeout   worker.visibility_timeout
+ *   setting-concurrency          worker.concurrency
+ *   setting-poll-interval        worker.poll_interval
+ *   setting-batch-size           worker.batch_size
+ *   setting-max-attempts         retry.max_attempts
+ *   setting-base-delay-ms        retry.base_delay_ms
+ *   setting-max-delay-ms         retry.max_delay_ms
+ *   setting-backoff-multiplier   retry.backoff_multiplier
+ *   field-error-setting-visibility-timeout
+ *   field-error-setting-concurrency
+ *   field-error-setting-poll-interval
+ *   field-error-setting-batch-size
+ *   field-error-setting-max-attempts
+ *   field-error-setting-base-delay-ms
+ *   field-error-setting-max-delay-ms
+ *   field-error-setting-backoff-multiplier
+ *   settings-error               error message of the form
+ *   settings-submit              save button
+ *   settings-reload              reload from the server
+ *   settings-saved               "Settings saved." after a 200
+ */
+(() => {
+  "use strict";
+
+  const MAX_FLASH_MESSAGES = 5;
+  const EMPTY = "—";
+  let lastCorrelationId = null;
+
+  // ---- console events ------------------------------------------------------------------
+
+  function report(level, event) {
+    console[level](JSON.stringify(event));
+  }
+
+  function reportApiError({ method, path, status, code = null, correlationId, message }) {
+    report("error", {
+      kind: "api_error",
+      method,
+      path,
+      status,
+      code,
+      correlation_id: correlationId,
+      message,
+    });
+  }
+
+  // ---- API client ----------------------------------------------------------------------
+
+  /** Failure of one App.api() call; already reported on the console when thrown. */
+  class ApiError extends Error {
+    constructor({ message, method, path, status, code, details, correlationId, body }) {
+      super(message);
+      this.name = "ApiError";
+      this.method = method;
+      this.path = path;
+      this.status = status; // null after a network error
+      this.code = code;
+      this.details = details;
+      this.correlationId = correlationId;
+      this.body = body;
+    }
+  }
+
+  function newRequestId() {
+    // crypto.randomUUID exists only in secure contexts (https, localhost); a CI browser may
+    // reach the app by a container host name over plain http, so fall back to a v4 UUID.
+    if (typeof crypto.randomUUID === "function") {
+      return crypto.randomUUID();
+    }
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  function isObject(value) {
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+  }
+
+  async function readBody(response) {
+    const text = await response.text();
+    if (text === "") {
+      return null;
+    }
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+
+  function errorMessageOf(response, body) {
+    if (isObject(body) && typeof body.error === "string" && body.error !== "") {
+      return body.error;
+    }
+    return `HTTP ${response.status} ${response.statusText}`.trim();
+  }
+
+  /**
+   * Call the JSON API: sends `body` as JSON with a fresh X-Request-Id, returns the parsed
+   * response body, throws ApiError for HTTP >= 400 and network errors. Logs one api_call
+   * event per call, plus one api_error event per failure.
+   */
+  async function api(method, path, body) {
+    const requestId = newRequestId();
+    const headers = { Accept: "application/json", "X-Request-Id": requestId };
+    const init = { method, headers };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const started = performance.now();
+    let response = null;
+    let data = null;
+    let networkError = null;
+    try {
+      response = await fetch(path, init);
+      data = await readBody(response);
+    } catch (error) {
+      networkError = error;
+    }
+    const status = response === null ? null : response.status;
+    const correlationId =
+      (response && response.headers.get("X-Request-Id")) ||
+      (isObject(data) && typeof data.correlationId === "string" && data.correlationId) ||
+      requestId;
+    lastCorrelationId = correlationId;
+    report("info", {
+      kind: "api_call",
+      method,
+      path,
+      status,
+      duration_ms: Math.round(performance.now() - started),
+      correlation_id: correlationId,
+    });
+    if (networkError === null && response.ok) {
+      return data;
+    }
+    const message =
+      networkError === null
+        ? errorMessageOf(response, data)
+        : `Network error on ${method} ${path}: ${networkError.message}`;
+    const error = new ApiError({
+      message,
+      method,
+      path,
+      status,
+      code: isObject(data) && data.code != null ? String(data.code) : null,
+      details: isObject(data) && isObject(data.details) ? data.details : {},
+      correlationId,
+      body: data,
+    });
+    reportApiError({ method, path, status, code: error.code, correlationId, message });
+    throw error;
+  }
+
+  /** Run `handler(error)` for an ApiError (already logged); rethrow anything else (a bug). */
+  function handleApiError(error, handler) {
+    if (!(error instanceof ApiError)) {
+      throw error;
+    }
+    handler(error);
+  }
+
+  // ---- event streams -------------------------------------------------------------------
+
+  const TERMINAL_TASK_EVENTS = new Set(["task_completed", "task_failed"]);
+  const MAX_SILENT_RECONNECTS = 5;
+
+  /**
+   * Follow a task's server-sent events: `onEvent(taskEvent)` for each `task_event`,
+   * `onState("reconnecting")` while the browser reconnects, and `onEnd({kind, message})`
+   * exactly once, where kind is "closed" (connection_close, or the stream dropped after a
+   * terminal event) or "error". The EventSource is closed at the end so it never reconnects.
+   */
+  function followTaskStream(path, { onEvent, onState, onEnd }) {
+    const source = new EventSource(path);
+    let ended = false;
+    let terminalSeen = false;
+    let failures = 0;
+
+    function end(outcome) {
+      if (ended) {
+        return;
+      }
+      ended = true;
+      source.close();
+      onEnd(outcome);
+    }
+
+    function fail(message) {
+      reportApiError({ method: "GET", path, status: null, correlationId: lastCorrelationId, message });
+      end({ kind: "error", message });
+    }
+
+    source.addEventListener("task_event", (message) => {
+      failures = 0;
+      const event = JSON.parse(message.data);
+      if (typeof event.correlation_id === "string") {
+        lastCorrelationId = event.correlation_id;
+      }
+      if (TERMINAL_TASK_EVENTS.has(event.event_type)) {
+        terminalSeen = true;
+      }
+      onEvent(event);
+    });
+    source.addEventListener("connection_close", (message) => {
+      const data = message.data ? JSON.parse(message.data) : {};
+      end({ kind: "closed", message: data.reason ? String(data.reason) : "stream closed" });
+    });
+    source.addEventListener("error", (event) => {
+      if (ended) {
+        return;
+      }
+      if (event instanceof MessageEvent && event.data) {
+        // A server-sent event named "error" ({"error", "code"}), not a connection failure.
+        const data = JSON.parse(event.data);
+        fail(isObject(data) && data.error ? String(data.error) : `Task stream error: ${event.data}`);
+      } else if (terminalSeen) {
+        end({ kind: "closed", message: "stream ended" });
+      } else if (source.readyState === EventSource.CLOSED) {
+        fail(`Task stream ${path} failed (the server refused or closed it).`);
+      } else if (++failures > MAX_SILENT_RECONNECTS) {
+        fail(`Task stream ${path} dropped ${failures} times; gave up reconnecting.`);
+      } else {
+        onState("reconnecting");
+      }
+    });
+    return { close: () => end({ kind: "closed", message: "closed by the page" }) };
+  }
+
+  // ---- uncaught errors -----------------------------------------------------------------
+
+  window.addEventListener("error", (event) => {
+    report("error", {
+      kind: "js_error",
+      message: event.message || String(event.error),
+      source: event.filename || null,
+      line: event.lineno || null,
+      column: event.colno || null,
+      stack: event.error && event.error.stack ? String(event.error.stack) : null,
+      correlation_id: lastCorrelationId,
+    });
+  });
+
+  window.addEventListener("unhandledrejection", (event) => {
+    const reason = event.reason;
+    if (reason instanceof ApiError) {
+      event.preventDefault(); // api() has reported it already
+      return;
+    }
+    report("error", {
+      kind: "js_error",
+      message: reason instanceof Error ? reason.message : String(reason),
+      source: null,
+      line: null,
+      column: null,
+      stack: reason instanceof Error && reason.stack ? String(reason.stack) : null,
+      correlation_id: lastCorrelationId,
+    });
+  });
+
+  // ---- DOM helpers ---------------------------------------------------------------------
+
+  function byTestId(testId, root = document) {
+    const element = root.querySelector(`[data-testid="${testId}"]`);
+    if (element === null) {
+      throw new Error(`No element with data-testid="${testId}" on this page.`);
+    }
+    return element;
+  }
+
+  function cloneTemplate(id) {
+    const template = document.getElementById(id);
+    if (!(template instanceof HTMLTemplateElement)) {
+      throw new Error(`No <template id="${id}"> on this page.`);
+    }
+    return template.content.firstElementChild.cloneNode(true);
+  }
+
+  function formatTime(iso) {
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
+  }
+
+  function formatJson(value) {
+    return value === null || value === undefined ? EMPTY : JSON.stringify(value, null, 2);
+  }
+
+  /** Show `value` in `element`: times as <time datetime>, objects as JSON, null as "—". */
+  function setValue(element, value) {
+    if (element instanceof HTMLTimeElement) {
+      element.dateTime = value == null ? "" : String(value);
+      element.textContent = value == null ? EMPTY : formatTime(value);
+    } else if (typeof value === "object" && value !== null) {
+      element.textContent = formatJson(value);
+    } else {
+      element.textContent = value == null || value === "" ? EMPTY : String(value);
+    }
+  }
+
+  /** Fill the `data-slot` elements of `root` from `values` (every key needs its slot). */
+  function fill(root, values) {
+    for (const [slot, value] of Object.entries(values)) {
+      const element = root.querySelector(`[data-slot="${slot}"]`);
+      if (element === null) {
+        throw new Error(`Template has no data-slot="${slot}".`);
+      }
+      setValue(element, value);
+    }
+  }
+
+  /** Show a command status exactly as the API spells it, with a matching badge class. */
+  function setStatus(element, status) {
+    const text = status == null ? EMPTY : String(status);
+    element.textContent = text;
+    element.dataset.status = text;
+    element.className = `status status-${text.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`;
+  }
+
+  function commandUrl(commandId) {
+    return `/commands/${encodeURIComponent(commandId)}`;
+  }
+
+  function setCommandLink(anchor, commandId) {
+    anchor.href = commandUrl(commandId);
+    anchor.textContent = commandId;
+  }
+
+  function setBusy(button, busy) {
+    button.disabled = busy;
+    button.setAttribute("aria-busy", busy ? "true" : "false");
+  }
+
+  function flash(message, { level = "info", correlationId = null } = {}) {
+    const region = byTestId("flash-region");
+    const node = cloneTemplate("flash-template");
+    node.dataset.level = level;
+    node.classList.add(`flash-${level}`);
+    if (level === "error") {
+      node.setAttribute("role", "alert");
+    }
+    node.querySelector('[data-slot="message"]').textContent = message;
+    const meta = node.querySelector('[data-slot="correlation"]');
+    if (correlationId) {
+      node.dataset.correlationId = correlationId;
+      meta.textContent = `correlation id ${correlationId}`;
+    } else {
+      meta.remove();
+    }
+    byTestId("flash-dismiss", node).addEventListener("click", () => node.remove());
+    region.prepend(node);
+    while (region.children.length > MAX_FLASH_MESSAGES) {
+      region.lastElementChild.remove();
+    }
+    return node;
+  }
+
+  function flashApiError(error) {
+    flash(error.message, { level: "error", correlationId: error.correlationId });
+  }
+
+  // ---- form errors ---------------------------------------------------------------------
+
+  /** Hide the form errors and field errors inside `scope`. */
+  function clearErrors(scope) {
+    for (const element of scope.querySelectorAll('[data-role="field-error"], [data-role="form-error"]')) {
+      element.textContent = "";
+      element.hidden = true;
+    }
+    for (const control of scope.querySelectorAll('[aria-invalid="true"]')) {
+      control.removeAttribute("aria-invalid");
+    }
+  }
+
+  /** The control whose data-field names `field` ("behavior.type" also matches "type"). */
+  function findControl(scope, field) {
+    const controls = Array.from(scope.querySelectorAll("[data-field]"));
+    return (
+      controls.find((control) => control.dataset.field === field) ||
+      controls.find(
+        (control) =>
+          control.dataset.field.endsWith(`.${field}`) || field.endsWith(`.${control.dataset.field}`),
+      ) ||
+      null
+    );
+  }
+
+  /**
+   * [field, message] pairs of a 400: details.field with details.reason, then every
+   * {field, reason} of details.errors (the API lists all of pydantic's errors there).
+   */
+  function fieldErrorsOf(error) {
+    const details = error.details || {};
+    const pairs = [];
+    if (typeof details.field === "string") {
+      pairs.push([details.field, typeof details.reason === "string" ? details.reason : error.message]);
+    }
+    if (Array.isArray(details.errors)) {
+      for (const entry of details.errors) {
+        if (isObject(entry) && typeof entry.field === "string" && entry.field !== details.field) {
+          pairs.push([entry.field, String(entry.reason ?? entry.message ?? error.message)]);
+        }
+      }
+    }
+    return pairs;
+  }
+
+  /** Show `message` in `formError` and each [field, message] next to its control in `scope`. */
+  function showErrors(scope, formError, message, fieldErrors = []) {
+    formError.textContent = message;
+    formError.hidden = false;
+    for (const [field, fieldMessage] of fieldErrors) {
+      const control = findControl(scope, field);
+      if (control === null) {
+        continue;
+      }
+      control.setAttribute("aria-invalid", "true");
+      const element = document.getElementById(`${control.id}-error`);
+      if (element !== null) {
+        element.textContent = fieldMessage;
+        element.hidden = false;
+      }
+    }
+  }
+
+  function showApiError(scope, formError, error) {
+    const suffix = error.correlationId ? ` (correlation id ${error.correlationId})` : "";
+    showErrors(scope, formError, `${error.message}${suffix}`, fieldErrorsOf(error));
+  }
+
+  /** Parse an optional JSON textarea: undefined when empty, else the value; throws SyntaxError. */
+  function parseJsonInput(control) {
+    const text = control.value.trim();
+    return text === "" ? undefined : JSON.parse(text);
+  }
+
+  /** Number of a numeric input: null when empty (the API reports what is missing). */
+  function numberOf(control) {
+    const text = control.value.trim();
+    return text === "" ? null : Number(text);
+  }
+
+  // ---- audit events --------------------------------------------------------------------
+
+  function renderAuditEvents(scope, events) {
+    const list = byTestId("audit-events", scope);
+    list.replaceChildren(
+      ...events.map((event) => {
+        const item = cloneTemplate("audit-event-template");
+        item.dataset.eventType = event.event_type;
+        fill(item, {
+          event_type: event.event_type,
+          timestamp: event.timestamp,
+          details: formatJson(event.details ?? {}),
+        });
+        return item;
+      }),
+    );
+    byTestId("audit-empty", scope).hidden = events.length > 0;
+  }
+
+  window.App = Object.freeze({
+    api,
+    ApiError,
+    handleApiError,
+    followTaskStream,
+    byTestId,
+    cloneTemplate,
+    fill,
+    setValue,
+    setStatus,
+    formatJson,
+    commandUrl,
+    setCommandLink,
+    setBusy,
+    flash,
+    flashApiError,
+    clearErrors,
+    showErrors,
+    showApiError,
+    parseJsonInput,
+    numberOf,
+    renderAuditEvents,
+  });
+})();

@@ -1,0 +1,1 @@
+"""pytest plugin: stack fixtures (filled in by the orchestrator work)."""
