@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from backend.bus.behaviors import Behavior, execute_behavior
+from backend.bus.log_context import CommandIds
 from backend.utils.correlation import correlation_scope
 
 logger = logging.getLogger(__name__)
@@ -21,8 +22,9 @@ class TestCommandHandler:
 
     __test__ = False
 
-    def __init__(self, pool: ConnectionPool[Any]) -> None:
+    def __init__(self, pool: ConnectionPool[Any], ids: CommandIds | None = None) -> None:
         self.pool = pool
+        self.ids = ids or CommandIds()
 
     def __call__(self, command: Command, context: HandlerContext) -> dict[str, Any]:
         with self.pool.connection() as conn:
@@ -34,6 +36,7 @@ class TestCommandHandler:
         if row is None:
             raise LookupError(f"No test_command row for command {command.command_id}")
         behavior_json, correlation_id, test_id, existing = row
+        self.ids.remember(str(command.command_id), correlation_id, test_id)
         with correlation_scope(correlation_id, test_id):
             fields = {"command_id": str(command.command_id), "attempt": context.attempt}
             if existing is not None:

@@ -39,6 +39,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
         self._queue_missing = False
         self._failing = False
+        self._queue_created: object = None
 
     def start(self) -> None:
         self.beat()
@@ -64,12 +65,10 @@ class Heartbeat:
         queue = f"{self.options.domain}__commands"
         try:
             with self.pool.connection(timeout=2) as conn:
-                exists = conn.execute(
-                    "SELECT to_regclass('pgmq.meta') IS NOT NULL AND EXISTS ("
-                    " SELECT 1 FROM pgmq.meta WHERE queue_name = %s)",
-                    (queue,),
+                created = conn.execute(
+                    "SELECT created_at FROM pgmq.meta WHERE queue_name = %s", (queue,)
                 ).fetchone()
-                queue_ok = bool(exists and exists[0])
+                queue_ok = created is not None
                 health = self.health()
                 conn.execute(
                     """
@@ -111,5 +110,12 @@ class Heartbeat:
         elif queue_ok and self._queue_missing:
             logger.info("Queue %s is back; worker recovered without restart", queue)
             self._queue_missing = False
+        if created is not None:
+            if self._queue_created is not None and created[0] != self._queue_created:
+                logger.info(
+                    "Queue %s was re-created (testing reset); worker recovered without restart",
+                    queue,
+                )
+            self._queue_created = created[0]
         if self.options.ready_file is not None and not self.options.ready_file.exists():
             self.options.ready_file.write_text(f"{os.getpid()}\n")

@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 from backend.bus.compat import apply_pgmq_compat
 from backend.bus.handlers import TestCommandHandler, register_handlers
 from backend.bus.heartbeat import Heartbeat
+from backend.bus.log_context import CommandContextFilter, CommandIds
 from backend.bus.worker_options import WorkerOptions, add_worker_arguments, resolve_options
 from backend.config import Settings
 from backend.services.config_service import load_config
@@ -61,7 +62,11 @@ class WorkerRuntime:
             name="worker",
         )
         self.registry = HandlerRegistry()
-        self.handler = TestCommandHandler(self.pool)
+        ids = CommandIds()
+        self.handler = TestCommandHandler(self.pool, ids)
+        # Library log lines about a command get that command's correlation and test ids.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(CommandContextFilter(ids))
         self.worker: SyncWorker | None = None
         self._stopping = threading.Event()
         self._finished = threading.Event()

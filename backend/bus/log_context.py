@@ -1,0 +1,59 @@
+"""Give the bus library's own log lines the ids of the command they are about.
+
+reliable-cmd logs "... (command_id=<uuid>, ...)" outside our handler, so its records carry no
+correlation or test id. The handler remembers each command's ids; this filter fills them in.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import OrderedDict
+
+_COMMAND_ID = re.compile(r"\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
+
+
+class CommandIds:
+    """A bounded map command id → (correlation id, test id)."""
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, command_id: str, correlation_id: str | None, test_id: str | None) -> None:
+        with self._lock:
+            self._ids[command_id] = (correlation_id, test_id)
+            self._ids.move_to_end(command_id)
+            while len(self._ids) > self.capacity:
+                self._ids.popitem(last=False)
+
+    def lookup(self, command_id: str) -> tuple[str | None, str | None] | None:
+        with self._lock:
+            return self._ids.get(command_id)
+
+
+class CommandContextFilter(logging.Filter):
+    """Adds command_id, correlation_id and test_id to records that mention a known command."""
+
+    def __init__(self, ids: CommandIds) -> None:
+        super().__init__()
+        self.ids = ids
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        command_id = getattr(record, "command_id", None)
+        if command_id is None:
+            match = _COMMAND_ID.search(record.getMessage())
+            if match is None:
+                return True
+            command_id = match.group(1)
+        known = self.ids.lookup(str(command_id))
+        if known is None:
+            return True
+        record.command_id = str(command_id)
+        if getattr(record, "correlation_id", None) is None:
+            record.correlation_id = known[0]
+        if getattr(record, "test_id", None) is None:
+            record.test_id = known[1]
+        return True
