@@ -44,10 +44,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _register_web_ui(app: Flask) -> None:
-    try:
-        from backend.web import web_bp
-    except ImportError:  # the UI package is optional for API-only tests
-        return
+    from backend.web import web_bp
+
     app.register_blueprint(web_bp)
 
 

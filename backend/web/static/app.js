@@ -7,7 +7,8 @@
  *   console.info  {"kind":"api_call","method","path","status","duration_ms","correlation_id"}
  *                 once for every App.api() call (status is null after a network error);
  *   console.error {"kind":"api_error","method","path","status","code","correlation_id","message"}
- *                 for HTTP >= 400, network errors and event streams that fail;
+ *                 for HTTP >= 400, network errors and event streams that fail (for a stream:
+ *                 status null, correlation_id from its frames or null);
  *   console.error {"kind":"js_error","message","source","line","column","stack","correlation_id"}
  *                 from window "error" / "unhandledrejection" (correlation_id: the latest API call's).
  *
@@ -356,6 +357,7 @@
     let ended = false;
     let terminalSeen = false;
     let failures = 0;
+    let streamCorrelationId = null; // the server stamps it on every JSON frame
 
     function end(outcome) {
       if (ended) {
@@ -367,16 +369,25 @@
     }
 
     function fail(message) {
-      reportApiError({ method: "GET", path, status: null, correlationId: lastCorrelationId, message });
+      reportApiError({ method: "GET", path, status: null, correlationId: streamCorrelationId, message });
       end({ kind: "error", message });
     }
 
+    function noteCorrelation(data) {
+      if (isObject(data) && typeof data.correlation_id === "string") {
+        streamCorrelationId = data.correlation_id;
+        lastCorrelationId = data.correlation_id;
+      }
+    }
+
+    source.addEventListener("connection_open", (message) => {
+      failures = 0;
+      noteCorrelation(JSON.parse(message.data));
+    });
     source.addEventListener("task_event", (message) => {
       failures = 0;
       const event = JSON.parse(message.data);
-      if (typeof event.correlation_id === "string") {
-        lastCorrelationId = event.correlation_id;
-      }
+      noteCorrelation(event);
       if (TERMINAL_TASK_EVENTS.has(event.event_type)) {
         terminalSeen = true;
       }
@@ -393,6 +404,7 @@
       if (event instanceof MessageEvent && event.data) {
         // A server-sent event named "error" ({"error", "code"}), not a connection failure.
         const data = JSON.parse(event.data);
+        noteCorrelation(data);
         fail(isObject(data) && data.error ? String(data.error) : `Task stream error: ${event.data}`);
       } else if (terminalSeen) {
         end({ kind: "closed", message: "stream ended" });

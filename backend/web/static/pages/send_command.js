@@ -165,11 +165,14 @@
     let finalText = null;
     App.followTaskStream(`/api/tasks/${encodeURIComponent(taskId)}/stream`, {
       onEvent(event) {
-        const data = event.data || {};
+        // task_completed carries its counts in data.result ({"sent", "total"}).
+        const raw = event.data || {};
+        const data = { ...(raw.result && typeof raw.result === "object" ? raw.result : {}), ...raw };
         showProgress(data, total);
         if (event.event_type === "progress_update") {
           setBulkState("running");
         } else if (event.event_type === "task_completed") {
+          bulkProgress.value = 1;
           setBulkState("completed");
           const sent = Number.isInteger(data.sent) ? data.sent : total;
           finalText = `Sent ${sent} of ${Number.isInteger(data.total) ? data.total : total} commands.`;
