@@ -158,20 +158,21 @@ class LogHarvester:
         source = _SseSource(name, url, dict(headers or {}), sink)
         with self._lock:
             self._sse[name] = source
-        self._start(name, self._run_sse, source)
+        self._start(sink.path.name, self._run_sse, source)
         return sink.path
 
     def add_stream_source(self, name: str, stream: IO[bytes] | Iterable[bytes | str]) -> Path:
         """Copy a stream's lines (e.g. a Popen stdout) into `<name>.log` until EOF."""
         sink = self._new_sink(name, ".log")
-        self._start(name, self._run_stream, name, stream, sink)
+        self._start(sink.path.name, self._run_stream, name, stream, sink)
         return sink.path
 
     def tail(self, name: str, n: int = 40) -> list[str]:
-        """The last `n` lines (up to 1000) written for a source, already redacted."""
-        try:
-            sink = self._sinks[name]
-        except KeyError:
+        """The last `n` lines (up to 1000) written for a source, already redacted.
+
+        A name with both a stream (`.log`) and an SSE (`.jsonl`) source tails the stream."""
+        sink = self._sinks.get(f"{name}.log") or self._sinks.get(f"{name}.jsonl")
+        if sink is None:
             known = ", ".join(sorted(self._sinks)) or "none"
             raise KeyError(f"no log source named {name!r} (known: {known})") from None
         return sink.tail(n)
@@ -211,11 +212,13 @@ class LogHarvester:
     def _new_sink(self, name: str, suffix: str) -> _Sink:
         if self._stopping.is_set():
             raise RuntimeError("LogHarvester is stopped; create a new one to add sources")
-        if not name or "/" in name or name in self._sinks:
+        # One name may have a stream (.log) and an SSE (.jsonl) source, one of each.
+        key = f"{name}{suffix}"
+        if not name or "/" in name or key in self._sinks:
             raise ValueError(f"log source name {name!r} is empty, has a '/' or is taken")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        sink = _Sink(self.logs_dir / f"{name}{suffix}", self.redact)
-        self._sinks[name] = sink
+        sink = _Sink(self.logs_dir / key, self.redact)
+        self._sinks[key] = sink
         return sink
 
     def _start(self, name: str, target: Callable[..., None], *args: Any) -> None:

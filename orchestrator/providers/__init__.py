@@ -1,0 +1,1 @@
+"""Providers realize a StackSpec: `local` (embedded Postgres + subprocesses) or `docker`."""
