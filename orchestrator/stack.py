@@ -224,11 +224,11 @@ class Stack:
         """Stop services (workers, backend, jobs) then the database; collect every error."""
         errors: list[str] = []
         started = time.perf_counter()
-        for service in reversed(self.state.services):
-            try:
-                service.stop(timeout=10)
-            except Exception as exc:
-                errors.append(f"{service.name}: {exc}")
+        # Workers drain together first, then the backend (closing its log stream), then jobs.
+        workers = [s for s in self.state.services if s.name.startswith("worker-")]
+        others = [s for s in reversed(self.state.services) if s not in workers]
+        for group in (workers, others):
+            errors.extend(self._stop_group(group))
         self.state.services.clear()
         if self.state.database is not None:
             try:
@@ -249,6 +249,20 @@ class Stack:
             errors.append(f"stack.json: {exc}")
         if errors:
             raise TeardownErrors(errors)
+
+    @staticmethod
+    def _stop_group(services: list[RunningService]) -> list[str]:
+        def stop_one(service: RunningService) -> str | None:
+            try:
+                service.stop(timeout=10)
+            except Exception as exc:
+                return f"{service.name}: {exc}"
+            return None
+
+        if not services:
+            return []
+        with ThreadPoolExecutor(max_workers=len(services)) as pool:
+            return [e for e in pool.map(stop_one, services) if e]
 
     def facts(self) -> dict[str, Any]:
         return {

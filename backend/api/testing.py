@@ -38,7 +38,7 @@ def stream_logs() -> Response:
         correlation_id,
         test_id,
     )
-    return sse_response(c.streams.track(frames))
+    return sse_response(c.streams.track(frames, "logs"))
 
 
 @testing_bp.post("/tasks")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response
+
+logger = logging.getLogger(__name__)
 
 CONNECTION_OPEN = "connection_open"
 HEARTBEAT = "heartbeat"
@@ -59,31 +62,37 @@ class ActiveStreams:
     """Counts open SSE responses so shutdown can wait for their close frames to go out."""
 
     def __init__(self) -> None:
-        self._count = 0
+        self._open: dict[int, str] = {}
+        self._next = 0
         self._cond = threading.Condition()
-
-    def opened(self) -> None:
-        with self._cond:
-            self._count += 1
-
-    def closed(self) -> None:
-        with self._cond:
-            self._count -= 1
-            self._cond.notify_all()
 
     @property
     def count(self) -> int:
         with self._cond:
-            return self._count
+            return len(self._open)
+
+    def open_streams(self) -> list[str]:
+        with self._cond:
+            return sorted(self._open.values())
 
     def wait_all_closed(self, timeout: float) -> bool:
         with self._cond:
-            return self._cond.wait_for(lambda: self._count == 0, timeout=timeout)
+            done = self._cond.wait_for(lambda: not self._open, timeout=timeout)
+            if not done:
+                logger.warning(
+                    "SSE streams still open at shutdown: %s", sorted(self._open.values())
+                )
+            return done
 
-    def track(self, frames: Iterator[str]) -> Iterator[str]:
-        """Wrap a frame generator so it is counted while it runs."""
-        self.opened()
+    def track(self, frames: Iterator[str], label: str = "stream") -> Iterator[str]:
+        """Wrap a frame generator so it is counted (under `label`) while it runs."""
+        with self._cond:
+            key = self._next
+            self._next += 1
+            self._open[key] = label
         try:
             yield from frames
         finally:
-            self.closed()
+            with self._cond:
+                del self._open[key]
+                self._cond.notify_all()
