@@ -1,7 +1,9 @@
 """Give the bus library's own log lines the ids of the command they are about.
 
 reliable-cmd logs "... (command_id=<uuid>, ...)" outside our handler, so its records carry no
-correlation or test id. The handler remembers each command's ids; this filter fills them in.
+correlation or test id. The worker remembers each command's ids as soon as it reads the message
+(CommandService puts them in the message's data) and again in the handler; this filter fills
+them in.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from typing import Any
 
 _COMMAND_ID = re.compile(r"\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
 
@@ -28,6 +31,14 @@ class CommandIds:
             self._ids.move_to_end(command_id)
             while len(self._ids) > self.capacity:
                 self._ids.popitem(last=False)
+
+    def remember_message(self, message: dict[str, Any]) -> None:
+        """Learn the ids a bus message carries in `data.ids` (messages of other senders don't)."""
+        command_id = message.get("command_id")
+        data = message.get("data")
+        ids = data.get("ids") if isinstance(data, dict) else None
+        if command_id and isinstance(ids, dict):
+            self.remember(str(command_id), ids.get("correlation_id"), ids.get("test_id"))
 
     def lookup(self, command_id: str) -> tuple[str | None, str | None] | None:
         with self._lock:
@@ -48,10 +59,10 @@ class CommandContextFilter(logging.Filter):
             if match is None:
                 return True
             command_id = match.group(1)
+        record.command_id = str(command_id)
         known = self.ids.lookup(str(command_id))
         if known is None:
             return True
-        record.command_id = str(command_id)
         if getattr(record, "correlation_id", None) is None:
             record.correlation_id = known[0]
         if getattr(record, "test_id", None) is None:

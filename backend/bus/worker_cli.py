@@ -14,6 +14,8 @@ from typing import Any
 import psycopg
 from commandbus import HandlerRegistry, RetryPolicy
 from commandbus.sync import SyncWorker
+from commandbus.sync.worker import ReceivedCommand
+from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from backend.bus.compat import apply_pgmq_compat
@@ -46,6 +48,25 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     return WorkerRuntime(settings, options).run()
 
 
+class IdAwareWorker(SyncWorker):
+    """A SyncWorker that learns a message's ids before the library logs "Received command".
+
+    `_process_message` is the library's per-message step (reliable-cmd 0.2.2, pinned and
+    checked by backend/bus/compat.py); the ids come from the message's `data.ids`.
+    """
+
+    def __init__(self, *args: Any, ids: CommandIds, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ids = ids
+
+    def _process_message(
+        self, msg_id: int, message: dict[str, Any], conn: Connection[Any]
+    ) -> ReceivedCommand | None:
+        if isinstance(message, dict):
+            self.ids.remember_message(message)
+        return super()._process_message(msg_id, message, conn)
+
+
 class WorkerRuntime:
     """Owns the pool, the library's worker, the heartbeat and the signal handling."""
 
@@ -62,7 +83,7 @@ class WorkerRuntime:
             name="worker",
         )
         self.registry = HandlerRegistry()
-        ids = CommandIds()
+        self.ids = ids = CommandIds()
         self.handler = TestCommandHandler(self.pool, ids)
         # Library log lines about a command get that command's correlation and test ids.
         for handler in logging.getLogger().handlers:
@@ -74,9 +95,10 @@ class WorkerRuntime:
     def run(self) -> int:
         options = self.options
         self.pool.open(wait=True, timeout=10)
-        self.worker = SyncWorker(
+        self.worker = IdAwareWorker(
             self.pool,
             options.domain,
+            ids=self.ids,
             registry=self.registry,
             visibility_timeout=options.visibility_timeout,
             retry_policy=RetryPolicy(

@@ -43,6 +43,17 @@ def _as_uuid_or_none(value: str | None) -> uuid.UUID | None:
         return None
 
 
+def bus_data(
+    payload: dict[str, Any], correlation_id: str | None, test_id: str | None
+) -> dict[str, Any]:
+    """The bus message's data: the payload, plus the ids the worker's log lines need.
+
+    The library logs "Received command ..." before our handler runs, so the worker learns a
+    command's correlation and test ids from the message (see backend/bus/log_context.py).
+    """
+    return {"payload": payload, "ids": {"correlation_id": correlation_id, "test_id": test_id}}
+
+
 def parse_command_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
@@ -108,7 +119,7 @@ class CommandService:
                 domain,
                 name,
                 command_id,
-                {"payload": payload},
+                bus_data(payload, correlation_id, test_id),
                 correlation_id=_as_uuid_or_none(correlation_id),
                 max_attempts=max_attempts,
                 conn=conn,
@@ -165,6 +176,7 @@ class CommandService:
     ) -> None:
         ids = [uuid.uuid4() for _ in behaviors]
         bus_correlation = _as_uuid_or_none(correlation_id)
+        data = bus_data(payload, correlation_id, test_id)
         with self.database.transaction() as conn:
             with conn.cursor().copy(
                 "COPY test_command (command_id, command_type_id, payload, behavior,"
@@ -187,7 +199,7 @@ class CommandService:
                         domain=domain,
                         command_type=name,
                         command_id=command_id,
-                        data={"payload": payload},
+                        data=data,
                         correlation_id=bus_correlation,
                         max_attempts=max_attempts,
                     )
