@@ -90,9 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ...")
     clean = commands.add_parser("clean", help="remove leftovers of earlier runs")
     clean.add_argument("--run-id", default=None)
-    images = commands.add_parser("images", help="bootstrap the offline base or build images")
-    images.add_argument("action", choices=("bootstrap", "build"))
-    images.add_argument("--force", action="store_true")
+    images = commands.add_parser(
+        "images", help="bootstrap the offline base or build images (see `images --help`)"
+    )
+    images.add_argument("images_args", nargs=argparse.REMAINDER)
     browser = commands.add_parser("browser", help="find (or install) a Chromium for Playwright")
     browser.add_argument("action", choices=("ensure", "find"))
     commands.add_parser("compose", help="print compose.yaml as derived from the stack spec")
@@ -125,12 +126,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "images":
         from orchestrator import images
 
-        if args.action == "bootstrap":
-            print(images.bootstrap_base_image(force=args.force))
-        else:
-            for result in images.build_images():
-                print(result)
-        return 0
+        return images.main(args.images_args)
     if args.command == "browser":
         from orchestrator.browser import ensure_chromium, find_chromium
 
