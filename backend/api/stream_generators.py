@@ -84,8 +84,8 @@ def version_stream(
         if coordinator.wait_for_shutdown(max(0.0, next_beat - time.perf_counter())):
             yield frame(CONNECTION_CLOSE, {"reason": "shutdown"})
             return
-# MUTANT version-stop-heartbeats
         next_beat += heartbeat_interval
+        yield frame(HEARTBEAT, {"timestamp": utc_now_iso()})
 
 
 def log_stream(
