@@ -63,11 +63,11 @@ class Settings:
             ),
             task_stream_idle_interval=_positive_float(env, "TASK_STREAM_IDLE_INTERVAL", 5.0),
             shutdown_timeout=_positive_float(env, "SHUTDOWN_TIMEOUT", 10.0),
-            task_pool_size=int(_positive_float(env, "TASK_POOL_SIZE", 4)),
+            task_pool_size=_positive_int(env, "TASK_POOL_SIZE", 4),
             task_retention_seconds=_positive_float(env, "TASK_RETENTION_SECONDS", 300.0),
-            db_pool_max_size=int(_positive_float(env, "DB_POOL_MAX_SIZE", 20)),
+            db_pool_max_size=_positive_int(env, "DB_POOL_MAX_SIZE", 20),
             log_level=_log_level(env),
-            waitress_threads=int(_positive_float(env, "WAITRESS_THREADS", 32)),
+            waitress_threads=_positive_int(env, "WAITRESS_THREADS", 32),
             version=env.get("APP_VERSION", "0.1.0"),
             git_commit=env.get("GIT_COMMIT", "unknown"),
             worker_stale_after=_positive_float(env, "WORKER_STALE_AFTER", 10.0),
@@ -95,6 +95,19 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number.") from None
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be greater than 0.")
+    return value
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number.") from None
+    if value < 1:
+        raise ConfigError(f"{name}={raw!r} must be at least 1.")
     return value
 
 

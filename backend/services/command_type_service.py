@@ -48,6 +48,8 @@ class CommandTypeService:
                     """,
                     (domain, name, description, Jsonb(default_behavior)),
                 ).fetchone()
+                # A new domain needs its queue, or sending a command of this type would fail.
+                conn.execute("SELECT pgmq.create(%s)", (f"{domain}__commands",))
         except psycopg.errors.UniqueViolation:
             raise InvalidOperationException(
                 f"Command type {domain}/{name} already exists",

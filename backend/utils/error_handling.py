@@ -64,7 +64,12 @@ def init_app(app: Flask) -> None:
     def handle_http(exc: HTTPException) -> Response:
         status = exc.code or 500
         code = (exc.name or "error").upper().replace(" ", "_")
-        return error_response(status, exc.description or exc.name, code)
+        response = error_response(status, exc.description or exc.name, code)
+        # Keep what the exception says about itself, e.g. the Allow header of a 405.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception) -> Response:
