@@ -1,9 +1,13 @@
-"""Serve the app with waitress; SIGTERM/SIGINT run the graceful shutdown, then exit 0."""
+"""Serve the app with waitress; SIGTERM/SIGINT run the graceful shutdown, then exit 0.
+
+The signal handler only starts the drain; the main thread runs waitress's socket loop one
+step at a time and leaves it once the drain has finished (raising out of a signal handler
+could land inside a waitress callback, which swallows it).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from types import FrameType
@@ -15,9 +19,7 @@ from backend.services.container import Container
 
 logger = logging.getLogger(__name__)
 
-
-class _StopServing(Exception):
-    """Raised in the main thread to leave waitress's loop once shutdown has drained."""
+_LOOP_STEP = 0.2  # seconds the socket loop waits before checking whether to stop
 
 
 def serve(app: Flask, host: str, port: int, threads: int) -> int:
@@ -25,33 +27,29 @@ def serve(app: Flask, host: str, port: int, threads: int) -> int:
     container: Container = app.extensions["container"]
     server = create_server(app, host=host, port=port, threads=threads, ident="backend")
     shutdown_started = threading.Event()
+    drained = threading.Event()
 
-    def drain_then_stop() -> None:
+    def drain() -> None:
         report = container.coordinator.shutdown()
         if report.timed_out:
             logger.warning("Shutdown waiters timed out: %s", ", ".join(report.timed_out))
-        # Wake the main thread out of the socket loop.
-        os.kill(os.getpid(), signal.SIGUSR1)
+        drained.set()
 
     def on_stop_signal(signum: int, _frame: FrameType | None) -> None:
         if shutdown_started.is_set():
             return
         shutdown_started.set()
         logger.info("Received %s: shutting down gracefully", signal.Signals(signum).name)
-        threading.Thread(target=drain_then_stop, name="shutdown", daemon=True).start()
-
-    def on_drained(_signum: int, _frame: FrameType | None) -> None:
-        raise _StopServing
+        threading.Thread(target=drain, name="shutdown", daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_stop_signal)
     signal.signal(signal.SIGINT, on_stop_signal)
-    signal.signal(signal.SIGUSR1, on_drained)
-    bound_port = server.effective_port
-    logger.info("Serving on http://%s:%s (threads=%d)", host, bound_port, threads)
+    logger.info("Serving on http://%s:%s (threads=%d)", host, server.effective_port, threads)
     try:
-        server.run()
-    except _StopServing:
-        pass
+        # waitress's own run() loops until its socket map is empty; we loop until drained.
+        socket_map = server._map
+        while not drained.is_set():
+            server.asyncore.loop(timeout=_LOOP_STEP, map=socket_map, count=1)
     finally:
         server.close()
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
