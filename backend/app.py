@@ -52,7 +52,6 @@ def _register_web_ui(app: Flask) -> None:
 def _enable_log_capture(container: Container) -> None:
     """Testing mode: stream every INFO+ record to log-stream clients; close them on shutdown."""
     capture = LogCaptureHandler.get_instance()
-    capture.reopen()
     root = logging.getLogger()
     if capture not in root.handlers:
         root.addHandler(capture)
@@ -61,6 +60,6 @@ def _enable_log_capture(container: Container) -> None:
 
     def close_clients(event: LifetimeEvent) -> None:
         if event is LifetimeEvent.PREPARE_SHUTDOWN:
-            capture.close_all_clients()
+            capture.close_clients_of(container.coordinator)
 
     container.coordinator.register_lifetime_notification(close_clients)

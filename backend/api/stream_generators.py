@@ -93,9 +93,10 @@ def log_stream(
     heartbeat_interval: float,
     correlation_id: str | None,
     test_id: str | None,
+    owner: object | None = None,
 ) -> Iterator[str]:
     frame = _framer(correlation_id, test_id)
-    client = capture.register()
+    client = capture.register(owner)
     try:
         yield frame(CONNECTION_OPEN, {"status": "connected"})
         next_beat = time.perf_counter() + heartbeat_interval

@@ -37,6 +37,7 @@ def stream_logs() -> Response:
         c.settings.sse_heartbeat_interval,
         correlation_id,
         test_id,
+        owner=c.coordinator,
     )
     return sse_response(c.streams.track(frames, "logs"))
 

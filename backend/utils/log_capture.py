@@ -53,6 +53,7 @@ class LogClient:
     """One connected stream client: its queue and how many records it lost."""
 
     max_queue: int
+    owner: object | None = None  # the app (its shutdown coordinator) that serves this client
     queue: queue.Queue[Any] = field(init=False)
     dropped: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -99,6 +100,8 @@ class LogCaptureHandler(logging.Handler):
         self._clients: set[LogClient] = set()
         self._clients_lock = threading.Lock()
         self._closed = False
+        # Apps in one process share this handler; each closes only its own clients.
+        self._closed_owners: set[int] = set()
 
     @classmethod
     def get_instance(cls) -> LogCaptureHandler:
@@ -107,10 +110,10 @@ class LogCaptureHandler(logging.Handler):
                 cls._instance = cls()
             return cls._instance
 
-    def register(self) -> LogClient:
-        client = LogClient(self.max_queue)
+    def register(self, owner: object | None = None) -> LogClient:
+        client = LogClient(self.max_queue, owner)
         with self._clients_lock:
-            if self._closed:
+            if self._closed or (owner is not None and id(owner) in self._closed_owners):
                 client.close()
             else:
                 self._clients.add(client)
@@ -143,6 +146,14 @@ class LogCaptureHandler(logging.Handler):
         with self._clients_lock:
             self._closed = True
             clients = list(self._clients)
+        for client in clients:
+            client.close()
+
+    def close_clients_of(self, owner: object) -> None:
+        """One app's shutdown: its clients get connection_close, later ones are closed at once."""
+        with self._clients_lock:
+            self._closed_owners.add(id(owner))
+            clients = [c for c in self._clients if c.owner is owner]
         for client in clients:
             client.close()
 

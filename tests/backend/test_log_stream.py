@@ -324,3 +324,18 @@ def test_client_connecting_after_shutdown_is_closed_at_once(
     with pytest.raises(StopIteration):
         next(late)
     assert capture.client_count == 0
+
+
+def test_one_apps_shutdown_closes_only_its_own_log_clients():
+    from backend.utils.log_capture import CLOSE, LogCaptureHandler
+
+    capture = LogCaptureHandler(max_queue=5)
+    app_a, app_b = object(), object()
+    client_a = capture.register(owner=app_a)
+    client_b = capture.register(owner=app_b)
+    capture.close_clients_of(app_a)
+    assert client_a.queue.get_nowait() is CLOSE
+    assert client_b.queue.empty()
+    late_a = capture.register(owner=app_a)
+    assert late_a.queue.get_nowait() is CLOSE
+    assert capture.register(owner=app_b).queue.empty()
