@@ -574,6 +574,24 @@ def build_images(
     return results
 
 
+def tag_latest(
+    results: Mapping[ImageName, ImageResult], *, client: DockerClient | None = None
+) -> list[str]:
+    """Also tag each image `<repository>:latest` (what compose.yaml runs); returns the tags.
+
+    Only for humans and compose: the providers use the content-hash tags, so concurrent runs
+    of different checkouts never share an image by accident.
+    """
+    tags: list[str] = []
+    with _client_scope(client) as docker_api:
+        for result in results.values():
+            repository = result.tag.rpartition(":")[0]
+            docker_api.api.tag(result.image_id, repository, "latest", force=True)
+            tags.append(f"{repository}:latest")
+            log.info("tagged %s as %s:latest", result.tag, repository)
+    return tags
+
+
 def _build_one(
     client: DockerClient,
     name: ImageName,
@@ -890,6 +908,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.error(f"unknown image {', '.join(unknown)}; choose from {IMAGE_NAMES}")
             names = tuple(args.names) or IMAGE_NAMES
             built = build_images(names, base=args.base, force=args.force)
+            tag_latest(built)
             _print_results(list(built.values()), as_json=args.json)
         else:
             write_build_context(build_context(args.name), args.dest)

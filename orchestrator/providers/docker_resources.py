@@ -1,0 +1,111 @@
+"""Containers and networks carrying the run label: find them, remove them.
+
+Used by the docker provider's `close()` (its own run) and by `python -m orchestrator clean`
+(what killed runs left behind). Containers go first, then networks: a network with a
+container still attached cannot be removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Set
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.spec import RUN_LABEL
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+log = logging.getLogger(__name__)
+
+
+class DockerCleanupFailed(OrchestratorError):
+    """Some labelled resources could not be removed; every one was tried."""
+
+    def __init__(self, removed: list[str], errors: list[str]) -> None:
+        self.removed = removed
+        self.errors = errors
+        super().__init__(
+            "could not remove " + "; ".join(errors) + " (remove them with `docker rm -f` / "
+            "`docker network rm`, or run `python -m orchestrator clean` again)"
+        )
+
+
+def label_filter(run_id: str | None = None) -> dict[str, str]:
+    """A docker `filters` dict: resources of `run_id`, or of any run."""
+    return {"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}
+
+
+def remove_labelled(
+    run_id: str | None = None,
+    keep: Set[str] = frozenset(),
+    *,
+    client: DockerClient | None = None,
+) -> list[str]:
+    """Remove (force) the containers, then the networks, labelled with `RUN_LABEL`.
+
+    With `run_id`: exactly that run's resources (`keep` does not apply). Without: those of
+    every run except the ones in `keep` (runs still in progress). Returns what was removed;
+    raises DockerCleanupFailed, after trying everything, if anything could not be removed.
+    """
+    removed: list[str] = []
+    errors: list[str] = []
+    with _client_scope(client) as docker_api:
+        filters = label_filter(run_id)
+        for container in docker_api.containers.list(all=True, filters=filters, sparse=True):
+            owner = _labels(container.attrs).get(RUN_LABEL, "?")
+            if run_id is None and owner in keep:
+                continue
+            name = _container_name(container.attrs)
+            what = f"container {name} ({container.short_id}, run {owner})"
+            _remove(what, lambda c=container: c.remove(force=True, v=True), removed, errors)
+        for network in docker_api.networks.list(filters=filters):
+            owner = _labels(network.attrs).get(RUN_LABEL, "?")
+            if run_id is None and owner in keep:
+                continue
+            what = f"network {network.name} ({network.short_id}, run {owner})"
+            _remove(what, network.remove, removed, errors)
+    if errors:
+        raise DockerCleanupFailed(removed, errors)
+    return removed
+
+
+def _remove(what: str, action: Any, removed: list[str], errors: list[str]) -> None:
+    from docker.errors import APIError, NotFound
+
+    try:
+        action()
+    except NotFound:
+        return  # gone meanwhile: nothing left to do
+    except APIError as exc:
+        if exc.status_code == 409 and "already in progress" in str(exc):
+            return  # someone else is removing it (e.g. a concurrent teardown)
+        errors.append(f"{what}: {exc.explanation or exc}")
+        return
+    log.info("removed %s", what)
+    removed.append(what)
+
+
+def _labels(attrs: dict[str, Any]) -> dict[str, str]:
+    return dict(attrs.get("Labels") or attrs.get("Config", {}).get("Labels") or {})
+
+
+def _container_name(attrs: dict[str, Any]) -> str:
+    names = attrs.get("Names") or [attrs.get("Name", "?")]
+    return str(names[0]).lstrip("/")
+
+
+@contextmanager
+def _client_scope(client: DockerClient | None) -> Iterator[DockerClient]:
+    if client is not None:
+        yield client
+        return
+    from orchestrator.images import docker_client
+
+    own = docker_client(timeout=60)
+    try:
+        yield own
+    finally:
+        own.close()
