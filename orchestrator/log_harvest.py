@@ -179,7 +179,9 @@ class LogHarvester:
 
     def running(self) -> list[str]:
         """Names of sources whose thread is still running."""
-        return [name for name, thread in self._threads.items() if thread.is_alive()]
+        # Threads are keyed by file name (a source may have .log and .jsonl); report names.
+        alive = [key for key, thread in self._threads.items() if thread.is_alive()]
+        return sorted({key.rsplit(".", 1)[0] for key in alive})
 
     def stop(self, timeout: float = 5.0) -> list[str]:
         """Stop SSE sources and wait up to `timeout` s for every thread; returns those still

@@ -289,3 +289,19 @@ def test_tail_of_an_unknown_source_names_the_known_ones(harvester):
     assert harvester.tail("worker", 2) == ["b", "c"]
     with pytest.raises(KeyError, match="known: worker"):
         harvester.tail("nope")
+
+
+def test_one_service_can_have_a_stream_and_an_sse_source(serve, harvester):
+    def script(h: Handler, number: int) -> None:
+        h.start_sse()
+        h.event("connection_open", {"client": number})
+        h.log("from the stream")
+        h.event("connection_close", {})
+
+    jsonl = harvester.add_sse_source("backend", url_of(serve(script)))
+    log = harvester.add_stream_source("backend", iter([b"stdout line\n"]))
+    wait_for(lambda: not harvester.running(), what="both sources to end")
+    assert (jsonl.name, log.name) == ("backend.jsonl", "backend.log")
+    assert lines(jsonl)[0]["message"] == "from the stream"
+    assert log.read_text() == "stdout line\n"
+    assert harvester.tail("backend") == ["stdout line"]  # the stream wins for error tails
