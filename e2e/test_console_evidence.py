@@ -1,0 +1,109 @@
+"""Console evidence: every API call leaves one structured event carrying its correlation id."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.sync_api import ConsoleMessage, Page, Response, expect
+
+from e2e.pages import AuditPage, CommandsPage, SendCommandPage, SettingsPage
+
+
+def _kind(message: ConsoleMessage, kind: str) -> bool:
+    try:
+        return json.loads(message.text).get("kind") == kind
+    except (ValueError, AttributeError):
+        return False
+
+
+def _path(response: Response) -> str:
+    url = urlsplit(response.url)
+    return f"{url.path}?{url.query}" if url.query else url.path
+
+
+def _events(console_events: list[dict[str, Any]], kind: str, correlation_id: str) -> list[Any]:
+    return [
+        e for e in console_events if e["kind"] == kind and e["correlation_id"] == correlation_id
+    ]
+
+
+def test_each_api_call_logs_one_event_with_the_response_request_id(
+    page: Page, console_events: list[dict[str, Any]]
+) -> None:
+    responses: list[Response] = []
+    page.on(
+        "response",
+        lambda r: responses.append(r) if r.request.resource_type == "fetch" else None,
+    )
+
+    # Each page's calls finish (their data is shown) before the next page is opened.
+    expect(CommandsPage(page).open("status=COMPLETED&page_size=10").total).to_contain_text(
+        "command"
+    )
+    SettingsPage(page).open()
+    send = SendCommandPage(page).open()
+    send.fill("success")
+    with (
+        page.expect_console_message(lambda m: _kind(m, "api_call")) as message_info,
+        page.expect_response("**/api/commands") as response_info,
+    ):
+        send.submit()
+    expect(page.get_by_test_id("send-result")).to_be_visible()
+
+    # The last call, caught directly: its event names the X-Request-Id the server echoed.
+    posted = response_info.value
+    event = json.loads(message_info.value.text)
+    assert posted.status == 201
+    assert event["correlation_id"] == posted.header_value("X-Request-Id")
+    assert (event["method"], event["path"], event["status"]) == ("POST", "/api/commands", 201)
+
+    # Every call of the session: exactly one api_call event per response, and no more events.
+    assert len(responses) == 4  # commands list, config, command types, the POST
+    for response in responses:
+        request_id = response.header_value("X-Request-Id")
+        assert request_id, f"{response.url} has no X-Request-Id"
+        assert response.request.header_value("X-Request-Id") == request_id  # minted by the page
+        calls = _events(console_events, "api_call", request_id)
+        assert len(calls) == 1, f"{response.request.method} {response.url}: {calls}"
+        call = calls[0]
+        assert call["method"] == response.request.method
+        assert call["path"] == _path(response)
+        assert call["status"] == response.status
+        assert isinstance(call["duration_ms"], int)
+    assert len([e for e in console_events if e["kind"] == "api_call"]) == len(responses)
+    assert [e for e in console_events if e["kind"] != "api_call"] == []
+
+
+def test_a_4xx_logs_an_api_error_event(page: Page, console_events: list[dict[str, Any]]) -> None:
+    unknown = str(uuid.uuid4())
+    audit = AuditPage(page).open()
+    with (
+        page.expect_console_message(lambda m: _kind(m, "api_error")) as message_info,
+        page.expect_response(lambda r: "/api/audit?" in r.url) as response_info,
+    ):
+        audit.search(unknown)
+    expect(audit.error).to_be_visible()
+
+    response = response_info.value
+    assert response.status == 404
+    request_id = response.header_value("X-Request-Id")
+    assert request_id
+    body = response.json()
+
+    event = json.loads(message_info.value.text)
+    assert event == {
+        "kind": "api_error",
+        "method": "GET",
+        "path": f"/api/audit?command_id={unknown}",
+        "status": 404,
+        "code": body["code"],
+        "correlation_id": request_id,
+        "message": body["error"],
+    }
+    assert len(_events(console_events, "api_error", request_id)) == 1
+    calls = _events(console_events, "api_call", request_id)
+    assert [(c["method"], c["status"]) for c in calls] == [("GET", 404)]
+    assert [e for e in console_events if e["kind"] == "js_error"] == []

@@ -1,0 +1,129 @@
+"""Troubleshooting queue: failed commands with their errors, and the operator's actions on them."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect
+
+from e2e.pages import (
+    CommandDetailPage,
+    TroubleshootingPage,
+    flash_messages,
+    send_via_api,
+    wait_until,
+)
+
+TSQ = "IN_TROUBLESHOOTING_QUEUE"
+
+
+def _failed_command(
+    page: Page, api: requests.Session, code: str, execution_time_ms: int = 0
+) -> str:
+    """A fail_permanent command, watched until it sits in the TSQ."""
+    command_id = send_via_api(
+        api,
+        "fail_permanent",
+        error_code=code,
+        error_message=f"{code} from the e2e suite",
+        execution_time_ms=execution_time_ms,
+    )
+    wait_until(page, command_id, TSQ)
+    return command_id
+
+
+def test_failed_command_is_listed_with_its_error(page: Page, api: requests.Session) -> None:
+    command_id = _failed_command(page, api, "E2E_LISTED")
+    tsq = TroubleshootingPage(page).open()
+    row = tsq.row(command_id)
+    expect(row.get_by_test_id("tsq-error-code")).to_have_text("E2E_LISTED")
+    expect(row.get_by_test_id("tsq-error-message")).to_have_text("E2E_LISTED from the e2e suite")
+    expect(row.get_by_test_id("tsq-command-link")).to_have_attribute(
+        "href", f"/commands/{command_id}"
+    )
+
+
+def test_retry_sends_it_back_and_it_fails_again(page: Page, api: requests.Session) -> None:
+    # 1.5 s of work keeps the retried command out of the TSQ while the page reloads the list.
+    command_id = _failed_command(page, api, "E2E_RETRY", execution_time_ms=1500)
+    tsq = TroubleshootingPage(page).open()
+    expect(tsq.row(command_id)).to_be_visible()
+
+    tsq.act(command_id, "retry")
+    expect(flash_messages(page, "success").first).to_contain_text(
+        f"Retry: command {command_id} is now PENDING."
+    )
+    expect(tsq.row(command_id)).to_have_count(0)
+
+    detail = CommandDetailPage(page).open(command_id).wait_for_status(TSQ)
+    expect(detail.audit_event_types).to_have_text(
+        ["SENT", "RECEIVED", "MOVED_TO_TSQ", "OPERATOR_RETRY", "RECEIVED", "MOVED_TO_TSQ"]
+    )
+    TroubleshootingPage(page).open()
+    expect(tsq.row(command_id).get_by_test_id("tsq-error-code")).to_have_text("E2E_RETRY")
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "event"),
+    [("cancel", "CANCELED", "OPERATOR_CANCEL"), ("complete", "COMPLETED", "OPERATOR_COMPLETE")],
+)
+def test_row_action_resolves_the_command(
+    page: Page, api: requests.Session, action: str, status: str, event: str
+) -> None:
+    command_id = _failed_command(page, api, f"E2E_{action.upper()}")
+    tsq = TroubleshootingPage(page).open()
+    expect(tsq.row(command_id)).to_be_visible()
+
+    tsq.act(command_id, action)
+    expect(flash_messages(page, "success").first).to_contain_text(
+        f"{action.capitalize()}: command {command_id} is now {status}."
+    )
+    expect(tsq.row(command_id)).to_have_count(0)
+
+    detail = CommandDetailPage(page).open(command_id)
+    expect(detail.status).to_have_text(status)
+    expect(detail.audit_event_types.last).to_have_text(event)
+
+
+def test_bulk_cancel_of_two_selected_rows(page: Page, api: requests.Session) -> None:
+    first = _failed_command(page, api, "E2E_BULK_A")
+    second = _failed_command(page, api, "E2E_BULK_B")
+    tsq = TroubleshootingPage(page).open()
+    tsq.select(first)
+    tsq.select(second)
+    expect(page.get_by_test_id("tsq-selected-count")).to_have_text("2 selected")
+
+    tsq.bulk("cancel")
+    for command_id in (first, second):
+        result = tsq.bulk_result(command_id)
+        expect(result).to_have_attribute("data-ok", "true")
+        expect(result).to_have_text(f"{command_id}: ok, CANCELED")
+        expect(tsq.row(command_id)).to_have_count(0)
+    expect(page.get_by_test_id("tsq-bulk-result")).to_have_count(2)
+    expect(flash_messages(page).first).to_contain_text("Cancel selected: 2 succeeded, 0 failed.")
+    expect(page.get_by_test_id("tsq-selected-count")).to_have_text("0 selected")
+
+    for command_id in (first, second):
+        expect(CommandDetailPage(page).open(command_id).status).to_have_text("CANCELED")
+
+
+def test_acting_on_a_command_that_left_the_tsq_shows_the_409(
+    page: Page, api: requests.Session
+) -> None:
+    command_id = _failed_command(page, api, "E2E_GONE")
+    tsq = TroubleshootingPage(page).open()
+    expect(tsq.row(command_id)).to_be_visible()
+
+    # Behind the UI's back: someone else cancels it.
+    assert api.post(f"/api/tsq/{command_id}/cancel", json={}).status_code == 200
+    refused = api.post(f"/api/tsq/{command_id}/retry", json={})
+    assert refused.status_code == 409
+    message = refused.json()["error"]
+
+    with page.expect_response(f"**/api/tsq/{command_id}/retry") as response_info:
+        tsq.act(command_id, "retry")
+    assert response_info.value.status == 409
+    error = flash_messages(page, "error").first
+    expect(error).to_contain_text(message)
+    expect(error).to_have_attribute("role", "alert")
+    expect(tsq.row(command_id)).to_have_count(0)  # the list was reloaded after the action
