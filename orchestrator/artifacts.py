@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,21 @@ class Artifacts:
 
     # -- after the run --------------------------------------------------------------------
 
+    def redact_files(self) -> list[Path]:
+        """Pass every text file through the redactor, also those written by others (the
+        command's junit.xml, the plugin's tests/*/test.json); binary files are left alone."""
+        changed = []
+        for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue  # screenshots, traces
+            redacted = self.redactor(text)
+            if redacted != text:
+                path.write_text(redacted, encoding="utf-8")
+                changed.append(path)
+        return changed
+
     def slice_logs_for_failed_tests(self) -> list[Path]:
         """Copy into each failed test's folder only the log records carrying its test id."""
         folders = []
@@ -71,13 +87,19 @@ class Artifacts:
             test_id = info.get("test_id")
             if not test_id:
                 continue
-            for source in sorted(self.logs_dir.glob("*")):
-                records = list(_records_with_test_id(source, test_id))
-                if records:
-                    target = marker.parent / f"{source.stem}.jsonl"
-                    target.write_text(
-                        self.redactor("".join(json.dumps(r, default=str) + "\n" for r in records))
+            # backend.jsonl (its log stream) and backend.log (its stdout) share one slice:
+            # merged, each record once, so neither source overwrites the other.
+            slices: dict[str, dict[str, dict[str, Any]]] = {}
+            for source in sorted(p for p in self.logs_dir.glob("*") if p.is_file()):
+                for record in _records_with_test_id(source, test_id):
+                    key = json.dumps(record, sort_keys=True, default=str)
+                    slices.setdefault(source.stem, {}).setdefault(key, record)
+            for stem, records in slices.items():
+                (marker.parent / f"{stem}.jsonl").write_text(
+                    self.redactor(
+                        "".join(json.dumps(r, default=str) + "\n" for r in records.values())
                     )
+                )
             folders.append(marker.parent)
         return folders
 
@@ -102,7 +124,8 @@ class Artifacts:
                     problem = case.find("error")
                 if problem is not None:
                     name = f"{case.get('classname', '')}::{case.get('name', '')}"
-                    totals.failed.append((name, (problem.get("message") or "")[:300]))
+                    message = " ".join((problem.get("message") or "").split())  # one list line
+                    totals.failed.append((name, message[:300]))
         return totals
 
     def write_summary(
@@ -151,12 +174,23 @@ class Artifacts:
 
 
 def _folder_for(junit_name: str, folders: dict[str, str]) -> str | None:
-    # junit names are "pkg.module::test"; node ids are "pkg/module.py::test"
-    test_name = junit_name.rsplit("::", maxsplit=1)[-1]
+    # junit names are "pkg.module.Class::test[param]"; node ids "pkg/module.py::Class::test[param]"
     for nodeid, folder in folders.items():
-        if nodeid.endswith("::" + test_name) or nodeid.split("::")[-1] == test_name:
+        if _junit_name(nodeid) == junit_name:
             return folder
-    return None
+    # A junit_suite prefix or a different rootdir: fall back to the test name, if unambiguous.
+    test_name = junit_name.rsplit("::", maxsplit=1)[-1]
+    matches = [f for nodeid, f in folders.items() if nodeid.split("::")[-1] == test_name]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _junit_name(nodeid: str) -> str:
+    """The classname::name pytest's junitxml writes for `nodeid` (its mangle_test_address)."""
+    path, bracket, params = nodeid.partition("[")
+    names = path.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+    names[-1] += bracket + params
+    return ".".join(names[:-1]) + "::" + names[-1]
 
 
 def _records_with_test_id(path: Path, test_id: str) -> list[dict[str, Any]]:

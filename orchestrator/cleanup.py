@@ -65,7 +65,7 @@ def clean_containers(run_id: str | None = None) -> list[str]:
 
 def clean_all(run_id: str | None = None) -> list[str]:
     removed = clean_processes(run_id)
-    removed += clean_leftovers(run_id)
+    removed += [line.removeprefix("removed ") for line in clean_leftovers(run_id)]
     removed += clean_containers(run_id)
     return removed
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing, StackStartError
 from orchestrator.redaction import Redactor
@@ -79,8 +80,15 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad options end in one line on stderr (the problem, then where help is), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator", description=__doc__)
+    parser = _Parser(prog="python -m orchestrator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the stack and keep it running")
     _stack_options(up)
@@ -142,6 +150,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _run_or_up(args: argparse.Namespace) -> int:
+    from orchestrator.cleanup import RUN_ENV
+
     if args.command == "run":
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
         if not cmd:
@@ -175,15 +185,20 @@ def _run_or_up(args: argparse.Namespace) -> int:
                     _announce(stack.environment(), args.json)
                     threading.Event().wait()  # until a signal unwinds us
                 else:
-                    status = _run_command(cmd, {**os.environ, **stack.environment()})
+                    # RUN_ENV lets `clean` stop CMD too if we are killed (it has its own session).
+                    env = {**os.environ, **stack.environment(), RUN_ENV: stack.spec.run_id}
+                    status = _run_command(cmd, env)
                 facts = stack.facts()
         except StackStartError as exc:
-            error = redact(str(exc))
+            error = redact("\n".join([str(exc), *getattr(exc, "__notes__", [])]))
             print(f"orchestrator: the stack did not start: {error}", file=sys.stderr)
             return EXIT_STACK_FAILED
         except Interrupted as interrupt:
             print(f"orchestrator: {interrupt}: stack stopped", file=sys.stderr)
             return 128 + interrupt.signum
+        except OrchestratorError as exc:  # reported by main(); recorded in summary.md too
+            error = redact(str(exc))
+            raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -231,6 +246,7 @@ def _finish_artifacts(
     artifacts = Artifacts(options.artifacts_dir, redact)
     if not artifacts.root.exists():
         return
+    artifacts.redact_files()  # junit.xml, tests/*/test.json, ... were written by CMD
     artifacts.slice_logs_for_failed_tests()
     verdict = "passed" if status == 0 and error is None else "FAILED"
     summary = artifacts.write_summary(verdict, facts, status, error)

@@ -89,8 +89,11 @@ class Stack:
     def __enter__(self) -> Self:
         try:
             self.start()
-        except BaseException:
-            self.__exit__(*sys.exc_info())
+        except BaseException as exc:
+            try:
+                self.__exit__(*sys.exc_info())
+            except Exception as teardown:  # keep the start error; note the teardown's
+                exc.add_note(f"while stopping the half-started stack: {teardown}")
             raise
         return self
 
@@ -224,6 +227,12 @@ class Stack:
         """Stop services (workers, backend, jobs) then the database; collect every error."""
         errors: list[str] = []
         started = time.perf_counter()
+        if "total" not in self.state.timings and (self.state.services or self.state.database):
+            # A start that failed half-way: record what ran before it is gone.
+            try:
+                self.write_stack_json()
+            except Exception as exc:
+                errors.append(f"stack.json: {exc}")
         # Workers drain together first, then the backend (closing its log stream), then jobs.
         workers = [s for s in self.state.services if s.name.startswith("worker-")]
         others = [s for s in reversed(self.state.services) if s not in workers]

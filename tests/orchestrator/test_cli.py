@@ -1,0 +1,237 @@
+"""`python -m orchestrator` as users run it: a subprocess, its exit code, stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from orchestrator import runs
+from tests.fixtures.backend import REPO_ROOT
+from tests.orchestrator.test_stack_local import accepts_connections, live_pids_of_run
+
+ORCHESTRATOR = (sys.executable, "-m", "orchestrator")
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ORCHESTRATOR, *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class CliProcess:
+    """`python -m orchestrator ...` in the background; its output lines readable with deadlines."""
+
+    def __init__(self, *args: str, **env: str) -> None:
+        self.process = subprocess.Popen(
+            [*ORCHESTRATOR, *args],
+            cwd=REPO_ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stdout: queue.Queue[str] = queue.Queue()
+        self.stderr_lines: list[str] = []
+        assert self.process.stdout is not None and self.process.stderr is not None
+        # Daemon readers: a command that outlives a killed orchestrator keeps the pipes open.
+        self._readers = [
+            threading.Thread(
+                target=self._pump, args=(self.process.stdout, self.stdout.put), daemon=True
+            ),
+            threading.Thread(
+                target=self._pump, args=(self.process.stderr, self._keep_stderr), daemon=True
+            ),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _pump(stream: IO[str], sink: Any) -> None:
+        for line in stream:
+            sink(line)
+
+    def _keep_stderr(self, line: str) -> None:
+        self.stderr_lines.append(line)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.stderr_lines)
+
+    def next_stdout_line(self, timeout: float) -> str:
+        try:
+            return self.stdout.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(
+                f"no output line within {timeout}s; stderr so far:\n{self.stderr}"
+            ) from None
+
+    def wait(self, timeout: float) -> int:
+        """Its exit code, once it and its output are finished."""
+        code = self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL our process and reap it; its output may stay open (orphans hold it)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+
+# -- bad options and missing prerequisites -------------------------------------------------
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (["run", "--workers", "-1", "--", "true"], "--workers: '-1' must be 0 or more"),
+        (["up", "--workers", "two"], "--workers: 'two' is not a whole number"),
+        (["run", "--provider", "nope", "--", "true"], "invalid choice: 'nope'"),
+        (["run", "--timeout", "0", "--", "true"], "--timeout: '0' must be more than 0 seconds"),
+        (["run"], "run needs a command"),
+        (["run", "--"], "run needs a command"),
+        (["launch"], "invalid choice: 'launch'"),
+    ],
+)
+def test_bad_options_exit_2_with_one_clear_line(args: list[str], mentions: str) -> None:
+    result = run_cli(*args)
+
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert mentions in line
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_docker_without_a_daemon_is_a_missing_prerequisite(tmp_path: Path) -> None:
+    result = run_cli(
+        "run",
+        "--provider",
+        "docker",
+        "--artifacts",
+        str(tmp_path / "artifacts"),
+        "--",
+        "true",
+        env={"DOCKER_HOST": "unix:///nonexistent.sock"},
+    )
+
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert line.startswith("orchestrator: --provider docker needs a Docker engine")
+    assert "--provider local" in line  # says how to get going
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "artifacts").exists()  # it failed before anything started
+
+
+@pytest.mark.slow
+def test_a_missing_pg_bindir_is_a_missing_prerequisite(tmp_path: Path) -> None:
+    result = run_cli(
+        "run",
+        "--provider",
+        "local",
+        "--pg-bindir",
+        "/nonexistent",
+        "--artifacts",
+        str(tmp_path),
+        "--",
+        "true",
+    )
+
+    assert result.returncode == 2
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("orchestrator:")]
+    assert "PostgreSQL binaries not found" in line
+    assert "/nonexistent" in line
+    assert "Fix:" in line
+    assert "Traceback" not in result.stderr
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("# e2e run: FAILED")
+    assert "PostgreSQL binaries not found" in summary
+
+
+# -- run and up ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_run_exits_with_the_commands_status_and_records_a_failed_run(tmp_path: Path) -> None:
+    result = run_cli(
+        "run", "--provider", "local", "--workers", "1", "--artifacts", str(tmp_path), "--",
+        "sh", "-c", "exit 7",
+    )  # fmt: skip
+
+    assert result.returncode == 7, result.stderr
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("# e2e run: FAILED")
+    assert "- command exit status: 7" in summary
+    facts = json.loads((tmp_path / "stack.json").read_text())
+    assert facts["provider"] == "local"
+    assert f"run `{facts['run_id']}`" in summary
+    assert live_pids_of_run(facts["run_id"]) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_up_prints_the_stack_as_json_and_stops_cleanly_on_a_signal(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    cli = CliProcess(
+        "up", "--provider", "local", "--workers", "1", "--json", "--artifacts", str(tmp_path)
+    )
+    try:
+        environment = json.loads(cli.next_stdout_line(timeout=60))
+        run_id = environment["STACK_RUN_ID"]
+        assert set(environment) >= {
+            "STACK_BACKEND_URL",
+            "STACK_DATABASE_URL",
+            "STACK_RUN_ID",
+            "STACK_ARTIFACTS_DIR",
+            "STACK_PROVIDER",
+        }
+        assert accepts_connections(environment["STACK_BACKEND_URL"])
+        assert live_pids_of_run(run_id), "no process of the run is up"
+
+        cli.process.send_signal(signum)
+        code = cli.wait(timeout=30)
+    finally:
+        cli.kill()
+
+    assert code == 128 + signum
+    assert f"{signum.name}: stack stopped" in cli.stderr
+    assert "Traceback" not in cli.stderr
+    assert cli.stdout.empty(), "up printed more than one line on stdout"
+    assert live_pids_of_run(run_id) == []
+    assert not accepts_connections(environment["STACK_BACKEND_URL"])
+    assert not (runs.registry_dir() / f"{run_id}.json").exists()
+
+
+# -- compose -------------------------------------------------------------------------------
+
+
+def test_compose_prints_the_compose_file() -> None:
+    result = run_cli("compose")
+
+    assert result.returncode == 0
+    assert result.stdout == (REPO_ROOT / "compose.yaml").read_text()

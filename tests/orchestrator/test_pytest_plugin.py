@@ -1,0 +1,262 @@
+"""The `ci_stack` pytest plugin, tested with pytester.
+
+pytester runs each inner session in-process (`runpytest`), in a temp dir; the plugin is
+loaded there by its `pytest11` entry point, like in any project that installs this package,
+so no `-p ci_stack` is needed (`run_inner` only turns pytest-playwright off). The "stack"
+is a tiny HTTP server in this process that records what it receives: with
+STACK_BACKEND_URL set, the plugin reuses it instead of starting one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from orchestrator import util  # not its test_* names: pytest would collect them
+from orchestrator.artifacts import FAILED_TEST_FILE
+
+pytest_plugins = ["pytester"]
+
+
+def run_inner(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    # pytest-playwright wraps every test in a soft-assertion scope, which cannot nest: an
+    # in-process inner session runs without it (our plugin does not need it).
+    return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:playwright", *args)
+
+
+@dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+    test_id: str | None
+
+
+class RecordingBackend:
+    """Answers every request with {"ok": true} and remembers method, path and X-Test-Id."""
+
+    def __init__(self) -> None:
+        self.requests: list[Seen] = []
+        backend = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                backend.requests.append(
+                    Seen(self.command, self.path, self.headers.get("X-Test-Id"))
+                )
+                body = json.dumps({"ok": True, "path": self.path}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # keep the test output clean
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def __enter__(self) -> RecordingBackend:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def test_id_for_path(self, path: str) -> list[str | None]:
+        return [r.test_id for r in self.requests if r.path == path]
+
+
+@pytest.fixture
+def backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingBackend]:
+    with RecordingBackend() as server:
+        monkeypatch.setenv("STACK_BACKEND_URL", server.url)
+        monkeypatch.delenv("STACK_ARTIFACTS_DIR", raising=False)
+        yield server
+
+
+TWO_TESTS = """
+def test_first(api):
+    assert api.get("/first").status_code == 200
+
+def test_second(api):
+    assert api.get("/second").json() == {"ok": True, "path": "/second"}
+"""
+
+
+def test_each_test_sends_its_own_stable_id_as_x_test_id(
+    pytester: pytest.Pytester, backend: RecordingBackend
+) -> None:
+    pytester.makepyfile(test_ids=TWO_TESTS)
+
+    run_inner(pytester).assert_outcomes(passed=2)
+    run_inner(pytester).assert_outcomes(passed=2)
+
+    first = backend.test_id_for_path("/first")
+    second = backend.test_id_for_path("/second")
+    assert first == [util.test_id_for("test_ids.py::test_first")] * 2  # the same on each run
+    assert second == [util.test_id_for("test_ids.py::test_second")] * 2
+    assert first[0] != second[0]
+
+
+def test_the_test_id_fixture_is_what_the_api_sends(
+    pytester: pytest.Pytester, backend: RecordingBackend
+) -> None:
+    pytester.makepyfile(
+        test_fixture="""
+        import pytest
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_param(api, test_id, n):
+            api.get(f"/p{n}?id={test_id}")
+        """
+    )
+
+    run_inner(pytester).assert_outcomes(passed=2)
+
+    assert len(backend.requests) == 2
+    for seen in backend.requests:
+        assert seen.path.endswith(f"?id={seen.test_id}")
+    assert len({seen.test_id for seen in backend.requests}) == 2  # params are separate tests
+
+
+def test_reset_db_posts_to_the_testing_reset(
+    pytester: pytest.Pytester, backend: RecordingBackend
+) -> None:
+    pytester.makepyfile(
+        test_reset="""
+        def test_reset(reset_db):
+            assert reset_db()["ok"] is True
+            assert reset_db(seed=True)["path"] == "/api/testing/reset?seed=true"
+        """
+    )
+
+    run_inner(pytester).assert_outcomes(passed=1)
+
+    test_id = util.test_id_for("test_reset.py::test_reset")
+    assert backend.requests == [
+        Seen("POST", "/api/testing/reset?seed=false", test_id),
+        Seen("POST", "/api/testing/reset?seed=true", test_id),
+    ]
+
+
+def test_the_stack_fixture_describes_the_reused_stack(
+    pytester: pytest.Pytester, backend: RecordingBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STACK_RUN_ID", "run-7")
+    monkeypatch.setenv("STACK_PROVIDER", "local")
+    pytester.makepyfile(
+        test_stack=f"""
+        def test_stack(stack, backend_url):
+            assert backend_url == {backend.url!r}
+            assert (stack.run_id, stack.provider) == ("run-7", "local")
+        """
+    )
+
+    run_inner(pytester).assert_outcomes(passed=1)
+
+
+MIXED = """
+import pytest
+
+def test_passes(api):
+    api.get("/pass")
+
+def test_fails(api):
+    api.get("/fail")
+    assert 1 == 2, "deliberately red"
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("fixture exploded")
+
+def test_setup_fails(broken):
+    pass
+"""
+
+
+def test_failed_tests_leave_evidence_in_the_artifacts_dir(
+    pytester: pytest.Pytester,
+    backend: RecordingBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "artifacts"
+    monkeypatch.setenv("STACK_ARTIFACTS_DIR", str(folder))
+    pytester.makepyfile(test_mixed=MIXED)
+
+    run_inner(pytester).assert_outcomes(passed=1, failed=1, errors=1)
+
+    markers = {p.parent.name: json.loads(p.read_text()) for p in folder.glob("tests/*/*")}
+    failing, erroring = "test_mixed.py::test_fails", "test_mixed.py::test_setup_fails"
+    assert set(markers) == {util.test_slug(failing), util.test_slug(erroring)}
+    fails = markers[util.test_slug(failing)]
+    assert fails["nodeid"] == failing
+    assert fails["test_id"] == util.test_id_for(failing)
+    assert fails["test_id"] == backend.test_id_for_path("/fail")[0]
+    assert fails["phase"] == "call"
+    assert "deliberately red" in fails["longrepr"]
+    assert markers[util.test_slug(erroring)]["phase"] == "setup"
+    assert sorted(p.name for p in (folder / "tests").rglob("*") if p.is_file()) == [
+        FAILED_TEST_FILE,
+        FAILED_TEST_FILE,
+    ]
+    junit = (folder / "junit.xml").read_text()
+    assert 'tests="3"' in junit
+    assert 'name="test_fails"' in junit
+
+
+def test_a_passing_session_writes_only_junit(
+    pytester: pytest.Pytester,
+    backend: RecordingBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "artifacts"
+    monkeypatch.setenv("STACK_ARTIFACTS_DIR", str(folder))
+    pytester.makepyfile(test_green=TWO_TESTS)
+
+    run_inner(pytester).assert_outcomes(passed=2)
+
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["junit.xml"]
+
+
+def test_an_explicit_junitxml_path_wins(
+    pytester: pytest.Pytester,
+    backend: RecordingBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "artifacts"
+    monkeypatch.setenv("STACK_ARTIFACTS_DIR", str(folder))
+    pytester.makepyfile(test_green=TWO_TESTS)
+    own = tmp_path / "own.xml"
+
+    run_inner(pytester, f"--junitxml={own}").assert_outcomes(passed=2)
+
+    assert own.is_file()
+    assert not (folder / "junit.xml").exists()
+
+
+def test_without_an_artifacts_dir_a_failure_writes_nothing(
+    pytester: pytest.Pytester, backend: RecordingBackend
+) -> None:
+    pytester.makepyfile(test_red="def test_red():\n    assert False\n")
+
+    run_inner(pytester).assert_outcomes(failed=1)
+
+    assert sorted(p.name for p in pytester.path.iterdir()) == ["test_red.py"]

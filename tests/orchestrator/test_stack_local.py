@@ -1,0 +1,536 @@
+"""The Stack on the local provider: real embedded PostgreSQL, real backend and workers.
+
+One module-scoped run (`finished_run`) starts a stack, looks at it while it runs, stops it
+and looks again; most tests read what it saw. Failure cases start their own stacks. The
+teardown bookkeeping is also checked with a fake Provider (no processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from orchestrator import runs
+from orchestrator.artifacts import Artifacts
+from orchestrator.cleanup import RUN_ENV
+from orchestrator.embedded_postgres import find_leftovers
+from orchestrator.errors import StackStartError, TeardownErrors
+from orchestrator.log_harvest import LogHarvester
+from orchestrator.providers.base import RunningDatabase
+from orchestrator.providers.local import LocalProvider
+from orchestrator.redaction import Redactor
+from orchestrator.session import StackOptions, open_stack
+from orchestrator.spec import ProviderName, ServiceSpec, StackSpec, build_spec
+from orchestrator.stack import Stack
+from tests.fixtures.backend import REPO_ROOT, wait_until
+
+# -- helpers shared with test_cli.py and test_reliability.py --------------------------------
+
+
+def live_pids_of_run(run_id: str) -> list[int]:
+    """Processes (not zombies) whose environment carries CI_STACK_RUN_ID=<run_id>."""
+    needle = f"{RUN_ENV}={run_id}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+        if needle in environ and state != "Z":
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def accepts_connections(url: str) -> bool:
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def files_containing(folder: Path, secret: str) -> list[Path]:
+    """Every file under `folder` whose bytes contain `secret` (text or binary)."""
+    needle = secret.encode()
+    return sorted(p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes())
+
+
+def quiet(_message: str) -> None:
+    """A progress callback that keeps the test output clean."""
+
+
+# -- one full run, observed ----------------------------------------------------------------
+
+
+@dataclass
+class FinishedRun:
+    folder: Path
+    password: str
+    run_id: str
+    environment: dict[str, str]
+    readyz: requests.Response
+    workers: list[dict[str, Any]]
+    stack_json_when_ready: dict[str, Any]
+    pids_while_running: list[int]
+    pg_dir: Path
+    pg_dir_existed: bool
+    registered_while_running: bool
+    progress: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
+    folder = tmp_path_factory.mktemp("local-stack")
+    password = secrets.token_urlsafe(18)
+    progress: list[str] = []
+    options = StackOptions(
+        provider="local", artifacts_dir=folder, workers=2, password=password, timeout=60
+    )
+    with open_stack(options, progress=progress.append) as stack:
+        run_id = stack.spec.run_id
+        # What a service printing its DSN, and a fact holding it, would leave behind.
+        stack.harvester.add_stream_source("leaky", [f"connecting to {stack.database_url}\n"])
+        stack.artifacts.write_json("leaky.json", {"dsn": stack.database_url})
+        assert stack.state.database is not None
+        pg_dir = Path(stack.state.database.describe()["data_dir"]).parent
+        seen = FinishedRun(
+            folder=folder,
+            password=password,
+            run_id=run_id,
+            environment=stack.environment(),
+            readyz=requests.get(stack.backend_url + "/api/health/readyz", timeout=10),
+            workers=requests.get(stack.backend_url + "/api/workers", timeout=10).json()["workers"],
+            stack_json_when_ready=json.loads((folder / "stack.json").read_text()),
+            pids_while_running=live_pids_of_run(run_id),
+            pg_dir=pg_dir,
+            pg_dir_existed=pg_dir.is_dir(),
+            registered_while_running=(runs.registry_dir() / f"{run_id}.json").exists(),
+            progress=progress,
+        )
+    return seen
+
+
+@pytest.mark.slow
+def test_backend_is_ready_and_lists_both_workers(finished_run: FinishedRun) -> None:
+    assert finished_run.readyz.status_code == 200, finished_run.readyz.text
+    assert len(finished_run.workers) == 2
+    assert {w["worker_id"] for w in finished_run.workers} == {
+        f"worker-1-{finished_run.run_id}",
+        f"worker-2-{finished_run.run_id}",
+    }
+
+
+@pytest.mark.slow
+def test_environment_names_the_stack(finished_run: FinishedRun) -> None:
+    env = finished_run.environment
+
+    assert env["STACK_BACKEND_URL"].startswith("http://127.0.0.1:")
+    assert env["STACK_DATABASE_URL"].startswith("postgresql://")
+    assert finished_run.password in env["STACK_DATABASE_URL"]  # so the grep below means it
+    assert env["STACK_RUN_ID"] == finished_run.run_id
+    assert env["STACK_PROVIDER"] == "local"
+    assert Path(env["STACK_ARTIFACTS_DIR"]) == finished_run.folder.resolve()
+
+
+@pytest.mark.slow
+def test_stack_json_records_what_ran(finished_run: FinishedRun) -> None:
+    facts = finished_run.stack_json_when_ready
+
+    assert facts["provider"] == "local"
+    assert facts["run_id"] == finished_run.run_id
+    assert facts["workers"] == 2
+    assert {"db ready", "migrations", "backend ready", "2 workers ready", "total"} <= set(
+        facts["timings"]
+    )
+    assert all(seconds >= 0 for seconds in facts["timings"].values())
+    assert facts["backend_url"] == finished_run.environment["STACK_BACKEND_URL"]
+    assert facts["services"]["backend"]["url"] == facts["backend_url"]
+    assert set(facts["services"]) == {"migrate", "backend", "worker-1", "worker-2"}
+    assert all(isinstance(s["pid"], int) for s in facts["services"].values())
+    database = facts["database"]
+    assert database["kind"] == "embedded"
+    assert isinstance(database["port"], int)
+    assert str(database["port"]) in finished_run.environment["STACK_DATABASE_URL"]
+    assert database["version"].split(".")[0].isdigit()
+    assert Path(database["bindir"], "postgres").exists()
+    assert facts["prepare"]["python"] == sys.executable
+
+
+@pytest.mark.slow
+def test_stack_json_after_teardown_keeps_the_services_and_adds_the_teardown_time(
+    finished_run: FinishedRun,
+) -> None:
+    facts = json.loads((finished_run.folder / "stack.json").read_text())
+
+    assert "teardown" in facts["timings"]
+    assert set(facts["services"]) == {"migrate", "backend", "worker-1", "worker-2"}
+    assert facts["database"]["port"] == finished_run.stack_json_when_ready["database"]["port"]
+
+
+@pytest.mark.slow
+def test_logs_of_every_service_are_harvested(finished_run: FinishedRun) -> None:
+    logs = finished_run.folder / "logs"
+
+    for name in ("backend.jsonl", "backend.log", "migrate.log", "worker-1.log", "worker-2.log"):
+        assert (logs / name).is_file(), f"missing logs/{name}"
+    for name in ("backend.log", "migrate.log", "worker-1.log", "worker-2.log"):
+        assert (logs / name).stat().st_size > 0, f"logs/{name} is empty"
+    assert f"worker-1-{finished_run.run_id}" in (logs / "worker-1.log").read_text()
+
+
+@pytest.mark.slow
+def test_progress_names_each_step(finished_run: FinishedRun) -> None:
+    text = "\n".join(finished_run.progress)
+
+    for step in ("provider local", "db ready", "migrations", "backend ready", "teardown"):
+        assert step in text
+
+
+@pytest.mark.slow
+def test_nothing_of_the_run_remains_after_exit(finished_run: FinishedRun) -> None:
+    assert len(finished_run.pids_while_running) >= 3  # backend and two workers
+    assert finished_run.pg_dir_existed
+    assert finished_run.registered_while_running
+
+    assert live_pids_of_run(finished_run.run_id) == []
+    assert not finished_run.pg_dir.exists()
+    assert find_leftovers(finished_run.run_id) == []
+    assert not (runs.registry_dir() / f"{finished_run.run_id}.json").exists()
+    assert not accepts_connections(finished_run.environment["STACK_BACKEND_URL"])
+    assert not accepts_connections(finished_run.environment["STACK_DATABASE_URL"])
+
+
+@pytest.mark.slow
+def test_the_password_never_reaches_the_artifacts(finished_run: FinishedRun) -> None:
+    folder = finished_run.folder
+    assert (folder / "logs" / "leaky.log").read_text().startswith("connecting to postgresql://")
+
+    assert files_containing(folder, finished_run.password) == []
+    assert "***" in (folder / "logs" / "leaky.log").read_text()
+    assert "***" in (folder / "leaky.json").read_text()
+
+
+LEAKY_TEST = """
+import os
+from pathlib import Path
+
+def test_prints_the_database_url():
+    url = os.environ["STACK_DATABASE_URL"]
+    Path(os.environ["DSN_FILE"]).write_text(url)
+    print("database:", url)
+    assert url == "something else", f"the database is {url}"
+"""
+
+
+@pytest.mark.slow
+def test_the_password_never_reaches_the_artifacts_of_a_cli_run(tmp_path: Path) -> None:
+    """A failing test that prints STACK_DATABASE_URL: junit.xml and test.json say it too."""
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "test_leaky.py").write_text(textwrap.dedent(LEAKY_TEST))
+    folder, dsn_file = tmp_path / "artifacts", tmp_path / "dsn.txt"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "run",
+            "--provider",
+            "local",
+            "--workers",
+            "1",
+            "--artifacts",
+            str(folder),
+            "--",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(tmp_path / "suite"),
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DSN_FILE": str(dsn_file)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+    assert result.returncode == 1, result.stderr
+    password = urlsplit(dsn_file.read_text()).password
+    assert password and len(password) >= 16
+    assert password in result.stdout  # the command did print it
+    assert (folder / "junit.xml").exists()
+    assert list(folder.glob("tests/*/test.json")), "the failing test left no evidence"
+    assert files_containing(folder, password) == []
+    assert "the database is postgresql://postgres:***@" in (folder / "junit.xml").read_text()
+
+
+# -- stacks that fail to start -------------------------------------------------------------
+
+
+def local_stack(spec: StackSpec, folder: Path) -> Stack:
+    """A Stack on the local provider for a hand-made spec (open_stack builds its own)."""
+    redactor = Redactor(spec.secrets)
+    artifacts = Artifacts(folder, redactor).create()
+    harvester = LogHarvester(artifacts.logs_dir, redact=redactor)
+    return Stack(spec, LocalProvider(harvester), artifacts, harvester, progress=quiet)
+
+
+def with_service(spec: StackSpec, name: str, **changes: Any) -> StackSpec:
+    service: ServiceSpec = getattr(spec, name)
+    new: dict[str, Any] = {name: replace(service, **changes)}
+    return replace(spec, **new)
+
+
+def assert_cleaned_up(spec: StackSpec, folder: Path) -> dict[str, Any]:
+    """Nothing of the run is left and stack.json was still written; returns stack.json."""
+    assert live_pids_of_run(spec.run_id) == []
+    assert find_leftovers(spec.run_id) == []
+    assert (folder / "stack.json").is_file(), "a failed start must still write stack.json"
+    facts: dict[str, Any] = json.loads((folder / "stack.json").read_text())
+    assert facts["run_id"] == spec.run_id
+    assert "teardown" in facts["timings"]
+    return facts
+
+
+@pytest.mark.slow
+def test_failing_migrations_name_the_step_its_exit_code_and_its_log(tmp_path: Path) -> None:
+    spec = with_service(build_spec(workers=1), "migrate", args=("no-such-command",))
+
+    with pytest.raises(StackStartError) as caught, local_stack(spec, tmp_path):
+        pytest.fail("the stack started without migrations")
+
+    error = caught.value
+    assert (error.service, error.exit_code) == ("migrate", 2)
+    assert "invalid choice: 'no-such-command'" in error.log_tail
+    assert str(error).startswith("migrate exited with code 2 while waiting for exit code 0")
+    assert "--- last lines of migrate's log ---" in str(error)
+    facts = assert_cleaned_up(spec, tmp_path)
+    assert "db ready" in facts["timings"]
+    assert (tmp_path / "logs" / "migrate.log").is_file()
+
+
+@pytest.mark.slow
+def test_a_backend_that_never_gets_ready_times_out_with_a_diagnosis(tmp_path: Path) -> None:
+    # `migrate --help` exits 0 without migrating: the backend serves but is never ready.
+    # 5 s: long enough for a busy machine to get the backend listening and logging.
+    spec = with_service(build_spec(workers=1, timeout=5), "migrate", args=("--help",))
+
+    with pytest.raises(StackStartError) as caught, local_stack(spec, tmp_path):
+        pytest.fail("the stack started without migrations")
+
+    error = caught.value
+    assert error.service == "backend"
+    assert error.exit_code is None
+    assert "GET /api/health/readyz" in error.awaited
+    assert "timed out after 5s" in error.awaited
+    assert error.last_answer.startswith("HTTP 503")
+    assert '"migrations"' in error.last_answer  # the probe's answer says what is missing
+    assert "Serving on http://127.0.0.1:" in error.log_tail
+    assert "--- last lines of backend's log ---" in str(error)
+    facts = assert_cleaned_up(spec, tmp_path)
+    assert "backend" in facts["services"]
+
+
+@pytest.mark.slow
+def test_a_backend_that_exits_fails_the_wait_at_once(tmp_path: Path) -> None:
+    spec = build_spec(workers=1, timeout=60)
+    spec = with_service(spec, "backend", env={**spec.backend.env, "FLASK_ENV": "bogus"})
+
+    stack = local_stack(spec, tmp_path)
+    with pytest.raises(StackStartError) as caught, stack:
+        pytest.fail("the stack started with a broken backend")
+
+    error = caught.value
+    assert (error.service, error.exit_code) == ("backend", 2)
+    assert "FLASK_ENV='bogus'" in error.log_tail
+    assert "timed out" not in error.awaited
+    assert stack.state.timings.get("backend ready") is None
+    assert_cleaned_up(spec, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_killed_backend_fails_the_next_command_and_teardown_still_completes(
+    tmp_path: Path,
+) -> None:
+    options = StackOptions(provider="local", artifacts_dir=tmp_path, workers=1)
+    with open_stack(options, progress=quiet) as stack:
+        run_id, env = stack.spec.run_id, stack.environment()
+        [backend] = [s for s in stack.state.services if s.name == "backend"]
+        os.kill(backend.describe()["pid"], signal.SIGKILL)
+        wait_until(lambda: backend.exit_code() is not None, 10, message="the backend to die")
+        probe = "import os, requests; requests.get(os.environ['STACK_BACKEND_URL'], timeout=5)"
+        command = subprocess.run(
+            [sys.executable, "-c", probe],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert command.returncode != 0
+        assert "ConnectionError" in command.stderr
+
+    assert live_pids_of_run(run_id) == []
+    assert find_leftovers(run_id) == []
+    facts = json.loads((tmp_path / "stack.json").read_text())
+    assert "teardown" in facts["timings"]
+    assert (tmp_path / "logs" / "backend.log").is_file()
+
+
+# -- teardown bookkeeping, with a fake provider --------------------------------------------
+
+
+class FakeService:
+    def __init__(self, name: str, calls: list[str], fail: bool, code: int | None) -> None:
+        self.name = name
+        self.url: str | None = None
+        self._calls, self._fail, self._code = calls, fail, code
+
+    def exit_code(self) -> int | None:
+        return self._code
+
+    def stop(self, timeout: float) -> None:
+        self._calls.append(f"stop {self.name}")
+        if self._fail:
+            raise RuntimeError(f"{self.name} would not stop")
+
+    def describe(self) -> dict[str, Any]:
+        return {"fake": True}
+
+
+class FakeDatabase:
+    host_url = service_url = "postgresql://fake/db"
+
+    def __init__(self, calls: list[str], fail: bool) -> None:
+        self._calls, self._fail = calls, fail
+
+    def stop(self, timeout: float) -> None:
+        self._calls.append("stop db")
+        if self._fail:
+            raise RuntimeError("db would not stop")
+
+    def describe(self) -> dict[str, Any]:
+        return {"fake": True}
+
+
+class FakeProvider:
+    """Records calls; `failing` names the parts whose stop/close raise."""
+
+    name: ProviderName = "local"
+
+    def __init__(self, failing: frozenset[str] = frozenset(), migrate_code: int = 0) -> None:
+        self.calls: list[str] = []
+        self.failing = failing
+        self.migrate_code = migrate_code
+
+    def prepare(self, spec: StackSpec) -> dict[str, Any]:
+        self.calls.append("prepare")
+        return {}
+
+    def start_database(self, spec: StackSpec) -> FakeDatabase:
+        self.calls.append("start db")
+        return FakeDatabase(self.calls, "db" in self.failing)
+
+    def start_service(
+        self, spec: StackSpec, service: ServiceSpec, database: RunningDatabase | None
+    ) -> FakeService:
+        self.calls.append(f"start {service.name}")
+        code = self.migrate_code if service.role == "migrate" else None
+        return FakeService(service.name, self.calls, service.name in self.failing, code)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        return f"last line of {name}"
+
+    def close(self) -> None:
+        self.calls.append("close")
+        if "provider" in self.failing:
+            raise RuntimeError("provider would not close")
+
+
+@pytest.fixture
+def fake_stack(tmp_path: Path) -> Iterator[tuple[Stack, FakeProvider]]:
+    def make(provider: FakeProvider) -> Stack:
+        artifacts = Artifacts(tmp_path, Redactor()).create()
+        harvester = LogHarvester(artifacts.logs_dir)
+        return Stack(build_spec(workers=2), provider, artifacts, harvester, progress=quiet)
+
+    yield make  # type: ignore[misc]
+
+
+def test_teardown_runs_every_step_in_reverse_order_and_collects_the_errors(
+    tmp_path: Path, fake_stack: Any
+) -> None:
+    provider = FakeProvider(failing=frozenset({"backend", "worker-1", "db", "provider"}))
+    stack: Stack = fake_stack(provider)
+    stack.state.database = provider.start_database(stack.spec)
+    for service in stack.spec.services_in_start_order():
+        stack.state.services.append(provider.start_service(stack.spec, service, None))
+    provider.calls.clear()
+
+    with pytest.raises(TeardownErrors) as caught:
+        stack.stop()
+
+    assert sorted(caught.value.errors) == [
+        "backend: backend would not stop",
+        "db: db would not stop",
+        "provider: provider would not close",
+        "worker-1: worker-1 would not stop",
+    ]
+    calls = provider.calls
+    assert sorted(calls[:2]) == ["stop worker-1", "stop worker-2"]  # workers drain together
+    assert calls[2:] == ["stop backend", "stop migrate", "stop db", "close"]
+    assert stack.state.services == [] and stack.state.database is None
+    assert "teardown" in json.loads((tmp_path / "stack.json").read_text())["timings"]
+
+
+def test_a_failed_start_stops_what_was_started(tmp_path: Path, fake_stack: Any) -> None:
+    provider = FakeProvider(migrate_code=1)
+
+    with pytest.raises(StackStartError) as caught, fake_stack(provider):
+        pytest.fail("started although migrate failed")
+
+    assert provider.calls == [
+        "prepare",
+        "start db",
+        "start migrate",
+        "stop migrate",
+        "stop db",
+        "close",
+    ]
+    assert (caught.value.service, caught.value.exit_code) == ("migrate", 1)
+    assert caught.value.log_tail == "last line of migrate"
+    assert (tmp_path / "stack.json").is_file()
+
+
+def test_a_failed_start_keeps_its_error_when_the_teardown_fails_too(fake_stack: Any) -> None:
+    provider = FakeProvider(failing=frozenset({"db"}), migrate_code=1)
+
+    with pytest.raises(StackStartError) as caught, fake_stack(provider):
+        pytest.fail("started although migrate failed")
+
+    assert caught.value.__notes__ == [
+        "while stopping the half-started stack: teardown failed: db: db would not stop"
+    ]
+    assert provider.calls[-2:] == ["stop db", "close"]
