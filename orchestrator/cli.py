@@ -15,13 +15,19 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from orchestrator.errors import OrchestratorError, PrerequisiteMissing, StackStartError
+from orchestrator.errors import (
+    OrchestratorError,
+    PrerequisiteMissing,
+    StackStartError,
+    TeardownErrors,
+)
 from orchestrator.redaction import Redactor
 from orchestrator.session import StackOptions, open_stack
 from orchestrator.spec import PROVIDER_CHOICES
 
 EXIT_USAGE = 2  # bad option or missing prerequisite
 EXIT_STACK_FAILED = 3  # the stack did not start
+EXIT_TEARDOWN_FAILED = 4  # CMD passed but stopping the stack failed (details printed)
 
 
 class Interrupted(Exception):
@@ -32,8 +38,23 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
-    raise Interrupted(signum)
+class _SignalGuard:
+    """The first SIGINT/SIGTERM unwinds the run; later ones must not cut the teardown short."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is not None:
+            print("orchestrator: still stopping the stack; please wait", file=sys.stderr)
+            return
+        self.received = signum
+        raise Interrupted(signum)
+
+    def hold(self) -> None:
+        """From now on (teardown) signals only print a note."""
+        if self.received is None:
+            self.received = 0
 
 
 def _positive_int(raw: str) -> int:
@@ -173,7 +194,8 @@ def _run_or_up(args: argparse.Namespace) -> int:
         pg_bindir=args.pg_bindir,
         password=password,
     )
-    previous = {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
+    guard = _SignalGuard()
+    previous = {s: signal.signal(s, guard) for s in (signal.SIGTERM, signal.SIGINT)}
     status: int | None = None
     error: str | None = None
     facts: dict[str, object] = {}
@@ -188,6 +210,7 @@ def _run_or_up(args: argparse.Namespace) -> int:
                     # RUN_ENV lets `clean` stop CMD too if we are killed (it has its own session).
                     env = {**os.environ, **stack.environment(), RUN_ENV: stack.spec.run_id}
                     status = _run_command(cmd, env)
+                    guard.hold()
                 facts = stack.facts()
         except StackStartError as exc:
             error = redact("\n".join([str(exc), *getattr(exc, "__notes__", [])]))
@@ -196,6 +219,11 @@ def _run_or_up(args: argparse.Namespace) -> int:
         except Interrupted as interrupt:
             print(f"orchestrator: {interrupt}: stack stopped", file=sys.stderr)
             return 128 + interrupt.signum
+        except TeardownErrors as exc:
+            # CMD's verdict stands; a clean CMD run with a failed teardown is still a failure.
+            error = redact(str(exc))
+            print(f"orchestrator: {error}", file=sys.stderr)
+            return status if status else EXIT_TEARDOWN_FAILED
         except OrchestratorError as exc:  # reported by main(); recorded in summary.md too
             error = redact(str(exc))
             raise

@@ -235,3 +235,15 @@ def test_compose_prints_the_compose_file() -> None:
 
     assert result.returncode == 0
     assert result.stdout == (REPO_ROOT / "compose.yaml").read_text()
+
+
+def test_signals_during_teardown_do_not_cut_it_short():
+    from orchestrator.cli import Interrupted, _SignalGuard
+
+    guard = _SignalGuard()
+    with pytest.raises(Interrupted):
+        guard(signal.SIGINT, None)
+    guard(signal.SIGTERM, None)  # a second signal while stopping: noted, not raised
+    held = _SignalGuard()
+    held.hold()
+    held(signal.SIGINT, None)  # after CMD finished, teardown is not interrupted either
