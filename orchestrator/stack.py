@@ -5,8 +5,10 @@ A Stack that fails half-way still tears down what it started and still writes st
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +22,7 @@ from orchestrator.artifacts import Artifacts
 from orchestrator.errors import StackStartError, TeardownErrors
 from orchestrator.log_harvest import LogHarvester
 from orchestrator.providers.base import Provider, RunningDatabase, RunningService
-from orchestrator.readiness import Readiness, http_ready, workers_ready
+from orchestrator.readiness import ProbeResult, Readiness, http_ready, workers_ready
 from orchestrator.spec import ServiceSpec, StackSpec
 
 logger = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class Stack:
         self.progress = progress
         self.state = StackState()
         self._started_at = 0.0
+        self._abort = threading.Event()
 
     # -- urls for whoever runs against the stack -----------------------------------------
 
@@ -111,13 +114,19 @@ class Stack:
         self.state.facts["prepare"] = self._timed("prepare", lambda: self.provider.prepare(spec))
         database = self._timed("db ready", lambda: self.provider.start_database(spec))
         self.state.database = database
-        self._timed("migrations", lambda: self._run_migrations(database))
-        # Backend and workers only need the database: start them together.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        # The backend boots while migrations run: its readiness gate (readyz) passes only once
+        # no migration is pending. Workers start after migrations (they read the stored config).
+        with ThreadPoolExecutor(max_workers=1) as pool:
             backend_future = pool.submit(self._start_backend, database)
-            workers_future = pool.submit(self._start_workers, database)
+            try:
+                self._timed("migrations", lambda: self._run_migrations(database))
+                self._start_workers(database)
+            except BaseException:
+                self._abort.set()  # the backend's wait ends at its next probe
+                with contextlib.suppress(Exception):
+                    backend_future.result()
+                raise
             backend_future.result()
-            workers_future.result()
         self._timed(f"{len(spec.workers)} workers ready", self._wait_for_workers)
         if spec.seed:
             self._timed("seed", self._seed)
@@ -162,7 +171,16 @@ class Stack:
         backend = self.provider.start_service(self.spec, self.spec.backend, database)
         self.state.services.append(backend)
         assert backend.url is not None
-        self._readiness(self.spec.backend, backend, http_ready(backend.url + "/api/health/readyz"))
+        ready = http_ready(backend.url + "/api/health/readyz")
+
+        def probe() -> ProbeResult:
+            if self._abort.is_set():
+                raise StackStartError(
+                    "backend", "readiness", "start aborted: an earlier step failed"
+                )
+            return ready()
+
+        self._readiness(self.spec.backend, backend, probe)
         self.state.backend_url = backend.url
         # Follow the backend's own log stream from the moment it is ready.
         self.harvester.add_sse_source("backend", backend.url + "/api/testing/logs/stream")
