@@ -134,7 +134,13 @@ def build_spec(
         name="backend",
         role="backend",
         args=("serve", "--host", "0.0.0.0", "--port", str(BACKEND_PORT)),
-        env={**common_env, "SSE_HEARTBEAT_INTERVAL": "5", "WAITRESS_THREADS": "48"},
+        # Short SSE intervals keep the heartbeat baselines fast against a stack.
+        env={
+            **common_env,
+            "SSE_HEARTBEAT_INTERVAL": "1",
+            "TASK_STREAM_IDLE_INTERVAL": "1",
+            "WAITRESS_THREADS": "48",
+        },
         probe=HttpProbe(
             "/api/health/readyz", "GET /api/health/readyz: database ok, no pending migrations"
         ),

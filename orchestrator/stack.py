@@ -85,6 +85,11 @@ class Stack:
             "STACK_RUN_ID": self.spec.run_id,
             "STACK_ARTIFACTS_DIR": str(self.artifacts.root.resolve()),
             "STACK_PROVIDER": self.provider.name,
+            # The intervals the backend was started with, for tests that time heartbeats.
+            "STACK_SSE_HEARTBEAT_INTERVAL": self.spec.backend.env.get(
+                "SSE_HEARTBEAT_INTERVAL", "5"
+            ),
+            "STACK_TASK_IDLE_INTERVAL": self.spec.backend.env.get("TASK_STREAM_IDLE_INTERVAL", "5"),
         }
 
     # -- lifecycle ------------------------------------------------------------------------
