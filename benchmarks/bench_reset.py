@@ -16,13 +16,11 @@ from typing import Any
 
 import requests
 
-from backend.app import create_app
 from backend.config import Settings
-from backend.services.container import Container
 from backend.services.migrate_command import migrate
 from benchmarks.results import percentile, write_result
 from orchestrator.embedded_postgres import EmbeddedPostgres
-from tests.fixtures.backend import LiveServer, testing_settings
+from tests.fixtures.backend import LiveServer, served_app, testing_settings
 
 TARGET_P50_UNSEEDED_SECONDS = 0.3
 
@@ -35,16 +33,8 @@ def served_testing_app(name: str, **overrides: Any) -> Iterator[LiveServer]:
         url = postgres.url("postgres")
         if migrate(Settings(database_url=url)) != 0:
             raise RuntimeError(f"migrating {postgres!r} failed; see the log lines above")
-        app = create_app(testing_settings(url, **overrides))
-        container: Container = app.extensions["container"]
-        server = LiveServer(app)
-        try:
-            yield server.start()
-        finally:
-            try:
-                server.stop()
-            finally:
-                container.close()
+        with served_app(testing_settings(url, **overrides)) as server:
+            yield server
 
 
 def time_resets(base_url: str, rounds: int, seed: bool) -> list[float]:

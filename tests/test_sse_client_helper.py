@@ -6,9 +6,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,6 +21,13 @@ from tests.integration.sse_client_helper import (
     SSETimeout,
     record_clients,
 )
+
+if TYPE_CHECKING:  # the fixtures module is loaded as a plugin (below), not imported first
+    from tests.fixtures.sse_test_server import Script as ServerScript
+    from tests.fixtures.sse_test_server import ScriptHandler as Handler
+    from tests.fixtures.sse_test_server import ScriptServer
+
+pytest_plugins = ["tests.fixtures.sse_test_server"]
 
 # -- parser ------------------------------------------------------------------------------------
 
@@ -148,66 +155,10 @@ def test_finish_discards_and_returns_the_partial_event():
 Script = Callable[["Handler"], None]
 
 
-class Handler(BaseHTTPRequestHandler):
-    """Runs the server's script for each GET; helpers write SSE, plain or chunked."""
-
-    server: ScriptServer
-    chunked = False
-
-    def do_GET(self) -> None:
-        self.server.script(self)
-
-    def start_sse(self, status: int = 200, ctype: str = "text/event-stream", chunked=False):
-        self.chunked = chunked
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Cache-Control", "no-cache")
-        if chunked:
-            self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-
-    def send(self, text: str) -> None:
-        data = text.encode()
-        if self.chunked:
-            data = f"{len(data):x}\r\n".encode() + data + b"\r\n"
-        self.wfile.write(data)
-
-    def end_chunks(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class ScriptServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, script: Script) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.script = script
-
-
 @pytest.fixture
-def release() -> threading.Event:
-    """Set at teardown so stalled handlers finish; scripts wait on it instead of sleeping."""
-    return threading.Event()
-
-
-@pytest.fixture
-def serve(release: threading.Event) -> Iterator[Callable[[Script], str]]:
-    servers: list[ScriptServer] = []
-
-    def start(script: Script) -> str:
-        server = ScriptServer(script)
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}/stream"
-
-    yield start
-    release.set()
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+def serve(serve: Callable[[ServerScript], ScriptServer]) -> Callable[[Script], str]:
+    """The shared `serve`, for scripts that take only the handler; returns the stream URL."""
+    return lambda script: serve(lambda h, _number: script(h)).url("/stream")
 
 
 def frames_script(*frames: str, chunked: bool = False) -> Script:

@@ -10,10 +10,8 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from backend.app import create_app
-from backend.services.container import Container
 from backend.utils.correlation import current_correlation_id, current_test_id
-from tests.fixtures.backend import LiveServer
+from tests.fixtures.backend import served_app
 from tests.fixtures.backend import testing_settings as settings_for
 
 HEALTHZ = "/api/health/healthz"
@@ -134,10 +132,8 @@ def test_ids_are_unbound_from_the_thread_after_the_request(client):
 
 
 def test_ids_do_not_leak_between_requests_on_a_reused_server_thread(make_migrated_database):
-    app = create_app(settings_for(make_migrated_database()))
     # One waitress thread: every request runs on the same thread, so a leak would show.
-    server = LiveServer(app, threads=1).start()
-    try:
+    with served_app(settings_for(make_migrated_database()), threads=1) as server:
         sent = [
             {"X-Request-Id": "first", "X-Test-Id": "test-one"},
             {"X-Request-Id": "second"},
@@ -150,10 +146,6 @@ def test_ids_do_not_leak_between_requests_on_a_reused_server_thread(make_migrate
                 assert response.status_code == 200, response.text
                 echoed.append(response.headers["X-Request-Id"])
         seen = [ids_of(r) for r in collector.from_logger(RESET_LOGGER)]
-    finally:
-        server.stop()
-        container: Container = app.extensions["container"]
-        container.close()
     assert echoed[:2] == ["first", "second"]
     assert is_uuid4(echoed[2])
     assert seen == [("first", "test-one"), ("second", None), (echoed[2], None)]

@@ -7,8 +7,6 @@ import secrets
 
 import pytest
 
-from backend.app import create_app
-from backend.services.container import Container
 from backend.utils.errors import (
     DependencyException,
     InvalidOperationException,
@@ -16,6 +14,7 @@ from backend.utils.errors import (
     RequestValidationException,
     ServiceBusyException,
 )
+from tests.fixtures.backend import app_on
 from tests.fixtures.backend import testing_settings as settings_for
 
 ERROR_KEYS = {"error", "code", "details", "correlationId"}
@@ -89,19 +88,13 @@ def test_bad_json_body_is_400_not_500(client, raw, reason):
 def test_unhandled_exception_is_500_with_the_same_shape_and_a_logged_traceback(
     migrated_database_url, caplog
 ):
-    app = create_app(settings_for(migrated_database_url))
-
     def explode():
         raise RuntimeError("secret internals: kaboom")
 
-    app.add_url_rule("/api/explode", "explode", explode)
-    try:
+    with app_on(settings_for(migrated_database_url)) as app:
+        app.add_url_rule("/api/explode", "explode", explode)
         with caplog.at_level(logging.ERROR):
             response = app.test_client().get("/api/explode", headers={"X-Request-Id": "boom-1"})
-    finally:
-        container: Container = app.extensions["container"]
-        container.coordinator.shutdown()
-        container.close()
 
     body = error_body(response, 500, "INTERNAL_ERROR")
     assert body == {

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 from alembic import command
-from flask import Flask
 
-from backend.app import create_app
 from backend.config import Settings
-from backend.services.container import Container
 from backend.services.migrate_command import migrate
 from backend.services.migration_service import (
     MIGRATIONS_DIR,
@@ -23,22 +19,11 @@ from backend.services.migration_service import (
     head_revisions,
 )
 from orchestrator.embedded_postgres import EmbeddedPostgres
+from tests.fixtures.backend import app_on
 from tests.fixtures.backend import testing_settings as settings_for
 
 READYZ = "/api/health/readyz"
 HEALTHZ = "/api/health/healthz"
-
-
-@contextmanager
-def app_on(settings: Settings) -> Iterator[Flask]:
-    """An app of our own (its shutdown must not touch the module's `app`)."""
-    app = create_app(settings)
-    try:
-        yield app
-    finally:
-        container: Container = app.extensions["container"]
-        container.coordinator.shutdown()
-        container.close()
 
 
 def upgraded_to(url: str, revision: str | None) -> str:

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,30 +20,18 @@ import pytest
 import requests
 
 from backend.api.stream_generators import log_stream
-from backend.app import create_app
-from backend.services.container import Container
 from backend.utils.log_capture import LogCaptureHandler
 from orchestrator.sse_client import SSEClient, SSEEvent, SSEParser
-from tests.fixtures.backend import LiveServer
+from tests.fixtures.backend import LiveServer, served_app
 from tests.fixtures.backend import testing_settings as settings_for_tests
 
 HEARTBEAT = 0.3
 ISO_UTC_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
-@contextmanager
-def serving(database_url: str) -> Iterator[LiveServer]:
+def serving(database_url: str) -> AbstractContextManager[LiveServer]:
     """A testing-mode app with a short heartbeat, served until the block ends."""
-    app = create_app(settings_for_tests(database_url, sse_heartbeat_interval=HEARTBEAT))
-    container: Container = app.extensions["container"]
-    server = LiveServer(app)
-    try:
-        yield server.start()
-    finally:
-        try:
-            server.stop()
-        finally:
-            container.close()
+    return served_app(settings_for_tests(database_url, sse_heartbeat_interval=HEARTBEAT))
 
 
 @pytest.fixture

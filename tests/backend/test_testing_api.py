@@ -6,40 +6,23 @@ import secrets
 import subprocess
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
 import requests
-from flask import Flask
 
-from backend.app import create_app
 from backend.config import Settings
 from backend.services.command_service import STATUS_KEYS
-from backend.services.container import Container
 from backend.services.master_data import load_setup
 from backend.services.migrate_command import migrate
 from backend.services.seed_data import SEED_COMMANDS
 from backend.utils.reset_lock import ResetLock
-from tests.fixtures.backend import LiveServer, wait_until
+from tests.fixtures.backend import LiveServer, app_on, wait_until
 from tests.fixtures.backend import testing_settings as settings_for
 
 RESET = "/api/testing/reset"
 ERROR_KEYS = {"error", "code", "details", "correlationId"}
-
-
-@contextmanager
-def app_on(settings: Settings) -> Iterator[Flask]:
-    """An app of our own (its shutdown must not touch the module's `app`)."""
-    app = create_app(settings)
-    try:
-        yield app
-    finally:
-        container: Container = app.extensions["container"]
-        container.coordinator.shutdown()
-        container.close()
 
 
 # --- comparing a database with a freshly migrated one ------------------------------------------

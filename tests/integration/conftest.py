@@ -20,10 +20,8 @@ from typing import Any, Protocol
 import pytest
 import requests
 
-from backend.app import create_app
-from backend.services.container import Container
 from orchestrator.util import test_slug
-from tests.fixtures.backend import REPO_ROOT, LiveServer, testing_settings, wait_until
+from tests.fixtures.backend import REPO_ROOT, served_app, testing_settings, wait_until
 from tests.integration.sse_client_helper import SSEClient, SSEEvent, record_clients
 
 # Short intervals for the in-process server so the suite stays fast.
@@ -124,17 +122,12 @@ def sse_server(request: pytest.FixtureRequest) -> Iterator[SSEServer]:
         )
         return
     database_url = request.getfixturevalue("make_migrated_database")()
-    app = create_app(
-        testing_settings(
-            database_url,
-            sse_heartbeat_interval=IN_PROCESS_HEARTBEAT_INTERVAL,
-            task_stream_idle_interval=IN_PROCESS_IDLE_INTERVAL,
-        )
+    settings = testing_settings(
+        database_url,
+        sse_heartbeat_interval=IN_PROCESS_HEARTBEAT_INTERVAL,
+        task_stream_idle_interval=IN_PROCESS_IDLE_INTERVAL,
     )
-    container: Container = app.extensions["container"]
-    server = LiveServer(app)
-    try:
-        server.start(timeout=READY_DEADLINE_SECONDS)
+    with served_app(settings, start_timeout=READY_DEADLINE_SECONDS) as server:
         wait_until(
             lambda: requests.get(f"{server.url}/api/health/readyz", timeout=2).ok,
             READY_DEADLINE_SECONDS,
@@ -146,11 +139,6 @@ def sse_server(request: pytest.FixtureRequest) -> Iterator[SSEServer]:
             idle_interval=IN_PROCESS_IDLE_INTERVAL,
             in_process=True,
         )
-    finally:
-        try:
-            server.stop()  # asserts that the server thread joined
-        finally:
-            container.close()
 
 
 @pytest.fixture

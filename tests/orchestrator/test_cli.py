@@ -3,98 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
-from typing import IO, Any
 
 import pytest
 
 from orchestrator import runs
 from tests.fixtures.backend import REPO_ROOT
-from tests.orchestrator.test_stack_local import accepts_connections, live_pids_of_run
-
-ORCHESTRATOR = (sys.executable, "-m", "orchestrator")
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*ORCHESTRATOR, *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-class CliProcess:
-    """`python -m orchestrator ...` in the background; its output lines readable with deadlines."""
-
-    def __init__(self, *args: str, **env: str) -> None:
-        self.process = subprocess.Popen(
-            [*ORCHESTRATOR, *args],
-            cwd=REPO_ROOT,
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.stdout: queue.Queue[str] = queue.Queue()
-        self.stderr_lines: list[str] = []
-        assert self.process.stdout is not None and self.process.stderr is not None
-        # Daemon readers: a command that outlives a killed orchestrator keeps the pipes open.
-        self._readers = [
-            threading.Thread(
-                target=self._pump, args=(self.process.stdout, self.stdout.put), daemon=True
-            ),
-            threading.Thread(
-                target=self._pump, args=(self.process.stderr, self._keep_stderr), daemon=True
-            ),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _pump(stream: IO[str], sink: Any) -> None:
-        for line in stream:
-            sink(line)
-
-    def _keep_stderr(self, line: str) -> None:
-        self.stderr_lines.append(line)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.stderr_lines)
-
-    def next_stdout_line(self, timeout: float) -> str:
-        try:
-            return self.stdout.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(
-                f"no output line within {timeout}s; stderr so far:\n{self.stderr}"
-            ) from None
-
-    def wait(self, timeout: float) -> int:
-        """Its exit code, once it and its output are finished."""
-        code = self.process.wait(timeout=timeout)
-        for reader in self._readers:
-            reader.join(timeout=5)
-        return code
-
-    def kill(self) -> None:
-        """SIGKILL our process and reap it; its output may stay open (orphans hold it)."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
-
+from tests.fixtures.orchestrator_cli import CliProcess, run_cli
+from tests.fixtures.stack_checks import accepts_connections, live_pids_of_run
 
 # -- bad options and missing prerequisites -------------------------------------------------
 

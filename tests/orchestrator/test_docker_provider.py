@@ -27,15 +27,12 @@ from orchestrator.redaction import Redactor
 from orchestrator.session import StackOptions, open_stack
 from orchestrator.spec import RUN_LABEL, build_spec
 from orchestrator.stack import Stack
+from tests.fixtures.stack_checks import ObservedRun, files_containing, quiet
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
 SERVICE_LABEL = "ci-stack.service"
 PGDATA = "/var/lib/postgresql/data"
-
-
-def quiet(_message: str) -> None:
-    """A progress callback that keeps the test output clean."""
 
 
 def labelled(docker_api: Any, run_id: str) -> tuple[list[Any], list[Any]]:
@@ -45,11 +42,6 @@ def labelled(docker_api: Any, run_id: str) -> tuple[list[Any], list[Any]]:
         docker_api.containers.list(all=True, filters=filters),
         docker_api.networks.list(filters=filters),
     )
-
-
-def files_containing(folder: Path, secret: str) -> list[Path]:
-    needle = secret.encode()
-    return sorted(p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes())
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +67,7 @@ def built(docker_api: Any) -> dict[images.ImageName, images.ImageResult]:
 
 
 @dataclass
-class FinishedRun:
-    folder: Path
-    password: str
-    run_id: str
-    environment: dict[str, str]
-    readyz: requests.Response
-    workers: list[dict[str, Any]]
+class FinishedRun(ObservedRun):
     command: dict[str, Any]
     containers: dict[str, dict[str, Any]]  # service label -> docker inspect
     network: dict[str, Any]

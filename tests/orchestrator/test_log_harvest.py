@@ -8,77 +8,22 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from orchestrator.log_harvest import LogHarvester
 
-Script = Callable[["Handler", int], None]  # (handler, connection number from 0)
+if TYPE_CHECKING:  # the fixtures module is loaded as a plugin (below), not imported first
+    from tests.fixtures.sse_test_server import ScriptHandler as Handler
+    from tests.fixtures.sse_test_server import ScriptServer
 
-
-class Handler(BaseHTTPRequestHandler):
-    server: ScriptServer
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            number = self.server.connections
-            self.server.connections += 1
-        self.server.script(self, number)
-
-    def start_sse(self, status: int = 200) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-
-    def event(self, name: str, data: Any) -> None:
-        self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
-
-    def log(self, message: str, **extra: Any) -> None:
-        record = {"timestamp": "2026-01-01T00:00:00.000Z", "level": "INFO", "logger": "app"}
-        self.event("log", {**record, "message": message, "extra": extra})
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class ScriptServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, script: Script) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.script = script
-        self.connections = 0
-        self.lock = threading.Lock()
-
-
-@pytest.fixture
-def release() -> threading.Event:
-    """Set at teardown so stalled handlers finish; scripts wait on it instead of sleeping."""
-    return threading.Event()
-
-
-@pytest.fixture
-def serve(release: threading.Event) -> Iterator[Callable[[Script], ScriptServer]]:
-    servers: list[ScriptServer] = []
-
-    def start(script: Script) -> ScriptServer:
-        server = ScriptServer(script)
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        servers.append(server)
-        return server
-
-    yield start
-    release.set()
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+pytest_plugins = ["tests.fixtures.sse_test_server"]
 
 
 def url_of(server: ScriptServer) -> str:
-    return f"http://127.0.0.1:{server.server_port}/api/testing/logs/stream"
+    return server.url("/api/testing/logs/stream")
 
 
 @pytest.fixture

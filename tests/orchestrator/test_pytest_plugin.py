@@ -30,6 +30,14 @@ def run_inner(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:playwright", *args)
 
 
+@pytest.fixture
+def artifacts_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The inner session's STACK_ARTIFACTS_DIR: `tmp_path / "artifacts"`, not created yet."""
+    folder = tmp_path / "artifacts"
+    monkeypatch.setenv("STACK_ARTIFACTS_DIR", str(folder))
+    return folder
+
+
 @dataclass(frozen=True)
 class Seen:
     method: str
@@ -192,11 +200,9 @@ def test_setup_fails(broken):
 def test_failed_tests_leave_evidence_in_the_artifacts_dir(
     pytester: pytest.Pytester,
     backend: RecordingBackend,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    artifacts_dir: Path,
 ) -> None:
-    folder = tmp_path / "artifacts"
-    monkeypatch.setenv("STACK_ARTIFACTS_DIR", str(folder))
+    folder = artifacts_dir
     pytester.makepyfile(test_mixed=MIXED)
 
     run_inner(pytester).assert_outcomes(passed=1, failed=1, errors=1)
@@ -223,11 +229,9 @@ def test_failed_tests_leave_evidence_in_the_artifacts_dir(
 def test_a_passing_session_writes_only_junit(
     pytester: pytest.Pytester,
     backend: RecordingBackend,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    artifacts_dir: Path,
 ) -> None:
-    folder = tmp_path / "artifacts"
-    monkeypatch.setenv("STACK_ARTIFACTS_DIR", str(folder))
+    folder = artifacts_dir
     pytester.makepyfile(test_green=TWO_TESTS)
 
     run_inner(pytester).assert_outcomes(passed=2)
@@ -238,11 +242,10 @@ def test_a_passing_session_writes_only_junit(
 def test_an_explicit_junitxml_path_wins(
     pytester: pytest.Pytester,
     backend: RecordingBackend,
-    monkeypatch: pytest.MonkeyPatch,
+    artifacts_dir: Path,
     tmp_path: Path,
 ) -> None:
-    folder = tmp_path / "artifacts"
-    monkeypatch.setenv("STACK_ARTIFACTS_DIR", str(folder))
+    folder = artifacts_dir
     pytester.makepyfile(test_green=TWO_TESTS)
     own = tmp_path / "own.xml"
 

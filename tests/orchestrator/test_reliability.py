@@ -22,8 +22,8 @@ import pytest
 from orchestrator import runs
 from orchestrator.embedded_postgres import BASE_DIR_ENV, find_leftovers
 from tests.fixtures.backend import wait_until
-from tests.orchestrator.test_cli import CliProcess, run_cli
-from tests.orchestrator.test_stack_local import accepts_connections, live_pids_of_run
+from tests.fixtures.orchestrator_cli import CliProcess, local_run_args, run_cli
+from tests.fixtures.stack_checks import accepts_connections, live_pids_of_run
 
 pytestmark = pytest.mark.slow
 
@@ -63,18 +63,7 @@ def start_run(folder: Path, command: str) -> tuple[CliProcess, dict[str, Any]]:
     """Start a run of `command`; return it and what CMD wrote once the stack was up."""
     ready = folder / "ready.json"
     cli = CliProcess(
-        "run",
-        "--provider",
-        "local",
-        "--workers",
-        "1",
-        "--artifacts",
-        str(folder / "artifacts"),
-        "--",
-        sys.executable,
-        "-c",
-        command,
-        str(ready),
+        *local_run_args(folder / "artifacts", sys.executable, "-c", command, str(ready))
     )
     try:
         wait_until(ready.exists, timeout=60, message="the command's ready file")

@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -26,7 +25,6 @@ import requests
 
 from orchestrator import runs
 from orchestrator.artifacts import Artifacts
-from orchestrator.cleanup import RUN_ENV
 from orchestrator.embedded_postgres import find_leftovers
 from orchestrator.errors import StackStartError, TeardownErrors
 from orchestrator.log_harvest import LogHarvester
@@ -37,58 +35,20 @@ from orchestrator.session import StackOptions, open_stack
 from orchestrator.spec import ProviderName, ServiceSpec, StackSpec, build_spec
 from orchestrator.stack import Stack
 from tests.fixtures.backend import REPO_ROOT, wait_until
-
-# -- helpers shared with test_cli.py and test_reliability.py --------------------------------
-
-
-def live_pids_of_run(run_id: str) -> list[int]:
-    """Processes (not zombies) whose environment carries CI_STACK_RUN_ID=<run_id>."""
-    needle = f"{RUN_ENV}={run_id}".encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue  # gone meanwhile, or not ours to read
-        if needle in environ and state != "Z":
-            pids.append(int(entry.name))
-    return sorted(pids)
-
-
-def accepts_connections(url: str) -> bool:
-    parts = urlsplit(url)
-    assert parts.hostname is not None and parts.port is not None
-    try:
-        with socket.create_connection((parts.hostname, parts.port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def files_containing(folder: Path, secret: str) -> list[Path]:
-    """Every file under `folder` whose bytes contain `secret` (text or binary)."""
-    needle = secret.encode()
-    return sorted(p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes())
-
-
-def quiet(_message: str) -> None:
-    """A progress callback that keeps the test output clean."""
-
+from tests.fixtures.orchestrator_cli import ORCHESTRATOR, local_run_args
+from tests.fixtures.stack_checks import (
+    ObservedRun,
+    accepts_connections,
+    files_containing,
+    live_pids_of_run,
+    quiet,
+)
 
 # -- one full run, observed ----------------------------------------------------------------
 
 
 @dataclass
-class FinishedRun:
-    folder: Path
-    password: str
-    run_id: str
-    environment: dict[str, str]
-    readyz: requests.Response
-    workers: list[dict[str, Any]]
+class FinishedRun(ObservedRun):
     stack_json_when_ready: dict[str, Any]
     pids_while_running: list[int]
     pg_dir: Path
@@ -249,24 +209,17 @@ def test_the_password_never_reaches_the_artifacts_of_a_cli_run(tmp_path: Path) -
     folder, dsn_file = tmp_path / "artifacts", tmp_path / "dsn.txt"
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "orchestrator",
-            "run",
-            "--provider",
-            "local",
-            "--workers",
-            "1",
-            "--artifacts",
-            str(folder),
-            "--",
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            str(tmp_path / "suite"),
+            *ORCHESTRATOR,
+            *local_run_args(
+                folder,
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                str(tmp_path / "suite"),
+            ),
         ],
         cwd=REPO_ROOT,
         env={**os.environ, "DSN_FILE": str(dsn_file)},
