@@ -48,7 +48,8 @@ def execute_behavior(behavior: Behavior, attempt: int) -> dict[str, Any]:
         if attempt == 1:
             time.sleep(behavior.execution_time_ms / 1000)  # the simulated hang
         return {"status": "ok", "attempt": attempt}
-    time.sleep(behavior.execution_time_ms / 1000)  # the simulated work
+    if behavior.execution_time_ms:
+        time.sleep(behavior.execution_time_ms / 1000)  # the simulated work
     if behavior.type == "fail_permanent":
         raise PermanentCommandError(
             code=behavior.error_code or "PERMANENT_ERROR",

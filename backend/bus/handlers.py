@@ -1,10 +1,11 @@
-"""The worker's handler for test commands: load the row, run its behavior, store the result once."""
+"""The worker's handler for test commands: run the command's behavior, store the result once."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+import psycopg
 from commandbus import HandlerRegistry
 from commandbus.models import Command, HandlerContext
 from psycopg.types.json import Jsonb
@@ -18,7 +19,12 @@ logger = logging.getLogger(__name__)
 
 
 class TestCommandHandler:
-    """Idempotent: a redelivered command that already has a result returns it unchanged."""
+    """Idempotent: the first stored result wins; a redelivery gets that result back.
+
+    The behavior and ids come with the message (CommandService puts them in its data), so a
+    success costs one statement: count the run and store the result if none is stored yet.
+    `pool` should be an autocommit pool (see backend/bus/pools.py).
+    """
 
     __test__ = False
 
@@ -27,48 +33,63 @@ class TestCommandHandler:
         self.ids = ids or CommandIds()
 
     def __call__(self, command: Command, context: HandlerContext) -> dict[str, Any]:
-        with self.pool.connection() as conn:
-            row = conn.execute(
-                "UPDATE test_command SET handler_runs = handler_runs + 1 WHERE command_id = %s"
-                " RETURNING behavior, correlation_id, test_id, result",
-                (command.command_id,),
-            ).fetchone()
-        if row is None:
-            raise LookupError(f"No test_command row for command {command.command_id}")
-        behavior_json, correlation_id, test_id, existing = row
-        self.ids.remember(str(command.command_id), correlation_id, test_id)
+        command_id = str(command.command_id)
+        behavior_json, correlation_id, test_id = self._behavior_and_ids(command)
+        self.ids.remember(command_id, correlation_id, test_id)
         with correlation_scope(correlation_id, test_id):
-            fields = {"command_id": str(command.command_id), "attempt": context.attempt}
-            if existing is not None:
-                logger.info("Command already applied; returning stored result", extra=fields)
-                return dict(existing)
+            fields = {"command_id": command_id, "attempt": context.attempt}
             behavior = Behavior.model_validate(behavior_json)
             logger.info("Handling %s (%s)", command.command_type, behavior.type, extra=fields)
             try:
                 result = execute_behavior(behavior, context.attempt)
             except Exception as exc:
+                self._count_run(command)
                 logger.info("Command attempt failed: %s", exc, extra=fields)
                 raise
             return self._store_once(command, result, fields)
+
+    def _behavior_and_ids(self, command: Command) -> tuple[Any, str | None, str | None]:
+        """From the message when it carries them, else (seeded or foreign messages) the row."""
+        data = command.data if isinstance(command.data, dict) else {}
+        ids = data.get("ids")
+        if "behavior" in data and isinstance(ids, dict):
+            return data["behavior"], ids.get("correlation_id"), ids.get("test_id")
+        with self.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT behavior, correlation_id, test_id FROM test_command WHERE command_id = %s",
+                (command.command_id,),
+            ).fetchone()
+        if row is None:
+            raise LookupError(f"No test_command row for command {command.command_id}")
+        return row[0], row[1], row[2]
+
+    def _count_run(self, command: Command) -> None:
+        """Count a failed run; a database error here must not replace the behavior's error."""
+        try:
+            with self.pool.connection() as conn:
+                conn.execute(
+                    "UPDATE test_command SET handler_runs = handler_runs + 1 WHERE command_id = %s",
+                    (command.command_id,),
+                )
+        except psycopg.Error as exc:
+            logger.warning("Could not count the failed run: %s", exc)
 
     def _store_once(
         self, command: Command, result: dict[str, Any], fields: dict[str, Any]
     ) -> dict[str, Any]:
         with self.pool.connection() as conn:
-            stored = conn.execute(
-                "UPDATE test_command SET result = %s, processed_at = NOW()"
-                " WHERE command_id = %s AND result IS NULL RETURNING result",
+            row = conn.execute(
+                "UPDATE test_command SET handler_runs = handler_runs + 1,"
+                " result = COALESCE(result, %s), processed_at = COALESCE(processed_at, NOW())"
+                " WHERE command_id = %s RETURNING result",
                 (Jsonb(result), command.command_id),
             ).fetchone()
-            if stored is None:  # a concurrent delivery got there first
-                again = conn.execute(
-                    "SELECT result FROM test_command WHERE command_id = %s",
-                    (command.command_id,),
-                ).fetchone()
-                logger.info("Concurrent delivery already applied the result", extra=fields)
-                return dict(again[0]) if again and again[0] else result
-        logger.info("Command succeeded", extra=fields)
-        return result
+        if row is None:
+            raise LookupError(f"No test_command row for command {command.command_id}")
+        stored = dict(row[0])
+        if stored != result:  # an earlier (or concurrent) delivery got there first
+            logger.info("Command already applied; returning the stored result", extra=fields)
+        return stored
 
 
 def register_handlers(

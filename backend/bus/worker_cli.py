@@ -16,12 +16,12 @@ from commandbus import HandlerRegistry, RetryPolicy
 from commandbus.sync import SyncWorker
 from commandbus.sync.worker import ReceivedCommand
 from psycopg import Connection
-from psycopg_pool import ConnectionPool
 
 from backend.bus.compat import apply_pgmq_compat
 from backend.bus.handlers import TestCommandHandler, register_handlers
 from backend.bus.heartbeat import Heartbeat
 from backend.bus.log_context import CommandContextFilter, CommandIds
+from backend.bus.pools import worker_pools
 from backend.bus.worker_options import WorkerOptions, add_worker_arguments, resolve_options
 from backend.config import Settings
 from backend.services.config_service import load_config
@@ -73,18 +73,10 @@ class WorkerRuntime:
     def __init__(self, settings: Settings, options: WorkerOptions) -> None:
         self.settings = settings
         self.options = options
-        # LISTEN keeps one connection for the whole run; heartbeat and handlers need more.
-        self.pool: ConnectionPool[Any] = ConnectionPool(
-            settings.database_url,
-            min_size=2,
-            max_size=options.concurrency * 2 + 3,
-            open=False,
-            check=ConnectionPool.check_connection,
-            name="worker",
-        )
+        self.pool, self.handler_pool = worker_pools(settings.database_url, options.concurrency)
         self.registry = HandlerRegistry()
         self.ids = ids = CommandIds()
-        self.handler = TestCommandHandler(self.pool, ids)
+        self.handler = TestCommandHandler(self.handler_pool, ids)
         # Library log lines about a command get that command's correlation and test ids.
         for handler in logging.getLogger().handlers:
             handler.addFilter(CommandContextFilter(ids))
@@ -95,6 +87,7 @@ class WorkerRuntime:
     def run(self) -> int:
         options = self.options
         self.pool.open(wait=True, timeout=10)
+        self.handler_pool.open(wait=True, timeout=10)
         self.worker = IdAwareWorker(
             self.pool,
             options.domain,
@@ -125,9 +118,11 @@ class WorkerRuntime:
             extra={"worker_id": options.worker_id, "pid": os.getpid()},
         )
         try:
-            worker.run(concurrency=options.concurrency, poll_interval=options.poll_interval)
+            if not self._stopping.is_set():  # a signal during start-up: don't start at all
+                worker.run(concurrency=options.concurrency, poll_interval=options.poll_interval)
         finally:
             heartbeat.stop()
+            self.handler_pool.close(timeout=2)
             self.pool.close(timeout=2)
             self._finished.set()
         logger.info("Worker %s exited cleanly", options.worker_id)
@@ -147,7 +142,12 @@ class WorkerRuntime:
 
     def _drain_then_stop(self) -> None:
         assert self.worker is not None
-        self.worker.stop(timeout=self.options.drain_timeout)
+        # SyncWorker.run() clears its stop flag as it starts, so a stop() before that would be
+        # lost: wait until the loop runs (or run() was skipped or has ended) before stopping.
+        while not self.worker.is_running and not self._finished.wait(0.05):
+            pass
+        if not self._finished.is_set():
+            self.worker.stop(timeout=self.options.drain_timeout)
         # The library's loop exits after its current wait; if a handler still hangs past
         # the bound, leave anyway: its message is redelivered after the visibility timeout.
         if not self._finished.wait(self.options.poll_interval + 3):

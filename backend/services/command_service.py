@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -44,14 +45,21 @@ def _as_uuid_or_none(value: str | None) -> uuid.UUID | None:
 
 
 def bus_data(
-    payload: dict[str, Any], correlation_id: str | None, test_id: str | None
+    payload: dict[str, Any],
+    behavior: dict[str, Any],
+    correlation_id: str | None,
+    test_id: str | None,
 ) -> dict[str, Any]:
-    """The bus message's data: the payload, plus the ids the worker's log lines need.
+    """The bus message's data: the payload, the behavior and the ids, as in test_command.
 
-    The library logs "Received command ..." before our handler runs, so the worker learns a
-    command's correlation and test ids from the message (see backend/bus/log_context.py).
+    The worker needs no query to learn what to do (backend/bus/handlers.py), and knows the
+    ids before the library logs "Received command ..." (backend/bus/log_context.py).
     """
-    return {"payload": payload, "ids": {"correlation_id": correlation_id, "test_id": test_id}}
+    return {
+        "payload": payload,
+        "behavior": behavior,
+        "ids": {"correlation_id": correlation_id, "test_id": test_id},
+    }
 
 
 def parse_command_id(raw: str) -> uuid.UUID:
@@ -97,6 +105,7 @@ class CommandService:
     ) -> dict[str, Any]:
         """Insert the test_command row and send on the bus in one transaction."""
         command_id = uuid.uuid4()
+        behavior_json = behavior.model_dump(exclude_none=True)
         with self.database.transaction() as conn:
             type_id, domain, name = self._resolve_type(conn, command_type)
             max_attempts = self._check_behavior(conn, behavior, "behavior")
@@ -110,7 +119,7 @@ class CommandService:
                     command_id,
                     type_id,
                     Jsonb(payload),
-                    Jsonb(behavior.model_dump(exclude_none=True)),
+                    Jsonb(behavior_json),
                     correlation_id,
                     test_id,
                 ),
@@ -119,7 +128,7 @@ class CommandService:
                 domain,
                 name,
                 command_id,
-                bus_data(payload, correlation_id, test_id),
+                bus_data(payload, behavior_json, correlation_id, test_id),
                 correlation_id=_as_uuid_or_none(correlation_id),
                 max_attempts=max_attempts,
                 conn=conn,
@@ -146,7 +155,9 @@ class CommandService:
             type_id, domain, name = self._resolve_type(conn, command_type)
             for index, (behavior, _count) in enumerate(shares):
                 max_attempts = self._check_behavior(conn, behavior, f"mix.{index}.behavior")
-        plan = [behavior for behavior, count in shares for _ in range(count)]
+        # One dict per share, shared by its commands (and serialized once per chunk).
+        dumped = [(behavior.model_dump(exclude_none=True), count) for behavior, count in shares]
+        plan = [behavior for behavior, count in dumped for _ in range(count)]
         total = len(plan)
 
         def run(reporter: ProgressReporter) -> dict[str, Any]:
@@ -168,7 +179,7 @@ class CommandService:
         type_id: int,
         domain: str,
         name: str,
-        behaviors: list[Behavior],
+        behaviors: list[dict[str, Any]],
         payload: dict[str, Any],
         max_attempts: int,
         correlation_id: str | None,
@@ -176,22 +187,19 @@ class CommandService:
     ) -> None:
         ids = [uuid.uuid4() for _ in behaviors]
         bus_correlation = _as_uuid_or_none(correlation_id)
-        data = bus_data(payload, correlation_id, test_id)
+        payload_text = json.dumps(payload)
+        behavior_texts: dict[int, str] = {}
         with self.database.transaction() as conn:
             with conn.cursor().copy(
                 "COPY test_command (command_id, command_type_id, payload, behavior,"
                 " correlation_id, test_id) FROM STDIN"
             ) as copy:
                 for command_id, behavior in zip(ids, behaviors, strict=True):
+                    text = behavior_texts.get(id(behavior))
+                    if text is None:
+                        text = behavior_texts[id(behavior)] = json.dumps(behavior)
                     copy.write_row(
-                        (
-                            command_id,
-                            type_id,
-                            Jsonb(payload),
-                            Jsonb(behavior.model_dump(exclude_none=True)),
-                            correlation_id,
-                            test_id,
-                        )
+                        (command_id, type_id, payload_text, text, correlation_id, test_id)
                     )
             self.bus.send_batch(
                 [
@@ -199,11 +207,11 @@ class CommandService:
                         domain=domain,
                         command_type=name,
                         command_id=command_id,
-                        data=data,
+                        data=bus_data(payload, behavior, correlation_id, test_id),
                         correlation_id=bus_correlation,
                         max_attempts=max_attempts,
                     )
-                    for command_id in ids
+                    for command_id, behavior in zip(ids, behaviors, strict=True)
                 ],
                 chunk_size=_BULK_CHUNK,
                 conn=conn,
@@ -275,13 +283,20 @@ class CommandService:
         return detail
 
     def audit_trail(self, command_id: uuid.UUID) -> list[dict[str, Any]]:
+        """Events in the order they were recorded.
+
+        Not by timestamp: `ts` is the recording transaction's start (NOW()), so a redelivery
+        whose read began before the previous failure committed (backoff 0) gets an earlier
+        RECEIVED stamp than that FAILED. The audit id follows the inserts.
+        """
+        events = sorted(self.bus.get_audit_trail(command_id), key=lambda event: event.audit_id)
         return [
             {
                 "event_type": event.event_type,
                 "timestamp": event.timestamp.isoformat(),
                 "details": event.details or {},
             }
-            for event in self.bus.get_audit_trail(command_id)
+            for event in events
         ]
 
     def stats(self) -> dict[str, int]:
