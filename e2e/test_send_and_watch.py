@@ -152,12 +152,6 @@ def test_invalid_bulk_shows_field_error_and_sends_nothing(
     assert _commands_of_this_test(api, test_id) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend bug: POST /api/commands/bulk with count+behavior (no mix) reports the "
-    "field as mix.0.behavior.transient_failures (CommandService.bulk_task always names "
-    "shares mix.<i>.behavior), so the form error names a field the user never sent",
-)
 def test_invalid_bulk_error_names_the_field_that_was_sent(page: Page) -> None:
     _send_invalid_bulk(page)
     message = page.get_by_test_id("bulk-error").inner_text()

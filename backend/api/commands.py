@@ -31,7 +31,12 @@ def send_bulk() -> tuple[Response, int]:
     c = container()
     correlation_id, test_id = request_ids()
     task = c.commands.bulk_task(
-        body.command_type, body.shares(), body.payload, correlation_id, test_id
+        body.command_type,
+        body.shares(),
+        body.payload,
+        correlation_id,
+        test_id,
+        mixed=body.mix is not None,
     )
     task_id = c.tasks.start_task(task, correlation_id=correlation_id, test_id=test_id)
     return jsonify({"task_id": task_id, "total": sum(n for _, n in body.shares())}), 202

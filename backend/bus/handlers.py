@@ -39,7 +39,7 @@ class TestCommandHandler:
         with correlation_scope(correlation_id, test_id):
             fields = {"command_id": command_id, "attempt": context.attempt}
             behavior = Behavior.model_validate(behavior_json)
-            logger.info("Handling %s (%s)", command.command_type, behavior.type, extra=fields)
+            logger.debug("Handling %s (%s)", command.command_type, behavior.type, extra=fields)
             try:
                 result = execute_behavior(behavior, context.attempt)
             except Exception as exc:
@@ -92,13 +92,17 @@ class TestCommandHandler:
         return stored
 
 
-def register_handlers(
-    registry: HandlerRegistry, handler: TestCommandHandler, domain: str, command_types: list[str]
-) -> list[str]:
-    """Register `handler` for each command type not yet registered; returns the new ones."""
-    added = []
-    for command_type in command_types:
-        if not registry.has_sync_handler(domain, command_type):
-            registry.register_sync(domain, command_type, handler)
-            added.append(command_type)
-    return added
+class DomainRegistry(HandlerRegistry):
+    """Every command type of the worker's domain runs the test-command handler, including
+    types created after the worker started (no restart, no missed first delivery)."""
+
+    def __init__(self, domain: str, handler: TestCommandHandler) -> None:
+        super().__init__()
+        self.domain = domain
+        self.handler = handler
+
+    def get_sync(self, domain: str, command_type: str) -> Any:
+        registered = super().get_sync(domain, command_type)
+        if registered is None and domain == self.domain:
+            return self.handler
+        return registered

@@ -28,12 +28,10 @@ class Heartbeat:
         pool: ConnectionPool[Any],
         options: WorkerOptions,
         health: Callable[[], dict[str, Any]],
-        on_command_types: Callable[[list[str]], None],
     ) -> None:
         self.pool = pool
         self.options = options
         self.health = health
-        self.on_command_types = on_command_types
         self.started_at = datetime.now(UTC)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
@@ -89,18 +87,11 @@ class Heartbeat:
                         Jsonb(health),
                     ),
                 )
-                types = [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT name FROM command_type WHERE domain = %s", (self.options.domain,)
-                    )
-                ]
         except Exception as exc:
             if not self._failing:
                 logger.warning("Heartbeat failed (database or reset in progress?): %s", exc)
             self._failing = True
             return
-        self.on_command_types(types)
         if self._failing:
             logger.info("Heartbeat recovered: database reachable again")
             self._failing = False

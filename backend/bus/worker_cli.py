@@ -12,13 +12,13 @@ from types import FrameType
 from typing import Any
 
 import psycopg
-from commandbus import HandlerRegistry, RetryPolicy
+from commandbus import RetryPolicy
 from commandbus.sync import SyncWorker
 from commandbus.sync.worker import ReceivedCommand
 from psycopg import Connection
 
 from backend.bus.compat import apply_pgmq_compat
-from backend.bus.handlers import TestCommandHandler, register_handlers
+from backend.bus.handlers import DomainRegistry, TestCommandHandler
 from backend.bus.heartbeat import Heartbeat
 from backend.bus.log_context import CommandContextFilter, CommandIds
 from backend.bus.pools import worker_pools
@@ -74,9 +74,9 @@ class WorkerRuntime:
         self.settings = settings
         self.options = options
         self.pool, self.handler_pool = worker_pools(settings.database_url, options.concurrency)
-        self.registry = HandlerRegistry()
         self.ids = ids = CommandIds()
         self.handler = TestCommandHandler(self.handler_pool, ids)
+        self.registry = DomainRegistry(options.domain, self.handler)
         # Library log lines about a command get that command's correlation and test ids.
         for handler in logging.getLogger().handlers:
             handler.addFilter(CommandContextFilter(ids))
@@ -100,9 +100,7 @@ class WorkerRuntime:
             statement_timeout=options.statement_timeout_ms,
         )
         worker = self.worker
-        heartbeat = Heartbeat(
-            self.pool, options, worker.health_status.to_dict, self._register_types
-        )
+        heartbeat = Heartbeat(self.pool, options, worker.health_status.to_dict)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         heartbeat.start()
@@ -127,11 +125,6 @@ class WorkerRuntime:
             self._finished.set()
         logger.info("Worker %s exited cleanly", options.worker_id)
         return 0
-
-    def _register_types(self, command_types: list[str]) -> None:
-        added = register_handlers(self.registry, self.handler, self.options.domain, command_types)
-        if added:
-            logger.info("Handling command types: %s", ", ".join(added))
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self._stopping.is_set():

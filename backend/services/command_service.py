@@ -149,12 +149,16 @@ class CommandService:
         payload: dict[str, Any],
         correlation_id: str | None,
         test_id: str | None,
+        mixed: bool = False,
     ) -> TaskFunction:
-        """Validate now (so bad input is a 400), send later as a background task."""
+        """Validate now (so bad input is a 400), send later as a background task.
+
+        `mixed`: the request gave a `mix`, so errors name `mix.<i>.behavior...` fields."""
         with self.database.transaction() as conn:
             type_id, domain, name = self._resolve_type(conn, command_type)
             for index, (behavior, _count) in enumerate(shares):
-                max_attempts = self._check_behavior(conn, behavior, f"mix.{index}.behavior")
+                field = f"mix.{index}.behavior" if mixed else "behavior"
+                max_attempts = self._check_behavior(conn, behavior, field)
         # One dict per share, shared by its commands (and serialized once per chunk).
         dumped = [(behavior.model_dump(exclude_none=True), count) for behavior, count in shares]
         plan = [behavior for behavior, count in dumped for _ in range(count)]

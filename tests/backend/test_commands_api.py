@@ -689,6 +689,14 @@ def test_bulk_mix_sends_each_share(client: FlaskClient, migrated_database_url: s
             },
             "mix.1.behavior.transient_failures",
         ),
+        (
+            {
+                "command_type": "TestCommand",
+                "count": 1,
+                "behavior": {"type": "fail_transient_then_succeed", "transient_failures": 3},
+            },
+            "behavior.transient_failures",
+        ),
         ({"command_type": "Nope", "count": 1, "behavior": SUCCESS}, "command_type"),
     ],
 )
