@@ -23,6 +23,8 @@ class HealthService:
         checks["shutting_down"] = {"ok": True}
         try:
             with self.database.transaction(timeout=2.0) as conn:
+                # A reset holds locks for its whole transaction: answer 503, don't hang.
+                conn.execute("SET LOCAL statement_timeout = 2000")
                 conn.execute("SELECT 1")
                 pending = get_pending_migrations(conn)
         except Exception as exc:

@@ -130,6 +130,7 @@ class TaskService:
 
     def status(self, task_id: str) -> dict[str, Any] | None:
         with self._lock:
+            self._sweep_locked()
             task = self._tasks.get(task_id)
         if task is None:
             return None

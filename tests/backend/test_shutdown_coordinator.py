@@ -277,6 +277,16 @@ def test_finished_tasks_are_swept_after_retention_but_running_ones_stay(
         coordinator.shutdown()
 
 
+def test_status_of_an_expired_task_is_none(coordinator: ShutdownCoordinator):
+    tasks = TaskService(coordinator, max_workers=1, retention_seconds=0.2)
+    try:
+        task_id = tasks.start_task(scripted_task(1, 0, None))
+        wait_done(tasks, task_id)
+        wait_until(lambda: tasks.status(task_id) is None, 5, message="status to forget the task")
+    finally:
+        coordinator.shutdown()
+
+
 def test_start_task_is_refused_once_shutdown_is_prepared_but_running_tasks_drain(
     coordinator: ShutdownCoordinator,
 ):
