@@ -6,7 +6,7 @@ from backend.bus.handlers import DomainRegistry, TestCommandHandler
 
 
 def test_types_created_after_start_are_handled_at_once():
-    handler = TestCommandHandler(pool=None)  # type: ignore[arg-type]  # never called here
+    handler = TestCommandHandler(pool=None)  # never called here
     registry = DomainRegistry("test", handler)
     assert registry.get_sync("test", "TestCommand") is handler
     assert registry.get_sync("test", "CreatedJustNow") is handler
@@ -14,5 +14,5 @@ def test_types_created_after_start_are_handled_at_once():
 
 
 def test_other_domains_are_not_claimed():
-    registry = DomainRegistry("test", TestCommandHandler(pool=None))  # type: ignore[arg-type]
+    registry = DomainRegistry("test", TestCommandHandler(pool=None))
     assert registry.get_sync("payments", "DebitAccount") is None

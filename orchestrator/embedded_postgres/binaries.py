@@ -1,0 +1,162 @@
+"""Finding the PostgreSQL binaries and making them reachable for the user that runs them.
+
+Binaries come from, in order: the `bindir` argument, `STACK_PG_BINDIR`, the `pgserver`
+wheel. When the run user cannot reach the install (say, a venv inside a 0700 dir), the
+install is copied once into a world-readable cache under /var/tmp and run from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+from orchestrator.embedded_postgres.leftovers import TEMP_PREFIX
+from orchestrator.embedded_postgres.run_as import _RunAs
+from orchestrator.errors import OrchestratorError, PrerequisiteMissing
+
+BINDIR_ENV = "STACK_PG_BINDIR"
+INSTALL_CACHE_ROOT = Path("/var/tmp")
+BINARIES_FIX = (
+    "pip install pgserver==0.1.4, or pass --pg-bindir / set STACK_PG_BINDIR "
+    "to a PostgreSQL bin directory"
+)
+
+
+def resolve_bindir(bindir: Path | None = None) -> Path:
+    """The PostgreSQL bin dir to use: `bindir`, else $STACK_PG_BINDIR, else pgserver's."""
+    if bindir is not None:
+        candidate, source = bindir, "bindir argument"
+    elif os.environ.get(BINDIR_ENV):
+        candidate, source = Path(os.environ[BINDIR_ENV]), f"${BINDIR_ENV}"
+    else:
+        spec = find_spec("pgserver")  # finds without importing it
+        if spec is None or not spec.submodule_search_locations:
+            raise PrerequisiteMissing(
+                "PostgreSQL binaries not found (searched: pgserver wheel: not installed)",
+                BINARIES_FIX,
+            )
+        candidate = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+        source = "pgserver wheel"
+    missing = [n for n in ("initdb", "postgres", "pg_config") if not _is_executable(candidate / n)]
+    if missing:
+        raise PrerequisiteMissing(
+            f"PostgreSQL binaries not found (searched: {source}: {candidate}, "
+            f"missing {', '.join(missing)})",
+            BINARIES_FIX,
+        )
+    return candidate
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+@dataclass(frozen=True)
+class _Install:
+    """What pg_config says about the install in `bindir`."""
+
+    bindir: Path
+    sharedir: Path
+    pkglibdir: Path
+    version: str  # e.g. "16.2"
+
+    @classmethod
+    def inspect(cls, bindir: Path) -> _Install:
+        out = _run_checked([str(bindir / "pg_config"), "--sharedir", "--pkglibdir", "--version"])
+        sharedir, pkglibdir, version_line = out.splitlines()[:3]
+        # "PostgreSQL 16.2", or "PostgreSQL 15.18 (Debian 15.18-0+deb12u1)"
+        match = re.match(r"PostgreSQL (\d+(?:\.\d+)*)", version_line)
+        version = match.group(1) if match else version_line.split()[-1]
+        return cls(bindir, Path(sharedir), Path(pkglibdir), version)
+
+    @property
+    def extension_dir(self) -> Path:
+        return self.sharedir / "extension"
+
+    @property
+    def root(self) -> Path:
+        return self.bindir.parent
+
+    def is_self_contained(self) -> bool:
+        """True when bin, share and lib all sit under one root (pgserver's layout)."""
+        root = self.root.resolve()
+        return all(p.resolve().is_relative_to(root) for p in (self.sharedir, self.pkglibdir))
+
+
+def _run_checked(args: list[str]) -> str:
+    try:
+        return subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise PrerequisiteMissing(
+            f"{args[0]} failed ({exc})",
+            "point --pg-bindir / STACK_PG_BINDIR at a complete "
+            "PostgreSQL bin directory, or pip install pgserver==0.1.4",
+        ) from exc
+
+
+def _reachable_install(install: _Install, run_as: _RunAs | None) -> _Install:
+    """`install`, or a world-readable cached copy of it when `run_as` cannot reach it."""
+    if run_as is None or run_as.can_use(install):
+        return install
+    if not install.is_self_contained():
+        raise PrerequisiteMissing(
+            f"user {run_as.name!r} cannot reach the PostgreSQL install at {install.root}, "
+            "and it is not self-contained, so it cannot be copied",
+            f"make {install.bindir} readable for {run_as.name!r}, or use the pgserver binaries",
+        )
+    copy = _Install.inspect(_cached_copy(install) / "bin")
+    if not run_as.can_use(copy):
+        raise OrchestratorError(f"user {run_as.name!r} cannot use the cached install {copy.root}")
+    return copy
+
+
+def _cached_copy(install: _Install) -> Path:
+    """Copy the install once into /var/tmp, world-readable; return the copy's root.
+
+    A wheel's binaries find their bundled libraries through an rpath like
+    `$ORIGIN/../../../pgserver.libs`, so the copy keeps the layout `<pkg>/<root>` plus the
+    `<pkg>.libs` sibling that auditwheel made.
+    """
+    root = install.root.resolve()
+    package = root.parent
+    libs = package.parent / f"{package.name}.libs"
+    digest = hashlib.sha256(install.version.encode())
+    digest.update((install.bindir / "postgres").read_bytes())  # content, not location
+    name = f"{TEMP_PREFIX}pginstall-{install.version}-{digest.hexdigest()[:12]}"
+    final = INSTALL_CACHE_ROOT / name
+    copied_root = final / package.name / root.name
+    if (copied_root / "bin" / "postgres").is_file():
+        return copied_root
+    staging = Path(tempfile.mkdtemp(dir=INSTALL_CACHE_ROOT, prefix=f".{name}-"))
+    try:
+        shutil.copytree(root, staging / package.name / root.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        _make_world_readable(staging)  # our own fresh copy: nothing pre-existing is loosened
+        try:
+            os.rename(staging, final)  # atomic; a concurrent winner makes this fail
+        except OSError:
+            if not (copied_root / "bin" / "postgres").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return copied_root
+
+
+def _make_world_readable(root: Path) -> None:
+    for dirpath, _dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                continue
+            mode = stat.S_IMODE(path.stat().st_mode)
+            path.chmod(mode | 0o444 | (0o111 if mode & stat.S_IXUSR else 0))

@@ -1,0 +1,130 @@
+"""Server temp dirs: where they go, how they are named, and cleaning up what killed runs left.
+
+Each server lives in a temp dir named `ci-stack-<run id>-pg-*` under /dev/shm when it is
+roomy, else the temp dir. An owner file in it says which process made it, so leftovers of
+dead runs can be told from the dirs of live sessions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from orchestrator.embedded_postgres.processes import _kill_server, _proc_info
+from orchestrator.errors import TeardownErrors
+
+BASE_DIR_ENV = "STACK_PG_TMPDIR"
+TMPFS_DIR = Path("/dev/shm")
+_TMPFS_MIN_FREE = 1 << 30  # only use /dev/shm when it is roomy (Docker's default is 64 MB)
+TEMP_PREFIX = "ci-stack-"
+OWNER_FILE = "ci-stack-owner.json"
+_IPC_RMID = 0
+
+
+def temp_prefix(run_id: str) -> str:
+    """Name prefix of the temp dirs of run `run_id`."""
+    return f"{TEMP_PREFIX}{run_id}-pg-"
+
+
+def default_base_dir() -> Path:
+    """Where server temp dirs go: $STACK_PG_TMPDIR, else a roomy /dev/shm, else the temp dir.
+
+    A data dir in RAM starts several times faster than on a slow VM disk (initdb writes
+    ~40 MB), and a throwaway database loses nothing by living there.
+    """
+    if os.environ.get(BASE_DIR_ENV):
+        return Path(os.environ[BASE_DIR_ENV])
+    if _roomy_dir(TMPFS_DIR):
+        return TMPFS_DIR
+    return Path(tempfile.gettempdir())
+
+
+def _roomy_dir(path: Path) -> bool:
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK) and stats.f_bavail * stats.f_frsize >= _TMPFS_MIN_FREE
+
+
+def _temp_roots() -> list[Path]:
+    """Every place a server temp dir may be, for leftover hunting."""
+    roots = [default_base_dir(), TMPFS_DIR, Path(tempfile.gettempdir())]
+    return [root for index, root in enumerate(roots) if root.is_dir() and root not in roots[:index]]
+
+
+def _write_owner_file(tmp: Path, run_id: str) -> None:
+    me = _proc_info(os.getpid())
+    owner = {"run_id": run_id, "pid": os.getpid(), "start_ticks": me.start_ticks if me else None}
+    (tmp / OWNER_FILE).write_text(json.dumps(owner))
+
+
+def _owner_alive(tmp: Path) -> bool:
+    """True when the process that made `tmp` still runs (same pid and start time)."""
+    try:
+        owner = json.loads((tmp / OWNER_FILE).read_text())
+    except FileNotFoundError:
+        # Written right after mkdtemp: a very young dir without it is still being set up.
+        return time.time() - tmp.stat().st_mtime < 60
+    except (OSError, ValueError):
+        return False
+    info = _proc_info(int(owner["pid"]))
+    return info is not None and info.state != "Z" and info.start_ticks == owner["start_ticks"]
+
+
+def find_leftovers(run_id: str | None = None) -> list[Path]:
+    """Our server temp dirs in the temp roots (base dir, /dev/shm, the temp dir).
+
+    With `run_id`: every dir of that run (the caller says the run is over). Without: the
+    dirs of any run whose owning process is gone, so a concurrent session is left alone.
+    """
+    pattern = glob.escape(temp_prefix(run_id)) + "*" if run_id else f"{TEMP_PREFIX}*-pg-*"
+    found = [p for root in _temp_roots() for p in root.glob(pattern)]
+    if run_id is None:
+        found = [p for p in found if not _owner_alive(p)]
+    return sorted(p for p in found if p.is_dir() and not p.is_symlink())
+
+
+def clean_leftovers(run_id: str | None = None) -> list[str]:
+    """Kill the postmasters still running in leftover dirs, remove the dirs; say what went."""
+    removed: list[str] = []
+    errors: list[str] = []
+    for tmp in find_leftovers(run_id):
+        killed = _kill_server(tmp / "data", timeout=10.0)
+        _release_shared_memory(tmp / "data")
+        try:
+            shutil.rmtree(tmp)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            errors.append(f"{tmp}: {exc}")
+            continue
+        note = f" (killed postgres pids {', '.join(map(str, killed))})" if killed else ""
+        removed.append(f"removed {tmp}{note}")
+    if errors:
+        raise TeardownErrors(errors)
+    return removed
+
+
+def _release_shared_memory(data_dir: Path) -> bool:
+    """Remove the SysV segment a killed postmaster left, once nothing is attached to it.
+
+    postmaster.pid (gone after a clean shutdown) records the segment's key and id on line 7.
+    """
+    try:
+        key, shmid = map(int, (data_dir / "postmaster.pid").read_text().splitlines()[6].split())
+        rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    except (OSError, ValueError, IndexError):
+        return False
+    for row in rows:
+        fields = row.split()  # key shmid perms size cpid lpid nattch ...
+        if (int(fields[0]), int(fields[1]), int(fields[6])) == (key, shmid, 0):
+            libc = ctypes.CDLL(None, use_errno=True)
+            return bool(libc.shmctl(ctypes.c_int(shmid), ctypes.c_int(_IPC_RMID), None) == 0)
+    return False
