@@ -1,0 +1,207 @@
+"""The offline base image: `debootstrap --variant=minbase` + `docker import`, for no registry."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator.errors import PrerequisiteMissing
+from orchestrator.images.client import _client_scope, _local_image
+from orchestrator.images.results import (
+    _SUBPROCESS_TIMEOUT_S,
+    _TAIL_LINES,
+    LABEL_PREFIX,
+    BuildStatus,
+    ImageBuildFailed,
+    ImageResult,
+)
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+log = logging.getLogger(__name__)
+
+BASE_TAG = "ci-stack/debian-base:bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+DEBIAN_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
+BOOTSTRAP_COMMAND = "python -m orchestrator images bootstrap"
+
+
+def bootstrap_base_image(
+    tag: str = BASE_TAG,
+    mirror: str = DEBIAN_MIRROR,
+    *,
+    suite: str = "bookworm",
+    security_mirror: str | None = DEBIAN_SECURITY_MIRROR,
+    force: bool = False,
+    client: DockerClient | None = None,
+) -> ImageResult:
+    """Make `tag` from `debootstrap --variant=minbase` + `docker import`, unless it exists.
+
+    The image's apt sources are `<suite>`, `<suite>-updates` and (unless `security_mirror`
+    is None) `<suite>-security`, over HTTP, which builds can reach with --network host.
+    """
+    started = time.monotonic()
+    with _client_scope(client) as docker_api:
+        existing = None if force else _local_image(docker_api, tag)
+        status: BuildStatus = "cached"
+        if existing is None:
+            _require_debootstrap()
+            with _scratch_dir("ci-stack-debootstrap-") as work:
+                rootfs = work / "rootfs"
+                log.info("debootstrap --variant=minbase %s from %s", suite, mirror)
+                _debootstrap(tag, suite, rootfs, mirror)
+                _configure_apt(rootfs, suite, mirror, security_mirror)
+                log.info("importing %s", tag)
+                _import_rootfs(docker_api, rootfs, tag, suite=suite, mirror=mirror)
+            existing = _local_image(docker_api, tag)
+            status = "built"
+        if existing is None:
+            raise ImageBuildFailed(tag, "docker import finished but the tag is not there", [])
+    image_id, size = existing
+    return ImageResult(
+        name="debian-base",
+        tag=tag,
+        image_id=image_id,
+        status=status,
+        seconds=round(time.monotonic() - started, 3),
+        size_bytes=size,
+    )
+
+
+def _require_debootstrap() -> None:
+    if shutil.which("debootstrap") is None:
+        raise PrerequisiteMissing(
+            "debootstrap is not installed", "apt-get install -y debootstrap (as root)"
+        )
+    if os.geteuid() != 0:
+        raise PrerequisiteMissing(
+            "debootstrap needs root (it creates device nodes and chroots)",
+            f"run `sudo {BOOTSTRAP_COMMAND}` (with this virtualenv's python)",
+        )
+
+
+def _debootstrap(tag: str, suite: str, rootfs: Path, mirror: str) -> None:
+    command = ["debootstrap", "--variant=minbase", suite, str(rootfs), mirror]
+    try:
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=_SUBPROCESS_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ImageBuildFailed(
+            tag, f"debootstrap took over {_SUBPROCESS_TIMEOUT_S}s", [], hint=f"is {mirror} slow?"
+        ) from exc
+    for line in result.stdout.splitlines():
+        log.debug("debootstrap: %s", line)
+    if result.returncode != 0:
+        lines = (result.stdout + result.stderr).splitlines()
+        log_file = rootfs / "debootstrap" / "debootstrap.log"
+        if log_file.is_file():
+            lines += log_file.read_text(errors="replace").splitlines()
+        raise ImageBuildFailed(
+            tag,
+            f"debootstrap exited with {result.returncode}",
+            lines[-_TAIL_LINES:],
+            hint=f"check that {mirror} answers over HTTP from this machine",
+        )
+
+
+def _configure_apt(rootfs: Path, suite: str, mirror: str, security: str | None) -> None:
+    """Sources over HTTP; lean installs (no recommends, translations, docs or man pages)."""
+    lines = [f"deb {mirror} {suite} main", f"deb {mirror} {suite}-updates main"]
+    if security:
+        lines.append(f"deb {security} {suite}-security main")
+    (rootfs / "etc/apt/sources.list").write_text("\n".join(lines) + "\n")
+    (rootfs / "etc/apt/apt.conf.d/90ci-stack").write_text(
+        'Acquire::Languages "none";\n'
+        'APT::Install-Recommends "false";\n'
+        'APT::Install-Suggests "false";\n'
+    )
+    (rootfs / "etc/dpkg/dpkg.cfg.d/90ci-stack-nodoc").write_text(
+        "path-exclude /usr/share/doc/*\n"
+        "path-include /usr/share/doc/*/copyright\n"
+        "path-exclude /usr/share/man/*\n"
+        "path-exclude /usr/share/info/*\n"
+    )
+
+
+def _import_rootfs(
+    client: DockerClient, rootfs: Path, tag: str, *, suite: str, mirror: str
+) -> None:
+    repository, _, version = tag.rpartition(":")
+    if not repository or "/" in version:
+        repository, version = tag, "latest"
+    changes = [
+        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "ENV LANG=C.UTF-8",
+        'CMD ["bash"]',
+        f"LABEL {LABEL_PREFIX}.image=debian-base",
+        f"LABEL {LABEL_PREFIX}.debootstrap=minbase-{suite}",
+        f"LABEL {LABEL_PREFIX}.mirror={mirror}",
+    ]
+    excludes = [
+        "./var/lib/apt/lists/*",
+        "./var/cache/apt/*",
+        "./dev/*",
+        "./proc/*",
+        "./sys/*",
+        "./tmp/*",
+    ]
+    command = ["tar", "-C", str(rootfs), "--numeric-owner"]
+    command += [f"--exclude={pattern}" for pattern in excludes] + ["-c", "."]
+    with tempfile.TemporaryFile() as tar_errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=tar_errors)
+        assert process.stdout is not None
+        stdout = process.stdout
+        try:
+            blocks = iter(lambda: stdout.read(1 << 20), b"")
+            client.api.import_image_from_stream(
+                blocks, repository=repository, tag=version, changes=changes
+            )
+        finally:
+            stdout.close()
+            code = process.wait()
+        if code != 0:
+            tar_errors.seek(0)
+            lines = tar_errors.read().decode(errors="replace").splitlines()
+            raise ImageBuildFailed(tag, f"tar of the root fs exited with {code}", lines[-20:])
+
+
+@contextlib.contextmanager
+def _scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temp dir under /var/tmp, removed afterwards even if debootstrap left mounts in it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    try:
+        yield path
+    finally:
+        for mount_point in reversed(_mounts_below(path)):
+            subprocess.run(["umount", "--lazy", mount_point], check=False)
+        if _mounts_below(path):
+            log.warning("left %s in place: mounts below it could not be removed", path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _mounts_below(path: Path) -> list[str]:
+    prefix = str(path) + "/"
+    mounts: list[str] = []
+    with open("/proc/self/mountinfo", encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split()
+            mount_point = re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            if mount_point.startswith(prefix):
+                mounts.append(mount_point)
+    return sorted(mounts)

@@ -1,0 +1,91 @@
+"""`python -m orchestrator images bootstrap|build|context ...`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import get_args
+
+from orchestrator.errors import OrchestratorError
+from orchestrator.images.bootstrap import BASE_TAG, DEBIAN_MIRROR, bootstrap_base_image
+from orchestrator.images.build import build_images, tag_latest
+from orchestrator.images.context import build_context, write_build_context
+from orchestrator.images.results import IMAGE_NAMES, BaseChoice, ImageResult
+
+log = logging.getLogger("orchestrator.images")  # the package's logger: -v shows every module
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`images bootstrap|build|context ...`; `python -m orchestrator images` delegates here."""
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator images",
+        description="Build the stack's images (cached by a hash of their inputs).",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="show build output")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    boot = commands.add_parser(
+        "bootstrap", parents=[common], help=f"make {BASE_TAG} with debootstrap (root)"
+    )
+    boot.add_argument("--tag", default=BASE_TAG)
+    boot.add_argument("--mirror", default=DEBIAN_MIRROR)
+    boot.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
+    boot.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    build = commands.add_parser(
+        "build", parents=[common], help="build the images whose tag doesn't exist yet"
+    )
+    build.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"any of {', '.join(IMAGE_NAMES)} (default: all)"
+    )
+    build.add_argument("--base", choices=get_args(BaseChoice), default="auto")
+    build.add_argument("--force", action="store_true", help="rebuild without layer cache")
+    build.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    ctx = commands.add_parser(
+        "context", parents=[common], help="write an image's build context to a folder"
+    )
+    ctx.add_argument("name", choices=IMAGE_NAMES)
+    ctx.add_argument("dest", type=Path)
+
+    args = parser.parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.verbose:
+        log.setLevel(logging.DEBUG)
+    try:
+        if args.command == "bootstrap":
+            result = bootstrap_base_image(args.tag, args.mirror, force=args.force)
+            _print_results([result], as_json=args.json)
+        elif args.command == "build":
+            unknown = sorted(set(args.names) - set(IMAGE_NAMES))
+            if unknown:
+                parser.error(f"unknown image {', '.join(unknown)}; choose from {IMAGE_NAMES}")
+            names = tuple(args.names) or IMAGE_NAMES
+            built = build_images(names, base=args.base, force=args.force)
+            tag_latest(built)
+            _print_results(list(built.values()), as_json=args.json)
+        else:
+            write_build_context(build_context(args.name), args.dest)
+            print(f"docker build --network host {args.dest}")
+    except (OrchestratorError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_results(results: Sequence[ImageResult], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([dataclasses.asdict(result) for result in results], indent=2))
+        return
+    for result in results:
+        print(
+            f"{result.name:<14} {result.status:<6} {result.seconds:7.1f}s "
+            f"{result.size_bytes / 1e6:7.0f} MB  {result.tag}  {result.image_id}"
+        )

@@ -1,0 +1,53 @@
+"""What the image modules share: the image names, a build's result and its error."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from orchestrator.errors import OrchestratorError
+
+ImageName = Literal["postgres-pgmq", "backend"]
+IMAGE_NAMES: tuple[ImageName, ...] = get_args(ImageName)
+BaseChoice = Literal["auto", "public", "offline"]
+BuildStatus = Literal["built", "cached"]
+
+IMAGE_REPOSITORY = "ci-stack"
+LABEL_PREFIX = "ci-stack"
+
+_SUBPROCESS_TIMEOUT_S = 1200
+_TAIL_LINES = 40
+
+
+class ImageBuildFailed(OrchestratorError):
+    """Building an image (or what goes into it) failed; carries the tail of the output."""
+
+    def __init__(self, image: str, reason: str, tail: Sequence[str], hint: str = "") -> None:
+        super().__init__(image, reason)
+        self.image = image
+        self.reason = reason
+        self.tail = list(tail)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"building {self.image} failed: {self.reason}"
+        if self.tail:
+            text += "\n--- last output lines ---\n" + "\n".join(self.tail)
+        if self.hint:
+            text += f"\nHint: {self.hint}"
+        return text
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What happened to one image; `dataclasses.asdict()` of it fits stack.json."""
+
+    name: str
+    tag: str
+    image_id: str
+    status: BuildStatus
+    seconds: float
+    size_bytes: int
+    base_image: str | None = None  # the BASE_IMAGE it was built FROM; None for the base
+    inputs_hash: str | None = None
