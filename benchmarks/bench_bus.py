@@ -24,7 +24,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from psycopg_pool import ConnectionPool
 from backend.bus.compat import apply_pgmq_compat
 from benchmarks.results import percentile, write_result
 from orchestrator.embedded_postgres import EmbeddedPostgres
+from orchestrator.util import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOALS = {
@@ -147,7 +147,7 @@ class BenchStack:
         assert migrate.popen is not None
         if migrate.popen.wait(timeout=120) != 0:
             raise BenchError(f"migration failed:\n{migrate.log_text()[-3000:]}")
-        port = _free_port()
+        port = free_port()
         server = self._spawn(
             "server", "backend", ["serve", "--host", "127.0.0.1", "--port", str(port)]
         )
@@ -230,12 +230,6 @@ class BenchStack:
             print(f"process logs kept in {self.folder}", file=sys.stderr)
         else:
             shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- database facts -----------------------------------------------------------------------

@@ -156,8 +156,3 @@ class LogCaptureHandler(logging.Handler):
             clients = [c for c in self._clients if c.owner is owner]
         for client in clients:
             client.close()
-
-    def reopen(self) -> None:
-        """Accept clients again (a new app in the same process, e.g. in tests)."""
-        with self._clients_lock:
-            self._closed = False

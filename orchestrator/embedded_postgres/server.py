@@ -6,7 +6,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ from orchestrator.embedded_postgres.settings import _HBA_TEMPLATE, SERVER_SETTIN
 from orchestrator.embedded_postgres.template import _template_data_dir
 from orchestrator.errors import OrchestratorError, StackStartError, TeardownErrors
 from orchestrator.pgmq_extension import install_pgmq_extension
+from orchestrator.util import free_port
 
 HOST = "127.0.0.1"
 _RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,40}")
@@ -276,7 +276,7 @@ class EmbeddedPostgres:
     def _launch(self) -> None:
         assert self._install is not None
         for attempt in range(1, _START_ATTEMPTS + 1):
-            self._port = _free_port()
+            self._port = free_port()
             settings = {
                 "port": str(self._port),
                 "listen_addresses": HOST,
@@ -303,9 +303,3 @@ class EmbeddedPostgres:
                 if exc.exit_code is None or not bind_failed or attempt == _START_ATTEMPTS:
                     raise
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -10,7 +10,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from orchestrator.embedded_postgres import EmbeddedPostgres
 from orchestrator.log_harvest import LogHarvester
@@ -142,6 +141,3 @@ def _with_option(args: list[str], option: str, value: str) -> list[str]:
         return [*args[: index + 1], value, *args[index + 2 :]]
     return [*args, option, value]
 
-
-def database_name(url: str) -> str:
-    return urlsplit(url).path.lstrip("/")
