@@ -12,8 +12,8 @@ from collections.abc import Iterator, Set
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.contract import RUN_LABEL
 from orchestrator.errors import OrchestratorError
-from orchestrator.spec import RUN_LABEL
 
 if TYPE_CHECKING:
     from docker import DockerClient
