@@ -266,7 +266,9 @@ def _run_or_up(args: argparse.Namespace) -> int:
                         status = EXIT_SERVICE_EXITED
         except Interrupted as interrupt:
             print(f"orchestrator: {interrupt}: stack stopped", file=sys.stderr)
-            return 0 if args.command == "up" else 128 + interrupt.signum
+            # Ctrl-C is how `up` is meant to end.
+            ended_up = args.command == "up" and interrupt.signum == signal.SIGINT
+            return 0 if ended_up else 128 + interrupt.signum
         except TeardownErrors as exc:
             # CMD's verdict stands; a clean CMD run with a failed teardown is still a failure.
             print(f"orchestrator: {exc}", file=sys.stderr)
@@ -327,19 +329,20 @@ def _run_command(run: Run, cmd: list[str]) -> int:
         if run.exited:
             _stop_command(child)  # its stack is broken: let it write its report and end
         code = child.wait()
-    except Interrupted:
-        _stop_command(child)
+    except Interrupted as interrupt:
+        _stop_command(child, first=interrupt.signum)  # what a terminal would send it
         raise
     finally:
         child.signal(signal.SIGKILL)  # whatever CMD left in its group (`nohup x &`)
     return 128 - code if code < 0 else code
 
 
-def _stop_command(child: Any) -> None:
-    """SIGINT (pytest writes its reports), then SIGTERM, then SIGKILL, to CMD's group."""
+def _stop_command(child: Any, first: int = signal.SIGINT) -> None:
+    """`first` (SIGINT: pytest still writes its reports), then SIGTERM, then SIGKILL, to
+    CMD's whole group."""
     import subprocess
 
-    for signum, grace in ((signal.SIGINT, CMD_STOP_GRACE), (signal.SIGTERM, 5.0)):
+    for signum, grace in ((first, CMD_STOP_GRACE), (signal.SIGTERM, 5.0)):
         child.signal(signum)
         try:
             child.wait(timeout=grace)

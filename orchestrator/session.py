@@ -174,6 +174,9 @@ def open_stack(
         except OrchestratorError as exc:
             run.error = redactor("\n".join([str(exc), *getattr(exc, "__notes__", [])]))
             raise
+        except BaseException as exc:  # interrupted (a signal), or a bug: never "passed"
+            run.error = redactor(f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             runs.unregister(spec.run_id)
             if finish:

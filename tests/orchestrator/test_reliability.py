@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow
 
 # Writes the ready file atomically, then idles (a stand-in for a long test suite).
 BUSY_COMMAND = """
-import json, os, sys, time
+import json, os, signal, sys, time
+signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # a quiet Ctrl-C, like a test runner
 ready = sys.argv[1]
 info = {"pid": os.getpid(), **{k: v for k, v in os.environ.items() if k.startswith("STACK_")}}
 with open(ready + ".tmp", "w") as handle:
@@ -185,10 +186,12 @@ def test_a_backend_killed_mid_run_fails_the_run_and_the_artifacts_are_complete(
     finally:
         cli.kill()
 
-    assert code == 1, cli.stderr
+    assert code == 5, cli.stderr  # the stack failed: a service exited during the run
+    assert "orchestrator: backend exited with -9 at " in cli.stderr
+    assert '"logger": "backend.server"' in cli.stderr  # its log tail is printed
     summary = (folder / "summary.md").read_text()
     assert summary.startswith("# e2e run: FAILED")
-    assert "- command exit status: 1" in summary
+    assert "backend exited with -9" in summary
     assert (folder / "logs" / "backend.log").is_file()
     assert (folder / "logs" / "worker-1.log").is_file()
     assert "teardown" in json.loads((folder / "stack.json").read_text())["timings"]
