@@ -44,7 +44,23 @@ _PUBLIC = {
     "load_profile": "orchestrator.profile",
     "open_stack": "orchestrator.session",
 }
-__all__ = sorted(_PUBLIC)
+__all__ = [
+    "AppProfile",
+    "ContainerImage",
+    "DatabaseSpec",
+    "ExitProbe",
+    "HttpProbe",
+    "OrchestratorConfig",
+    "PostgresProbe",
+    "Provider",
+    "ProviderPlugin",
+    "Run",
+    "ServiceSpec",
+    "Stack",
+    "StackSpec",
+    "load_profile",
+    "open_stack",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -280,8 +280,7 @@ class DockerProvider:
         if not command:
             raise StackStartError(instance, "a command to run", "the service spec has none")
         container = (
-            self._container(spec, instance, image)
-            .with_kwargs(entrypoint=command[:1], init=True)
+            self._container(spec, instance, image, entrypoint=command[:1])
             .with_command(command[1:])
             .with_envs(**{**env, RUN_ENV: spec.run_id})
         )
@@ -341,11 +340,15 @@ class DockerProvider:
                 self._network = network.create()
             return self._network
 
-    def _container(self, spec: StackSpec, service: str, image: ContainerImage) -> DockerContainer:
+    def _container(
+        self, spec: StackSpec, service: str, image: ContainerImage, **run_kwargs: Any
+    ) -> DockerContainer:
+        """A container of this run; `init`: a stop signal reaches the service at once."""
         from testcontainers.core.container import DockerContainer
 
+        labels = {RUN_LABEL: spec.run_id, SERVICE_LABEL: service}
         return (
-            DockerContainer(image.tag, labels={RUN_LABEL: spec.run_id, SERVICE_LABEL: service})
+            DockerContainer(image.tag, labels=labels, init=True, **run_kwargs)
             .with_name(container_name(spec.run_id, service))
             .with_network(self._ensure_network(spec.run_id))
             .with_network_aliases(service)

@@ -98,7 +98,7 @@ def test_compose_never_contains_the_generated_password() -> None:
 @pytest.mark.parametrize("workers", [1, 5])
 def test_compose_workers_are_replicas_without_the_per_instance_id(workers: int) -> None:
     text = render_compose(spec_for(workers=workers))
-    worker = text[text.index("  worker:"):]
+    worker = text[text.index("  worker:") :]
 
     assert f"replicas: {workers}" in worker
     assert "--worker-id" not in worker  # each replica picks its own (hostname-pid)

@@ -28,7 +28,10 @@ def one_line(stderr: str) -> str:
         (["run", "--workers", "-1", "--", "true"], "--workers: '-1' must be 0 or more"),
         (["up", "--workers", "two"], "--workers: 'two' is not a whole number"),
         (["run", "--provider", "nope", "--", "true"], "unknown provider 'nope': use auto, docker"),
-        (["run", "--timeout", "0", "--", "true"], "--timeout: '0' must be a finite number of seconds above 0"),
+        (
+            ["run", "--timeout", "0", "--", "true"],
+            "--timeout: '0' must be a finite number of seconds above 0",
+        ),
         (["run"], "run needs a command"),
         (["run", "--"], "run needs a command"),
         (["launch"], "invalid choice: 'launch'"),

@@ -19,7 +19,10 @@ def test_defaults_when_nothing_is_set(tmp_path: Path) -> None:
     config = OrchestratorConfig.load(env={}, pyproject=tmp_path / "none.toml")
 
     assert (config.app, config.provider, config.workers, config.timeout) == (
-        DEFAULT_APP, "auto", 2, 60.0,
+        DEFAULT_APP,
+        "auto",
+        2,
+        60.0,
     )
     assert config.sources and set(config.sources.values()) == {"default"}
 
@@ -30,7 +33,12 @@ def test_flag_beats_env_beats_pyproject_beats_default(tmp_path: Path) -> None:
 
     config = OrchestratorConfig.load({"workers": 3}, env=env, pyproject=toml)
 
-    assert (config.workers, config.provider, config.timeout, config.seed) == (3, "local", 9.0, False)
+    assert (config.workers, config.provider, config.timeout, config.seed) == (
+        3,
+        "local",
+        9.0,
+        False,
+    )
     assert config.sources == {
         **(config.sources or {}),
         "workers": "--workers",

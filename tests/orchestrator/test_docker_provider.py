@@ -20,12 +20,13 @@ import pytest
 import requests
 
 from orchestrator import images, runs
-from orchestrator.artifacts import Artifacts
+from orchestrator.apps.backend import BackendProfile
+from orchestrator.config import OrchestratorConfig
+from orchestrator.contract import RUN_LABEL
 from orchestrator.errors import OrchestratorError, StackStartError
 from orchestrator.log_harvest import LogHarvester
 from orchestrator.redaction import Redactor
-from orchestrator.session import StackOptions, open_stack
-from orchestrator.spec import RUN_LABEL, build_spec
+from orchestrator.session import open_stack
 from orchestrator.stack import Stack
 from tests.fixtures.stack_checks import ObservedRun, files_containing, quiet
 
@@ -93,10 +94,10 @@ def finished_run(
 ) -> FinishedRun:
     folder = tmp_path_factory.mktemp("docker-stack")
     password = secrets.token_urlsafe(18)
-    options = StackOptions(provider="docker", artifacts_dir=folder, password=password)
-    with open_stack(options, progress=quiet) as stack:
-        run_id = stack.spec.run_id
-        url = stack.backend_url
+    config = OrchestratorConfig(provider="docker", artifacts=folder)
+    with open_stack(config, password=password, progress=quiet) as run:
+        run_id = run.run_id
+        url = run.backend_url
         sent = requests.post(
             url + "/api/commands",
             json={"command_type": "TestCommand", "payload": {}, "behavior": {"type": "success"}},
@@ -114,7 +115,7 @@ def finished_run(
             folder=folder,
             password=password,
             run_id=run_id,
-            environment=stack.environment(),
+            environment=run.environment(),
             readyz=requests.get(url + "/api/health/readyz", timeout=10),
             workers=requests.get(url + "/api/workers", timeout=10).json()["workers"],
             command=command,
@@ -201,7 +202,7 @@ def test_stack_json_records_images_and_docker(
         assert prepare["images"][name]["status"] in ("built", "cached")
     assert facts["services"]["backend"]["image"] == built["backend"].tag
     assert facts["database"]["image"] == built["postgres-pgmq"].tag
-    assert {"db ready", "migrations", "backend ready", "2 workers ready", "total"} <= set(
+    assert {"db ready", "migrate done", "backend ready", "2 worker ready", "total"} <= set(
         facts["timings"]
     )
 
@@ -240,11 +241,14 @@ def test_failing_migrations_fail_fast_with_their_log_and_leave_nothing(
 ) -> None:
     from orchestrator.providers.docker import DockerProvider
 
-    spec = build_spec(workers=1)
-    spec = replace(spec, migrate=replace(spec.migrate, args=("no-such-command",)))
-    artifacts = Artifacts(tmp_path, Redactor(spec.secrets)).create()
-    harvester = LogHarvester(artifacts.logs_dir, redact=Redactor(spec.secrets))
-    stack = Stack(spec, DockerProvider(harvester), artifacts, harvester, progress=quiet)
+    spec = BackendProfile().spec(OrchestratorConfig(workers=1))
+    broken = ("{python}", "-m", "backend", "no-such-command")
+    services = tuple(
+        replace(s, command=broken) if s.name == "migrate" else s for s in spec.services
+    )
+    spec = replace(spec, services=services)
+    harvester = LogHarvester(tmp_path / "logs", redact=Redactor(spec.secrets))
+    stack = Stack(spec, DockerProvider(), harvester, BackendProfile(), progress=quiet)
 
     started = time.perf_counter()
     with pytest.raises(StackStartError) as caught, stack:
@@ -264,20 +268,18 @@ def test_stopping_a_container_that_is_already_gone_is_quiet(
 ) -> None:
     from orchestrator.providers.docker import GONE, DockerProvider
 
-    spec = build_spec(workers=0)
-    harvester = LogHarvester(tmp_path, redact=Redactor(spec.secrets))
-    provider = DockerProvider(harvester)
+    spec = BackendProfile().spec(OrchestratorConfig(workers=0))
+    provider = DockerProvider()
     try:
-        provider.prepare(spec)
+        provider.prepare(spec, BackendProfile())
         database = provider.start_database(spec)
         docker_api.containers.get(database.container_id).remove(force=True)  # "killed"
 
         assert database.exit_code() == GONE
         database.stop(timeout=5)  # no error
-        assert "(no log recorded" not in provider.log_tail("db")  # the harvester's copy
+        assert database.log_tail(10) is None  # gone: the Stack falls back to the harvested copy
     finally:
         provider.close()
-        harvester.stop()
     assert labelled(docker_api, spec.run_id) == ([], [])
 
 

@@ -21,7 +21,8 @@ def test_the_backend_profile_loads_by_module_reference() -> None:
 
 def test_a_profile_loads_from_a_file_path_as_instance_class_or_factory(tmp_path: Path) -> None:
     path = tmp_path / "my_profile.py"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         from orchestrator.profile import AppProfile
 
         class Mine(AppProfile):
@@ -32,7 +33,8 @@ def test_a_profile_loads_from_a_file_path_as_instance_class_or_factory(tmp_path:
         def make():
             return Mine()
         not_a_profile = 42
-    """))
+    """)
+    )
 
     for attr in ("instance", "Mine", "make"):
         assert load_profile(f"{path}:{attr}").name == "mine"
@@ -68,7 +70,9 @@ def test_both_built_in_providers_are_registered() -> None:
 
 
 def test_an_unknown_provider_lists_the_known_ones() -> None:
-    with pytest.raises(OrchestratorError, match="unknown provider 'podman': use auto, docker, local"):
+    with pytest.raises(
+        OrchestratorError, match="unknown provider 'podman': use auto, docker, local"
+    ):
         load_plugin("podman")
 
 

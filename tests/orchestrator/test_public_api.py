@@ -55,8 +55,15 @@ def packages() -> set[str]:
 
 
 def test_the_public_api_is_listed_and_every_name_resolves() -> None:
-    expected = {"Stack", "StackSpec", "ServiceSpec", "AppProfile", "open_stack", "Provider",
-                "OrchestratorConfig"}
+    expected = {
+        "Stack",
+        "StackSpec",
+        "ServiceSpec",
+        "AppProfile",
+        "open_stack",
+        "Provider",
+        "OrchestratorConfig",
+    }
 
     assert expected <= set(orchestrator.__all__)
     for name in orchestrator.__all__:
@@ -64,7 +71,10 @@ def test_the_public_api_is_listed_and_every_name_resolves() -> None:
 
 
 def test_importing_the_package_loads_none_of_its_dependencies() -> None:
-    code = "import orchestrator, sys; print(sorted(m for m in ('requests','tenacity','psycopg') if m in sys.modules))"
+    code = (
+        "import orchestrator, sys; "
+        "print(sorted(m for m in ('requests', 'tenacity', 'psycopg') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert out.stdout.strip() == "[]"
@@ -98,8 +108,10 @@ def test_there_are_no_import_cycles() -> None:
                 targets = [alias.name for alias in node.names]
             else:
                 source = resolve(name, node)
-                targets = [f"{source}.{a.name}" if f"{source}.{a.name}" in mods else source
-                           for a in node.names]
+                targets = [
+                    f"{source}.{a.name}" if f"{source}.{a.name}" in mods else source
+                    for a in node.names
+                ]
             graph[name] |= {t for t in targets if t in mods and t != name}
     # A submodule may import its own package's __init__ only if __init__ doesn't import back.
     cycles = strongly_connected(graph)

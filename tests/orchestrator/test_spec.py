@@ -19,8 +19,14 @@ from orchestrator.spec import (
 
 def service(name: str, *depends: str, **kwargs: object) -> ServiceSpec:
     probe = kwargs.pop("probe", ExitProbe())
-    return ServiceSpec(name=name, role="job", command=("true",), probe=probe,  # type: ignore[arg-type]
-                       depends_on=depends, **kwargs)  # type: ignore[arg-type]
+    return ServiceSpec(
+        name=name,
+        role="job",
+        command=("true",),
+        probe=probe,  # type: ignore[arg-type]
+        depends_on=depends,
+        **kwargs,
+    )  # type: ignore[arg-type]
 
 
 def stack(*services: ServiceSpec) -> StackSpec:
@@ -79,8 +85,11 @@ def test_placeholders_are_filled_and_other_braces_left_alone() -> None:
 
 def test_rendered_fills_command_and_env() -> None:
     spec = ServiceSpec(
-        name="w", role="worker", command=("{python}", "-m", "app", "--id", "{instance}"),
-        probe=ExitProbe(), env={"DB": "{database_url}"},
+        name="w",
+        role="worker",
+        command=("{python}", "-m", "app", "--id", "{instance}"),
+        probe=ExitProbe(),
+        env={"DB": "{database_url}"},
     )
 
     command, env = rendered(spec, {"python": "/py", "instance": "w-1", "database_url": "pg://x"})

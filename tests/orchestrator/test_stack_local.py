@@ -504,5 +504,11 @@ def test_dependents_start_only_after_their_dependencies_are_ready(fake_stack: An
         started = list(provider.calls)
 
     assert started.index("start worker-1") > started.index("start migrate")
-    assert set(stack.state.timings) >= {"db ready", "migrate done", "backend ready",
-                                        "2 worker ready", "total", "teardown"}
+    assert set(stack.state.timings) >= {
+        "db ready",
+        "migrate done",
+        "backend ready",
+        "2 worker ready",
+        "total",
+        "teardown",
+    }
