@@ -24,22 +24,33 @@ class ProcessGroup:
         env: Mapping[str, str] | None = None,
         *,
         capture: bool = True,
+        output: Path | None = None,
         cwd: Path | None = None,
         stdin: int | IO[Any] | None = subprocess.DEVNULL,
     ) -> None:
-        """Start `argv`; with `capture`, stdout and stderr come together on `.stdout`.
+        """Start `argv`; with `capture`, stdout and stderr come together on `.stdout`, or
+        into the file `output`; else they are inherited.
 
         Raises FileNotFoundError / PermissionError like Popen when argv[0] can't run."""
         self.argv = list(argv)
-        self.process = subprocess.Popen(
-            self.argv,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.STDOUT if capture else None,
-            stdin=stdin,
-            start_new_session=True,  # own group: stop() signals the child and its children
-        )
+        sink: Any = None
+        if output is not None:
+            sink = output.open("wb")
+        elif capture:
+            sink = subprocess.PIPE
+        try:
+            self.process = subprocess.Popen(
+                self.argv,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                stdout=sink,
+                stderr=subprocess.STDOUT if sink is not None else None,
+                stdin=stdin,
+                start_new_session=True,  # own group: stop() signals the child and its children
+            )
+        finally:
+            if output is not None:
+                sink.close()  # the child has its own copy
 
     @property
     def pid(self) -> int:
