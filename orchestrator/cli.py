@@ -9,13 +9,15 @@ was not found; 128+N interrupted by signal N (or CMD killed by signal N).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -156,6 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _stack_options(up)
     up.add_argument("--json", action="store_true", help="print one JSON object with the URLs")
+    up.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        help="also write the stack's environment to this file while it is up "
+        "(`nox -s e2e` reuses a live one)",
+    )
+    reset = commands.add_parser("reset", help="reset the data of the stack named by STACK_*")
+    reset.add_argument("--seed", action="store_true", help="load the seed dataset")
     clean = commands.add_parser("clean", help="remove leftovers of runs that are dead")
     clean.add_argument("--run-id", default=None, help="only this run's leftovers")
     clean.add_argument("--images", action="store_true", help="also stale image tags and stages")
@@ -213,6 +224,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"skipped {line}", file=sys.stderr)
         print(f"clean: {report.summary()}", file=sys.stderr)
         return 0
+    if args.command == "reset":
+        return _reset(args.seed)
     if args.command == "browser":
         from orchestrator.browser import ensure_chromium, find_chromium
 
@@ -255,7 +268,8 @@ def _run_or_up(args: argparse.Namespace) -> int:
                     run.app.reset(run.backend_url, True, {})
                 if args.command == "up":
                     _announce(run, args.json)
-                    threading.Event().wait()  # until a signal unwinds us
+                    with _state_file(args.state, run):
+                        threading.Event().wait()  # until a signal unwinds us
                 else:
                     run.command = cmd
                     status = _run_command(run, cmd)
@@ -294,6 +308,50 @@ def _announce(run: Run, as_json: bool) -> None:
     if run.app.web_service is not None:
         print(f"UI and API: {run.backend_url}/", file=sys.stderr, flush=True)
     print("stack is up; Ctrl-C to stop", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _state_file(path: Path | None, run: Run) -> Iterator[None]:
+    """While `up` runs: its pid and environment, for tools that reuse a live stack."""
+    if path is None:
+        yield
+        return
+    from orchestrator.spec import HttpProbe
+
+    ready_path = "/"
+    if run.app.web_service is not None:
+        probe = run.spec.service(run.app.web_service).probe
+        if isinstance(probe, HttpProbe) and probe.service is None:
+            ready_path = probe.path
+    state = {
+        "pid": os.getpid(),
+        "run_id": run.run_id,
+        "ready_path": ready_path,
+        "environment": run.environment(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2) + "\n")
+    path.chmod(0o600)  # it holds the database URL
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _reset(seed: bool) -> int:
+    from orchestrator.contract import ENV_APP, ENV_BACKEND_URL
+    from orchestrator.profile import load_profile
+
+    url = os.environ.get(ENV_BACKEND_URL)
+    if not url:
+        raise PrerequisiteMissing(
+            f"reset needs a running stack, but {ENV_BACKEND_URL} is not set",
+            "start one with `python -m orchestrator up` and export what it prints",
+        )
+    app = load_profile(os.environ.get(ENV_APP) or OrchestratorConfig.load().app)
+    result = app.reset(url, seed, {})
+    print(f"reset: {json.dumps(result)}", file=sys.stderr)
+    return 0
 
 
 def _report_exits(run: Run) -> None:
