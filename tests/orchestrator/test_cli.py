@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import runs
-from tests.fixtures.backend import REPO_ROOT
+from tests.fixtures.backend import REPO_ROOT, wait_until
 from tests.fixtures.orchestrator_cli import CliProcess, run_cli
 from tests.fixtures.stack_checks import accepts_connections, live_pids_of_run
 
@@ -117,11 +117,16 @@ def test_run_exits_with_the_commands_status_and_records_a_failed_run(tmp_path: P
 def test_up_prints_the_stack_as_json_and_stops_cleanly_on_a_signal(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
+    state = tmp_path / "state" / "up.json"
     cli = CliProcess(
-        "up", "--provider", "local", "--workers", "1", "--json", "--artifacts", str(tmp_path)
-    )
+        "up", "--provider", "local", "--workers", "1", "--json", "--artifacts",
+        str(tmp_path / "artifacts"), "--state", str(state),
+    )  # fmt: skip
     try:
         environment = json.loads(cli.next_stdout_line(timeout=60))
+        wait_until(state.exists, 10, message="up's state file")
+        assert json.loads(state.read_text())["environment"] == environment
+        assert oct(state.stat().st_mode & 0o777) == "0o600"  # it holds the database URL
         run_id = environment["STACK_RUN_ID"]
         assert set(environment) >= {
             "STACK_BACKEND_URL",
@@ -146,6 +151,7 @@ def test_up_prints_the_stack_as_json_and_stops_cleanly_on_a_signal(
     assert live_pids_of_run(run_id) == []
     assert not accepts_connections(environment["STACK_BACKEND_URL"])
     assert not (runs.registry_dir() / f"{run_id}.json").exists()
+    assert not state.exists()
 
 
 # -- compose -------------------------------------------------------------------------------

@@ -85,3 +85,21 @@ def test_auto_takes_the_lowest_ranked_available_provider_and_says_why() -> None:
     assert choice.name == "local" and choice.reason.startswith("requested")
     assert auto.reason.startswith("auto: ")
     assert auto.name in ("docker", "local")
+
+
+def test_the_readme_profile_example_builds_a_valid_stack() -> None:
+    """The README's "Use it for your own app" example, run as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Use it for your own app") :]
+    code = section[
+        section.index("```python\n") + 10 : section.index("```\n", section.index("```python\n"))
+    ]
+    namespace: dict[str, object] = {}
+
+    exec(compile(code, "README.md", "exec"), namespace)
+
+    profile = namespace["profile"]
+    assert isinstance(profile, AppProfile)
+    spec = profile.spec(OrchestratorConfig(workers=2))
+    assert [s.name for level in spec.start_levels() for s in level] == ["migrate", "web", "worker"]
+    assert spec.service("worker").instances() == ("worker-1", "worker-2")
