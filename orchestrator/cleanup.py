@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 
 from orchestrator.contract import RUN_ENV
 from orchestrator.embedded_postgres import clean_leftovers
-from orchestrator.proc import ProcessInfo, process_environment, process_exists
+from orchestrator.proc import ProcessInfo, process_environment, process_exists, wait_gone
 from orchestrator.runs import active_run_ids
 
 
@@ -56,9 +55,7 @@ def clean_processes(report: CleanReport, run_id: str | None = None, grace: float
         targets[pid] = rid
     for pid in targets:
         _kill(pid, signal.SIGTERM)
-    deadline = time.perf_counter() + grace
-    while time.perf_counter() < deadline and any(process_exists(pid) for pid in targets):
-        time.sleep(0.05)
+    wait_gone(list(targets), grace)
     for pid in targets:
         if process_exists(pid):
             _kill(pid, signal.SIGKILL)

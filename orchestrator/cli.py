@@ -33,6 +33,7 @@ EXIT_TEARDOWN_FAILED = 4  # CMD passed but stopping the stack failed (details pr
 EXIT_SERVICE_EXITED = 5  # a service of the stack exited while CMD ran
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
+WATCH_INTERVAL = 0.2  # seconds between looks at the stack while CMD runs
 CMD_STOP_GRACE = 10.0  # seconds CMD gets after SIGINT before SIGTERM, then SIGKILL
 
 EPILOG = """\
@@ -364,8 +365,6 @@ def _run_command(run: Run, cmd: list[str]) -> int:
     """Run CMD in its own process group while watching the stack; 128+N for a signal."""
     from orchestrator.contract import RUN_ENV
     from orchestrator.process_group import ProcessGroup
-    from orchestrator.session import wait_while_running
-
     env = {**os.environ, **run.environment(), RUN_ENV: run.run_id}
     try:
         child = ProcessGroup(cmd, env, capture=False, stdin=None)
@@ -383,16 +382,29 @@ def _run_command(run: Run, cmd: list[str]) -> int:
         )
         return EXIT_NOT_EXECUTABLE
     try:
-        wait_while_running(run, lambda: child.exit_code() is not None)
-        if run.exited:
-            _stop_command(child)  # its stack is broken: let it write its report and end
-        code = child.wait()
+        code = _watch(run, child)
     except Interrupted as interrupt:
         _stop_command(child, first=interrupt.signum)  # what a terminal would send it
         raise
     finally:
         child.signal(signal.SIGKILL)  # whatever CMD left in its group (`nohup x &`)
     return 128 - code if code < 0 else code
+
+
+def _watch(run: Run, child: Any) -> int:
+    """Wait for CMD; a service of the stack that exits meanwhile ends CMD (its stack is
+    broken) and is recorded on the run."""
+    import subprocess
+
+    while True:
+        try:
+            return int(child.wait(timeout=WATCH_INTERVAL))
+        except subprocess.TimeoutExpired:
+            exited = run.stack.exited_services()
+            if exited:
+                run.exited = exited
+                _stop_command(child)  # SIGINT first: pytest still writes its reports
+                return int(child.wait())
 
 
 def _stop_command(child: Any, first: int = signal.SIGINT) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import select
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,3 +70,17 @@ def process_environment(pid: int) -> dict[str, str]:
         return {}
     pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
     return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def wait_gone(pids: list[int], timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            # A pidfd turns readable when the process exits.
+            select.select([fd], [], [], max(0.0, deadline - time.perf_counter()))
+        finally:
+            os.close(fd)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
@@ -44,14 +45,15 @@ def http_ready(url: str, judge: HttpJudge = status_200, timeout: float = 2.0) ->
     return probe
 
 
-def postgres_ready(url: str, extensions: tuple[str, ...] = ()) -> ProbeFn:
-    """Connects; with `extensions`, checks each can be created."""
+def postgres_ready(target: str | Mapping[str, Any], extensions: tuple[str, ...] = ()) -> ProbeFn:
+    """Connects (a URL or conninfo keywords); with `extensions`, checks each can be created."""
+    dsn, keywords = (target, {}) if isinstance(target, str) else ("", dict(target))
 
     def probe() -> ProbeResult:
         import psycopg
 
         try:
-            with psycopg.connect(url, connect_timeout=2, autocommit=True) as connection:
+            with psycopg.connect(dsn, connect_timeout=2, autocommit=True, **keywords) as connection:
                 rows = connection.execute(
                     "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)",
                     [list(extensions)],

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -181,13 +180,3 @@ def open_stack(
             runs.unregister(spec.run_id)
             if finish:
                 run.finish()
-
-
-def wait_while_running(run: Run, done: Callable[[], bool], poll: float = 0.2) -> None:
-    """Watch the stack until `done()`: a service that exits is recorded on the run."""
-    while not done():
-        exited = run.stack.exited_services()
-        if exited:
-            run.exited = exited
-            return
-        time.sleep(poll)

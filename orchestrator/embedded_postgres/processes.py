@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import subprocess
 from pathlib import Path
-from time import perf_counter
 
-from orchestrator.proc import ProcessInfo, process_cwd
+from orchestrator.proc import ProcessInfo, process_cwd, wait_gone
 
 
 def stop_postmaster(proc: subprocess.Popen[bytes], data_dir: Path, timeout: float) -> None:
@@ -47,19 +45,5 @@ def kill_server(data_dir: Path, timeout: float) -> list[int]:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    _wait_gone(pids, timeout)
+    wait_gone(pids, timeout)
     return pids
-
-
-def _wait_gone(pids: list[int], timeout: float) -> None:
-    deadline = perf_counter() + timeout
-    for pid in pids:
-        try:
-            fd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            continue
-        try:
-            # A pidfd turns readable when the process exits.
-            select.select([fd], [], [], max(0.0, deadline - perf_counter()))
-        finally:
-            os.close(fd)
