@@ -11,10 +11,10 @@ import os
 import signal
 from dataclasses import dataclass, field
 
-from orchestrator.contract import RUN_ENV
+from orchestrator.contract import OWNER_ENV, OWNER_LABEL, RUN_ENV, RUN_LABEL
 from orchestrator.embedded_postgres import clean_leftovers
+from orchestrator.ownership import keep_reason
 from orchestrator.proc import ProcessInfo, process_environment, process_exists, wait_gone
-from orchestrator.runs import active_run_ids
 
 
 @dataclass
@@ -26,31 +26,32 @@ class CleanReport:
     def summary(self) -> str:
         return (
             f"{len(self.removed)} leftover(s) removed, {len(self.skipped)} skipped "
-            f"(live runs); Docker: {self.docker}"
+            f"(their runs may be alive); Docker: {self.docker}"
         )
 
 
-def _process_run_ids() -> dict[int, str]:
-    """pid → run id, for processes started by a run (they carry RUN_ENV)."""
-    found: dict[int, str] = {}
+def _run_processes() -> dict[int, tuple[str, str | None]]:
+    """pid → (run id, owner), for processes started by a run (they carry RUN_ENV)."""
+    found: dict[int, tuple[str, str | None]] = {}
     for info in ProcessInfo.all():
-        if info.pid == os.getpid():
+        if info.pid == os.getpid() or not info.alive:
             continue
-        run_id = process_environment(info.pid).get(RUN_ENV)
+        environment = process_environment(info.pid)
+        run_id = environment.get(RUN_ENV)
         if run_id:
-            found[info.pid] = run_id
+            found[info.pid] = (run_id, environment.get(OWNER_ENV))
     return found
 
 
 def clean_processes(report: CleanReport, run_id: str | None = None, grace: float = 5.0) -> None:
-    """Stop leftover service and command processes of dead runs (or of `run_id`)."""
-    active = active_run_ids()
+    """Stop the service and command processes of runs whose owner is dead (or of `run_id`)."""
     targets: dict[int, str] = {}
-    for pid, rid in _process_run_ids().items():
+    for pid, (rid, owner) in _run_processes().items():
         if run_id is not None and rid != run_id:
             continue
-        if rid in active and run_id is None:
-            report.skipped.append(f"process {pid} (run {rid} is alive)")
+        reason = keep_reason(rid, owner) if run_id is None else None
+        if reason is not None:
+            report.skipped.append(f"process {pid}: {reason}")
             continue
         targets[pid] = rid
     for pid in targets:
@@ -72,8 +73,10 @@ def clean_containers(report: CleanReport, run_id: str | None = None) -> None:
         return
     from orchestrator.providers.docker_resources import remove_labelled
 
-    active = active_run_ids()
-    report.removed += remove_labelled(run_id=run_id, keep=active)
+    def keep(labels: dict[str, str]) -> str | None:
+        return keep_reason(labels.get(RUN_LABEL, "?"), labels.get(OWNER_LABEL))
+
+    report.removed += remove_labelled(run_id=run_id, keep=keep, skipped=report.skipped)
     report.docker = "checked"
 
 

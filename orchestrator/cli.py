@@ -363,9 +363,13 @@ def _report_exits(run: Run) -> None:
 
 def _run_command(run: Run, cmd: list[str]) -> int:
     """Run CMD in its own process group while watching the stack; 128+N for a signal."""
-    from orchestrator.contract import RUN_ENV
+    from orchestrator.contract import OWNER_ENV, RUN_ENV
+    from orchestrator.ownership import Owner
     from orchestrator.process_group import ProcessGroup
-    env = {**os.environ, **run.environment(), RUN_ENV: run.run_id}
+
+    # RUN_ENV/OWNER_ENV: `clean` stops CMD too if we are killed (it has its own session).
+    owner = {RUN_ENV: run.run_id, OWNER_ENV: Owner.current().encode()}
+    env = {**os.environ, **run.environment(), **owner}
     try:
         child = ProcessGroup(cmd, env, capture=False, stdin=None)
     except FileNotFoundError:
@@ -398,7 +402,9 @@ def _watch(run: Run, child: Any) -> int:
 
     while True:
         try:
-            return int(child.wait(timeout=WATCH_INTERVAL))
+            code = int(child.wait(timeout=WATCH_INTERVAL))
+            run.exited = run.stack.exited_services()  # CMD may have seen it go first
+            return code
         except subprocess.TimeoutExpired:
             exited = run.stack.exited_services()
             if exited:

@@ -31,9 +31,12 @@ EXPORTED_ENV: Final = (
     ENV_APP,
 )
 
-# Carried by every process and container of a run, so `clean` can tell whose they are.
+# Carried by every process and container of a run, so `clean` can tell whose they are and
+# whether their owner (host/pid/start ticks of the orchestrator) still lives.
 RUN_ENV: Final = "CI_STACK_RUN_ID"
+OWNER_ENV: Final = "CI_STACK_OWNER"
 RUN_LABEL: Final = "ci-stack.run-id"
+OWNER_LABEL: Final = "ci-stack.owner"
 
 # -- the live log stream (SSE) an app may offer ------------------------------------------------
 EVENT_CONNECTION_OPEN: Final = "connection_open"

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from orchestrator import runs
 from orchestrator.artifacts import Artifacts
 from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import (
@@ -165,7 +164,6 @@ def open_stack(
         provider = choice.plugin.create(config)
         stack = Stack(spec, provider, harvester, app, progress)
         run = Run(config, app, spec, choice, artifacts, redactor, harvester, stack)
-        runs.register(spec.run_id)
         try:
             with stack:
                 run.write_stack_json()
@@ -177,6 +175,5 @@ def open_stack(
             run.error = redactor(f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            runs.unregister(spec.run_id)
             if finish:
                 run.finish()

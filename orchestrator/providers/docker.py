@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from orchestrator.contract import RUN_ENV, RUN_LABEL
+from orchestrator.contract import OWNER_LABEL, RUN_ENV, RUN_LABEL
 from orchestrator.errors import PrerequisiteMissing, StackStartError
 from orchestrator.images import docker_client
+from orchestrator.ownership import Owner
 from orchestrator.profile import ContainerImage
 from orchestrator.providers.base import LogLines, RunningDatabase
 from orchestrator.providers.docker_resources import remove_labelled
@@ -199,6 +200,7 @@ class DockerProvider:
         self._images: dict[str, ContainerImage] = {}
         self._run_id: str | None = None
         self._network: Network | None = None
+        self._owner = Owner.current().encode()  # on every label: `clean` checks it lives
 
     # -- prepare ------------------------------------------------------------------------------
 
@@ -333,9 +335,8 @@ class DockerProvider:
         with self._lock:
             if self._network is None:
                 self._run_id = run_id
-                network = Network(
-                    docker_network_kw={"driver": "bridge", "labels": {RUN_LABEL: run_id}}
-                )
+                labels = {RUN_LABEL: run_id, OWNER_LABEL: self._owner}
+                network = Network(docker_network_kw={"driver": "bridge", "labels": labels})
                 network.name = network_name(run_id)
                 self._network = network.create()
             return self._network
@@ -346,7 +347,7 @@ class DockerProvider:
         """A container of this run; `init`: a stop signal reaches the service at once."""
         from testcontainers.core.container import DockerContainer
 
-        labels = {RUN_LABEL: spec.run_id, SERVICE_LABEL: service}
+        labels = {RUN_LABEL: spec.run_id, SERVICE_LABEL: service, OWNER_LABEL: self._owner}
         return (
             DockerContainer(image.tag, labels=labels, init=True, **run_kwargs)
             .with_name(container_name(spec.run_id, service))

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.contract import RUN_ENV
+from orchestrator.contract import OWNER_ENV, RUN_ENV
 from orchestrator.embedded_postgres import EmbeddedPostgres, resolve_bindir
 from orchestrator.errors import PrerequisiteMissing
+from orchestrator.ownership import Owner
 from orchestrator.process_group import ProcessGroup
 from orchestrator.providers.base import LogLines, RunningDatabase
 from orchestrator.spec import ServiceSpec, StackSpec, rendered
@@ -86,6 +87,7 @@ class LocalProvider:
     def __init__(self, pg_bindir: Path | None = None, pg_tmpdir: Path | None = None) -> None:
         self.pg_bindir = pg_bindir
         self.pg_tmpdir = pg_tmpdir
+        self.owner = Owner.current()  # stamped on every process: `clean` checks it lives
 
     def prepare(self, spec: StackSpec, app: AppProfile) -> dict[str, Any]:
         bindir = resolve_bindir(self.pg_bindir)  # raises PrerequisiteMissing with the fix
@@ -126,7 +128,8 @@ class LocalProvider:
             "database_url": database.service_url,
         }
         command, env = rendered(service, values)
-        group = ProcessGroup(command, {**os.environ, **env, RUN_ENV: spec.run_id})
+        owner = {RUN_ENV: spec.run_id, OWNER_ENV: self.owner.encode()}
+        group = ProcessGroup(command, {**os.environ, **env, **owner})
         url = f"http://{HOST}:{port}" if port is not None else None
         return LocalProcess(instance, group, url)
 

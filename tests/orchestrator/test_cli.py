@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import runs
 from tests.fixtures.backend import REPO_ROOT, wait_until
 from tests.fixtures.orchestrator_cli import CliProcess, run_cli
 from tests.fixtures.stack_checks import accepts_connections, live_pids_of_run
@@ -150,7 +149,6 @@ def test_up_prints_the_stack_as_json_and_stops_cleanly_on_a_signal(
     assert cli.stdout.empty(), "up printed more than one line on stdout"
     assert live_pids_of_run(run_id) == []
     assert not accepts_connections(environment["STACK_BACKEND_URL"])
-    assert not (runs.registry_dir() / f"{run_id}.json").exists()
     assert not state.exists()
 
 

@@ -23,12 +23,14 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from orchestrator import runs
 from orchestrator.apps.backend import BackendProfile
 from orchestrator.config import OrchestratorConfig
+from orchestrator.contract import OWNER_ENV
 from orchestrator.embedded_postgres import find_leftovers
 from orchestrator.errors import StackStartError, TeardownErrors
 from orchestrator.log_harvest import LogHarvester
+from orchestrator.ownership import Owner
+from orchestrator.proc import process_environment
 from orchestrator.providers.base import LogLines, RunningDatabase
 from orchestrator.providers.local import LocalProvider
 from orchestrator.readiness import ProbeResult
@@ -55,7 +57,7 @@ class FinishedRun(ObservedRun):
     pids_while_running: list[int]
     pg_dir: Path
     pg_dir_existed: bool
-    registered_while_running: bool
+    owner_while_running: set[str | None]
     progress: list[str] = field(default_factory=list)
 
 
@@ -84,7 +86,9 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
             pids_while_running=live_pids_of_run(run_id),
             pg_dir=pg_dir,
             pg_dir_existed=pg_dir.is_dir(),
-            registered_while_running=(runs.registry_dir() / f"{run_id}.json").exists(),
+            owner_while_running={
+                process_environment(pid).get(OWNER_ENV) for pid in live_pids_of_run(run_id)
+            },
             progress=progress,
         )
     return seen
@@ -171,12 +175,12 @@ def test_progress_names_each_step(finished_run: FinishedRun) -> None:
 def test_nothing_of_the_run_remains_after_exit(finished_run: FinishedRun) -> None:
     assert len(finished_run.pids_while_running) >= 3  # backend and two workers
     assert finished_run.pg_dir_existed
-    assert finished_run.registered_while_running
+    # Every process of the run names its owner: this process, so `clean` keeps it while alive.
+    assert finished_run.owner_while_running == {Owner.current().encode()}
 
     assert live_pids_of_run(finished_run.run_id) == []
     assert not finished_run.pg_dir.exists()
     assert find_leftovers(finished_run.run_id) == []
-    assert not (runs.registry_dir() / f"{finished_run.run_id}.json").exists()
     assert not accepts_connections(finished_run.environment["STACK_BACKEND_URL"])
     assert not accepts_connections(finished_run.environment["STACK_DATABASE_URL"])
 
