@@ -255,6 +255,10 @@ def _run_or_up(args: argparse.Namespace) -> int:
             raise PrerequisiteMissing(
                 "run needs a command", "python -m orchestrator run -- pytest e2e"
             )
+        unrunnable = _unrunnable(cmd[0])
+        if unrunnable is not None:  # before a stack is started for nothing
+            print(f"orchestrator: {unrunnable[1]}", file=sys.stderr)
+            return unrunnable[0]
     config = _config(args)
     from orchestrator.errors import TeardownErrors
     from orchestrator.session import open_stack
@@ -372,19 +376,10 @@ def _run_command(run: Run, cmd: list[str]) -> int:
     env = {**os.environ, **run.environment(), **owner}
     try:
         child = ProcessGroup(cmd, env, capture=False, stdin=None)
-    except FileNotFoundError:
-        print(
-            f"orchestrator: command not found: {cmd[0]} (is it installed and on PATH?)",
-            file=sys.stderr,
-        )
-        return EXIT_NOT_FOUND
-    except PermissionError:
-        print(
-            f"orchestrator: command not executable: {cmd[0]} (chmod +x it, or run it "
-            "through its interpreter)",
-            file=sys.stderr,
-        )
-        return EXIT_NOT_EXECUTABLE
+    except OSError:  # it went away or lost its mode since the check
+        code, message = _unrunnable(cmd[0]) or (EXIT_NOT_EXECUTABLE, f"cannot run {cmd[0]}")
+        print(f"orchestrator: {message}", file=sys.stderr)
+        return code
     try:
         code = _watch(run, child)
     except Interrupted as interrupt:
@@ -393,6 +388,24 @@ def _run_command(run: Run, cmd: list[str]) -> int:
     finally:
         child.signal(signal.SIGKILL)  # whatever CMD left in its group (`nohup x &`)
     return 128 - code if code < 0 else code
+
+
+def _unrunnable(program: str) -> tuple[int, str] | None:
+    """(exit code, message) when `program` cannot be run, as a shell would say it."""
+    import shutil
+
+    if "/" not in program:
+        if shutil.which(program) is None:
+            return EXIT_NOT_FOUND, f"command not found: {program} (is it installed and on PATH?)"
+        return None
+    path = Path(program)
+    if not path.exists():
+        return EXIT_NOT_FOUND, f"command not found: {program} (no such file)"
+    if path.is_dir() or not os.access(path, os.X_OK):
+        return EXIT_NOT_EXECUTABLE, (
+            f"command not executable: {program} (chmod +x it, or run it through its interpreter)"
+        )
+    return None
 
 
 def _watch(run: Run, child: Any) -> int:

@@ -16,7 +16,7 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,14 +56,7 @@ class AppProfile:
     ) -> StackSpec:
         database = self.database(config)
         if password is not None:
-            database = DatabaseSpec(
-                user=database.user,
-                password=password,
-                name=database.name,
-                image=database.image,
-                extensions=database.extensions,
-                port=database.port,
-            )
+            database = replace(database, password=password)
         return StackSpec(
             run_id=run_id or new_run_id(),
             app=self.name,

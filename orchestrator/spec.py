@@ -113,6 +113,7 @@ class DatabaseSpec:
     image: str | None = None  # the profile's image for containers (None: no container image)
     extensions: tuple[str, ...] = ()
     port: int = DB_PORT
+    max_connections: int = 200  # the budget a profile checks its services against
 
     @property
     def probe(self) -> PostgresProbe:

@@ -26,6 +26,7 @@ from orchestrator.spec import DB_SERVICE, HttpProbe, ServiceSpec, StackSpec
 Progress = Callable[[str], None]
 _print_lock = threading.Lock()
 SERVICE_STOP_TIMEOUT = 10.0
+GROUP_TAIL_INSTANCES = 3  # log tails shown when a replicated service fails to start
 
 
 def stderr_progress(message: str) -> None:
@@ -251,9 +252,11 @@ class Stack:
         def tails() -> str:
             if len(instances) == 1:
                 return self.log_tail(instances[0].name)
+            # The instances that died (else the last few), a few lines each: readable.
+            shown = [r for r in instances if r.exit_code() is not None] or instances[-3:]
             return "\n".join(
                 f"[{r.name}] {line}"
-                for r in instances
+                for r in shown[:GROUP_TAIL_INSTANCES]
                 for line in self.log_tail(r.name, 10).splitlines()
             )
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from orchestrator.config import OrchestratorConfig
+from orchestrator.config import ConfigError, OrchestratorConfig
 from orchestrator.errors import OrchestratorError
 from orchestrator.profile import AppProfile, ContainerImage, Progress
 from orchestrator.spec import DatabaseSpec, ExitProbe, HttpJudge, HttpProbe, ServiceSpec, StackSpec
@@ -22,6 +22,12 @@ READY_PATH = "/api/health/readyz"
 WORKERS_PATH = "/api/workers"
 LOG_STREAM_PATH = "/api/testing/logs/stream"
 RESET_PATH = "/api/testing/reset"
+WORKER_CONCURRENCY = 4
+# Connections at most: a worker's bus pool (2c+3) and handler pool (c+1); the backend's pool
+# (DB_POOL_MAX_SIZE 20), its async bridge (4), a reset's own (1) and the migrate job (2).
+WORKER_CONNECTIONS = (2 * WORKER_CONCURRENCY + 3) + (WORKER_CONCURRENCY + 1)
+BACKEND_CONNECTIONS = 20 + 4 + 1 + 2
+MAX_CONNECTIONS = 400
 # Short SSE intervals keep the heartbeat baselines fast against a stack; exported to tests.
 SSE_HEARTBEAT_INTERVAL = "1"
 TASK_STREAM_IDLE_INTERVAL = "1"
@@ -64,11 +70,24 @@ def live_workers_judge(count: int) -> HttpJudge:
     return judge
 
 
+def check_connection_budget(workers: int) -> None:
+    """Refuse up front a worker count the database cannot serve (else the workers fail
+    late with "too many clients", buried in their logs)."""
+    needed = BACKEND_CONNECTIONS + workers * WORKER_CONNECTIONS
+    if needed > MAX_CONNECTIONS:
+        most = (MAX_CONNECTIONS - BACKEND_CONNECTIONS) // WORKER_CONNECTIONS
+        raise ConfigError(
+            f"--workers {workers} would need up to {needed} database connections "
+            f"({WORKER_CONNECTIONS} per worker), but the stack's database allows "
+            f"{MAX_CONNECTIONS}: use --workers {most} or fewer"
+        )
+
+
 def worker_command() -> tuple[str, ...]:
     # Short visibility timeout and backoff keep e2e runs fast; heartbeats every second.
     return (
         "{python}", "-m", "backend", "worker",
-        "--concurrency", "4",
+        "--concurrency", str(WORKER_CONCURRENCY),
         "--visibility-timeout", "5",
         "--poll-interval", "1",
         "--backoff", "1",
@@ -83,10 +102,15 @@ class BackendProfile(AppProfile):
 
     def database(self, config: OrchestratorConfig) -> DatabaseSpec:
         return DatabaseSpec(
-            user="postgres", name="app", image="postgres-pgmq", extensions=("pgmq",)
+            user="postgres",
+            name="app",
+            image="postgres-pgmq",
+            extensions=("pgmq",),
+            max_connections=MAX_CONNECTIONS,
         )
 
     def services(self, config: OrchestratorConfig) -> tuple[ServiceSpec, ...]:
+        check_connection_budget(config.workers)
         migrate = ServiceSpec(
             name="migrate",
             role="job",

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from orchestrator.contract import OWNER_LABEL, RUN_ENV, RUN_LABEL
+from orchestrator.embedded_postgres import SERVER_SETTINGS
 from orchestrator.errors import PrerequisiteMissing, StackStartError
 from orchestrator.images import docker_client
 from orchestrator.ownership import Owner
@@ -48,6 +49,12 @@ GONE = -1  # exit_code() of a container that no longer exists
 # Our services shut down gracefully in about a second; don't wait the Stack's 10 s for one
 # that hangs (the teardown budget is 5 s in all).
 STOP_TIMEOUT_S = 4.0
+
+
+def postgres_command(max_connections: int) -> list[str]:
+    """`postgres` with the throwaway-database settings and the spec's connection budget."""
+    settings = {**SERVER_SETTINGS, "max_connections": str(max_connections)}
+    return ["postgres", *(arg for k, v in settings.items() for arg in ("-c", f"{k}={v}"))]
 
 
 def network_name(run_id: str) -> str:
@@ -250,6 +257,7 @@ class DockerProvider:
                 PGDATA=PGDATA,
             )
             .with_tmpfs_mount(PGDATA)
+            .with_command(postgres_command(db.max_connections))
         )
         self._publish(container, DB_PORT)
         container.start()

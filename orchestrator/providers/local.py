@@ -105,6 +105,7 @@ class LocalProvider:
             run_id=spec.run_id,
             user=spec.database.user,
             base_dir=self.pg_tmpdir,
+            settings={"max_connections": str(spec.database.max_connections)},
         )
         server.start()
         try:
