@@ -154,6 +154,10 @@ class EmbeddedPostgres:
         """True while the postmaster process runs."""
         return self._proc is not None and self._proc.poll() is None
 
+    def exit_code(self) -> int | None:
+        """None while the postmaster runs (or before start); its exit code once it ended."""
+        return None if self._proc is None else self._proc.poll()
+
     # --- where it is ---
 
     @property

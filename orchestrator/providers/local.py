@@ -32,7 +32,7 @@ class LocalDatabase:
     name: str = "db"
 
     def exit_code(self) -> int | None:
-        return None if self.server.alive() else -1
+        return self.server.exit_code()
 
     def logs(self) -> LogLines | None:
         return None  # the server writes its own log file; log_tail reads it

@@ -229,3 +229,22 @@ def test_clean_never_stops_a_live_run_started_with_another_tmpdir(
     for pid in before:
         assert f"removed process {pid} (run {run_id})" in swept.stdout, swept.stdout + swept.stderr
     assert_nothing_left(run_id, info)
+
+
+def test_a_killed_postmaster_is_named_and_fails_the_run(tmp_path: Path) -> None:
+    cli, info = start_run(tmp_path, BUSY_COMMAND)
+    run_id = info["STACK_RUN_ID"]
+    folder = tmp_path / "artifacts"
+    try:
+        postmaster = json.loads((folder / "stack.json").read_text())["database"]["pid"]
+        os.kill(postmaster, signal.SIGKILL)
+        code = cli.wait(timeout=60)
+    finally:
+        cli.kill()
+
+    assert code == 5, cli.stderr
+    assert "orchestrator: db exited with -9 at " in cli.stderr
+    assert "backend exited" not in cli.stderr.split("orchestrator: db exited")[0]
+    summary = (folder / "summary.md").read_text()
+    assert "db exited with -9" in summary
+    assert_nothing_left(run_id, info)
