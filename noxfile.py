@@ -130,7 +130,12 @@ def e2e(session: nox.Session) -> None:
 def up(session: nox.Session) -> None:
     """Start the stack and keep it running until Ctrl-C; `nox -s e2e` then reuses it."""
     _install(session, "tests,e2e")
-    session.run("python", "-m", "orchestrator", "up", "--state", str(UP_STATE), *session.posargs)
+    try:
+        session.run(
+            "python", "-m", "orchestrator", "up", "--state", str(UP_STATE), *session.posargs
+        )
+    except KeyboardInterrupt:  # Ctrl-C is how `up` ends: the stack is already stopped
+        session.log("stack stopped")
 
 
 @nox.session(python=PYTHON, default=False)
@@ -167,4 +172,3 @@ def typecheck(session: nox.Session) -> None:
     """Mypy over backend, orchestrator, tests, e2e and this file."""
     _install(session, "tests,e2e,dev")
     session.run("mypy")
-
