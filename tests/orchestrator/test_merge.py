@@ -65,7 +65,7 @@ def test_merged_totals_equal_one_unsharded_run(shards: Path, tmp_path: Path) -> 
     }
     root = ET.parse(out / "junit.xml").getroot()
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("11", "1", "1")
-    assert sorted(s.get("name") for s in root.iter("testsuite")) == ["e2e-local-1", "e2e-local-2"]
+    assert sorted(s.get("name", "") for s in root.iter("testsuite")) == ["e2e-local-1", "e2e-local-2"]
 
 
 def test_summary_and_index_link_into_the_shard_that_ran_the_failure(
