@@ -1,4 +1,4 @@
-"""`python -m orchestrator images bootstrap|build|context ...`."""
+"""`python -m orchestrator images bootstrap|build|prune|context ...`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from typing import get_args
 from orchestrator.errors import OrchestratorError
 from orchestrator.images.bootstrap import BASE_TAG, DEBIAN_MIRROR, bootstrap_base_image
 from orchestrator.images.build import build_images, tag_latest
+from orchestrator.images.client import client_scope
 from orchestrator.images.context import build_context, write_build_context
 from orchestrator.images.results import IMAGE_NAMES, BaseChoice, ImageResult
+from orchestrator.images.stale import remove_stale_images
 
 log = logging.getLogger("orchestrator.images")  # the package's logger: -v shows every module
 
@@ -47,6 +49,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--base", choices=get_args(BaseChoice), default="auto")
     build.add_argument("--force", action="store_true", help="rebuild without layer cache")
     build.add_argument("--json", action="store_true", help="print the results as JSON")
+    build.add_argument(
+        "--log", type=Path, default=None, metavar="FILE", help="append the whole build output here"
+    )
+
+    prune = commands.add_parser(
+        "prune", parents=[common], help="remove stale ci-stack/* tags and dangling build stages"
+    )
+    prune.add_argument(
+        "--all", action="store_true", help="also the current content-hash tags (rebuilt next run)"
+    )
 
     ctx = commands.add_parser(
         "context", parents=[common], help="write an image's build context to a folder"
@@ -68,9 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if unknown:
                 parser.error(f"unknown image {', '.join(unknown)}; choose from {IMAGE_NAMES}")
             names = tuple(args.names) or IMAGE_NAMES
-            built = build_images(names, base=args.base, force=args.force)
+            built = build_images(names, base=args.base, force=args.force, log_path=args.log)
             tag_latest(built)
             _print_results(list(built.values()), as_json=args.json)
+        elif args.command == "prune":
+            with client_scope(None) as client:
+                for removed in remove_stale_images(client, keep_current=not args.all):
+                    print(f"removed {removed}")
         else:
             write_build_context(build_context(args.name), args.dest)
             print(f"docker build --network host {args.dest}")
