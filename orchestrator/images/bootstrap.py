@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -36,6 +37,8 @@ BASE_TAG = "ci-stack/debian-base:bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 BOOTSTRAP_COMMAND = "python -m orchestrator images bootstrap"
+# debootstrap's per-package lines alternate "Retrieving x" / "Validating x": one phase
+_PHASES = {"Validating": "Retrieving"}
 
 
 def bootstrap_base_image(
@@ -109,32 +112,33 @@ def _debootstrap(tag: str, suite: str, rootfs: Path, mirror: str, report: BuildP
     """Run debootstrap, one progress line per phase (Retrieving, Extracting, ...)."""
     command = ["debootstrap", "--variant=minbase", suite, str(rootfs), mirror]
     tail: deque[str] = deque(maxlen=TAIL_LINES)
-    deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
     phase = ""
     count = 0
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
     ) as process:
         assert process.stdout is not None
+        watchdog = threading.Timer(SUBPROCESS_TIMEOUT_S, process.kill)  # a silent hang, too
+        watchdog.start()
         for line in process.stdout:
             tail.append(line.rstrip())
             report.log("debian-base", line)
-            verb = line.removeprefix("I: ").split(" ", 1)[0]
-            if line.startswith("I: ") and verb != phase:
-                if count > 1:
-                    report.step("debian-base", f"debootstrap: {phase} ... ({count} lines)")
-                phase, count = verb, 0
-                report.step("debian-base", f"debootstrap: {line.removeprefix('I: ')}")
-            count += 1
-            if time.monotonic() > deadline:
-                process.kill()
-                raise ImageBuildFailed(
-                    tag,
-                    f"debootstrap took over {SUBPROCESS_TIMEOUT_S}s",
-                    list(tail),
-                    hint=f"is {mirror} slow?",
-                )
+            if line.startswith("I: "):
+                text = line.removeprefix("I: ").strip()
+                verb = _PHASES.get(text.split(" ", 1)[0], text.split(" ", 1)[0])
+                if verb != phase:
+                    if count > 1:
+                        report.step("debian-base", f"debootstrap: {phase} done ({count} lines)")
+                    phase, count = verb, 0
+                    report.step("debian-base", f"debootstrap: {text}")
+                count += 1
         returncode = process.wait()
+        timed_out = not watchdog.is_alive()
+        watchdog.cancel()
+    if timed_out:
+        raise ImageBuildFailed(
+            tag, f"debootstrap took over {SUBPROCESS_TIMEOUT_S}s", list(tail), f"is {mirror} slow?"
+        )
     if returncode != 0:
         lines = list(tail)
         log_file = rootfs / "debootstrap" / "debootstrap.log"
