@@ -15,7 +15,13 @@ Modules: `results` (names, results, the error), `hashing` (inputs hash and tag),
 `bootstrap` (the offline base), `stale` (`remove_stale_images`), `cli`.
 """
 
-from orchestrator.images.base import BaseImage, BaseResolver, PullFailed, can_provide_images
+from orchestrator.images.base import (
+    BaseImage,
+    BaseResolver,
+    PullFailed,
+    can_provide_images,
+    pull_image,
+)
 from orchestrator.images.bootstrap import (
     BASE_TAG,
     BOOTSTRAP_COMMAND,
@@ -78,6 +84,7 @@ __all__ = [
     "main",
     "prepare_wheels",
     "project_source_files",
+    "pull_image",
     "remove_stale_images",
     "resolve_base_image",
     "tag_latest",

@@ -13,7 +13,7 @@ For each image the candidates are its Dockerfile's public default (`ARG BASE_IMA
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -66,8 +66,10 @@ class BaseResolver:
         repo_root: Path | None = None,
         progress: BuildProgress | None = None,
         offline_tag: str = BASE_TAG,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
+        self.labels = dict(labels or {})  # for a bootstrapped base
         self.repo_root = repo_root
         self.progress = progress or BuildProgress()
         self.offline_tag = offline_tag
@@ -94,7 +96,7 @@ class BaseResolver:
             unavailable = bootstrap_unavailable()
             if unavailable is None:
                 made = bootstrap_base_image(
-                    self.offline_tag, client=self.client, progress=self.progress
+                    self.offline_tag, client=self.client, progress=self.progress, labels=self.labels
                 )
                 return BaseImage(self.offline_tag, made.image_id, "bootstrapped")
             tried.append(f"{self.offline_tag} cannot be bootstrapped here ({unavailable.what})")

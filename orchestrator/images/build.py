@@ -80,7 +80,7 @@ def build_images(
         report = progress or stack.enter_context(BuildProgress(log_path=log_path))
         docker_api = stack.enter_context(client_scope(client))
         resolver = BaseResolver(
-            docker_api, repo_root=repo_root, progress=report, offline_tag=offline_tag
+            docker_api, repo_root=repo_root, progress=report, offline_tag=offline_tag, labels=labels
         )
         for name in names:
             results[name] = _build_one(

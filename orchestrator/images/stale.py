@@ -9,6 +9,7 @@ now, and our untagged (dangling) images: stages of earlier builds. The offline b
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,17 +52,25 @@ def remove_stale_images(
     repo_root: Path | None = None,
     cache_dir: Path | None = None,
     repository: str = IMAGE_REPOSITORY,
+    current: Iterable[str] | None = None,
+    label: str | None = None,
 ) -> list[str]:
     """Remove stale tags under `repository/` and our dangling images; what was removed.
 
-    `keep_current=False` removes the current content-hash tags too (the next run rebuilds).
+    `keep_current=False` removes the current content-hash tags too (the next run rebuilds);
+    `current` gives them instead of computing them (`current_tags`); `label` (`key=value`)
+    touches only images that carry it, e.g. one run's label.
     """
     from docker.errors import APIError
 
-    keep = current_tags(client, repo_root=repo_root, cache_dir=cache_dir) if keep_current else set()
+    keep: set[str] = set()
+    if keep_current:
+        keep = set(current) if current is not None else current_tags(
+            client, repo_root=repo_root, cache_dir=cache_dir
+        )
     keep |= {BASE_TAG}
     removed: list[str] = []
-    ours = {"label": f"{LABEL_PREFIX}.image"}
+    ours = {"label": [f"{LABEL_PREFIX}.image", *([label] if label else [])]}
     for image in client.images.list(filters=ours):
         for tag in image.tags:
             repo, _, version = tag.rpartition(":")
