@@ -4,7 +4,8 @@ Each SHARD_DIR is one run's artifacts folder (e.g. one CI matrix leg's downloade
 DIR gets a copy of every shard under `shards/<name>/` (so every link stays inside DIR), one
 `junit.xml` holding every shard's suite, one `summary.md` and one `index.html` listing every
 test with a link into the evidence of the shard that ran it. Exit status: 0 when every shard
-reported and no test failed, 1 otherwise, 2 for bad arguments.
+reported and no test failed, 1 otherwise, 2 for bad arguments. `--annotate` prints a GitHub
+`::error` line per failed test (when GITHUB_ACTIONS=true), titled by its node id.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.github import print_annotations
 from orchestrator.junit import (
     JunitCase,
     JunitUnreadable,
@@ -55,6 +57,12 @@ class ShardRun:
 class MergedRun:
     root: Path
     shards: tuple[ShardRun, ...]
+    expected: int | None = None  # how many shards there should have been
+
+    @property
+    def missing(self) -> int:
+        """Shards expected but never handed to the merge (a leg that died before uploading)."""
+        return max(0, (self.expected or 0) - len(self.shards))
 
     @property
     def cases(self) -> list[tuple[ShardRun, JunitCase]]:
@@ -63,11 +71,13 @@ class MergedRun:
     @property
     def passed(self) -> bool:
         counts = count_outcomes(case for _, case in self.cases)
-        no_problem = all(shard.problem is None for shard in self.shards)
+        no_problem = all(shard.problem is None for shard in self.shards) and not self.missing
         return no_problem and counts["failed"] == 0 and counts["error"] == 0
 
 
-def merge_shards(shard_dirs: Sequence[Path], out: Path) -> MergedRun:
+def merge_shards(
+    shard_dirs: Sequence[Path], out: Path, *, expected: int | None = None
+) -> MergedRun:
     """Copy the shards into `out/shards/`, write junit.xml, summary.md and index.html."""
     out.mkdir(parents=True, exist_ok=True)
     shards = []
@@ -81,7 +91,7 @@ def merge_shards(shard_dirs: Sequence[Path], out: Path) -> MergedRun:
         shards.append(shard)
         if shard.problem is None:
             junits.append((name, target / "junit.xml"))
-    merged = MergedRun(out, tuple(shards))
+    merged = MergedRun(out, tuple(shards), expected)
     write_merged(junits, out / "junit.xml")
     (out / "summary.md").write_text(render_summary(merged), encoding="utf-8")
     (out / "index.html").write_text(render_index(merged), encoding="utf-8")
@@ -97,6 +107,11 @@ def render_summary(merged: MergedRun) -> str:
         "",
         f"- tests: {len(merged.cases)} · passed {counts['passed']} · failed {counts['failed']}"
         f" · errors {counts['error']} · skipped {counts['skipped']}",
+        *(
+            [f"- **{merged.missing} of {merged.expected} expected shards never arrived**"]
+            if merged.missing
+            else []
+        ),
         "",
         "| shard | provider | tests | failed | test time | report |",
         "|---|---|---|---|---|---|",
@@ -171,18 +186,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="the merged folder (new or empty)")
     parser.add_argument("shard_dirs", nargs="+", type=Path, metavar="SHARD_DIR")
+    parser.add_argument(
+        "--expect",
+        type=int,
+        default=None,
+        metavar="N",
+        help="how many shards there should be: fewer make the verdict red (a leg that died)",
+    )
+    parser.add_argument(
+        "--annotate",
+        action="store_true",
+        help="print ::error annotations for the failed tests when GITHUB_ACTIONS=true",
+    )
     args = parser.parse_args(argv)
     problem = _check_arguments(args.out, args.shard_dirs)
     if problem:
         print(f"merge: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        merged = merge_shards(args.shard_dirs, args.out)
+        merged = merge_shards(args.shard_dirs, args.out, expected=args.expect)
     except OrchestratorError as exc:
         print(f"merge: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.annotate:
+        print_annotations(args.out)
     counts = count_outcomes(case for _, case in merged.cases)
     missing = [s.name for s in merged.shards if s.problem]
+    if merged.missing:
+        missing.append(f"{merged.missing} expected shard(s) that never arrived")
     print(
         f"merge  {len(merged.shards)} shards · {len(merged.cases)} tests · passed "
         f"{counts['passed']} · failed {counts['failed']} · errors {counts['error']} · skipped "

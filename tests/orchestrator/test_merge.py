@@ -65,7 +65,8 @@ def test_merged_totals_equal_one_unsharded_run(shards: Path, tmp_path: Path) -> 
     }
     root = ET.parse(out / "junit.xml").getroot()
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("11", "1", "1")
-    assert sorted(s.get("name", "") for s in root.iter("testsuite")) == ["e2e-local-1", "e2e-local-2"]
+    suites = sorted(s.get("name", "") for s in root.iter("testsuite"))
+    assert suites == ["e2e-local-1", "e2e-local-2"]
 
 
 def test_summary_and_index_link_into_the_shard_that_ran_the_failure(
@@ -139,3 +140,26 @@ def test_two_shards_with_the_same_folder_name_stay_apart(shards: Path, tmp_path:
 
 def _hrefs(page: str) -> list[str]:
     return re.findall(r'href="([^"]+)"', page)
+
+
+def test_fewer_shards_than_expected_is_red(shards: Path, tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    only_one = str(shards / "e2e-local-1")
+    assert merge.main(["--out", str(out), "--expect", "2", only_one]) == merge.EXIT_RED
+    assert "- **1 of 2 expected shards never arrived**" in (out / "summary.md").read_text()
+
+
+def test_annotate_prints_the_failures_on_github(
+    shards: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    both = [str(shards / "e2e-local-1"), str(shards / "e2e-local-2")]
+    merge.main(["--annotate", "--out", str(tmp_path / "merged"), *both])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::")]
+    assert lines == [
+        "::error file=test_mixed.py,line=4,title=test_mixed.py%3A%3Atest_fails::"
+        "AssertionError: arithmetic is broken%0Aassert (1 + 1) == 3"
+    ]
