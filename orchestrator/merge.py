@@ -11,7 +11,9 @@ reported and no test failed, 1 otherwise, 2 for bad arguments. `--annotate` prin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import html
+import importlib
 import json
 import shutil
 import sys
@@ -141,8 +143,58 @@ def render_summary(merged: MergedRun) -> str:
     return "\n".join(lines) + "\n"
 
 
+def report_api() -> Any | None:
+    """The evidence report's API (`orchestrator.artifacts` with `load_run`, `render_report`,
+    `RunData`, `RunInfo`) when that package is installed, else None (the plain listing)."""
+    artifacts = importlib.import_module("orchestrator.artifacts")
+    needed = ("load_run", "render_report", "RunData", "RunInfo")
+    return artifacts if all(hasattr(artifacts, name) for name in needed) else None
+
+
 def render_index(merged: MergedRun) -> str:
-    """index.html: every test, its outcome, time and a link into its shard's evidence."""
+    """index.html: the evidence report over every shard's tests when it is installed, else a
+    plain listing of every test with a link into its shard's evidence."""
+    api = report_api()
+    return _evidence_report(api, merged) if api is not None else render_listing(merged)
+
+
+def _evidence_report(api: Any, merged: MergedRun) -> str:
+    """One RunData over all shards (evidence paths prefixed with `shards/<name>/`, so the
+    report's relative links work from the merged folder), rendered by the report module."""
+    tests = []
+    for shard in merged.shards:
+        for test in api.load_run(merged.root / shard.folder).tests:
+            evidence = test.evidence and _moved_under(test.evidence, shard.folder)
+            tests.append(dataclasses.replace(test, evidence=evidence))
+    tests.sort(key=lambda test: not test.failed)
+    providers = sorted({str(s.facts.get("provider", "?")) for s in merged.shards})
+    info = api.RunInfo(
+        run_id=", ".join(str(s.facts.get("run_id", s.name)) for s in merged.shards),
+        provider=" + ".join(providers),
+        verdict="passed" if merged.passed else "failed",
+        error=(
+            f"{merged.missing} of {merged.expected} expected shards never arrived"
+            if merged.missing
+            else None
+        ),
+    )
+    return str(api.render_report(api.RunData(merged.root, info, tests, has_junit=True)))
+
+
+def _moved_under(evidence: Any, folder: str) -> Any:
+    """The report's Evidence with its paths (relative to a shard) relative to the merged root."""
+    return dataclasses.replace(
+        evidence,
+        folder=f"{folder}/{evidence.folder}",
+        files=[f"{folder}/{path}" for path in evidence.files],
+        screenshots=[f"{folder}/{path}" for path in evidence.screenshots],
+        traces=[f"{folder}/{path}" for path in evidence.traces],
+    )
+
+
+def render_listing(merged: MergedRun) -> str:
+    """index.html as a plain listing: every test, its outcome, time and a link into the
+    evidence of the shard that ran it."""
     rows = []
     order = {"error": 0, "failed": 1, "skipped": 2, "passed": 3}
     ranked = sorted(merged.cases, key=lambda pair: (order[pair[1].outcome], pair[1].junit_name))

@@ -69,13 +69,14 @@ def test_merged_totals_equal_one_unsharded_run(shards: Path, tmp_path: Path) -> 
     assert suites == ["e2e-local-1", "e2e-local-2"]
 
 
-def test_summary_and_index_link_into_the_shard_that_ran_the_failure(
+def test_summary_and_listing_link_into_the_shard_that_ran_the_failure(
     shards: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "merged"
-    merge.main(["--out", str(out), str(shards / "e2e-local-1"), str(shards / "e2e-local-2")])
+    merged = merge.merge_shards([shards / "e2e-local-1", shards / "e2e-local-2"], out)
     failing_shard = next(
-        name for name in ("e2e-local-1", "e2e-local-2")
+        name
+        for name in ("e2e-local-1", "e2e-local-2")
         if any((shards / name / "tests").glob("*/test.json"))
     )
     (evidence,) = (out / "shards" / failing_shard / "tests").iterdir()
@@ -87,14 +88,15 @@ def test_summary_and_index_link_into_the_shard_that_ran_the_failure(
     assert f"]({relative}/)" in summary
     assert "arithmetic is broken" in summary
 
-    index = (out / "index.html").read_text()
-    assert index.count("<tr class=") == 11  # every test, once
-    assert f'href="{relative}/"' in index
-    assert index.count('href="shards/e2e-local-1/index.html"') + index.count(
-        'href="shards/e2e-local-2/index.html"'
-    ) == 10  # the passed and skipped ones link their shard's report
-    for target in _hrefs(index):
+    listing = merge.render_listing(merged)
+    assert listing.count("<tr class=") == 11  # every test, once
+    assert f'href="{relative}/"' in listing
+    shard_reports = [f'href="shards/e2e-local-{i}/index.html"' for i in (1, 2)]
+    assert sum(listing.count(link) for link in shard_reports) == 10  # passed and skipped ones
+    for target in _hrefs(listing):
         assert (out / target).exists(), target  # no dead link inside the merged folder
+    if merge.report_api() is None:
+        assert (out / "index.html").read_text() == listing
 
 
 def test_a_shard_without_results_makes_the_verdict_red(shards: Path, tmp_path: Path) -> None:
@@ -163,3 +165,15 @@ def test_annotate_prints_the_failures_on_github(
         "::error file=test_mixed.py,line=4,title=test_mixed.py%3A%3Atest_fails::"
         "AssertionError: arithmetic is broken%0Aassert (1 + 1) == 3"
     ]
+
+
+@pytest.mark.skipif(merge.report_api() is None, reason="the evidence report is not installed")
+def test_index_is_the_evidence_report_over_all_shards(shards: Path, tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    merge.main(["--out", str(out), *(str(shards / f"e2e-local-{i}") for i in (1, 2))])
+    index = (out / "index.html").read_text()
+    links = [target for target in _hrefs(index) if not target.startswith("#")]
+    assert any(re.fullmatch(r"shards/e2e-local-[12]/tests/[^/]+/test\.json", t) for t in links)
+    for target in links:
+        assert (out / target).exists(), target  # the report's links work from the merged root
+    assert "test_fails" in index and "test_many" in index
