@@ -217,7 +217,7 @@ def render_listing(merged: MergedRun) -> str:
     return (
         "<!doctype html><meta charset=utf-8><title>e2e run (merged)</title>"
         "<style>body{font-family:sans-serif;margin:1.5em}td,th{padding:2px 8px;text-align:left}"
-        "tr.failed,tr.error{background:#fdd}tr.skipped{color:#777}</style>"
+        "tr.failed,tr.error{background:#fdd}tr.skipped{color:#777}pre{white-space:pre-wrap}</style>"
         f"<pre>{summary}</pre>"
         + (f"<h2>Shards without results</h2><ul>{problems}</ul>" if problems else "")
         + "<h2>Tests</h2><table><tr><th>outcome</th><th>test</th><th>shard</th><th>time</th>"
