@@ -19,17 +19,19 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.junit import JunitCase, evidence_markers, read_cases
+from orchestrator.junit import JunitCase, evidence_markers, failure_location, read_cases
 
 ANNOTATION_LIMIT = 50  # GitHub shows at most 50 error annotations per job (10 per step)
 SUMMARY_LIMIT_BYTES = 1024 * 1024  # $GITHUB_STEP_SUMMARY's limit per step
 _LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
 _ABSOLUTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|#)", re.IGNORECASE)
 _MESSAGE_LIMIT = 4000
+_PROBLEMS = ("failed", "error")
 
 
 def escape_data(text: str) -> str:
@@ -42,39 +44,108 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+class ReportedTest(Protocol):
+    """A test as the evidence report reads it (`orchestrator.artifacts.TestResult`)."""
+
+    @property
+    def nodeid(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def crash(self) -> str | None: ...  # file:line where it failed
+    @property
+    def location(self) -> str | None: ...  # file:line of the test function
+    @property
+    def longrepr(self) -> str: ...  # the failure's text
+
+
+class ReportedRun(Protocol):
+    """A run as the evidence report reads it (`orchestrator.artifacts.RunData`)."""
+
+    @property
+    def tests(self) -> Sequence[ReportedTest]: ...
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What one annotation says: where, which test, why."""
+
+    path: str
+    line: int
+    title: str
+    message: str
+
+
 def github_annotations(
-    source: Path | Sequence[JunitCase], *, nodeids: Mapping[str, str] | None = None
+    source: Path | Sequence[JunitCase] | ReportedRun,
+    *,
+    nodeids: Mapping[str, str] | None = None,
 ) -> list[str]:
     """`::error` lines for the failed and errored tests of `source`.
 
     `source` is a junit.xml, an artifacts folder (its junit.xml, node ids from its
-    `tests/*/test.json`, also below `shards/`), or cases already read. `nodeids` maps a
-    junit name (`classname::name`) to the node id used as the title; unmapped tests are titled
-    by their junit name. Past `ANNOTATION_LIMIT` one `::warning` says how many more failed.
+    `tests/*/test.json`, also below `shards/`), junit cases already read, or the evidence
+    report's run data (`load_run(folder)`; its crash locations and node ids are used). `nodeids`
+    maps a junit name (`classname::name`) to the node id used as the title; unmapped junit
+    cases are titled by their junit name. Past `ANNOTATION_LIMIT` one `::warning` says how many
+    more failed.
     """
+    failures = _failures(source, nodeids)
+    lines = []
+    for failure in failures[:ANNOTATION_LIMIT]:
+        properties = (
+            f"file={escape_property(failure.path)},line={failure.line},"
+            f"title={escape_property(failure.title)}"
+        )
+        lines.append(f"::error {properties}::{escape_data(failure.message[:_MESSAGE_LIMIT])}")
+    if len(failures) > ANNOTATION_LIMIT:
+        more = len(failures) - ANNOTATION_LIMIT
+        lines.append(f"::warning::{more} more failed tests are not annotated; see the summary")
+    return lines
+
+
+def _failures(
+    source: Path | Sequence[JunitCase] | ReportedRun, nodeids: Mapping[str, str] | None
+) -> list[Failure]:
     if isinstance(source, Path):
         junit = source / "junit.xml" if source.is_dir() else source
         if nodeids is None and source.is_dir():
             markers = evidence_markers(source, below=True)
             nodeids = {name: nodeid for name, (nodeid, _) in markers.items()}
         cases: Sequence[JunitCase] = read_cases(junit) if junit.is_file() else []
-    else:
+    elif isinstance(source, Sequence):
         cases = source
+    else:
+        return [_from_report(test) for test in source.tests if test.outcome in _PROBLEMS]
     names = nodeids or {}
-    lines = []
-    failed = [case for case in cases if case.outcome in ("failed", "error")]
-    for case in failed[:ANNOTATION_LIMIT]:
+    failures = []
+    for case in cases:
+        if case.outcome not in _PROBLEMS:
+            continue
         path, line = case.location()
         title = names.get(case.junit_name, case.junit_name)
-        if case.outcome == "error":
-            title += " (error)"
-        message = (case.message or case.text or case.outcome).strip()[:_MESSAGE_LIMIT]
-        properties = f"file={escape_property(path)},line={line},title={escape_property(title)}"
-        lines.append(f"::error {properties}::{escape_data(message)}")
-    if len(failed) > ANNOTATION_LIMIT:
-        more = len(failed) - ANNOTATION_LIMIT
-        lines.append(f"::warning::{more} more failed tests are not annotated; see the summary")
-    return lines
+        message = (case.message or case.text or case.outcome).strip()
+        failures.append(Failure(path, line, _titled(title, case.outcome), message))
+    return failures
+
+
+def _from_report(test: ReportedTest) -> Failure:
+    module = test.nodeid.split("::", 1)[0]
+    where = test.crash or test.location
+    if where and where.rpartition(":")[2].isdigit():
+        path, _, line = where.rpartition(":")
+        position = (path, int(line))
+    else:  # no recorded crash: the traceback's own lines, else the module's first line
+        traced = failure_location(test.longrepr, module.removesuffix(".py"))
+        position = traced or (module, 1)
+    message = (test.message or test.outcome).strip()
+    return Failure(*position, _titled(test.nodeid, test.outcome), message)
+
+
+def _titled(title: str, outcome: str) -> str:
+    return f"{title} (error)" if outcome == "error" else title
 
 
 def running_on_github(env: Mapping[str, str] | None = None) -> bool:
@@ -82,7 +153,7 @@ def running_on_github(env: Mapping[str, str] | None = None) -> bool:
 
 
 def print_annotations(
-    source: Path | Sequence[JunitCase],
+    source: Path | Sequence[JunitCase] | ReportedRun,
     *,
     env: Mapping[str, str] | None = None,
     stream: TextIO | None = None,

@@ -45,17 +45,20 @@ class JunitCase:
         """`(file, line)` of the failure in the test's own file when the traceback shows it;
         else the last location in the traceback; else the test module's path, line 1."""
         module_file = self.classname.replace(".", "/")
-        found = [(path, int(line)) for path, line in _LOCATION.findall(self.text)]
-        in_test_file = [
-            (path, line)
-            for path, line in found
-            if _is_module_of(path.removesuffix(".py").removeprefix("./"), module_file)
-        ]
-        if in_test_file:
-            return in_test_file[-1]
-        if found:
-            return found[-1]
-        return _module_path(self.classname), 1
+        return failure_location(self.text, module_file) or (_module_path(self.classname), 1)
+
+
+def failure_location(text: str, module: str) -> tuple[str, int] | None:
+    """The last `path.py:line:` of a pytest traceback inside `module` (a path without `.py`,
+    e.g. `tests/test_x`), else the last one at all; None when the text shows none."""
+    found = [(path, int(line)) for path, line in _LOCATION.findall(text)]
+    in_module = [
+        (path, line)
+        for path, line in found
+        if _is_module_of(path.removesuffix(".py").removeprefix("./"), module)
+    ]
+    candidates = in_module or found
+    return candidates[-1] if candidates else None
 
 
 def junit_name(nodeid: str) -> str:

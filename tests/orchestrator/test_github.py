@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from orchestrator import github
+from orchestrator import github, merge
 from orchestrator.junit import JunitCase
 
 pytest_plugins = ["pytester"]
@@ -133,3 +134,47 @@ def test_cli_annotate_prints_on_github(
         github.main(["annotate", str(failed_run / "nope")])
     assert exited.value.code == 2
     assert json.loads((next(failed_run.glob("tests/*/test.json"))).read_text())["nodeid"]
+
+
+@dataclass(frozen=True)
+class _Reported:
+    """The fields of the evidence report's TestResult that annotations read."""
+
+    nodeid: str
+    outcome: str
+    message: str = ""
+    crash: str | None = None
+    location: str | None = None
+    longrepr: str = ""
+
+
+@dataclass(frozen=True)
+class _Run:
+    tests: list[_Reported]
+
+
+def test_annotations_from_the_reports_run_data_use_its_crash_location() -> None:
+    run = _Run(
+        [
+            _Reported("e2e/test_a.py::test_x", "failed", "boom", crash="e2e/test_a.py:17"),
+            _Reported("e2e/test_a.py::test_y", "error", "setup broke", location="e2e/test_a.py:20"),
+            _Reported("e2e/test_b.py::test_z", "failed", "no location"),
+            _Reported("e2e/test_b.py::test_w", "failed", "traced", longrepr="e2e/test_b.py:9: E"),
+            _Reported("e2e/test_a.py::test_ok", "passed"),
+        ]
+    )
+    assert github.github_annotations(run) == [
+        "::error file=e2e/test_a.py,line=17,title=e2e/test_a.py%3A%3Atest_x::boom",
+        "::error file=e2e/test_a.py,line=20,title=e2e/test_a.py%3A%3Atest_y (error)::setup broke",
+        "::error file=e2e/test_b.py,line=1,title=e2e/test_b.py%3A%3Atest_z::no location",
+        "::error file=e2e/test_b.py,line=9,title=e2e/test_b.py%3A%3Atest_w::traced",
+    ]
+
+
+def test_annotations_from_load_run_when_the_report_is_installed(failed_run: Path) -> None:
+    api = merge.report_api()
+    if api is None:
+        pytest.skip("the evidence report is not installed")
+    lines = github.github_annotations(api.load_run(failed_run))
+    assert len(lines) == 2
+    assert all(line.startswith("::error file=test_sample.py,line=") for line in lines)
