@@ -21,9 +21,12 @@ _SHOWN_TEXT = 72  # characters of a step's instruction shown on its line
 class BuildProgress:
     """Where image work reports to; a context manager that closes the log file."""
 
-    def __init__(self, stream: TextIO | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, log_path: Path | None = None, *, verbose: bool = False
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.log_path = log_path
+        self.verbose = verbose  # also show every log line on the stream
         self._log: TextIO | None = None
         self._started: dict[str, float] = {}
 
@@ -57,7 +60,9 @@ class BuildProgress:
         self.log(subject, f"== {text.strip()} ({self.elapsed(subject):.1f}s)")
 
     def log(self, subject: str, line: str) -> None:
-        """A line for the log file only."""
+        """A line for the log file (and the stream too when verbose)."""
+        if self.verbose:
+            self.stream.write(f"{PREFIX}  {subject} | {line.rstrip()}\n")
         if self.log_path is None:
             return
         if self._log is None:

@@ -326,6 +326,19 @@ def test_a_pull_prints_one_line_per_finished_layer(tmp_path: Path) -> None:
     assert "Digest: sha256:abc" in logged and "Downloading" not in logged
 
 
+def test_progress_lines_carry_elapsed_time_and_verbose_shows_the_log(tmp_path: Path) -> None:
+    quiet, loud = io.StringIO(), io.StringIO()
+    for stream, verbose in ((quiet, False), (loud, True)):
+        with images.BuildProgress(stream, tmp_path / f"{verbose}.log", verbose=verbose) as p:
+            p.begin("backend")
+            p.step("backend", "step 1/2 RUN " + "x" * 200)
+            p.log("backend", "Collecting wheels")
+    (line,) = quiet.getvalue().splitlines()
+    assert re.fullmatch(r"images  backend: step 1/2 RUN x{56}\.\.\. \d+\.\ds", line)
+    assert "images  backend | Collecting wheels" in loud.getvalue()
+    assert "backend | Collecting wheels" in (tmp_path / "False.log").read_text()
+
+
 def test_an_error_in_the_pull_stream_is_a_pull_failure() -> None:
     client = _PullOnlyClient([{"error": "toomanyrequests: rate limit"}])
     with pytest.raises(images.PullFailed, match="toomanyrequests"):
