@@ -80,11 +80,24 @@ def clean_containers(report: CleanReport, run_id: str | None = None) -> None:
     report.docker = "checked"
 
 
+def clean_images(report: CleanReport) -> None:
+    """Our dangling build stages and old content-hash tags (the current ones stay)."""
+    from orchestrator.images import docker_client, remove_stale_images
+
+    client = docker_client(timeout=120)
+    try:
+        report.removed += [f"image {name}" for name in remove_stale_images(client)]
+    finally:
+        client.close()
+
+
 def clean_all(run_id: str | None = None, *, images: bool = False) -> CleanReport:
     report = CleanReport()
     clean_processes(report, run_id)
     report.removed += [line.removeprefix("removed ") for line in clean_leftovers(run_id)]
     clean_containers(report, run_id)
+    if images and report.docker == "checked":
+        clean_images(report)
     return report
 
 

@@ -178,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     browser = commands.add_parser("browser", help="find (or install) a Chromium for Playwright")
     browser.add_argument("action", choices=("ensure", "find"))
+    commands.add_parser(
+        "merge", add_help=False, help="combine shard folders into one verdict (see `merge --help`)"
+    )
+    commands.add_parser(
+        "report", add_help=False, help="serve a run's folder and open its trace viewer"
+    )
     compose = commands.add_parser("compose", help="print compose.yaml derived from the stack spec")
     compose.add_argument(
         "--app",
@@ -194,6 +200,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from orchestrator import images
 
         return _guarded(lambda: images.main(argv[1:]))
+    if argv[:1] == ["merge"]:
+        from orchestrator import merge
+
+        return _guarded(lambda: merge.main(argv[1:]))
+    if argv[:1] == ["report"]:
+        from orchestrator import report_server
+
+        return _guarded(lambda: report_server.main(argv[1:]))
     args = build_parser().parse_args(argv)
     return _guarded(lambda: _dispatch(args))
 

@@ -65,8 +65,16 @@ class AppProfile:
             timeout=config.timeout,
         )
 
-    def prepare_images(self, client: Any, progress: Progress) -> Mapping[str, ContainerImage]:
-        """Build or find the images that `database().image` and services' `image` name."""
+    def images_available(self, client: Any) -> tuple[bool, str]:
+        """Cheap (nothing built or pulled): can `prepare_images` succeed here? `auto` asks
+        this before it picks a container provider; (False, why) makes it fall back."""
+        return True, "the profile does not say"
+
+    def prepare_images(
+        self, client: Any, progress: Progress, log_path: Path | None = None
+    ) -> Mapping[str, ContainerImage]:
+        """Build or find the images that `database().image` and services' `image` name;
+        one progress line per step, the whole build output appended to `log_path`."""
         raise PrerequisiteMissing(
             f"app profile {self.name!r} has no container images",
             "use --provider local, or give the profile a prepare_images()",

@@ -10,7 +10,6 @@ same folder.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from orchestrator.contract import (
 )
 from orchestrator.errors import OrchestratorError
 from orchestrator.folder_lock import FolderLock
+from orchestrator.github import print_annotations, running_on_github, write_job_summary
 from orchestrator.log_harvest import LogHarvester
 from orchestrator.profile import AppProfile, load_profile
 from orchestrator.providers.registry import Choice, choose_provider
@@ -132,10 +132,10 @@ class Run:
             self.command_status,
             "\n".join(problems) or None,
         )
-        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if step_summary:
-            with open(step_summary, "a", encoding="utf-8") as handle:
-                handle.write(summary.read_text(encoding="utf-8"))
+        if running_on_github():
+            # Failures as annotations on the PR; the summary with no dead relative links.
+            print_annotations(self.artifacts.root)
+            write_job_summary(summary.read_text(encoding="utf-8"), artifact_url=None)
 
 
 @contextmanager

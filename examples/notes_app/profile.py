@@ -47,11 +47,13 @@ class NotesProfile(AppProfile):
             ),
         )  # fmt: skip
 
-    def prepare_images(self, client: Any, progress: Any) -> Mapping[str, ContainerImage]:
+    def prepare_images(
+        self, client: Any, progress: Any, log_path: Path | None = None
+    ) -> Mapping[str, ContainerImage]:
         """Postgres from the orchestrator's images; our app on the backend's Python image."""
         from orchestrator.images import build_images
 
-        built = build_images(client=client)
+        built = build_images(client=client, log_path=log_path)
         base = built["backend"].tag
         source = APP_FILE.read_bytes()
         digest = hashlib.sha256(base.encode() + str(APP_FILE).encode() + source).hexdigest()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -155,12 +157,19 @@ class BackendProfile(AppProfile):
         )
         return (migrate, backend, worker)
 
-    def prepare_images(self, client: Any, progress: Progress) -> Mapping[str, ContainerImage]:
+    def images_available(self, client: Any) -> tuple[bool, str]:
+        from orchestrator.images import can_provide_images
+
+        return can_provide_images(client)
+
+    def prepare_images(
+        self, client: Any, progress: Progress, log_path: Path | None = None
+    ) -> Mapping[str, ContainerImage]:
         from orchestrator.images import build_images
 
-        built = build_images(client=client)
+        built = build_images(client=client, log_path=log_path)
         return {
-            name: ContainerImage(result.tag, result.image_id, facts=vars(result))
+            name: ContainerImage(result.tag, result.image_id, facts=asdict(result))
             for name, result in built.items()
         }
 

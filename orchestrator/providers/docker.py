@@ -18,6 +18,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -195,13 +196,14 @@ class DockerService(_Box):
 class DockerProvider:
     name = "docker"
 
-    def __init__(self, publish_ip: str | None = None) -> None:
+    def __init__(self, publish_ip: str | None = None, logs_dir: Path | None = None) -> None:
         from testcontainers.core.config import testcontainers_config
 
         # Ryuk (testcontainers' reaper) is an image to pull; our labels + close()/clean do
         # its job. Set on the config object testcontainers reads at each container start.
         testcontainers_config.ryuk_disabled = True
         self.publish_ip = publish_ip or default_publish_ip()
+        self.logs_dir = logs_dir  # where images.log goes (the run's logs/)
         self._lock = threading.Lock()
         self._client: DockerClient | None = None
         self._images: dict[str, ContainerImage] = {}
@@ -217,7 +219,8 @@ class DockerProvider:
         self._run_id = spec.run_id
         client = self._docker()
         started = time.perf_counter()
-        self._images = dict(app.prepare_images(client, lambda _line: None))
+        log_path = self.logs_dir / "images.log" if self.logs_dir is not None else None
+        self._images = dict(app.prepare_images(client, lambda _line: None, log_path))
         seconds = time.perf_counter() - started
         wanted = {s.image for s in spec.services if s.image} | {spec.database.image}
         missing = sorted(str(name) for name in wanted - set(self._images))
@@ -394,10 +397,21 @@ class DockerPlugin:
     auto_rank = 10
 
     def available(self, config: OrchestratorConfig, app: AppProfile) -> tuple[bool, str]:
-        return docker_answers()
+        """A daemon answers and the app's images can be had (local, pulled or bootstrapped)."""
+        ok, why = docker_answers()
+        if not ok:
+            return ok, why
+        client = docker_client(timeout=30)
+        try:
+            images_ok, how = app.images_available(client)
+        finally:
+            client.close()
+        if not images_ok:
+            return False, f"{why}, but {how}"
+        return True, why
 
     def create(self, config: OrchestratorConfig) -> DockerProvider:
-        return DockerProvider()
+        return DockerProvider(logs_dir=config.artifacts / "logs")
 
 
 plugin = DockerPlugin()
