@@ -266,7 +266,7 @@ def _finish_artifacts(
     status: int | None,
     error: str | None,
 ) -> None:
-    from orchestrator.artifacts import Artifacts
+    from orchestrator.artifacts import Artifacts, RunInfo, finish_run
 
     stack_json = options.artifacts_dir / "stack.json"
     if stack_json.exists():
@@ -274,12 +274,22 @@ def _finish_artifacts(
     artifacts = Artifacts(options.artifacts_dir, redact)
     if not artifacts.root.exists():
         return
-    artifacts.redact_files()  # junit.xml, tests/*/test.json, ... were written by CMD
-    artifacts.slice_logs_for_failed_tests()
-    verdict = "passed" if status == 0 and error is None else "FAILED"
-    summary = artifacts.write_summary(verdict, facts, status, error)
-    print(f"artifacts  {artifacts.root}/  (summary: {summary})", file=sys.stderr)
+    timings = facts.get("timings")
+    run = RunInfo(
+        run_id=str(facts.get("run_id") or "?"),
+        provider=str(facts.get("provider") or options.provider or "?"),
+        verdict="passed" if status == 0 and error is None else "failed" if status else "error",
+        command_status=status,
+        error=error,
+        timings=dict(timings) if isinstance(timings, dict) else {},
+        stack=facts,
+    )
+    finished = finish_run(artifacts, run)
+    print(
+        f"artifacts  {artifacts.root}/  (report: {finished.report}, summary: {finished.summary})",
+        file=sys.stderr,
+    )
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with open(step_summary, "a") as handle:
-            handle.write(summary.read_text())
+            handle.write(finished.github_summary)
