@@ -1,4 +1,4 @@
-"""`python -m orchestrator up|run|clean|images|browser|compose`."""
+"""`python -m orchestrator up|run|clean|images|browser|compose|report`."""
 
 from __future__ import annotations
 
@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     browser = commands.add_parser("browser", help="find (or install) a Chromium for Playwright")
     browser.add_argument("action", choices=("ensure", "find"))
     commands.add_parser("compose", help="print compose.yaml as derived from the stack spec")
+    report = commands.add_parser("report", help="serve a run's report; View trace works there")
+    report.add_argument("report_args", nargs=argparse.REMAINDER, help="[DIR] [--no-open]")
     return parser
 
 
@@ -152,6 +154,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"removed {line}")
         print(f"clean: {len(removed)} leftover(s) removed", file=sys.stderr)
         return 0
+    if args.command == "report":
+        from orchestrator import report_server
+
+        return report_server.main(args.report_args)
     if args.command == "images":
         from orchestrator import images
 

@@ -58,7 +58,7 @@ def _failure(number: int, test: TestResult, link_base: str | None, rerun: str) -
     reason = shorten(test.message or test.longrepr, SUMMARY_LINE) or "(no message)"
     lines += [
         "<details>",
-        f"<summary>{html.escape(reason)}</summary>",
+        f"<summary>{html.escape(reason, quote=False)}</summary>",
         "",
         fence(text),
         "",
