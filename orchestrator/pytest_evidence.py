@@ -62,7 +62,7 @@ def redactor_from_env() -> Redactor:
     return Redactor([password] if password else [])
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity: it is registered as a plugin
 class EvidenceSession:
     """Where this session's evidence goes and what it has recorded so far."""
 

@@ -56,7 +56,7 @@ pre.message{background:#fff5f5;border-color:#f5c2c7;color:#8a1c24}
 border-radius:8px;padding:16px 18px;margin:14px 0}
 .failure.o-error{border-left-color:var(--err)}
 .where{color:var(--muted);margin:0 0 8px}
-.shot img{max-width:100%;max-height:520px;border:1px solid var(--line);border-radius:6px}
+.shot{margin:10px 0}.shot img{max-width:100%;max-height:520px;border:1px solid var(--line);border-radius:6px}
 .actions{display:flex;flex-wrap:wrap;gap:10px 24px;align-items:center;margin:10px 0}
 .cmd{display:flex;gap:6px;align-items:center}.cmd code{background:#eef1f5;padding:3px 8px;
 border-radius:4px;word-break:break-all}

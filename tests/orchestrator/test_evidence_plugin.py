@@ -132,6 +132,19 @@ def test_every_test_gets_a_result_line_and_failures_a_marker(
     assert not (run_folder / "index.html").exists()  # `orchestrator run` finishes the folder
 
 
+def test_results_are_recorded_across_conftest_folders(
+    pytester: pytest.Pytester, backend: RecordingBackend, run_folder: Path
+) -> None:
+    for name in ("a", "b"):  # conftests in sub-folders make pytest call hooks per folder
+        pytester.mkpydir(name)
+        (pytester.path / name / "conftest.py").write_text("X = 1\n")
+        (pytester.path / name / f"test_{name}.py").write_text("def test_it():\n    pass\n")
+
+    run_inner(pytester).assert_outcomes(passed=2)
+
+    assert sorted(_results(run_folder)) == ["a/test_a.py::test_it", "b/test_b.py::test_it"]
+
+
 SIGKILLED = f"""
 import os, signal
 
