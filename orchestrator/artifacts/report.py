@@ -56,7 +56,8 @@ pre.message{background:#fff5f5;border-color:#f5c2c7;color:#8a1c24}
 border-radius:8px;padding:16px 18px;margin:14px 0}
 .failure.o-error{border-left-color:var(--err)}
 .where{color:var(--muted);margin:0 0 8px}
-.shot{margin:10px 0}.shot img{max-width:100%;max-height:520px;border:1px solid var(--line);border-radius:6px}
+.shot{margin:10px 0}.shot img{max-width:100%;max-height:520px;border:1px solid var(--line);
+border-radius:6px}
 .actions{display:flex;flex-wrap:wrap;gap:10px 24px;align-items:center;margin:10px 0}
 .cmd{display:flex;gap:6px;align-items:center}.cmd code{background:#eef1f5;padding:3px 8px;
 border-radius:4px;word-break:break-all}
@@ -255,6 +256,8 @@ def _timeline(entries: list[TimelineEntry]) -> str:
         )
     return (
         f"<h4>Timeline ({len(entries)})</h4>"
+        '<p class="hint">Browser events are stamped when the page logged them (after the '
+        "response); click a correlation id to highlight one request's records.</p>"
         '<table class="timeline"><thead><tr><th>time (UTC)</th><th>source</th><th>level</th>'
         "<th>what</th><th>correlation</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
@@ -289,6 +292,8 @@ def _tests_table(data: RunData) -> str:
         name = escape(test.nodeid)
         if test.failed:
             name = f'<a href="#{_anchor(test)}">{name}</a>'
+        elif test.message:  # why it was skipped or expected to fail
+            name += f'<div class="hint">{escape(test.message)}</div>'
         search = " ".join((test.nodeid, test.location or "", test.message[:200])).lower()
         rows.append(
             f'<tr data-status="{escape(test.outcome)}" data-search="{escape(search)}">'
