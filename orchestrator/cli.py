@@ -284,7 +284,9 @@ def _finish_artifacts(
     run = RunInfo(
         run_id=str(facts.get("run_id") or "?"),
         provider=str(facts.get("provider") or options.provider or "?"),
-        verdict="passed" if status == 0 and error is None else "failed" if status else "error",
+        # As before the session refactor: any problem reads "failed" (the lead may use
+        # "error" for a stack that did not start or stop).
+        verdict="passed" if status == 0 and error is None else "failed",
         command_status=status,
         error=error,
         timings=dict(timings) if isinstance(timings, dict) else {},
