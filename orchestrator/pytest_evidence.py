@@ -12,7 +12,8 @@ Where it writes (nothing at all when none applies):
 - against a warm stack (STACK_BACKEND_URL set by hand after `orchestrator up`): its own
   folder, `--stack-artifacts DIR` (default `artifacts/pytest/`), replaced at the start and
   finished here at the end with slices cut from the up run's `logs/`;
-- with the plugin's self-started stack: STACK_ARTIFACTS_DIR once the stack has set it.
+- with the plugin's self-started stack: STACK_ARTIFACTS_DIR once the `stack` fixture has
+  started it and set the variable (adopted after the setup of the first test using it).
 """
 
 from __future__ import annotations
@@ -68,17 +69,15 @@ class EvidenceSession:
 
     mode: Mode
     rootdir: Path
-    fixed_folder: Path | None = None  # run and warm modes
+    fixed_folder: Path | None = None  # run and warm modes; lazy: once the stack has started
+    worker: bool = False  # a pytest-xdist worker: its controller records the results
     stack_logs: Path | None = None  # warm mode: the up run's logs/
     staging: Path | None = None  # temp dir that junit.xml is written into
     started_at: str = field(default_factory=lambda: utc_now())  # noqa: PLW0108 (defined below)
     _phases: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def folder(self) -> Path | None:
-        if self.fixed_folder is not None:
-            return self.fixed_folder
-        value = os.environ.get("STACK_ARTIFACTS_DIR")  # set once a self-started stack runs
-        return Path(value) if value else None
+        return self.fixed_folder
 
     def artifacts(self) -> Artifacts | None:
         folder = self.folder()
@@ -86,11 +85,32 @@ class EvidenceSession:
 
     # -- hooks (the session is registered as a plugin) ---------------------------------------
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
+        try:
+            return (yield)
+        finally:
+            self._adopt_self_started_stack(item)
+
+    def _adopt_self_started_stack(self, item: pytest.Item) -> None:
+        """Lazy mode: the plugin's `stack` fixture started a stack and named its folder in
+        STACK_ARTIFACTS_DIR; from now on that is this session's folder. (Only a test that
+        uses the stack adopts it: a test that merely sets the variable does not.)"""
+        if self.mode != "lazy" or self.fixed_folder is not None:
+            return
+        if "stack" in getattr(item, "fixturenames", ()):
+            value = os.environ.get("STACK_ARTIFACTS_DIR")
+            if value:
+                self.fixed_folder = Path(value)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.record(report, self.rootdir)
+        if not self.worker:
+            self.record(report, self.rootdir)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.worker:
+            return
         artifacts = self.artifacts()
         _move_junit(self, artifacts)
         if self.mode == "warm" and artifacts is not None:
@@ -202,9 +222,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     session = _session_for(config)
     config.stash[_SESSION_KEY] = session
-    worker = hasattr(config, "workerinput")  # pytest-xdist worker: the controller writes
-    if not worker:
-        config.pluginmanager.register(session, _PLUGIN_NAME)
+    worker = session.worker = hasattr(config, "workerinput")
+    config.pluginmanager.register(session, _PLUGIN_NAME)
     if session.mode == "warm" and session.fixed_folder is not None and not worker:
         _replace_folder(session.fixed_folder)
     if not worker and not getattr(config.option, "xmlpath", None):
