@@ -10,11 +10,12 @@ from __future__ import annotations
 import html
 
 from orchestrator.artifacts.results import RunData, TestResult
-from orchestrator.artifacts.text import code_span, fence, keep_lines, rerun_command, shorten
+from orchestrator.artifacts.text import code_span, fence, keep_last_lines, rerun_command, shorten
 
 DEFAULT_RERUN = "nox -s e2e --"
 MESSAGE_LIMIT = 12_000  # characters of one failure's text (whole lines); the rest: test.json
 SUMMARY_LINE = 160  # characters of a failure's one-line reason
+DETAILED_FAILURES = 30  # failures shown with their text; the rest by name (GitHub's 1 MiB cap)
 
 
 def render_summary(
@@ -37,7 +38,10 @@ def render_summary(
     if data.failures:
         lines += ["", f"## Failures ({len(data.failures)})", ""]
         for number, test in enumerate(data.failures, start=1):
-            lines += _failure(number, test, link_base, rerun_prefix)
+            if number <= DETAILED_FAILURES:
+                lines += _failure(number, test, link_base, rerun_prefix)
+            else:
+                lines.append(f"{number}. {code_span(test.nodeid)} ({test.outcome})")
     files = [("logs/", data.logs is not None), ("stack.json", True)]
     files += [("junit.xml", data.has_junit), ("index.html", True)]
     listed = [_link(name, name, link_base) for name, present in files if present]
@@ -52,9 +56,12 @@ def _failure(number: int, test: TestResult, link_base: str | None, rerun: str) -
         folder = test.evidence.folder + "/"
         lines += [f"Evidence: {_link(folder, folder, link_base)}", ""]
     lines += [f"Rerun: {code_span(rerun_command(rerun, test.nodeid))}", ""]
-    text, left = keep_lines(test.longrepr or test.message, MESSAGE_LIMIT)
+    # The whole message, with as much of the code frame before it as fits.
+    text = test.longrepr if test.message in test.longrepr else f"{test.longrepr}\n\n{test.message}"
+    text, left = keep_last_lines(text.strip(), max(MESSAGE_LIMIT, len(test.message) + 500))
     if left:
-        text += f"\n… {left} more line(s) in {test.evidence.folder if test.evidence else ''}"
+        where = f"{test.evidence.folder}/test.json" if test.evidence else "results.jsonl"
+        text = f"… {left} earlier line(s) in {where}\n{text}"
     reason = shorten(test.message or test.longrepr, SUMMARY_LINE) or "(no message)"
     lines += [
         "<details>",

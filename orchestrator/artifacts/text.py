@@ -20,14 +20,14 @@ def shorten(text: str, limit: int) -> str:
     return head.rstrip() + " …"
 
 
-def keep_lines(text: str, limit: int) -> tuple[str, int]:
-    """At most `limit` characters of whole lines from the start; and how many lines were
-    left off (0 when all of it fits)."""
+def keep_last_lines(text: str, limit: int) -> tuple[str, int]:
+    """At most `limit` characters of whole lines from the end (where a failure's message and
+    location are); and how many lines were left off before them (0 when all of it fits)."""
     if len(text) <= limit:
         return text, 0
-    kept = text[:limit]
-    kept = kept[: kept.rfind("\n")] if "\n" in kept else kept
-    left = text[len(kept) :].count("\n") + 1
+    kept = text[-limit:]
+    kept = kept[kept.find("\n") + 1 :] if "\n" in kept else kept
+    left = text[: len(text) - len(kept)].count("\n")
     return kept, left
 
 

@@ -357,6 +357,33 @@ def test_summary_keeps_hostile_failure_text_inert_and_whole(artifacts: Artifacts
     assert summary.count("<details>") == 1 and summary.count("</details>\n") == 1
 
 
+def test_summary_keeps_the_whole_message_of_a_long_failure(artifacts: Artifacts) -> None:
+    frame = "".join(f"    line {n} of a long code frame {'x' * 150}\n" for n in range(200))
+    message = "AssertionError: " + "the real reason " * 40
+    artifacts.append_line(
+        "results.jsonl",
+        _result(FAILED_NODEID, "failed", message=message, longrepr=frame + "E   " + message),
+    )
+
+    summary = _summary_of(artifacts)
+
+    assert message.strip() in summary
+    assert "earlier line(s) in tests/" in summary
+    assert "line 199 of a long code frame" in summary
+    assert "line 0 of a long code frame" not in summary
+
+
+def test_summary_details_the_first_failures_and_names_the_rest(tmp_path: Path) -> None:
+    artifacts = Artifacts(tmp_path, Redactor()).create()
+    for n in range(35):
+        artifacts.append_line("results.jsonl", _result(f"t.py::test_{n}", "failed", message="no"))
+
+    summary = finish_run(artifacts, _run()).summary.read_text()
+
+    assert summary.count("<details>") == 30
+    assert "35. `t.py::test_34` (failed)" in summary
+
+
 def test_summary_shows_the_stack_error_redacted(tmp_path: Path) -> None:
     artifacts = Artifacts(tmp_path, Redactor([SECRET])).create()
 
