@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator.artifacts import layout
@@ -43,6 +44,8 @@ def finish_run(
     artifacts.write_json(layout.RUN_FILE, run.to_json())
     write_slices(artifacts, failed_test_folders(artifacts), logs, run.run_id)
     data = load_run(artifacts.root, info=run)
+    if logs != artifacts.logs_dir and logs.is_dir():  # a warm stack's logs, elsewhere
+        data = replace(data, logs=os.path.relpath(logs, artifacts.root))
     summary = artifacts.write_text(layout.SUMMARY_FILE, render_summary(data, "", rerun_prefix))
     report = artifacts.write_text(
         layout.REPORT_FILE,

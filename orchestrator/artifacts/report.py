@@ -158,6 +158,10 @@ def _header(data: RunData) -> str:
     )
     facts.append(("tests", f"{totals.tests} — {counts} — {totals.seconds:.1f}s"))
     fact_html = "".join(f"<span>{escape(k)} <b>{escape(v)}</b></span>" for k, v in facts)
+    if data.logs is not None:
+        logs = escape(data.logs.rstrip("/") + "/")
+        fact_html += f'<span>logs <a href="{logs}"><b>{logs}</b></a></span>'
+
     chips = "".join(
         f'<span class="chip">{escape(name)} <b>{seconds:.2f}s</b></span>'
         for name, seconds in info.timings.items()

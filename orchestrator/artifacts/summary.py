@@ -42,9 +42,10 @@ def render_summary(
                 lines += _failure(number, test, link_base, rerun_prefix)
             else:
                 lines.append(f"{number}. {code_span(test.nodeid)} ({test.outcome})")
-    files = [("logs/", data.logs is not None), ("stack.json", True)]
-    files += [("junit.xml", data.has_junit), ("index.html", True)]
+    files = [("stack.json", True), ("junit.xml", data.has_junit), ("index.html", True)]
     listed = [_link(name, name, link_base) for name, present in files if present]
+    if data.logs is not None:
+        listed.insert(0, _link("logs/", data.logs.rstrip("/") + "/", link_base))
     lines += ["", "Files: " + " · ".join(listed)]
     return "\n".join(lines) + "\n"
 

@@ -192,6 +192,8 @@ def test_slices_can_come_from_another_folders_logs(artifacts: Artifacts, tmp_pat
     sliced = own.test_dir(FAILED_NODEID) / "backend.jsonl"
     assert "failed test request" in sliced.read_text()
     assert not own.logs_dir.exists()
+    assert "[logs/](../artifacts/logs/)" in (own.root / "summary.md").read_text()
+    assert 'href="../artifacts/logs/"' in (own.root / "index.html").read_text()
 
 
 def test_slices_and_every_written_file_are_redacted(artifacts: Artifacts) -> None:

@@ -74,6 +74,13 @@ def test_the_demo_failure_report_explains_the_failure_from_file_url(
     assert any(source.startswith("worker-") for source in sources)
     expect(rows.filter(has_text="POST /api/commands → 201")).to_have_count(1)
     expect(rows.filter(has_text="moved to troubleshooting queue")).to_have_count(1)
+    # One correlation id links the browser's POST to the backend's send and the worker's run.
+    post = rows.filter(has_text="POST /api/commands → 201")
+    post.locator(".cid").click()
+    linked = failure.locator("table.timeline tbody tr.hit td.src").all_inner_texts()
+    assert {"browser", "backend"} <= set(linked)
+    assert any(source.startswith("worker-") for source in linked)
+    expect(failure.locator("table.timeline tbody tr.dim").first).to_be_attached()
     # Every record behind the timeline is this test's, of this run.
     test_id = util.test_id_for(DEMO_NODEID)
     run_id = json.loads((demo_folder / "run.json").read_text())["run_id"]
