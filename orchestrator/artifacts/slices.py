@@ -37,10 +37,35 @@ def log_files(logs_dir: Path) -> list[Path]:
 def collect_slices(logs_dir: Path, test_ids: Iterable[str], run_id: str | None) -> Slices:
     """The records of each wanted test, per log name (`backend.jsonl` and `backend.log` share
     the name `backend`: merged, each record once, in file order)."""
-    wanted = set(test_ids)
-    found: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    return {
+        test_id: {name: [record for record, _line in found] for name, found in by_name.items()}
+        for test_id, by_name in _scan(logs_dir, set(test_ids), run_id).items()
+    }
+
+
+def write_slices(
+    artifacts: Artifacts, folders: Mapping[str, Path], logs_dir: Path, run_id: str | None
+) -> dict[str, list[Path]]:
+    """Write `<folder>/<log name>.jsonl` for each test id in `folders` (its tests/<slug>/);
+    returns the files written per test id. Lines are copied as the log has them."""
+    written: dict[str, list[Path]] = {}
+    for test_id, by_name in _scan(logs_dir, set(folders), run_id).items():
+        folder = folders[test_id]
+        for name, found in sorted(by_name.items()):
+            text = "".join(line if line.endswith("\n") else line + "\n" for _r, line in found)
+            relative = folder.relative_to(artifacts.root) / f"{name}.jsonl"
+            written.setdefault(test_id, []).append(artifacts.write_text(relative, text))
+    return written
+
+
+_Found = list[tuple[dict[str, Any], str]]  # (record, its line)
+
+
+def _scan(logs_dir: Path, wanted: set[str], run_id: str | None) -> dict[str, dict[str, _Found]]:
+    found: dict[str, dict[str, _Found]] = {}
+    seen: set[tuple[str, str, tuple[Any, ...]]] = set()
     if not wanted:
-        return {}
+        return found
     for path in log_files(logs_dir):
         name = path.stem
         with path.open(encoding="utf-8", errors="replace") as handle:
@@ -55,25 +80,15 @@ def collect_slices(logs_dir: Path, test_ids: Iterable[str], run_id: str | None) 
                 if not isinstance(record, dict) or not belongs_to_run(record, run_id):
                     continue
                 test_id = record.get("test_id")
-                if test_id in ids:
-                    key = json.dumps(record, sort_keys=True, default=str)
-                    found.setdefault(test_id, {}).setdefault(name, {}).setdefault(key, record)
-    return {
-        test_id: {name: list(records.values()) for name, records in by_name.items()}
-        for test_id, by_name in found.items()
-    }
+                if test_id not in ids:
+                    continue
+                # The same record from the stream and from stdout is kept once (their
+                # serialisations may differ, e.g. only one copy stamped with the run id).
+                key = (test_id, name, tuple(str(record.get(k)) for k in _IDENTITY))
+                if key not in seen:
+                    seen.add(key)
+                    found.setdefault(test_id, {}).setdefault(name, []).append((record, line))
+    return found
 
 
-def write_slices(
-    artifacts: Artifacts, folders: Mapping[str, Path], logs_dir: Path, run_id: str | None
-) -> dict[str, list[Path]]:
-    """Write `<folder>/<log name>.jsonl` for each test id in `folders` (its tests/<slug>/);
-    returns the files written per test id."""
-    written: dict[str, list[Path]] = {}
-    for test_id, by_name in collect_slices(logs_dir, folders, run_id).items():
-        folder = folders[test_id]
-        for name, records in sorted(by_name.items()):
-            text = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
-            relative = folder.relative_to(artifacts.root) / f"{name}.jsonl"
-            written.setdefault(test_id, []).append(artifacts.write_text(relative, text))
-    return written
+_IDENTITY = ("timestamp", "level", "logger", "message", "correlation_id", "extra")

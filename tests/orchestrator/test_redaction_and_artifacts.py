@@ -123,7 +123,7 @@ def artifacts(tmp_path: Path) -> Artifacts:
         + "\n"
     )
     (folder.logs_dir / "backend.log").write_text(
-        _record("failed test request", FAILED)  # the same record on stdout
+        _record("failed test request", FAILED, run_id=None)  # the same record on stdout
         + "\n"
         + _record("only on stdout", FAILED)
         + "\nplain stdout line\n"
