@@ -256,6 +256,11 @@ def _replace_folder(folder: Path) -> None:
         return
     ours = {layout.RESULTS_FILE, layout.RUN_FILE, layout.SUMMARY_FILE, layout.REPORT_FILE}
     names = {p.name for p in folder.iterdir()}
+    if layout.STACK_FILE in names or "logs" in names:
+        raise pytest.UsageError(
+            f"--stack-artifacts {folder} is a stack's run folder (it has stack.json or logs/); "
+            "name another folder for this session's evidence (default: artifacts/pytest)."
+        )
     if names and not names & (ours | {"tests", layout.JUNIT_FILE}):
         raise pytest.UsageError(
             f"--stack-artifacts {folder} holds files that are not a test session's evidence; "

@@ -309,6 +309,24 @@ def test_a_warm_stack_session_refuses_a_folder_that_is_not_evidence(
     assert (mine / "notes.txt").read_text() == "keep me"
 
 
+def test_a_warm_stack_session_never_clears_the_stacks_own_folder(
+    pytester: pytest.Pytester,
+    backend: RecordingBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    up = _up_folder(tmp_path, "any")
+    (up / "tests").mkdir()
+    monkeypatch.setenv("STACK_ARTIFACTS_DIR", str(up))
+    pytester.makepyfile(test_green="def test_green():\n    pass\n")
+
+    result = run_inner(pytester, f"--stack-artifacts={up}")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "is a stack's run folder" in result.stderr.str()
+    assert (up / "logs" / "backend.jsonl").is_file()
+
+
 def test_the_password_is_read_from_the_dsn() -> None:
     assert database_password(DSN) == PASSWORD
     assert database_password("postgresql://postgres@h/db") is None
