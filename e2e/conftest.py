@@ -18,8 +18,8 @@ import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page
 
 from orchestrator.browser import find_chromium
-from orchestrator.pytest_evidence import evidence_artifacts, write_test_file
-from orchestrator.pytest_plugin import TEST_ID_HEADER, test_failed
+from orchestrator.pytest_evidence import adopt_stack_folder, evidence_artifacts, write_test_file
+from orchestrator.pytest_plugin import TEST_ID_HEADER, StackHandle, test_failed
 
 # The demo failure is only collected on request (it fails on purpose).
 collect_ignore = [] if os.environ.get("E2E_DEMO_FAILURE") else ["test_demo_failure.py"]
@@ -35,9 +35,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def output_path(output_path: str, request: pytest.FixtureRequest) -> str:
+def output_path(output_path: str, request: pytest.FixtureRequest, stack: StackHandle) -> str:
     """Playwright's per-test folder: tests/<slug>/ of the evidence folder, when there is one
-    (looked up per test: a self-started stack names its folder only once it runs)."""
+    (after `stack`: a self-started stack names its folder only once it runs)."""
+    adopt_stack_folder(request.config, stack.artifacts_dir)
     artifacts = evidence_artifacts(request.config)
     if artifacts is None:
         return output_path

@@ -96,12 +96,14 @@ class EvidenceSession:
         """Lazy mode: the plugin's `stack` fixture started a stack and named its folder in
         STACK_ARTIFACTS_DIR; from now on that is this session's folder. (Only a test that
         uses the stack adopts it: a test that merely sets the variable does not.)"""
-        if self.mode != "lazy" or self.fixed_folder is not None:
-            return
         if "stack" in getattr(item, "fixturenames", ()):
             value = os.environ.get("STACK_ARTIFACTS_DIR")
-            if value:
-                self.fixed_folder = Path(value)
+            self.adopt(Path(value) if value else None)
+
+    def adopt(self, folder: Path | None) -> None:
+        """Lazy mode: from now on `folder` (the self-started stack's) is the folder."""
+        if self.mode == "lazy" and self.fixed_folder is None and folder is not None:
+            self.fixed_folder = folder
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.worker:
@@ -325,6 +327,14 @@ def _stack_sse_transcripts(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     if clients and test_failed(request):
         write_transcripts(request.config, request.node.nodeid, clients)
+
+
+def adopt_stack_folder(config: pytest.Config, folder: Path | None) -> None:
+    """For fixtures that need the folder during the first test's setup (before the plugin
+    adopts it): a self-started stack's folder becomes this session's now."""
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is not None:
+        session.adopt(folder)
 
 
 def evidence_artifacts(config: pytest.Config) -> Artifacts | None:
