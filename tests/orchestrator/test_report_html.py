@@ -74,3 +74,20 @@ def test_a_failed_test_without_evidence_says_its_timeline_is_empty(tmp_path: Pat
 
     assert "No browser events or log records carry this test's id." in page
     assert data.failures[0].evidence is not None
+
+
+def test_a_stack_that_did_not_start_shows_its_diagnosis(tmp_path: Path) -> None:
+    artifacts = Artifacts(tmp_path, Redactor(["s3cret-pw"])).create()
+    error = (
+        "backend: waited for readyz 200; last answer 503\nlog tail: dsn postgresql://u:s3cret-pw@h"
+    )
+    run = RunInfo(run_id="r", provider="docker", verdict="error", error=error,
+                  timings={"db ready": 0.5})  # fmt: skip
+
+    finish_run(artifacts, run)
+
+    page = (tmp_path / "index.html").read_text()
+    assert '<header class="v-error">' in page
+    assert "waited for readyz 200; last answer 503" in page
+    assert "s3cret-pw" not in page
+    assert "No test results." in page
