@@ -130,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['seconds_median']:.3f}s (cpu {row['cpu_seconds_median']:.3f}s, "
             f"{row['microseconds_per_record']} µs/record)"
         )
-    per_record = [row["microseconds_per_record"] for row in results]
-    growth = max(per_record) / min(per_record)  # 1.0 = perfectly linear
+    # Linearity from CPU time (wall time on a shared machine is noisy): 1.0 = linear.
+    per_record = [row["cpu_seconds_median"] / row["log_records"] for row in results]
+    growth = max(per_record) / min(per_record)
     biggest = results[-1]["seconds_median"]
     path = write_result(
         "report",
@@ -139,12 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             "sizes": results,
             "target_seconds": TARGET_SECONDS,
             "target_met": biggest < TARGET_SECONDS,
-            "per_record_cost_spread": round(growth, 2),
+            "per_record_cpu_cost_spread": round(growth, 2),
             "load_average_1m": round(os.getloadavg()[0], 2),  # the machine is shared
         },
     )
     print(f"report  target {TARGET_SECONDS}s: {'met' if biggest < TARGET_SECONDS else 'MISSED'}"
-          f" ({biggest:.3f}s); per-record cost spread {growth:.2f}x; {path}")  # fmt: skip
+          f" ({biggest:.3f}s); per-record CPU cost spread {growth:.2f}x; {path}")  # fmt: skip
     return 0 if biggest < TARGET_SECONDS else 1
 
 

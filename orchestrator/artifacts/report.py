@@ -25,6 +25,7 @@ TRACE_ROUTE = "__view-trace"  # report_server opens the trace viewer for GET /<r
 SERVER_PROBE = "__report-server"  # report_server answers 200 here; a static server does not
 REPORT_COMMAND = "python -m orchestrator report"
 TRANSCRIPT_SHOWN = 200  # entries of one SSE transcript shown inline
+TIMELINE_SHOWN = 1000  # entries of one test's timeline shown inline (the rest: its files)
 
 _CSS = """
 :root{--fg:#1d2330;--muted:#5b6475;--line:#dde1e8;--bg:#f6f7f9;--card:#fff;
@@ -243,7 +244,7 @@ def _timeline(entries: list[TimelineEntry]) -> str:
             "test's id.</p>"
         )
     rows = []
-    for entry in entries:
+    for entry in entries[:TIMELINE_SHOWN]:
         cid = entry.correlation_id or ""
         chip = (
             f'<span class="cid" data-cid="{escape(cid)}" style="background:{_color(cid)}" '
@@ -263,7 +264,15 @@ def _timeline(entries: list[TimelineEntry]) -> str:
         '<p class="hint">Browser events are stamped when the page logged them (after the '
         "response); click a correlation id to highlight one request's records.</p>"
         '<table class="timeline"><thead><tr><th>time (UTC)</th><th>source</th><th>level</th>'
-        "<th>what</th><th>correlation</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        "<th>what</th><th>correlation</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        + (
+            f'<p class="hint">… {len(entries) - TIMELINE_SHOWN} more entries in the slice files '
+            "below.</p>"
+            if len(entries) > TIMELINE_SHOWN
+            else ""
+        )
     )
 
 
