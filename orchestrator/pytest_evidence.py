@@ -11,7 +11,7 @@ Where it writes (nothing at all when none applies):
   finishes the folder (slices, summary.md, index.html);
 - against a warm stack (STACK_BACKEND_URL set by hand after `orchestrator up`): its own
   folder, `--stack-artifacts DIR` (default `artifacts/pytest/`), replaced at the start and
-  finished here at the end with slices cut from the up run's `logs/`;
+  finished here at the end with slices cut from the up run's logs (STACK_LOGS_DIR);
 - with the plugin's self-started stack: STACK_ARTIFACTS_DIR once the `stack` fixture has
   started it and set the variable (adopted after the setup of the first test using it).
 """
@@ -36,7 +36,15 @@ from orchestrator.artifacts import layout
 from orchestrator.artifacts.finish import finish_run
 from orchestrator.artifacts.layout import Artifacts
 from orchestrator.artifacts.run_info import RunInfo, Verdict
-from orchestrator.cleanup import RUN_ENV
+from orchestrator.contract import (
+    ENV_ARTIFACTS_DIR,
+    ENV_BACKEND_URL,
+    ENV_DATABASE_URL,
+    ENV_LOGS_DIR,
+    ENV_PROVIDER,
+    ENV_RUN_ID,
+    RUN_ENV,
+)
 from orchestrator.pytest_plugin import test_failed
 from orchestrator.redaction import Redactor
 from orchestrator.sse_client import SSEClient, record_clients
@@ -59,7 +67,7 @@ def database_password(database_url: str | None) -> str | None:
 
 
 def redactor_from_env() -> Redactor:
-    password = database_password(os.environ.get("STACK_DATABASE_URL"))
+    password = database_password(os.environ.get(ENV_DATABASE_URL))
     return Redactor([password] if password else [])
 
 
@@ -72,6 +80,7 @@ class EvidenceSession:
     fixed_folder: Path | None = None  # run and warm modes; lazy: once the stack has started
     worker: bool = False  # a pytest-xdist worker: its controller records the results
     stack_logs: Path | None = None  # warm mode: the up run's logs/
+    stack_folder: Path | None = None  # warm mode: the up run's folder (its stack.json)
     staging: Path | None = None  # temp dir that junit.xml is written into
     started_at: str = field(default_factory=lambda: utc_now())  # noqa: PLW0108 (defined below)
     _phases: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -97,7 +106,7 @@ class EvidenceSession:
         STACK_ARTIFACTS_DIR; from now on that is this session's folder. (Only a test that
         uses the stack adopts it: a test that merely sets the variable does not.)"""
         if "stack" in getattr(item, "fixturenames", ()):
-            value = os.environ.get("STACK_ARTIFACTS_DIR")
+            value = os.environ.get(ENV_ARTIFACTS_DIR)
             self.adopt(Path(value) if value else None)
 
     def adopt(self, folder: Path | None) -> None:
@@ -236,13 +245,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _session_for(config: pytest.Config) -> EvidenceSession:
     env, root = os.environ, config.rootpath
-    folder = env.get("STACK_ARTIFACTS_DIR")
+    folder = env.get(ENV_ARTIFACTS_DIR)
     if env.get(RUN_ENV) and folder:
         return EvidenceSession("run", root, fixed_folder=Path(folder))
-    if env.get("STACK_BACKEND_URL"):
+    if env.get(ENV_BACKEND_URL):
         chosen = config.getoption("--stack-artifacts") or root / DEFAULT_WARM_FOLDER
-        logs = Path(folder) / "logs" if folder else None
-        return EvidenceSession("warm", root, fixed_folder=Path(chosen), stack_logs=logs)
+        logs = env.get(ENV_LOGS_DIR) or (str(Path(folder) / "logs") if folder else None)
+        stack_folder = Path(folder) if folder else None
+        return EvidenceSession(
+            "warm", root, Path(chosen), stack_logs=Path(logs) if logs else None,
+            stack_folder=stack_folder,
+        )  # fmt: skip
     if folder:
         return EvidenceSession("run", root, fixed_folder=Path(folder))
     return EvidenceSession("lazy", root)
@@ -297,16 +310,16 @@ def _move_junit(evidence: EvidenceSession, artifacts: Artifacts | None) -> None:
 
 def _warm_run_info(config: pytest.Config, evidence: EvidenceSession, status: int) -> RunInfo:
     stack: dict[str, Any] = {}
-    if evidence.stack_logs is not None:
+    if evidence.stack_folder is not None:
         try:
-            stack = json.loads((evidence.stack_logs.parent / layout.STACK_FILE).read_text())
+            stack = json.loads((evidence.stack_folder / layout.STACK_FILE).read_text())
         except (OSError, ValueError):
             stack = {}
     verdict: Verdict = "passed" if status == 0 else "failed" if status == 1 else "error"
     return RunInfo(
-        run_id=os.environ.get("STACK_RUN_ID") or str(stack.get("run_id") or "?"),
-        provider=os.environ.get("STACK_PROVIDER") or str(stack.get("provider") or "?"),
-        app=os.environ.get("STACK_APP") or "backend",
+        run_id=os.environ.get(ENV_RUN_ID) or str(stack.get("run_id") or "?"),
+        provider=os.environ.get(ENV_PROVIDER) or str(stack.get("provider") or "?"),
+        app=str(stack.get("app") or "backend"),  # the profile's name
         verdict=verdict,
         command=["pytest", *config.invocation_params.args],
         command_status=int(status),

@@ -13,6 +13,8 @@ from orchestrator.artifacts.results import RunData, TestResult
 from orchestrator.artifacts.text import code_span, fence, keep_last_lines, rerun_command, shorten
 
 DEFAULT_RERUN = "nox -s e2e --"
+# An error (the stack did not start or stop, a service died, a signal) fails the run too.
+HEADLINES = {"passed": "PASSED", "failed": "FAILED", "error": "FAILED (error)"}
 MESSAGE_LIMIT = 12_000  # characters of one failure's text (whole lines); the rest: test.json
 SUMMARY_LINE = 160  # characters of a failure's one-line reason
 DETAILED_FAILURES = 30  # failures shown with their text; the rest by name (GitHub's 1 MiB cap)
@@ -22,7 +24,7 @@ def render_summary(
     data: RunData, link_base: str | None = "", rerun_prefix: str = DEFAULT_RERUN
 ) -> str:
     info, totals = data.info, data.totals
-    lines = [f"# e2e run: {info.verdict.upper()} · {info.app} on {info.provider}", ""]
+    lines = [f"# e2e run: {HEADLINES[info.verdict]} · {info.app} on {info.provider}", ""]
     timings = " · ".join(f"{name} {seconds:.2f}s" for name, seconds in info.timings.items())
     lines.append(f"- stack: **{info.provider}** (run `{info.run_id}`) {timings}".rstrip())
     if info.command_status is not None:

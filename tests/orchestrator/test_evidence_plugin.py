@@ -19,7 +19,7 @@ import pytest
 
 from orchestrator import util  # not its test_* names: pytest would collect them
 from orchestrator.artifacts import FAILED_TEST_FILE, RESULTS_FILE
-from orchestrator.cleanup import RUN_ENV
+from orchestrator.contract import RUN_ENV
 from orchestrator.pytest_evidence import database_password
 from tests.fixtures.orchestrator_cli import local_run_args, run_cli
 from tests.fixtures.stack_checks import files_containing

@@ -393,7 +393,7 @@ def test_summary_shows_the_stack_error_redacted(tmp_path: Path) -> None:
         artifacts, _run(verdict="error", error=f"backend not ready; dsn postgresql://u:{SECRET}@h")
     ).summary.read_text()
 
-    assert summary.startswith("# e2e run: ERROR")
+    assert summary.startswith("# e2e run: FAILED (error) · backend on local")
     assert "## Stack error" in summary
     assert "backend not ready" in summary
     assert SECRET not in summary
