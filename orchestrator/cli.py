@@ -185,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=_help("app", OrchestratorConfig().app),
     )
-    report = commands.add_parser("report", help="serve a run's report; View trace works there")
-    report.add_argument("report_args", nargs=argparse.REMAINDER, help="[DIR] [--no-open]")
+    commands.add_parser(  # parsed by report_server.main (see main())
+        "report", add_help=False, help="serve a run's report: [DIR] [--no-open] [--port N]"
+    )
     return parser
 
 
@@ -196,6 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from orchestrator import images
 
         return _guarded(lambda: images.main(argv[1:]))
+    if argv[:1] == ["report"]:  # its own parser, with its own --help
+        from orchestrator import report_server
+
+        return report_server.main(argv[1:])
     args = build_parser().parse_args(argv)
     return _guarded(lambda: _dispatch(args))
 
@@ -227,10 +232,6 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"skipped {line}", file=sys.stderr)
         print(f"clean: {report.summary()}", file=sys.stderr)
         return 0
-    if args.command == "report":
-        from orchestrator import report_server
-
-        return report_server.main(args.report_args)
     if args.command == "reset":
         return _reset(args.seed)
     if args.command == "browser":

@@ -170,3 +170,11 @@ def test_report_refuses_a_folder_without_a_report(
     [line] = capsys.readouterr().err.splitlines()
     assert f"{tmp_path} has no index.html" in line
     assert "Fix:" in line
+
+
+def test_the_report_subcommand_takes_its_own_options(tmp_path: Path) -> None:
+    result = run_cli("report", "--no-open", str(tmp_path), timeout=30)
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"orchestrator report: {tmp_path} has no index.html")
