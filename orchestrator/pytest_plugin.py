@@ -100,9 +100,14 @@ def stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
             app=os.environ.get(ENV_APP),
         )
         return
+    from orchestrator.config import OrchestratorConfig
     from orchestrator.session import open_stack
 
-    with open_stack(finish=False) as run:
+    config = OrchestratorConfig.load()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # plain `pytest -n N`: a stack per xdist worker, each with its own folder
+        config = config.with_values(artifacts=config.artifacts / worker)
+    with open_stack(config, finish=False) as run:
         request.config.stash[_OWN_RUN_KEY] = run
         environment = run.environment()
         saved = {key: os.environ.get(key) for key in environment}

@@ -9,17 +9,20 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import PrerequisiteMissing
-from orchestrator.images.client import _client_scope, _local_image
+from orchestrator.images.client import client_scope, local_image
+from orchestrator.images.progress import BuildProgress
 from orchestrator.images.results import (
-    _SUBPROCESS_TIMEOUT_S,
-    _TAIL_LINES,
     LABEL_PREFIX,
+    SUBPROCESS_TIMEOUT_S,
+    TAIL_LINES,
     BuildStatus,
     ImageBuildFailed,
     ImageResult,
@@ -34,6 +37,8 @@ BASE_TAG = "ci-stack/debian-base:bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 BOOTSTRAP_COMMAND = "python -m orchestrator images bootstrap"
+# debootstrap's per-package lines alternate "Retrieving x" / "Validating x": one phase
+_PHASES = {"Validating": "Retrieving"}
 
 
 def bootstrap_base_image(
@@ -44,26 +49,37 @@ def bootstrap_base_image(
     security_mirror: str | None = DEBIAN_SECURITY_MIRROR,
     force: bool = False,
     client: DockerClient | None = None,
+    progress: BuildProgress | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> ImageResult:
     """Make `tag` from `debootstrap --variant=minbase` + `docker import`, unless it exists.
 
     The image's apt sources are `<suite>`, `<suite>-updates` and (unless `security_mirror`
     is None) `<suite>-security`, over HTTP, which builds can reach with --network host.
+    `progress` gets one line per debootstrap phase; `labels` are added to the image.
     """
     started = time.monotonic()
-    with _client_scope(client) as docker_api:
-        existing = None if force else _local_image(docker_api, tag)
+    report = progress or BuildProgress()
+    with client_scope(client) as docker_api:
+        existing = None if force else local_image(docker_api, tag)
         status: BuildStatus = "cached"
         if existing is None:
-            _require_debootstrap()
+            unavailable = bootstrap_unavailable()
+            if unavailable is not None:
+                raise unavailable
+            subject = "debian-base"
+            report.begin(subject)
+            report.step(subject, f"debootstrap --variant=minbase {suite} from {mirror}")
             with _scratch_dir("ci-stack-debootstrap-") as work:
                 rootfs = work / "rootfs"
-                log.info("debootstrap --variant=minbase %s from %s", suite, mirror)
-                _debootstrap(tag, suite, rootfs, mirror)
+                _debootstrap(tag, suite, rootfs, mirror, report)
                 _configure_apt(rootfs, suite, mirror, security_mirror)
-                log.info("importing %s", tag)
-                _import_rootfs(docker_api, rootfs, tag, suite=suite, mirror=mirror)
-            existing = _local_image(docker_api, tag)
+                report.step(subject, f"docker import as {tag}")
+                _import_rootfs(
+                    docker_api, rootfs, tag, suite=suite, mirror=mirror, labels=labels or {}
+                )
+            report.step(subject, f"bootstrapped {tag}")
+            existing = local_image(docker_api, tag)
             status = "built"
         if existing is None:
             raise ImageBuildFailed(tag, "docker import finished but the tag is not there", [])
@@ -78,43 +94,60 @@ def bootstrap_base_image(
     )
 
 
-def _require_debootstrap() -> None:
+def bootstrap_unavailable() -> PrerequisiteMissing | None:
+    """Why the offline base cannot be bootstrapped on this machine, or None when it can."""
     if shutil.which("debootstrap") is None:
-        raise PrerequisiteMissing(
+        return PrerequisiteMissing(
             "debootstrap is not installed", "apt-get install -y debootstrap (as root)"
         )
     if os.geteuid() != 0:
-        raise PrerequisiteMissing(
+        return PrerequisiteMissing(
             "debootstrap needs root (it creates device nodes and chroots)",
             f"run `sudo {BOOTSTRAP_COMMAND}` (with this virtualenv's python)",
         )
+    return None
 
 
-def _debootstrap(tag: str, suite: str, rootfs: Path, mirror: str) -> None:
+def _debootstrap(tag: str, suite: str, rootfs: Path, mirror: str, report: BuildProgress) -> None:
+    """Run debootstrap, one progress line per phase (Retrieving, Extracting, ...)."""
     command = ["debootstrap", "--variant=minbase", suite, str(rootfs), mirror]
-    try:
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=_SUBPROCESS_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    phase = ""
+    count = 0
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as process:
+        assert process.stdout is not None
+        watchdog = threading.Timer(SUBPROCESS_TIMEOUT_S, process.kill)  # a silent hang, too
+        watchdog.start()
+        for line in process.stdout:
+            tail.append(line.rstrip())
+            report.log("debian-base", line)
+            if line.startswith("I: "):
+                text = line.removeprefix("I: ").strip()
+                verb = _PHASES.get(text.split(" ", 1)[0], text.split(" ", 1)[0])
+                if verb != phase:
+                    if count > 1:
+                        report.step("debian-base", f"debootstrap: {phase} done ({count} lines)")
+                    phase, count = verb, 0
+                    report.step("debian-base", f"debootstrap: {text}")
+                count += 1
+        returncode = process.wait()
+        timed_out = not watchdog.is_alive()
+        watchdog.cancel()
+    if timed_out:
         raise ImageBuildFailed(
-            tag, f"debootstrap took over {_SUBPROCESS_TIMEOUT_S}s", [], hint=f"is {mirror} slow?"
-        ) from exc
-    for line in result.stdout.splitlines():
-        log.debug("debootstrap: %s", line)
-    if result.returncode != 0:
-        lines = (result.stdout + result.stderr).splitlines()
+            tag, f"debootstrap took over {SUBPROCESS_TIMEOUT_S}s", list(tail), f"is {mirror} slow?"
+        )
+    if returncode != 0:
+        lines = list(tail)
         log_file = rootfs / "debootstrap" / "debootstrap.log"
         if log_file.is_file():
             lines += log_file.read_text(errors="replace").splitlines()
         raise ImageBuildFailed(
             tag,
-            f"debootstrap exited with {result.returncode}",
-            lines[-_TAIL_LINES:],
+            f"debootstrap exited with {returncode}",
+            lines[-TAIL_LINES:],
             hint=f"check that {mirror} answers over HTTP from this machine",
         )
 
@@ -139,7 +172,13 @@ def _configure_apt(rootfs: Path, suite: str, mirror: str, security: str | None) 
 
 
 def _import_rootfs(
-    client: DockerClient, rootfs: Path, tag: str, *, suite: str, mirror: str
+    client: DockerClient,
+    rootfs: Path,
+    tag: str,
+    *,
+    suite: str,
+    mirror: str,
+    labels: Mapping[str, str],
 ) -> None:
     repository, _, version = tag.rpartition(":")
     if not repository or "/" in version:
@@ -151,6 +190,7 @@ def _import_rootfs(
         f"LABEL {LABEL_PREFIX}.image=debian-base",
         f"LABEL {LABEL_PREFIX}.debootstrap=minbase-{suite}",
         f"LABEL {LABEL_PREFIX}.mirror={mirror}",
+        *(f"LABEL {key}={value}" for key, value in labels.items()),
     ]
     excludes = [
         "./var/lib/apt/lists/*",

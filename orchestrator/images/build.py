@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import tempfile
 import time
 from collections import deque
@@ -10,21 +12,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import PrerequisiteMissing
-from orchestrator.images.bootstrap import BASE_TAG, BOOTSTRAP_COMMAND
-from orchestrator.images.client import _client_scope, _local_image
+from orchestrator.images.base import BaseResolver
+from orchestrator.images.bootstrap import BASE_TAG
+from orchestrator.images.client import client_scope, local_image
 from orchestrator.images.context import (
     BuildContext,
-    _default_base,
-    _write_tar,
     build_context,
+    write_context_tar,
 )
 from orchestrator.images.hashing import image_inputs_hash, image_tag
 from orchestrator.images.paths import default_repo_root
+from orchestrator.images.progress import BuildProgress
 from orchestrator.images.results import (
-    _TAIL_LINES,
     IMAGE_NAMES,
     LABEL_PREFIX,
+    TAIL_LINES,
     BaseChoice,
     BuildStatus,
     ImageBuildFailed,
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from docker import DockerClient
 
 log = logging.getLogger(__name__)
+_STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")  # the legacy builder's step header
 
 
 def resolve_base_image(
@@ -44,32 +47,12 @@ def resolve_base_image(
     base: BaseChoice = "auto",
     *,
     repo_root: Path | None = None,
+    progress: BuildProgress | None = None,
 ) -> tuple[str, str]:
-    """`(reference, image id)` of the base to build `name` FROM; nothing is pulled.
-
-    `auto`: the Dockerfile's public default if it is in the local store, else the
-    bootstrapped Debian base. `public` / `offline`: only that one.
-    """
-    root = repo_root or default_repo_root()
-    default_base = _default_base((root / "images" / name / "Dockerfile").read_text("utf-8"))
-    candidates = {
-        "auto": [default_base, BASE_TAG],
-        "public": [default_base],
-        "offline": [BASE_TAG],
-    }[base]
-    for ref in candidates:
-        found = _local_image(client, ref)
-        if found:
-            return ref, found[0]
-    if base == "public":
-        fix = f"`docker pull {default_base}` where a registry is reachable, or use base auto"
-    else:
-        fix = f"run `{BOOTSTRAP_COMMAND}` (debootstrap, ~30 s) to make {BASE_TAG}"
-    raise PrerequisiteMissing(
-        f"no base image for a build FROM {' or '.join(candidates)}: none is in the local "
-        "Docker image store, and nothing is pulled",
-        fix,
-    )
+    """`(reference, image id)` of the base to build `name` FROM: local, else pulled, else
+    bootstrapped (see `orchestrator.images.base`); PrerequisiteMissing when none can be had."""
+    found = BaseResolver(client, repo_root=repo_root, progress=progress).resolve(name, base)
+    return found.ref, found.image_id
 
 
 def build_images(
@@ -80,16 +63,36 @@ def build_images(
     repo_root: Path | None = None,
     cache_dir: Path | None = None,
     client: DockerClient | None = None,
+    log_path: Path | None = None,
+    progress: BuildProgress | None = None,
+    labels: Mapping[str, str] | None = None,
+    offline_tag: str = BASE_TAG,
 ) -> dict[ImageName, ImageResult]:
     """Build each image unless its content-hash tag exists already; report what happened.
 
+    Progress goes to stderr, one line per step (`progress` overrides where); the whole build
+    output is appended to `log_path` when given (e.g. `<artifacts>/logs/images.log`).
     `force` builds again without Docker's layer cache (e.g. to pick up newer apt packages).
+    `labels` are added to what gets built (not part of the content hash).
     """
     results: dict[ImageName, ImageResult] = {}
-    with _client_scope(client) as docker_api:
+    with contextlib.ExitStack() as stack:
+        report = progress or stack.enter_context(BuildProgress(log_path=log_path))
+        docker_api = stack.enter_context(client_scope(client))
+        resolver = BaseResolver(
+            docker_api, repo_root=repo_root, progress=report, offline_tag=offline_tag, labels=labels
+        )
         for name in names:
             results[name] = _build_one(
-                docker_api, name, base=base, force=force, repo_root=repo_root, cache_dir=cache_dir
+                docker_api,
+                name,
+                resolver=resolver,
+                base=base,
+                force=force,
+                repo_root=repo_root,
+                cache_dir=cache_dir,
+                progress=report,
+                labels=labels or {},
             )
     return results
 
@@ -103,7 +106,7 @@ def tag_latest(
     of different checkouts never share an image by accident.
     """
     tags: list[str] = []
-    with _client_scope(client) as docker_api:
+    with client_scope(client) as docker_api:
         for result in results.values():
             repository = result.tag.rpartition(":")[0]
             docker_api.api.tag(result.image_id, repository, "latest", force=True)
@@ -116,30 +119,38 @@ def _build_one(
     client: DockerClient,
     name: ImageName,
     *,
+    resolver: BaseResolver,
     base: BaseChoice,
     force: bool,
     repo_root: Path | None,
     cache_dir: Path | None,
+    progress: BuildProgress,
+    labels: Mapping[str, str],
 ) -> ImageResult:
     started = time.monotonic()
+    progress.begin(name)
     root = repo_root or default_repo_root()
-    base_ref, base_id = resolve_base_image(client, name, base, repo_root=root)
+    found = resolver.resolve(name, base)
     context = build_context(name, repo_root=root, cache_dir=cache_dir)
-    buildargs = {"BASE_IMAGE": base_ref}
-    inputs_hash = image_inputs_hash(context.files, base_image_id=base_id, buildargs=buildargs)
+    progress.step(name, f"context ready ({len(context.files)} files)")
+    buildargs = {"BASE_IMAGE": found.ref}
+    inputs_hash = image_inputs_hash(
+        context.files, base_image_id=found.image_id, buildargs=buildargs
+    )
     tag = image_tag(name, inputs_hash)
 
-    existing = None if force else _local_image(client, tag)
+    existing = None if force else local_image(client, tag)
     status: BuildStatus = "cached"
     if existing is None:
-        log.info("building %s FROM %s", tag, base_ref)
-        labels = {
+        progress.step(name, f"building {tag} FROM {found.ref} ({found.source})")
+        all_labels = {
+            **labels,
             f"{LABEL_PREFIX}.image": name,
             f"{LABEL_PREFIX}.inputs-hash": inputs_hash,
-            f"{LABEL_PREFIX}.base-image": base_ref,
+            f"{LABEL_PREFIX}.base-image": found.ref,
         }
-        _docker_build(client, context, tag, buildargs, labels, nocache=force)
-        existing = _local_image(client, tag)
+        _docker_build(client, context, tag, buildargs, all_labels, nocache=force, progress=progress)
+        existing = local_image(client, tag)
         status = "built"
     if existing is None:
         raise ImageBuildFailed(tag, "the build finished but the tag is not in the store", [])
@@ -151,10 +162,11 @@ def _build_one(
         status=status,
         seconds=round(time.monotonic() - started, 3),
         size_bytes=size,
-        base_image=base_ref,
+        base_image=found.ref,
         inputs_hash=inputs_hash,
+        base_source=found.source,
     )
-    log.info("%s %s in %.1fs", tag, status, result.seconds)
+    progress.step(name, f"{status} {tag}")
     return result
 
 
@@ -166,16 +178,19 @@ def _docker_build(
     labels: Mapping[str, str],
     *,
     nocache: bool,
+    progress: BuildProgress,
 ) -> None:
     from docker.errors import APIError
 
-    tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    hint = (
-        "apt needs Debian's mirror over HTTP from the build (--network host is used); "
-        "rerun with -v for the whole build log"
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    whole_log = (
+        f"the whole build log is in {progress.log_path}"
+        if progress.log_path
+        else "rerun with --log FILE for the whole build log"
     )
+    hint = f"apt needs Debian's mirror over HTTP from the build (--network host); {whole_log}"
     with tempfile.TemporaryFile(prefix="ci-stack-context-") as archive:
-        _write_tar(context.files, archive)
+        write_context_tar(context.files, archive)
         archive.seek(0)
         try:
             stream = client.api.build(
@@ -195,7 +210,10 @@ def _docker_build(
                 for line in str(chunk.get("stream", "")).splitlines():
                     if line.strip():
                         tail.append(line)
-                        log.debug("%s | %s", context.name, line)
+                        progress.log(context.name, line)
+                        step = _STEP.match(line)
+                        if step:
+                            progress.step(context.name, f"step {step[1]} {step[2]}")
                 if "error" in chunk:
                     raise ImageBuildFailed(tag, str(chunk["error"]).strip(), list(tail), hint)
         except APIError as exc:

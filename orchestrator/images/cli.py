@@ -1,4 +1,4 @@
-"""`python -m orchestrator images bootstrap|build|context ...`."""
+"""`python -m orchestrator images bootstrap|build|prune|context ...`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ from typing import get_args
 from orchestrator.errors import OrchestratorError
 from orchestrator.images.bootstrap import BASE_TAG, DEBIAN_MIRROR, bootstrap_base_image
 from orchestrator.images.build import build_images, tag_latest
+from orchestrator.images.client import client_scope
 from orchestrator.images.context import build_context, write_build_context
+from orchestrator.images.progress import BuildProgress
 from orchestrator.images.results import IMAGE_NAMES, BaseChoice, ImageResult
+from orchestrator.images.stale import remove_stale_images
 
 log = logging.getLogger("orchestrator.images")  # the package's logger: -v shows every module
 
@@ -27,7 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Build the stack's images (cached by a hash of their inputs).",
     )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="show build output")
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="show the whole output, not a line per step"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     boot = commands.add_parser(
@@ -47,6 +52,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--base", choices=get_args(BaseChoice), default="auto")
     build.add_argument("--force", action="store_true", help="rebuild without layer cache")
     build.add_argument("--json", action="store_true", help="print the results as JSON")
+    build.add_argument(
+        "--log", type=Path, default=None, metavar="FILE", help="append the whole build output here"
+    )
+    build.add_argument(
+        "--offline-tag",
+        default=BASE_TAG,
+        metavar="TAG",
+        help=f"the offline base to use or bootstrap (default {BASE_TAG})",
+    )
+
+    prune = commands.add_parser(
+        "prune", parents=[common], help="remove stale ci-stack/* tags and dangling build stages"
+    )
+    prune.add_argument(
+        "--all", action="store_true", help="also the current content-hash tags (rebuilt next run)"
+    )
 
     ctx = commands.add_parser(
         "context", parents=[common], help="write an image's build context to a folder"
@@ -61,16 +82,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.setLevel(logging.DEBUG)
     try:
         if args.command == "bootstrap":
-            result = bootstrap_base_image(args.tag, args.mirror, force=args.force)
+            with BuildProgress(verbose=args.verbose) as progress:
+                result = bootstrap_base_image(
+                    args.tag, args.mirror, force=args.force, progress=progress
+                )
             _print_results([result], as_json=args.json)
         elif args.command == "build":
             unknown = sorted(set(args.names) - set(IMAGE_NAMES))
             if unknown:
                 parser.error(f"unknown image {', '.join(unknown)}; choose from {IMAGE_NAMES}")
             names = tuple(args.names) or IMAGE_NAMES
-            built = build_images(names, base=args.base, force=args.force)
+            with BuildProgress(log_path=args.log, verbose=args.verbose) as progress:
+                built = build_images(
+                    names,
+                    base=args.base,
+                    force=args.force,
+                    progress=progress,
+                    offline_tag=args.offline_tag,
+                )
             tag_latest(built)
             _print_results(list(built.values()), as_json=args.json)
+        elif args.command == "prune":
+            with client_scope(None) as client:
+                for removed in remove_stale_images(client, keep_current=not args.all):
+                    print(f"removed {removed}")
         else:
             write_build_context(build_context(args.name), args.dest)
             print(f"docker build --network host {args.dest}")

@@ -30,7 +30,7 @@ def docker_client(timeout: int = 600) -> DockerClient:
 
 
 @contextlib.contextmanager
-def _client_scope(client: DockerClient | None) -> Iterator[DockerClient]:
+def client_scope(client: DockerClient | None) -> Iterator[DockerClient]:
     if client is not None:
         yield client
         return
@@ -41,7 +41,7 @@ def _client_scope(client: DockerClient | None) -> Iterator[DockerClient]:
         own.close()
 
 
-def _local_image(client: DockerClient, ref: str) -> tuple[str, int] | None:
+def local_image(client: DockerClient, ref: str) -> tuple[str, int] | None:
     from docker.errors import ImageNotFound
 
     try:

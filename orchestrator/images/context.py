@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO
 
 from orchestrator.errors import PrerequisiteMissing
-from orchestrator.images.hashing import _FIXED_MTIME, ContextSource, _file_mode
+from orchestrator.images.hashing import FIXED_MTIME, ContextSource, file_mode
 from orchestrator.images.paths import default_repo_root
 from orchestrator.images.results import ImageName
 from orchestrator.images.wheels import prepare_wheels
@@ -54,7 +54,7 @@ def build_context(
             files[f"wheels/deps/{wheel.name}"] = wheel
         files[f"wheels/project/{wheels.project.name}"] = wheels.project
     dockerfile = (directory / "Dockerfile").read_text(encoding="utf-8")
-    return BuildContext(name=name, files=files, default_base=_default_base(dockerfile))
+    return BuildContext(name=name, files=files, default_base=dockerfile_default_base(dockerfile))
 
 
 def write_build_context(context: BuildContext, dest: Path) -> None:
@@ -68,7 +68,7 @@ def write_build_context(context: BuildContext, dest: Path) -> None:
             target.write_bytes(source)
         else:
             shutil.copyfile(source, target)
-        target.chmod(_file_mode(name))
+        target.chmod(file_mode(name))
 
 
 def _directory_files(directory: Path, generated: Sequence[str]) -> dict[str, Path]:
@@ -82,7 +82,7 @@ def _directory_files(directory: Path, generated: Sequence[str]) -> dict[str, Pat
     return files
 
 
-def _default_base(dockerfile: str) -> str:
+def dockerfile_default_base(dockerfile: str) -> str:
     match = re.search(r"^\s*ARG\s+BASE_IMAGE=(\S+)\s*$", dockerfile, re.MULTILINE)
     if not match:
         raise PrerequisiteMissing(
@@ -92,13 +92,13 @@ def _default_base(dockerfile: str) -> str:
     return match.group(1)
 
 
-def _write_tar(files: Mapping[str, ContextSource], fileobj: IO[bytes]) -> None:
+def write_context_tar(files: Mapping[str, ContextSource], fileobj: IO[bytes]) -> None:
     with tarfile.open(fileobj=fileobj, mode="w") as tar:
         for name in sorted(files):
             source = files[name]
             info = tarfile.TarInfo(name)
-            info.mode = _file_mode(name)
-            info.mtime = _FIXED_MTIME
+            info.mode = file_mode(name)
+            info.mtime = FIXED_MTIME
             if isinstance(source, bytes):
                 info.size = len(source)
                 tar.addfile(info, io.BytesIO(source))

@@ -13,7 +13,7 @@ ContextSource = bytes | Path
 
 _HASH_SCHEME = "ci-stack-image-inputs/1"
 _TAG_HASH_LENGTH = 16
-_FIXED_MTIME = 315532800  # 1980-01-01, for tar headers and wheel timestamps: stable bytes
+FIXED_MTIME = 315532800  # 1980-01-01, for tar headers and wheel timestamps: stable bytes
 
 
 def image_inputs_hash(
@@ -21,7 +21,7 @@ def image_inputs_hash(
 ) -> str:
     """Hex SHA-256 over a build's inputs: context files, the base image's id, build args.
 
-    File modes are derived from names (see `_file_mode`), so names and contents suffice.
+    File modes are derived from names (see `file_mode`), so names and contents suffice.
     """
     digest = hashlib.sha256()
 
@@ -34,7 +34,7 @@ def image_inputs_hash(
     for key in sorted(buildargs):
         put("arg", key, buildargs[key])
     for name in sorted(files):
-        put("file", name, _content_digest(files[name]))
+        put("file", name, content_digest(files[name]))
     return digest.hexdigest()
 
 
@@ -43,17 +43,17 @@ def image_tag(name: ImageName, inputs_hash: str) -> str:
     return f"{IMAGE_REPOSITORY}/{name}:{inputs_hash[:_TAG_HASH_LENGTH]}"
 
 
-def _content_digest(source: ContextSource) -> str:
+def content_digest(source: ContextSource) -> str:
     if isinstance(source, bytes):
         return hashlib.sha256(source).hexdigest()
     with source.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _key(payload: object) -> str:
+def cache_key(payload: object) -> str:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_TAG_HASH_LENGTH]
 
 
-def _file_mode(name: str) -> int:
+def file_mode(name: str) -> int:
     return 0o755 if name.endswith(".sh") else 0o644

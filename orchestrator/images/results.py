@@ -16,8 +16,8 @@ BuildStatus = Literal["built", "cached"]
 IMAGE_REPOSITORY = "ci-stack"
 LABEL_PREFIX = "ci-stack"
 
-_SUBPROCESS_TIMEOUT_S = 1200
-_TAIL_LINES = 40
+SUBPROCESS_TIMEOUT_S = 1200
+TAIL_LINES = 40
 
 
 class ImageBuildFailed(OrchestratorError):
@@ -51,3 +51,4 @@ class ImageResult:
     size_bytes: int
     base_image: str | None = None  # the BASE_IMAGE it was built FROM; None for the base
     inputs_hash: str | None = None
+    base_source: str | None = None  # "local", "pulled" or "bootstrapped"; None for the base

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import PrerequisiteMissing
-from orchestrator.images.hashing import _FIXED_MTIME, _content_digest, _key
+from orchestrator.images.hashing import FIXED_MTIME, cache_key, content_digest
 from orchestrator.images.paths import default_cache_dir, default_repo_root
-from orchestrator.images.results import _SUBPROCESS_TIMEOUT_S, _TAIL_LINES, ImageBuildFailed
+from orchestrator.images.results import SUBPROCESS_TIMEOUT_S, TAIL_LINES, ImageBuildFailed
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def prepare_wheels(*, repo_root: Path | None = None, cache_dir: Path | None = No
     requirements = [str(requirement) for requirement in project.get("dependencies", [])]
     project_name = str(project.get("name", ""))
     constraints = _installed_pins(exclude=_canonical_name(project_name))
-    deps_key = _key(
+    deps_key = cache_key(
         {
             "python": python_tag,
             "platform": sysconfig.get_platform(),
@@ -113,8 +113,8 @@ def prepare_wheels(*, repo_root: Path | None = None, cache_dir: Path | None = No
     deps_dir, deps_cached = _cached_dir(wheel_dir / f"deps-{deps_key}", make_deps)
 
     sources = project_source_files(root)
-    project_key = _key(
-        {"python": python_tag, "sources": {n: _content_digest(p) for n, p in sources.items()}}
+    project_key = cache_key(
+        {"python": python_tag, "sources": {n: content_digest(p) for n, p in sources.items()}}
     )
 
     def make_project(out: Path, scratch: Path) -> None:
@@ -125,7 +125,7 @@ def prepare_wheels(*, repo_root: Path | None = None, cache_dir: Path | None = No
         _run_pip(
             ["wheel", "--no-deps", "--wheel-dir", str(out), str(source_root)],
             what="the project's own wheel",
-            env={"SOURCE_DATE_EPOCH": str(_FIXED_MTIME)},
+            env={"SOURCE_DATE_EPOCH": str(FIXED_MTIME)},
         )
 
     project_dir, project_cached = _cached_dir(wheel_dir / f"project-{project_key}", make_project)
@@ -226,12 +226,12 @@ def _run_pip(args: list[str], *, what: str, env: Mapping[str, str] | None = None
             capture_output=True,
             text=True,
             env={**os.environ, **(env or {})},
-            timeout=_SUBPROCESS_TIMEOUT_S,
+            timeout=SUBPROCESS_TIMEOUT_S,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
         raise ImageBuildFailed(
-            "backend", f"pip took over {_SUBPROCESS_TIMEOUT_S}s for {what}", []
+            "backend", f"pip took over {SUBPROCESS_TIMEOUT_S}s for {what}", []
         ) from exc
     for line in result.stdout.splitlines():
         log.debug("pip: %s", line)
@@ -240,7 +240,7 @@ def _run_pip(args: list[str], *, what: str, env: Mapping[str, str] | None = None
         raise ImageBuildFailed(
             "backend",
             f"pip could not build the wheels of {what} (exit {result.returncode})",
-            lines[-_TAIL_LINES:],
+            lines[-TAIL_LINES:],
             hint="the wheels are built on this host with its pip configuration; check that "
             "`pip download <package>` works here",
         )

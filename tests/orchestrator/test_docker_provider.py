@@ -347,3 +347,43 @@ def test_remove_labelled_removes_a_dead_run_and_keeps_the_others(
     finally:
         remove_labelled(run_id=dead)
         remove_labelled(run_id=alive)
+
+
+@pytest.mark.usefixtures("built")
+def test_a_killed_db_container_is_named_and_teardown_is_quick(
+    docker_api: Any, tmp_path: Path
+) -> None:
+    import sys
+
+    from tests.fixtures.orchestrator_cli import CliProcess
+
+    ready = tmp_path / "ready"
+    wait_for_ready = (
+        "import os, sys, time, pathlib; "
+        "pathlib.Path(sys.argv[1]).write_text(os.environ['STACK_RUN_ID']); time.sleep(120)"
+    )
+    cli = CliProcess(
+        "run", "--provider", "docker", "--workers", "1", "--artifacts", str(tmp_path / "a"),
+        "--", sys.executable, "-c", wait_for_ready, str(ready),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert time.monotonic() < deadline, cli.stderr
+            assert cli.process.poll() is None, cli.stderr
+            time.sleep(0.1)
+        run_id = ready.read_text()
+        [db] = docker_api.containers.list(
+            filters={"label": [f"{RUN_LABEL}={run_id}", f"{SERVICE_LABEL}=db"]}
+        )
+        db.kill()
+        code = cli.wait(timeout=90)
+    finally:
+        cli.kill()
+
+    assert code == 5, cli.stderr
+    assert "orchestrator: db exited with 137 at " in cli.stderr
+    assert "ignored its stop signal" not in cli.stderr  # already dead is not a stop timeout
+    teardown = json.loads((tmp_path / "a" / "stack.json").read_text())["timings"]["teardown"]
+    assert labelled(docker_api, run_id) == ([], [])
+    assert teardown < 30

@@ -1,13 +1,19 @@
-"""Tests of orchestrator/images.py: the inputs hash (no Docker), then real builds and runs."""
+"""Tests of orchestrator/images: the inputs hash (no Docker), where bases come from (a pull
+that fails for real here, the offline bootstrap for real, the pull's progress on a canned event
+stream), progress and logs of real builds, stale-image removal, then real builds and runs."""
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import shutil
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,14 +132,11 @@ def snapshot_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(docker_api, snapshot_root: Path) -> dict[images.ImageName, images.ImageResult]:
+    """Both images, from whichever base this machine can provide (bootstrapped if need be)."""
     try:
-        for name in images.IMAGE_NAMES:
-            images.resolve_base_image(docker_api, name, repo_root=snapshot_root)
+        return images.build_images(repo_root=snapshot_root, client=docker_api)
     except PrerequisiteMissing as exc:
-        if not _can_bootstrap():
-            pytest.skip(f"no base image and no way to bootstrap one here: {exc}")
-        images.bootstrap_base_image(client=docker_api)
-    return images.build_images(repo_root=snapshot_root, client=docker_api)
+        pytest.skip(f"no base image can be had here: {exc}")
 
 
 @pytest.mark.docker
@@ -258,3 +261,253 @@ def test_backend_image_runs_the_cli_as_non_root(docker_api, built) -> None:
     for command in ("serve", "worker", "migrate"):
         assert command in help_text.decode()
     assert uid.decode().strip() != "0"
+
+
+# --- where a base comes from -------------------------------------------------------------------
+
+UNPULLABLE = "ci-stack-test-unpullable/none:1"  # no registry has it (and none answers here)
+
+
+def _repo_with_base(root: Path, base: str) -> Path:
+    """A checkout with images/postgres-pgmq/Dockerfile FROM `base` by default."""
+    dockerfile = root / "images" / "postgres-pgmq" / "Dockerfile"
+    dockerfile.parent.mkdir(parents=True)
+    dockerfile.write_text(f"ARG BASE_IMAGE={base}\nFROM ${{BASE_IMAGE}}\n")
+    return root
+
+
+class _NoImages:
+    def get(self, ref: str) -> Any:
+        from docker.errors import ImageNotFound
+
+        raise ImageNotFound(ref)
+
+
+class _PullOnlyClient:
+    """Only for the pull's event stream: a registry we cannot have here, answering a pull."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+        self.images = _NoImages()
+        self.api = self
+        self.pulled: list[tuple[str, str]] = []
+
+    def pull(self, repository: str, tag: str, *, stream: bool, decode: bool) -> Any:
+        self.pulled.append((repository, tag))
+        return iter(self.events)
+
+
+def test_a_pull_prints_one_line_per_finished_layer(tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = [
+        {"status": "Pulling from library/postgres", "id": "16-bookworm"},
+        {"status": "Pulling fs layer", "id": "aaa"},
+        {"status": "Pulling fs layer", "id": "bbb"},
+        {"status": "Downloading", "id": "aaa", "progressDetail": {"current": 1, "total": 9}},
+        {"status": "Pull complete", "id": "aaa"},
+        {"status": "Already exists", "id": "ccc"},
+        {"status": "Pull complete", "id": "bbb"},
+        {"status": "Digest: sha256:abc"},
+    ]
+    client = _PullOnlyClient(events)
+    out = io.StringIO()
+    with images.BuildProgress(stream=out, log_path=tmp_path / "images.log") as progress:
+        images.pull_image(client, "postgres:16-bookworm", progress)
+
+    assert client.pulled == [("postgres", "16-bookworm")]
+    lines = [re.sub(r" \d+\.\ds$", " <t>", line) for line in out.getvalue().splitlines()]
+    assert lines == [
+        "images  pull postgres:16-bookworm: pulling <t>",
+        "images  pull postgres:16-bookworm: layer 1/2 pull complete <t>",
+        "images  pull postgres:16-bookworm: layer 2/3 already exists <t>",
+        "images  pull postgres:16-bookworm: layer 3/3 pull complete <t>",
+        "images  pull postgres:16-bookworm: pulled 3 layers <t>",
+    ]
+    logged = (tmp_path / "images.log").read_text()
+    assert "Digest: sha256:abc" in logged and "Downloading" not in logged
+
+
+def test_progress_lines_carry_elapsed_time_and_verbose_shows_the_log(tmp_path: Path) -> None:
+    quiet, loud = io.StringIO(), io.StringIO()
+    for stream, verbose in ((quiet, False), (loud, True)):
+        with images.BuildProgress(stream, tmp_path / f"{verbose}.log", verbose=verbose) as p:
+            p.begin("backend")
+            p.step("backend", "step 1/2 RUN " + "x" * 200)
+            p.log("backend", "Collecting wheels")
+    (line,) = quiet.getvalue().splitlines()
+    assert re.fullmatch(r"images  backend: step 1/2 RUN x{56}\.\.\. \d+\.\ds", line)
+    assert "images  backend | Collecting wheels" in loud.getvalue()
+    assert "backend | Collecting wheels" in (tmp_path / "False.log").read_text()
+
+
+def test_an_error_in_the_pull_stream_is_a_pull_failure() -> None:
+    client = _PullOnlyClient([{"error": "toomanyrequests: rate limit"}])
+    with pytest.raises(images.PullFailed, match="toomanyrequests"):
+        images.pull_image(client, "python:3.11-slim-bookworm", images.BuildProgress(io.StringIO()))
+
+
+@pytest.mark.docker
+def test_public_base_that_cannot_be_pulled_is_one_line(docker_api, tmp_path: Path) -> None:
+    root = _repo_with_base(tmp_path, UNPULLABLE)
+    out = io.StringIO()
+    resolver = images.BaseResolver(docker_api, repo_root=root, progress=images.BuildProgress(out))
+    with pytest.raises(PrerequisiteMissing) as raised:
+        resolver.resolve("postgres-pgmq", "public")
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"no base image for postgres-pgmq: none of {UNPULLABLE} is in")
+    assert f"pulling {UNPULLABLE} failed (" in message
+    assert message.endswith(f"Fix: `docker pull {UNPULLABLE}` where a registry is reachable")
+    assert f"pull {UNPULLABLE}: pulling" in out.getvalue()  # it did try
+
+
+@pytest.mark.docker
+def test_can_provide_images_says_why_not_without_building(
+    docker_api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _repo_with_base(tmp_path, UNPULLABLE)
+    offline = f"ci-stack-test-{uuid.uuid4().hex[:8]}/debian-base:none"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no debootstrap on this "machine"
+    started = time.perf_counter()
+    ok, why = images.can_provide_images(
+        docker_api, names=("postgres-pgmq",), repo_root=root, offline_tag=offline
+    )
+    assert time.perf_counter() - started < 10  # asks, never builds
+    assert not ok
+    assert why.startswith(f"no base image for postgres-pgmq: {UNPULLABLE} and {offline} are not")
+    assert "debootstrap is not installed. Fix: `docker pull" in why
+    assert "\n" not in why
+
+    monkeypatch.undo()
+    ok, how = images.can_provide_images(
+        docker_api, names=("postgres-pgmq",), repo_root=root, offline_tag=offline
+    )
+    if _can_bootstrap():
+        assert (ok, how) == (True, f"postgres-pgmq FROM {offline} (to bootstrap, ~30 s)")
+    else:
+        assert not ok
+
+
+def _import_tiny_image(client: Any, repository: str, tag: str, content: bytes) -> str:
+    """A one-file image made by `docker import` (no base, no registry), with our labels."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("marker")
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    labels = {f"{images.LABEL_PREFIX}.image": "test", **RUN_LABELS}
+    client.api.import_image_from_data(
+        archive.getvalue(),
+        repository=repository,
+        tag=tag,
+        changes=[f"LABEL {key}={value}" for key, value in labels.items()],
+    )
+    return str(client.images.get(f"{repository}:{tag}").id)
+
+
+@pytest.mark.docker
+def test_can_provide_images_uses_a_local_base(docker_api, tmp_path: Path) -> None:
+    repository = f"ci-stack-test-{uuid.uuid4().hex[:8]}/base"
+    _import_tiny_image(docker_api, repository, "1", b"base")
+    try:
+        root = _repo_with_base(tmp_path, f"{repository}:1")
+        ok, how = images.can_provide_images(docker_api, names=("postgres-pgmq",), repo_root=root)
+        assert (ok, how) == (True, f"postgres-pgmq FROM local {repository}:1")
+    finally:
+        docker_api.images.remove(f"{repository}:1", force=True)
+
+
+@pytest.mark.docker
+def test_stale_images_go_current_and_latest_stay(docker_api) -> None:
+    repository = f"ci-stack-test-{uuid.uuid4().hex[:8]}"
+    kept = _import_tiny_image(docker_api, f"{repository}/backend", "current", b"a")
+    for tag in ("old", "latest"):
+        docker_api.api.tag(kept, f"{repository}/backend", tag)
+    replaced = _import_tiny_image(docker_api, f"{repository}/postgres-pgmq", "x", b"b")
+    newer = _import_tiny_image(docker_api, f"{repository}/postgres-pgmq", "x", b"c")  # b: dangling
+    run_label = "{}={}".format(*next(iter(RUN_LABELS.items())))
+    try:
+        removed = images.remove_stale_images(
+            docker_api,
+            repository=repository,
+            current={f"{repository}/backend:current", f"{repository}/postgres-pgmq:x"},
+            label=run_label,
+        )
+        assert sorted(removed) == sorted([f"{repository}/backend:old", replaced])
+        assert sorted(docker_api.images.get(kept).tags) == [
+            f"{repository}/backend:current", f"{repository}/backend:latest",
+        ]
+        assert docker_api.images.get(newer).tags == [f"{repository}/postgres-pgmq:x"]
+
+        everything = images.remove_stale_images(
+            docker_api, keep_current=False, repository=repository, label=run_label
+        )
+        assert sorted(everything) == sorted(
+            [f"{repository}/backend:current", f"{repository}/postgres-pgmq:x"]
+        )
+    finally:
+        for image in docker_api.images.list(filters={"label": run_label}):
+            if any(tag.startswith(repository) for tag in image.tags) or not image.tags:
+                docker_api.images.remove(image.id, force=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_builds_print_a_line_per_step_and_log_everything(
+    docker_api, snapshot_root: Path, built, tmp_path: Path
+) -> None:
+    root = tmp_path / "repo"
+    shutil.copytree(snapshot_root, root)
+    dockerfile = root / "images" / "postgres-pgmq" / "Dockerfile"
+    marker = uuid.uuid4().hex
+    dockerfile.write_text(dockerfile.read_text() + f"RUN echo {marker}\n")  # a new last layer
+    out = io.StringIO()
+    log_path = tmp_path / "logs" / "images.log"
+    with images.BuildProgress(stream=out, log_path=log_path) as progress:
+        result = images.build_images(
+            ["postgres-pgmq"], repo_root=root, client=docker_api, progress=progress,
+            labels=RUN_LABELS,
+        )["postgres-pgmq"]
+    try:
+        lines = out.getvalue().splitlines()
+        steps = [line for line in lines if re.match(r"images  postgres-pgmq: step \d+/\d+ ", line)]
+        assert steps[0].startswith("images  postgres-pgmq: step 1/")
+        assert all(re.search(r" \d+\.\ds$", line) for line in lines)
+        assert any(f"RUN echo {marker}" in line for line in steps)
+        assert lines[-1].startswith(f"images  postgres-pgmq: built {result.tag} ")
+        logged = log_path.read_text()
+        assert f"postgres-pgmq | {marker}" in logged  # the RUN's own output: only in the log
+        assert f"{marker}" not in "\n".join(line for line in lines if "RUN echo" not in line)
+    finally:
+        docker_api.images.remove(result.tag, force=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_auto_bootstraps_the_offline_base_when_it_cannot_pull(docker_api, tmp_path: Path) -> None:
+    if not _can_bootstrap():
+        pytest.skip("needs root and debootstrap (apt-get install debootstrap)")
+    root = _repo_with_base(tmp_path, UNPULLABLE)
+    offline = f"ci-stack-test-{uuid.uuid4().hex[:8]}/debian-base:bookworm"
+    out = io.StringIO()
+    resolver = images.BaseResolver(
+        docker_api,
+        repo_root=root,
+        progress=images.BuildProgress(out),
+        offline_tag=offline,
+        labels=RUN_LABELS,
+    )
+    try:
+        found = resolver.resolve("postgres-pgmq")
+        assert (found.ref, found.source) == (offline, "bootstrapped")
+        assert resolver.resolve("postgres-pgmq").source == "local"  # made once, then found
+        text = out.getvalue()
+        assert f"pull {UNPULLABLE}: pulling" in text
+        assert "debian-base: debootstrap: Base system installed successfully." in text
+        assert f"debian-base: bootstrapped {offline}" in text
+        assert len(text.splitlines()) < 40  # a line per phase, not per package
+    finally:
+        if docker_api.images.list(name=offline):
+            docker_api.images.remove(offline, force=True)

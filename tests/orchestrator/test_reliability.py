@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from orchestrator.embedded_postgres import BASE_DIR_ENV, find_leftovers
+from orchestrator.proc import process_exists
 from tests.fixtures.backend import wait_until
 from tests.fixtures.orchestrator_cli import CliProcess, local_run_args, run_cli
 from tests.fixtures.stack_checks import accepts_connections, live_pids_of_run
@@ -74,11 +75,7 @@ def start_run(folder: Path, command: str) -> tuple[CliProcess, dict[str, Any]]:
 
 
 def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
+    return process_exists(pid)
 
 
 def assert_nothing_left(run_id: str, info: dict[str, Any]) -> None:
