@@ -78,7 +78,7 @@ class EvidenceSession:
     mode: Mode
     rootdir: Path
     fixed_folder: Path | None = None  # run and warm modes; lazy: once the stack has started
-    worker: bool = False  # a pytest-xdist worker: its controller records the results
+    worker: bool = False  # a pytest-xdist worker
     stack_logs: Path | None = None  # warm mode: the up run's logs/
     stack_folder: Path | None = None  # warm mode: the up run's folder (its stack.json)
     staging: Path | None = None  # temp dir that junit.xml is written into
@@ -115,7 +115,9 @@ class EvidenceSession:
             self.fixed_folder = folder
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not self.worker:
+        # One folder (run, warm): the xdist controller records every worker's tests. Lazy:
+        # each xdist worker self-starts a stack with its own folder and records its tests.
+        if not self.worker or self.mode == "lazy":
             self.record(report, self.rootdir)
 
     @pytest.hookimpl(trylast=True)
