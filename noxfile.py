@@ -156,6 +156,7 @@ def bench(session: nox.Session) -> None:
         "bench_log_stream",
         "bench_bus",
         "bench_stack",
+        "bench_report",
     ):
         session.run("python", "-m", f"benchmarks.{module}")
 

@@ -1,10 +1,16 @@
-"""Playwright glue: the stack's URL, a Chromium that exists here, per-test ids and evidence."""
+"""Playwright glue: the stack's URL, a Chromium that exists here, per-test ids and evidence.
+
+A failed test keeps its trace, screenshot and console events in the evidence folder's
+tests/<slug>/ (see orchestrator.pytest_evidence), beside its log slice and SSE transcripts
+(the evidence plugin records those of the `sse_client` fixture for every test).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,25 +18,31 @@ import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page
 
 from orchestrator.browser import find_chromium
-from orchestrator.pytest_plugin import TEST_ID_HEADER, artifacts_dir, test_failed
-from orchestrator.util import test_slug
+from orchestrator.pytest_evidence import adopt_stack_folder, evidence_artifacts, write_test_file
+from orchestrator.pytest_plugin import TEST_ID_HEADER, StackHandle, test_failed
 
 # The demo failure is only collected on request (it fails on purpose).
 collect_ignore = [] if os.environ.get("E2E_DEMO_FAILURE") else ["test_demo_failure.py"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Under `orchestrator run`, Playwright's trace and screenshot of a failed test land in the
-    # same tests/<slug>/ folder as its log slice.
-    folder = artifacts_dir()
-    if folder is None:
-        return
-    if config.getoption("--output", default="test-results") == "test-results":
-        config.option.output = str(folder / "tests")
+    # A failed test's trace and screenshot are always kept (they land in the evidence
+    # folder when there is one, see `output_path`), unless asked otherwise.
     if config.getoption("--tracing", default="off") == "off":
         config.option.tracing = "retain-on-failure"
     if config.getoption("--screenshot", default="off") == "off":
         config.option.screenshot = "only-on-failure"
+
+
+@pytest.fixture
+def output_path(output_path: str, request: pytest.FixtureRequest, stack: StackHandle) -> str:
+    """Playwright's per-test folder: tests/<slug>/ of the evidence folder, when there is one
+    (after `stack`: a self-started stack names its folder only once it runs)."""
+    adopt_stack_folder(request.config, stack.artifacts_dir)
+    artifacts = evidence_artifacts(request.config)
+    if artifacts is None:
+        return output_path
+    return str((artifacts.tests_dir / Path(output_path).name).absolute())
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +64,8 @@ def context(new_context: Any, test_id: str) -> BrowserContext:
 
 @pytest.fixture(autouse=True)
 def console_events(page: Page, request: pytest.FixtureRequest) -> Iterator[list[dict[str, Any]]]:
-    """The page's structured console events (one JSON object per console call)."""
+    """The page's structured console events (one JSON object per console call, stamped with
+    the time it arrived, for the report's timeline)."""
     events: list[dict[str, Any]] = []
 
     def collect(message: ConsoleMessage) -> None:
@@ -61,12 +74,15 @@ def console_events(page: Page, request: pytest.FixtureRequest) -> Iterator[list[
         except ValueError:
             return  # Chromium's own messages (e.g. "Failed to load resource") are not ours
         if isinstance(data, dict):
-            events.append({"type": message.type, **data})
+            events.append({"type": message.type, "at": _utc_now(), **data})
 
     page.on("console", collect)
     yield events
-    folder = artifacts_dir()
-    if folder is not None and test_failed(request):
-        target = Path(folder) / "tests" / test_slug(request.node.nodeid)
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "console.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    if test_failed(request):
+        text = "".join(json.dumps(e) + "\n" for e in events)
+        write_test_file(request.config, request.node.nodeid, "console.jsonl", text)
+
+
+def _utc_now() -> str:
+    """When the browser event reached us, in the backend's log timestamp format."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

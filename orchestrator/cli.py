@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         "merge", add_help=False, help="combine shard folders into one verdict (see `merge --help`)"
     )
     commands.add_parser(
-        "report", add_help=False, help="serve a run's folder and open its trace viewer"
+        "report", add_help=False, help="serve a run's report: [DIR] [--no-open] [--port N]"
     )
     compose = commands.add_parser("compose", help="print compose.yaml derived from the stack spec")
     compose.add_argument(

@@ -1,12 +1,11 @@
-"""pytest plugin (entry point `pytest11`): stack fixtures, per-test ids, failure evidence.
+"""pytest plugin (entry point `pytest11`): stack fixtures and per-test ids.
 
-Inert unless used: fixtures start or reuse a stack only when a test asks for them, and
-evidence is written only when STACK_ARTIFACTS_DIR is set (as `orchestrator run` does).
+Inert unless used: fixtures start or reuse a stack only when a test asks for them. What a
+test leaves behind (results, failure markers, junit.xml) is `orchestrator.pytest_evidence`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator.artifacts import FAILED_TEST_FILE
 from orchestrator.contract import (
     ENV_APP,
     ENV_ARTIFACTS_DIR,
@@ -26,7 +24,7 @@ from orchestrator.contract import (
     ENV_RUN_ID,
     TEST_ID_HEADER,
 )
-from orchestrator.util import test_id_for, test_slug
+from orchestrator.util import test_id_for
 
 __all__ = ["TEST_ID_HEADER", "StackHandle", "TestSession", "artifacts_dir", "test_failed"]
 
@@ -71,34 +69,11 @@ def artifacts_dir() -> Path | None:
 # -- hooks ------------------------------------------------------------------------------
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Under `orchestrator run`, junit.xml goes into the artifacts folder unless asked otherwise.
-    folder = artifacts_dir()
-    if folder is not None and not getattr(config.option, "xmlpath", None):
-        config.option.xmlpath = str(folder / "junit.xml")
-
-
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report: pytest.TestReport = yield
     item.stash.setdefault(_REPORT_KEY, {})[report.when] = report
-    folder = artifacts_dir()
-    if folder is not None and report.failed:
-        _write_failure_marker(folder, item, report)
     return report
-
-
-def _write_failure_marker(folder: Path, item: pytest.Item, report: pytest.TestReport) -> None:
-    target = folder / "tests" / test_slug(item.nodeid)
-    target.mkdir(parents=True, exist_ok=True)
-    marker = target / FAILED_TEST_FILE
-    info = {
-        "nodeid": item.nodeid,
-        "test_id": test_id_for(item.nodeid),
-        "phase": report.when,
-        "longrepr": str(report.longrepr)[-8000:],
-    }
-    marker.write_text(json.dumps(info, indent=2) + "\n")
 
 
 def test_failed(request: pytest.FixtureRequest) -> bool:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from orchestrator.artifacts import Artifacts
+from orchestrator.artifacts import Artifacts, RunInfo, finish_run
 from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import (
     ENV_APP,
@@ -117,8 +117,6 @@ class Run:
         facts = self.facts()
         facts["finished_at"] = datetime.now(UTC).isoformat()
         self.artifacts.write_json("stack.json", facts)
-        self.artifacts.redact_files()  # files CMD wrote (junit.xml, tests/*/test.json)
-        self.artifacts.slice_logs_for_failed_tests()
         problems = [self.error] if self.error else []
         problems += [str(e) for e in self.exited]
         if self.harvester.incomplete():
@@ -126,16 +124,24 @@ class Run:
                 "evidence is incomplete: "
                 + "; ".join(f"{k}: {v}" for k, v in self.harvester.incomplete().items())
             )
-        summary = self.artifacts.write_summary(
-            "passed" if self.verdict == "passed" else "FAILED",
-            facts,
-            self.command_status,
-            "\n".join(problems) or None,
+        info = RunInfo(
+            run_id=self.run_id,
+            provider=self.choice.name,
+            app=self.app.name,
+            verdict=self.verdict,
+            command=self.command,
+            command_status=self.command_status,
+            error="\n".join(problems) or None,
+            timings=dict(facts.get("timings") or {}),
+            stack=facts,
+            started_at=self.started_at,
+            finished_at=facts["finished_at"],
         )
+        finished = finish_run(self.artifacts, info)  # slices, run.json, summary.md, index.html
         if running_on_github():
             # Failures as annotations on the PR; the summary with no dead relative links.
-            print_annotations(self.artifacts.root)
-            write_job_summary(summary.read_text(encoding="utf-8"), artifact_url=None)
+            print_annotations(finished.data)
+            write_job_summary(finished.github_summary, artifact_url=None)
 
 
 @contextmanager

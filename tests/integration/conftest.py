@@ -2,9 +2,12 @@
 
 `sse_server` is the backend under test: the app served by waitress in a background thread
 (default), or a separately started backend named by `STACK_BACKEND_URL`. `sse_client_factory`
-opens strict SSE clients on it, `start_task` starts scripted tasks, and when a test fails the
-transcript of every SSE client it opened is written to `artifacts/sse/<test-slug>/`
-(or `$STACK_ARTIFACTS_DIR/tests/<test-slug>/`).
+opens strict SSE clients on it and `start_task` starts scripted tasks; both send the test's
+id (the plugin's `test_id` fixture) as X-Test-Id, so a failed test's log slice holds its
+requests (`send_test_id=False` opens a bare client, for tests about the id's absence).
+When a test fails the transcript of every SSE client it opened is kept: by the evidence
+plugin in the evidence folder's tests/<test-slug>/ when there is one, else here in
+`artifacts/sse/<test-slug>/`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any, Protocol
 import pytest
 import requests
 
+from orchestrator.pytest_evidence import evidence_artifacts
+from orchestrator.pytest_plugin import TEST_ID_HEADER
 from orchestrator.util import test_slug
 from tests.fixtures.backend import REPO_ROOT, served_app, testing_settings, wait_until
 from tests.integration.sse_client_helper import SSEClient, SSEEvent, record_clients
@@ -59,6 +64,7 @@ class SSEClientFactory(Protocol):
         *,
         strict: bool = True,
         timeout: float | None = None,
+        send_test_id: bool = True,
     ) -> SSEClient: ...
 
 
@@ -69,6 +75,8 @@ class StartTask(Protocol):
         step_delay_ms: int,
         fail_at_step: int | None = None,
         headers: Mapping[str, str] | None = None,
+        *,
+        send_test_id: bool = True,
     ) -> str: ...
 
 
@@ -141,9 +149,18 @@ def sse_server(request: pytest.FixtureRequest) -> Iterator[SSEServer]:
         )
 
 
+def with_test_id(
+    test_id: str, headers: Mapping[str, str] | None, send_test_id: bool
+) -> dict[str, str]:
+    """`headers` plus X-Test-Id (unless the caller sends its own or asks for none)."""
+    sent = {TEST_ID_HEADER: test_id} if send_test_id else {}
+    return {**sent, **(headers or {})}
+
+
 @pytest.fixture
-def sse_client_factory(sse_server: SSEServer) -> Iterator[SSEClientFactory]:
-    """Factory `(path, headers=None) -> SSEClient`, opened, strict; all closed after the test."""
+def sse_client_factory(sse_server: SSEServer, test_id: str) -> Iterator[SSEClientFactory]:
+    """Factory `(path, headers=None) -> SSEClient`, opened, strict, sending X-Test-Id; all
+    closed after the test."""
     clients: list[SSEClient] = []
 
     def open_client(
@@ -152,12 +169,13 @@ def sse_client_factory(sse_server: SSEServer) -> Iterator[SSEClientFactory]:
         *,
         strict: bool = True,
         timeout: float | None = None,
+        send_test_id: bool = True,
     ) -> SSEClient:
         client = SSEClient(
             f"{sse_server.url}{path}",
             strict=strict,
             timeout=sse_server.client_timeout if timeout is None else timeout,
-            headers=headers,
+            headers=with_test_id(test_id, headers, send_test_id),
         )
         clients.append(client)
         return client.open()
@@ -168,8 +186,9 @@ def sse_client_factory(sse_server: SSEServer) -> Iterator[SSEClientFactory]:
 
 
 @pytest.fixture
-def start_task(sse_server: SSEServer) -> Iterator[StartTask]:
-    """Start scripted tasks via POST /api/testing/tasks; waits for them to finish after."""
+def start_task(sse_server: SSEServer, test_id: str) -> Iterator[StartTask]:
+    """Start scripted tasks via POST /api/testing/tasks (sending X-Test-Id); waits for them
+    to finish after."""
     started: list[str] = []
 
     def start(
@@ -177,10 +196,15 @@ def start_task(sse_server: SSEServer) -> Iterator[StartTask]:
         step_delay_ms: int,
         fail_at_step: int | None = None,
         headers: Mapping[str, str] | None = None,
+        *,
+        send_test_id: bool = True,
     ) -> str:
         body = {"steps": steps, "step_delay_ms": step_delay_ms, "fail_at_step": fail_at_step}
         response = requests.post(
-            f"{sse_server.url}/api/testing/tasks", json=body, headers=headers, timeout=10
+            f"{sse_server.url}/api/testing/tasks",
+            json=body,
+            headers=with_test_id(test_id, headers, send_test_id),
+            timeout=10,
         )
         assert response.status_code == 202, (
             f"POST /api/testing/tasks {body} answered {response.status_code}: {response.text}"
@@ -272,10 +296,8 @@ def assert_ended_after_close(client: SSEClient, events: list[SSEEvent]) -> None:
 
 
 def transcript_dir(nodeid: str) -> Path:
-    """Where a failed test's transcripts go; the folder the stack plugin uses for its evidence."""
-    root = os.environ.get("STACK_ARTIFACTS_DIR", "").strip()
-    base = Path(root) / "tests" if root else REPO_ROOT / "artifacts" / "sse"
-    return base / test_slug(nodeid)
+    """Where a failed test's transcripts go when there is no evidence folder."""
+    return REPO_ROOT / "artifacts" / "sse" / test_slug(nodeid)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -295,10 +317,11 @@ def _failed(item: pytest.Item) -> bool:
 
 @pytest.fixture(autouse=True)
 def _sse_transcripts_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Record the SSE clients a test opens; if it fails, write their transcripts."""
+    """Without an evidence folder, keep a failed test's SSE transcripts in artifacts/sse/
+    (with one, the evidence plugin keeps them there)."""
     with record_clients() as clients:
         yield
-    if not clients or not _failed(request.node):
+    if not clients or not _failed(request.node) or evidence_artifacts(request.config):
         return
     folder = transcript_dir(request.node.nodeid)
     # Drop transcripts of an earlier run; other evidence in the folder is not ours.

@@ -30,6 +30,8 @@ from tests.integration.conftest import (
 pytestmark = [pytest.mark.integration, pytest.mark.sse]
 
 TASK_EVENT_FIELDS = {"event_type", "task_id", "timestamp", "data", "correlation_id"}
+# The factories send the test's X-Test-Id (for its log slice); frames then carry test_id.
+SENT_ID_FIELDS = {"test_id"}
 
 
 def stream_path(task_id: str) -> str:
@@ -113,7 +115,7 @@ def test_task_event_data_format(
     frames = task_events(events)
     assert len(frames) == steps + 1
     for frame in frames:
-        assert set(frame) == TASK_EVENT_FIELDS, frame
+        assert set(frame) == TASK_EVENT_FIELDS | SENT_ID_FIELDS, frame
         assert frame["task_id"] == task_id
         assert isinstance(frame["data"], dict)
         assert isinstance(frame["correlation_id"], str)
@@ -150,7 +152,7 @@ def test_failed_task_sends_task_failed_with_error_then_closes(
     assert progress["event_type"] == "progress_update"
     assert progress["data"]["step"] == 1
     assert failed["event_type"] == "task_failed"
-    assert set(failed) == TASK_EVENT_FIELDS
+    assert set(failed) == TASK_EVENT_FIELDS | SENT_ID_FIELDS
     assert failed["task_id"] == task_id
     assert_iso_utc(failed["timestamp"])
     assert failed["data"] == {
@@ -194,7 +196,7 @@ def test_idle_stream_sends_heartbeats_within_twice_the_idle_interval(
     assert names(idle_part).count("heartbeat") >= 2, names(events)
     assert names(events[first_task_event:]).count("heartbeat") == 0, names(events)
     for beat in idle_part[1:]:
-        assert set(beat["data"]) == {"timestamp", "correlation_id"}
+        assert set(beat["data"]) == {"timestamp", "correlation_id"} | SENT_ID_FIELDS
         assert_iso_utc(beat["data"]["timestamp"])
     opened = arrival_times(client, "connection_open")
     beats = arrival_times(client, "heartbeat")
@@ -263,8 +265,11 @@ def test_every_event_carries_the_sent_request_id(
         steps=1,
         step_delay_ms=int(1500 * sse_server.idle_interval),
         headers={"X-Request-Id": unique_id("starter")},
+        send_test_id=False,
     )
-    client = sse_client_factory(stream_path(task_id), headers={"X-Request-Id": request_id})
+    client = sse_client_factory(
+        stream_path(task_id), headers={"X-Request-Id": request_id}, send_test_id=False
+    )
 
     events = client.collect_until_close()
 

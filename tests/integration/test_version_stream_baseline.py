@@ -38,6 +38,8 @@ from tests.integration.sse_client_helper import SSEClient, SSEEvent, SSEParser
 pytestmark = [pytest.mark.integration, pytest.mark.sse]
 
 PATH = "/api/utils/version/stream"
+# The factory sends the test's X-Test-Id (for its log slice); events then carry test_id.
+SENT_ID_FIELDS = {"test_id"}
 VERSION_FIELDS = {"version": str, "environment": str, "git_commit": str, "correlation_id": str}
 
 
@@ -83,7 +85,8 @@ def test_version_event_fields_and_types(
     assert version["environment"] == "testing"  # the suite needs the testing endpoints
     # The stream reports the same facts as the plain JSON endpoint.
     plain = requests.get(f"{sse_server.url}/api/utils/version", timeout=10).json()
-    assert {k: v for k, v in version.items() if k != "correlation_id"} == plain
+    ids = {"correlation_id"} | SENT_ID_FIELDS
+    assert {k: v for k, v in version.items() if k not in ids} == plain
 
 
 def test_heartbeats_every_interval_within_twice_the_setting(
@@ -97,7 +100,7 @@ def test_heartbeats_every_interval_within_twice_the_setting(
     assert names(events) == ["connection_open", "version"] + ["heartbeat"] * 4
     stamps = []
     for beat in events[2:]:
-        assert set(beat["data"]) == {"timestamp", "correlation_id"}
+        assert set(beat["data"]) == {"timestamp", "correlation_id"} | SENT_ID_FIELDS
         stamps.append(assert_iso_utc(beat["data"]["timestamp"]))
     assert stamps == sorted(stamps)
     times = arrival_times(client, "version") + arrival_times(client, "heartbeat")
@@ -124,7 +127,7 @@ def test_connection_stays_open_for_several_intervals(
 
 def test_every_event_carries_the_sent_request_id(sse_client_factory: SSEClientFactory) -> None:
     request_id = unique_id("sse-version")
-    client = sse_client_factory(PATH, headers={"X-Request-Id": request_id})
+    client = sse_client_factory(PATH, headers={"X-Request-Id": request_id}, send_test_id=False)
 
     events = client.events_until("heartbeat")
 

@@ -14,12 +14,10 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from orchestrator import util  # not its test_* names: pytest would collect them
-from orchestrator.artifacts import FAILED_TEST_FILE
 
 pytest_plugins = ["pytester"]
 
@@ -28,14 +26,6 @@ def run_inner(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     # pytest-playwright wraps every test in a soft-assertion scope, which cannot nest: an
     # in-process inner session runs without it (our plugin does not need it).
     return pytester.runpytest("-p", "no:cacheprovider", "-p", "no:playwright", *args)
-
-
-@pytest.fixture
-def artifacts_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """The inner session's STACK_ARTIFACTS_DIR: `tmp_path / "artifacts"`, not created yet."""
-    folder = tmp_path / "artifacts"
-    monkeypatch.setenv("STACK_ARTIFACTS_DIR", str(folder))
-    return folder
 
 
 @dataclass(frozen=True)
@@ -178,88 +168,4 @@ def test_the_stack_fixture_describes_the_reused_stack(
     run_inner(pytester).assert_outcomes(passed=1)
 
 
-MIXED = """
-import pytest
-
-def test_passes(api):
-    api.get("/pass")
-
-def test_fails(api):
-    api.get("/fail")
-    assert 1 == 2, "deliberately red"
-
-@pytest.fixture
-def broken():
-    raise RuntimeError("fixture exploded")
-
-def test_setup_fails(broken):
-    pass
-"""
-
-
-def test_failed_tests_leave_evidence_in_the_artifacts_dir(
-    pytester: pytest.Pytester,
-    backend: RecordingBackend,
-    artifacts_dir: Path,
-) -> None:
-    folder = artifacts_dir
-    pytester.makepyfile(test_mixed=MIXED)
-
-    run_inner(pytester).assert_outcomes(passed=1, failed=1, errors=1)
-
-    markers = {p.parent.name: json.loads(p.read_text()) for p in folder.glob("tests/*/*")}
-    failing, erroring = "test_mixed.py::test_fails", "test_mixed.py::test_setup_fails"
-    assert set(markers) == {util.test_slug(failing), util.test_slug(erroring)}
-    fails = markers[util.test_slug(failing)]
-    assert fails["nodeid"] == failing
-    assert fails["test_id"] == util.test_id_for(failing)
-    assert fails["test_id"] == backend.test_id_for_path("/fail")[0]
-    assert fails["phase"] == "call"
-    assert "deliberately red" in fails["longrepr"]
-    assert markers[util.test_slug(erroring)]["phase"] == "setup"
-    assert sorted(p.name for p in (folder / "tests").rglob("*") if p.is_file()) == [
-        FAILED_TEST_FILE,
-        FAILED_TEST_FILE,
-    ]
-    junit = (folder / "junit.xml").read_text()
-    assert 'tests="3"' in junit
-    assert 'name="test_fails"' in junit
-
-
-def test_a_passing_session_writes_only_junit(
-    pytester: pytest.Pytester,
-    backend: RecordingBackend,
-    artifacts_dir: Path,
-) -> None:
-    folder = artifacts_dir
-    pytester.makepyfile(test_green=TWO_TESTS)
-
-    run_inner(pytester).assert_outcomes(passed=2)
-
-    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["junit.xml"]
-
-
-def test_an_explicit_junitxml_path_wins(
-    pytester: pytest.Pytester,
-    backend: RecordingBackend,
-    artifacts_dir: Path,
-    tmp_path: Path,
-) -> None:
-    folder = artifacts_dir
-    pytester.makepyfile(test_green=TWO_TESTS)
-    own = tmp_path / "own.xml"
-
-    run_inner(pytester, f"--junitxml={own}").assert_outcomes(passed=2)
-
-    assert own.is_file()
-    assert not (folder / "junit.xml").exists()
-
-
-def test_without_an_artifacts_dir_a_failure_writes_nothing(
-    pytester: pytest.Pytester, backend: RecordingBackend
-) -> None:
-    pytester.makepyfile(test_red="def test_red():\n    assert False\n")
-
-    run_inner(pytester).assert_outcomes(failed=1)
-
-    assert sorted(p.name for p in pytester.path.iterdir()) == ["test_red.py"]
+# Results, failure markers and junit.xml: test_evidence_plugin.py (orchestrator.pytest_evidence).

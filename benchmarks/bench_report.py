@@ -1,0 +1,153 @@
+"""Finishing a run folder (slices for each failed test, summary.md, index.html) at 3 sizes.
+
+The biggest size is the issue's target: 1,000 tests (10% failed) and 200,000 log records
+(backend stream, backend stdout, two workers; some from an earlier run) in under 2 s. The
+two smaller sizes show how the cost grows (it should be linear in the records).
+Run: `python -m benchmarks.bench_report [--repeat N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.results import write_result
+from orchestrator.artifacts import Artifacts, RunInfo, finish_run
+from orchestrator.redaction import Redactor
+from orchestrator.util import test_id_for
+
+SIZES = [(250, 50_000), (500, 100_000), (1_000, 200_000)]  # (tests, log records)
+TARGET_SECONDS = 2.0
+FAILED_SHARE = 0.10
+RUN_ID = "bench-run"
+LOG_SHARES = {"backend.jsonl": 0.4, "backend.log": 0.2, "worker-1.log": 0.2, "worker-2.log": 0.2}
+
+
+def build_folder(root: Path, tests: int, records: int, seed: int = 7) -> Artifacts:
+    """A realistic run folder: results.jsonl, console events of failed tests, and logs."""
+    rng = random.Random(seed)
+    artifacts = Artifacts(root, Redactor(["bench-password-123"])).create()
+    nodeids = [f"e2e/test_mod{n % 40}.py::test_case_{n}[chromium]" for n in range(tests)]
+    failed = set(rng.sample(range(tests), int(tests * FAILED_SHARE)))
+    lines = []
+    for n, nodeid in enumerate(nodeids):
+        outcome = "failed" if n in failed else "passed"
+        entry: dict[str, Any] = {
+            "nodeid": nodeid,
+            "test_id": test_id_for(nodeid),
+            "outcome": outcome,
+            "phase": "call",
+            "duration": round(rng.uniform(0.05, 3.0), 3),
+            "location": f"e2e/test_mod{n % 40}.py:{10 + n}",
+        }
+        if outcome == "failed":
+            entry["message"] = "AssertionError: Locator expected to have text 'COMPLETED'"
+            entry["longrepr"] = "    def test():\n>       expect(x).to_have_text('COMPLETED')\n" * 8
+            console = "".join(
+                json.dumps({"type": "info", "kind": "api_call", "method": "GET",
+                            "path": f"/api/commands/{k}", "status": 200, "duration_ms": 12,
+                            "correlation_id": f"c-{n}-{k}", "at": "2026-01-01T00:00:01.000Z"})
+                + "\n"
+                for k in range(20)
+            )  # fmt: skip
+            folder = artifacts.test_dir(nodeid).relative_to(root)
+            artifacts.write_text(folder / "console.jsonl", console)
+        lines.append(json.dumps(entry))
+    artifacts.write_text("results.jsonl", "\n".join(lines) + "\n")
+    ids = [test_id_for(nodeid) for nodeid in nodeids]
+    for name, share in LOG_SHARES.items():
+        with (artifacts.logs_dir / name).open("w") as handle:
+            for k in range(int(records * share)):
+                record = {
+                    "timestamp": _stamp(k),
+                    "level": "INFO",
+                    "logger": "backend.access" if k % 3 == 0 else "backend.services.x",
+                    "message": f"Handled request {k} for command {k * 7919 % 100_000}",
+                    "correlation_id": f"corr-{k}",
+                    "test_id": ids[rng.randrange(tests)],
+                    "run_id": RUN_ID if k % 10 else "earlier-run",
+                    "extra": {"method": "GET", "path": f"/api/x/{k}", "status": 200,
+                              "duration_ms": k % 50},
+                }  # fmt: skip
+                handle.write(json.dumps(record) + "\n")
+    return artifacts
+
+
+def _stamp(k: int) -> str:
+    """The k-th millisecond of the run as an ISO stamp."""
+    return f"2026-01-01T00:{k // 60000 % 60:02d}:{k // 1000 % 60:02d}.{k % 1000:03d}Z"
+
+
+def measure(tests: int, records: int, repeat: int) -> dict[str, Any]:
+    seconds, cpu = [], []
+    for attempt in range(repeat):
+        root = Path(tempfile.mkdtemp(prefix="ci-stack-bench-report-"))
+        try:
+            artifacts = build_folder(root / "run", tests, records)
+            run = RunInfo(run_id=RUN_ID, provider="local", verdict="failed", command_status=1)
+            started, started_cpu = time.perf_counter(), time.process_time()
+            finished = finish_run(artifacts, run)
+            seconds.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - started_cpu)
+            if attempt == 0:
+                sliced = sum(
+                    1 for p in artifacts.tests_dir.rglob("*.jsonl") if p.name != "console.jsonl"
+                )
+                report_kib = finished.report.stat().st_size / 1024
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+    median = statistics.median(seconds)
+    return {
+        "tests": tests,
+        "failed_tests": int(tests * FAILED_SHARE),
+        "log_records": records,
+        "seconds_median": round(median, 3),
+        "seconds_all": [round(s, 3) for s in seconds],
+        "cpu_seconds_median": round(statistics.median(cpu), 3),  # less sensitive to load
+        "microseconds_per_record": round(median / records * 1e6, 2),
+        "slice_files": sliced,
+        "report_kib": round(report_kib, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    results = [measure(tests, records, args.repeat) for tests, records in SIZES]
+    for row in results:
+        print(
+            f"report  {row['tests']:>5} tests {row['log_records']:>7} records  "
+            f"{row['seconds_median']:.3f}s (cpu {row['cpu_seconds_median']:.3f}s, "
+            f"{row['microseconds_per_record']} µs/record)"
+        )
+    # Linearity from CPU time (wall time on a shared machine is noisy): 1.0 = linear.
+    per_record = [row["cpu_seconds_median"] / row["log_records"] for row in results]
+    growth = max(per_record) / min(per_record)
+    biggest = results[-1]["seconds_median"]
+    path = write_result(
+        "report",
+        {
+            "sizes": results,
+            "target_seconds": TARGET_SECONDS,
+            "target_met": biggest < TARGET_SECONDS,
+            "per_record_cpu_cost_spread": round(growth, 2),
+            "load_average_1m": round(os.getloadavg()[0], 2),  # the machine is shared
+        },
+    )
+    print(f"report  target {TARGET_SECONDS}s: {'met' if biggest < TARGET_SECONDS else 'MISSED'}"
+          f" ({biggest:.3f}s); per-record CPU cost spread {growth:.2f}x; {path}")  # fmt: skip
+    return 0 if biggest < TARGET_SECONDS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""index.html: one self-contained page (inline CSS and JS, no network) that explains a run.
+
+Header with verdict, app, provider, run id and stack timings; failed tests first, each with
+its error and code frame, screenshot, a timeline (browser console, access, backend and worker
+records in time order, linked by correlation id), SSE transcripts, the rerun command and the
+trace; then every test with status, duration and file:line, filtered by status or searched.
+Images and traces are relative links, so the page works from file:// and from a downloaded
+CI artifact; served by `python -m orchestrator report`, "View trace" opens the trace viewer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from html import escape
+from pathlib import Path
+
+from orchestrator.artifacts.results import OUTCOMES, RunData, TestResult, Transcript
+from orchestrator.artifacts.summary import DEFAULT_RERUN
+from orchestrator.artifacts.text import rerun_command
+from orchestrator.artifacts.timeline import TimelineEntry
+from orchestrator.util import test_slug
+
+TRACE_ROUTE = "__view-trace"  # report_server opens the trace viewer for GET /<route>/<path>
+SERVER_PROBE = "__report-server"  # report_server answers 200 here; a static server does not
+REPORT_COMMAND = "python -m orchestrator report"
+TRANSCRIPT_SHOWN = 200  # entries of one SSE transcript shown inline
+TIMELINE_SHOWN = 1000  # entries of one test's timeline shown inline (the rest: its files)
+
+_CSS = """
+:root{--fg:#1d2330;--muted:#5b6475;--line:#dde1e8;--bg:#f6f7f9;--card:#fff;
+--pass:#1a7f37;--fail:#cf222e;--err:#9a3412;--skip:#6e7781;--mono:ui-monospace,SFMono-Regular,
+Menlo,Consolas,monospace}
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;
+color:var(--fg);background:var(--bg)}
+header{padding:18px 28px;background:var(--card);border-bottom:4px solid var(--skip)}
+header.v-passed{border-color:var(--pass)}header.v-failed{border-color:var(--fail)}
+header.v-error{border-color:var(--err)}
+h1{margin:0 0 8px;font-size:22px}h2{font-size:18px;margin:26px 0 10px}
+h3{margin:0 0 4px;font-size:15px;word-break:break-all}h4{margin:16px 0 6px;font-size:13px;
+text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+main{padding:0 28px 40px;max-width:1400px}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px;
+font-weight:600;background:var(--skip);text-transform:uppercase;vertical-align:middle}
+.s-passed,.s-xpassed{background:var(--pass)}.s-failed{background:var(--fail)}
+.s-error{background:var(--err)}.s-skipped,.s-xfailed{background:var(--skip)}
+h1 .badge{font-size:15px;padding:3px 12px}
+.facts{display:flex;flex-wrap:wrap;gap:6px 22px;margin:4px 0;color:var(--muted)}
+.facts b{color:var(--fg);font-weight:600}code,pre,.mono{font-family:var(--mono);font-size:12.5px}
+.chips{display:flex;flex-wrap:wrap;gap:6px;margin-top:8px}
+.chip{background:var(--bg);border:1px solid var(--line);border-radius:12px;padding:1px 9px;
+font-size:12px}
+pre{background:#f3f4f6;border:1px solid var(--line);border-radius:6px;padding:10px 12px;
+margin:6px 0;overflow:auto;white-space:pre-wrap;word-break:break-word;max-height:480px}
+pre.message{background:#fff5f5;border-color:#f5c2c7;color:#8a1c24}
+.failure{background:var(--card);border:1px solid var(--line);border-left:4px solid var(--fail);
+border-radius:8px;padding:16px 18px;margin:14px 0}
+.failure.o-error{border-left-color:var(--err)}
+.where{color:var(--muted);margin:0 0 8px}
+.shot{margin:10px 0}.shot img{max-width:100%;max-height:520px;border:1px solid var(--line);
+border-radius:6px}
+.actions{display:flex;flex-wrap:wrap;gap:10px 24px;align-items:center;margin:10px 0}
+.cmd{display:flex;gap:6px;align-items:center}.cmd code{background:#eef1f5;padding:3px 8px;
+border-radius:4px;word-break:break-all}
+button{font:inherit;font-size:12px;padding:3px 10px;border:1px solid var(--line);
+border-radius:5px;background:var(--card);cursor:pointer}button:hover{background:var(--bg)}
+button.on{background:var(--fg);color:#fff;border-color:var(--fg)}
+table{border-collapse:collapse;width:100%;background:var(--card)}
+th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertical-align:top}
+th{font-size:12px;color:var(--muted);font-weight:600}
+.timeline td{font-size:12.5px}.timeline .t{white-space:nowrap;font-family:var(--mono);
+color:var(--muted)}.timeline .text{font-family:var(--mono);word-break:break-word}
+.src{white-space:nowrap;font-weight:600}.src-browser{color:#6f42c1}.src-access{color:#0550ae}
+.src-backend{color:#116329}.src-worker{color:#953800}
+.lvl-WARNING,.lvl-warning{color:#9a6700}.lvl-ERROR,.lvl-error,.lvl-CRITICAL{color:var(--fail)}
+.cid{font-family:var(--mono);font-size:11px;border-radius:8px;padding:0 6px;cursor:pointer;
+border:1px solid transparent;white-space:nowrap}
+tr.dim{opacity:.28}tr.hit td{background:#fff8c5}
+.filters{display:flex;flex-wrap:wrap;gap:6px;align-items:center;margin:8px 0}
+.filters input{flex:1;min-width:220px;padding:5px 9px;border:1px solid var(--line);
+border-radius:5px;font:inherit}
+#tests td.n{font-family:var(--mono);word-break:break-all}#tests td.d{white-space:nowrap;
+text-align:right}#tests td.loc{font-family:var(--mono);color:var(--muted);white-space:nowrap}
+.hint{color:var(--muted);font-size:12.5px}.files a{margin-right:12px;font-family:var(--mono);
+font-size:12px}.empty{color:var(--muted);font-style:italic}
+"""
+
+_JS = """
+(function(){
+const rows=[...document.querySelectorAll('#tests tbody tr')];
+const search=document.getElementById('search');let status='all';
+function apply(){const q=search.value.trim().toLowerCase();let shown=0;
+ rows.forEach(r=>{const ok=(status==='all'||r.dataset.status===status)&&
+  (!q||r.dataset.search.includes(q));r.hidden=!ok;shown+=ok;});
+ document.getElementById('shown').textContent=shown+' of '+rows.length+' shown';}
+document.querySelectorAll('.filters button').forEach(b=>b.addEventListener('click',()=>{
+ status=b.dataset.status;document.querySelectorAll('.filters button').forEach(
+ x=>x.classList.toggle('on',x===b));apply();}));
+search.addEventListener('input',apply);apply();
+document.querySelectorAll('button.copy').forEach(b=>b.addEventListener('click',()=>{
+ const text=b.previousElementSibling.textContent;
+ const done=()=>{b.textContent='copied';setTimeout(()=>b.textContent='copy',1500);};
+ if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(text).then(done);}
+ else{const r=document.createRange();r.selectNodeContents(b.previousElementSibling);
+  const s=getSelection();s.removeAllRanges();s.addRange(r);document.execCommand('copy');done();}
+}));
+document.querySelectorAll('.cid').forEach(c=>c.addEventListener('click',()=>{
+ const table=c.closest('table');const id=c.dataset.cid;const on=table.dataset.cid!==id;
+ table.dataset.cid=on?id:'';table.querySelectorAll('tbody tr').forEach(r=>{
+  r.classList.toggle('dim',on&&r.dataset.cid!==id);r.classList.toggle('hit',on&&r.dataset.cid===id);});
+}));
+if(location.protocol.startsWith('http')){fetch('PROBE').then(r=>{if(!r.ok)return;
+ document.querySelectorAll('a.trace').forEach(a=>{a.href='ROUTE/'+a.dataset.trace;
+  a.target='_blank';a.textContent='View trace';});
+ document.querySelectorAll('.trace-hint').forEach(h=>h.hidden=true);}).catch(()=>{});}
+})();
+"""
+
+
+def render_report(
+    data: RunData, *, rerun_prefix: str = DEFAULT_RERUN, folder_hint: str | None = None
+) -> str:
+    """The page for `data`; `folder_hint` is how the "View trace" advice names the folder
+    (default: the run folder's path)."""
+    info = data.info
+    hint = folder_hint or str(data.root)
+    title = f"{info.verdict.upper()} · {info.app} on {info.provider} · run {info.run_id}"
+    failures = data.failures
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+        _header(data),
+        "<main>",
+    ]
+    if failures:
+        parts.append(f'<section id="failures"><h2>Failures ({len(failures)})</h2>')
+        parts += [_failure(test, rerun_prefix, hint) for test in failures]
+        parts.append("</section>")
+    parts += [_tests_table(data), "</main>"]
+    script = _JS.replace("PROBE", SERVER_PROBE).replace("ROUTE", TRACE_ROUTE)
+    parts.append(f"<script>{script}</script></body></html>\n")
+    return "\n".join(parts)
+
+
+def _header(data: RunData) -> str:
+    info, totals = data.info, data.totals
+    verdict = info.verdict
+    facts = [("run", info.run_id), ("provider", info.provider), ("app", info.app)]
+    if info.command:
+        facts.append(("command", " ".join(info.command)))
+    if info.command_status is not None:
+        facts.append(("exit status", str(info.command_status)))
+    if info.started_at:
+        facts.append(("started", info.started_at))
+    counts = " · ".join(
+        f"{totals[o]} {o}" for o in OUTCOMES if totals[o] or o in ("passed", "failed")
+    )
+    facts.append(("tests", f"{totals.tests} — {counts} — {totals.seconds:.1f}s"))
+    fact_html = "".join(f"<span>{escape(k)} <b>{escape(v)}</b></span>" for k, v in facts)
+    if data.logs is not None:
+        logs = escape(data.logs.rstrip("/") + "/")
+        fact_html += f'<span>logs <a href="{logs}"><b>{logs}</b></a></span>'
+
+    chips = "".join(
+        f'<span class="chip">{escape(name)} <b>{seconds:.2f}s</b></span>'
+        for name, seconds in info.timings.items()
+    )
+    error = (
+        f'<h4>Stack error</h4><pre class="message">{escape(info.error.strip())}</pre>'
+        if info.error
+        else ""
+    )
+    return (
+        f'<header class="v-{escape(verdict)}"><h1><span class="badge s-{escape(verdict)}">'
+        f"{escape(verdict)}</span> {escape(info.app)} on {escape(info.provider)}</h1>"
+        f'<div class="facts">{fact_html}</div>'
+        + (f'<div class="chips" title="stack timings">{chips}</div>' if chips else "")
+        + error
+        + "</header>"
+    )
+
+
+def _failure(test: TestResult, rerun_prefix: str, hint: str) -> str:
+    evidence = test.evidence
+    where = " · ".join(
+        x
+        for x in (
+            test.location and f"defined at {test.location}",
+            test.crash and f"failed at {test.crash}",
+            test.phase and f"in {test.phase}",
+            f"{test.duration:.2f}s",
+        )
+        if x
+    )
+    html = [
+        f'<article class="failure o-{escape(test.outcome)}" id="{_anchor(test)}">',
+        f'<h3><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}</span> '
+        f"{escape(test.nodeid)}</h3>",
+        f'<p class="where">{escape(where)}</p>',
+    ]
+    if test.message:
+        html.append(f'<pre class="message">{escape(test.message)}</pre>')
+    if test.longrepr:
+        html.append(
+            "<details open><summary>Error and code frame</summary>"
+            f'<pre class="longrepr">{escape(test.longrepr)}</pre></details>'
+        )
+    if evidence is not None:
+        for shot in evidence.screenshots:
+            html.append(
+                f'<figure class="shot"><a href="{escape(shot)}"><img src="{escape(shot)}" '
+                f'alt="screenshot {escape(Path(shot).name)}"></a></figure>'
+            )
+    command = rerun_command(rerun_prefix, test.nodeid)
+    actions = [
+        f'<span class="cmd">rerun <code class="rerun">{escape(command)}</code>'
+        '<button class="copy" type="button">copy</button></span>'
+    ]
+    for trace in evidence.traces if evidence else []:
+        actions.append(
+            f'<span><a class="trace" data-trace="{escape(trace)}" href="{escape(trace)}">'
+            f"{escape(Path(trace).name)}</a> "
+            f'<span class="trace-hint hint">View trace: <code>{escape(REPORT_COMMAND)} '
+            f"{escape(hint)}</code></span></span>"
+        )
+    html.append(f'<div class="actions">{"".join(actions)}</div>')
+    if evidence is not None:
+        html.append(_timeline(evidence.timeline))
+        if evidence.transcripts:
+            html.append(f"<h4>SSE transcripts ({len(evidence.transcripts)})</h4>")
+            html += [_transcript(t) for t in evidence.transcripts]
+        links = "".join(f'<a href="{escape(f)}">{escape(Path(f).name)}</a>' for f in evidence.files)
+        html.append(f'<h4>Files in {escape(evidence.folder)}/</h4><div class="files">{links}</div>')
+    html.append("</article>")
+    return "\n".join(html)
+
+
+def _timeline(entries: list[TimelineEntry]) -> str:
+    if not entries:
+        return (
+            '<h4>Timeline</h4><p class="empty">No browser events or log records carry this '
+            "test's id.</p>"
+        )
+    rows = []
+    for entry in entries[:TIMELINE_SHOWN]:
+        cid = entry.correlation_id or ""
+        chip = (
+            f'<span class="cid" data-cid="{escape(cid)}" style="background:{_color(cid)}" '
+            f'title="correlation id {escape(cid)} (click to highlight)">{escape(cid[:8])}</span>'
+            if cid
+            else ""
+        )
+        source_class = "worker" if entry.source.startswith("worker") else entry.source
+        rows.append(
+            f'<tr data-cid="{escape(cid)}"><td class="t">{escape(_clock(entry.at))}</td>'
+            f'<td class="src src-{escape(source_class)}">{escape(entry.source)}</td>'
+            f'<td class="lvl-{escape(entry.level)}">{escape(entry.level.lower())}</td>'
+            f'<td class="text">{escape(entry.text)}</td><td>{chip}</td></tr>'
+        )
+    return (
+        f"<h4>Timeline ({len(entries)})</h4>"
+        '<p class="hint">Browser events are stamped when the page logged them (after the '
+        "response); click a correlation id to highlight one request's records.</p>"
+        '<table class="timeline"><thead><tr><th>time (UTC)</th><th>source</th><th>level</th>'
+        "<th>what</th><th>correlation</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        + (
+            f'<p class="hint">… {len(entries) - TIMELINE_SHOWN} more entries in the slice files '
+            "below.</p>"
+            if len(entries) > TIMELINE_SHOWN
+            else ""
+        )
+    )
+
+
+def _transcript(transcript: Transcript) -> str:
+    shown = transcript.entries[:TRANSCRIPT_SHOWN]
+    lines = []
+    for entry in shown:
+        details = json.dumps({k: v for k, v in entry.items() if k not in ("t", "kind")})
+        lines.append(f"{entry.get('t', 0):9.4f}s {entry.get('kind', '?'):<8} {details}")
+    more = len(transcript.entries) - len(shown)
+    if more > 0:
+        lines.append(f"… {more} more in {transcript.name}")
+    return (
+        f"<details><summary>{escape(transcript.name)} — {escape(transcript.url)} "
+        f"({len(transcript.entries)} entries)</summary><pre>{escape(chr(10).join(lines))}</pre>"
+        "</details>"
+    )
+
+
+def _tests_table(data: RunData) -> str:
+    totals = data.totals
+    buttons = [f'<button type="button" class="on" data-status="all">all {totals.tests}</button>']
+    buttons += [
+        f'<button type="button" data-status="{o}">{o} {totals[o]}</button>'
+        for o in OUTCOMES
+        if totals[o]
+    ]
+    rows = []
+    for test in data.tests:
+        name = escape(test.nodeid)
+        if test.failed:
+            name = f'<a href="#{_anchor(test)}">{name}</a>'
+        elif test.message:  # why it was skipped or expected to fail
+            name += f'<div class="hint">{escape(test.message)}</div>'
+        search = " ".join((test.nodeid, test.location or "", test.message[:200])).lower()
+        rows.append(
+            f'<tr data-status="{escape(test.outcome)}" data-search="{escape(search)}">'
+            f'<td><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}</span></td>'
+            f'<td class="n">{name}</td><td class="loc">{escape(test.location or "")}</td>'
+            f'<td class="d">{test.duration:.2f}s</td></tr>'
+        )
+    body = "".join(rows) or '<tr><td colspan="4" class="empty">No test results.</td></tr>'
+    return (
+        f'<section id="all-tests"><h2>All tests ({totals.tests})</h2>'
+        f'<div class="filters">{"".join(buttons)}'
+        '<input id="search" type="search" placeholder="Search node id, file or message">'
+        '<span id="shown" class="hint"></span></div>'
+        '<table id="tests"><thead><tr><th>status</th><th>test</th><th>file:line</th>'
+        f"<th>duration</th></tr></thead><tbody>{body}</tbody></table></section>"
+    )
+
+
+def _anchor(test: TestResult) -> str:
+    return "t-" + escape(test_slug(test.nodeid))
+
+
+def _clock(at: str | None) -> str:
+    """`19:24:04.493` from an ISO stamp (the date is in the header)."""
+    if not at:
+        return "—"
+    time_part = at.split("T", 1)[-1]
+    return time_part.rstrip("Z").split("+", 1)[0]
+
+
+def _color(correlation_id: str) -> str:
+    hue = int(hashlib.sha1(correlation_id.encode()).hexdigest()[:4], 16) % 360
+    return f"hsl({hue} 70% 88%)"

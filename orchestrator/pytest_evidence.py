@@ -1,0 +1,379 @@
+"""pytest plugin `ci_stack_evidence` (entry point `pytest11`): what each test leaves behind.
+
+For every test (passed too) one line in `results.jsonl`: node id, outcome, duration,
+file:line, phase, message and the failure with its code frame; for each failed test
+`tests/<slug>/test.json` and the transcripts of the SSE clients it opened. Every file is
+written through the run's Redactor (the password in STACK_DATABASE_URL) the moment it is
+written; junit.xml is written into a temp dir and moved in redacted when the session ends.
+
+Where it writes (nothing at all when none applies):
+- under `orchestrator run` (CI_STACK_RUN_ID set): the run's STACK_ARTIFACTS_DIR; the run
+  finishes the folder (slices, summary.md, index.html);
+- against a warm stack (STACK_BACKEND_URL set by hand after `orchestrator up`): its own
+  folder, `--stack-artifacts DIR` (default `artifacts/pytest/`), replaced at the start and
+  finished here at the end with slices cut from the up run's logs (STACK_LOGS_DIR);
+- with the plugin's self-started stack: STACK_ARTIFACTS_DIR once the `stack` fixture has
+  started it and set the variable (adopted after the setup of the first test using it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from orchestrator.artifacts import layout
+from orchestrator.artifacts.finish import finish_run
+from orchestrator.artifacts.layout import Artifacts
+from orchestrator.artifacts.run_info import RunInfo, Verdict
+from orchestrator.contract import (
+    ENV_ARTIFACTS_DIR,
+    ENV_BACKEND_URL,
+    ENV_DATABASE_URL,
+    ENV_LOGS_DIR,
+    ENV_PROVIDER,
+    ENV_RUN_ID,
+    RUN_ENV,
+)
+from orchestrator.pytest_plugin import test_failed
+from orchestrator.redaction import Redactor
+from orchestrator.sse_client import SSEClient, record_clients
+from orchestrator.util import test_id_for
+
+DEFAULT_WARM_FOLDER = Path("artifacts/pytest")
+LONGREPR_LIMIT = 64_000  # characters of one failure kept (head and tail)
+_SESSION_KEY = pytest.StashKey["EvidenceSession"]()
+_PLUGIN_NAME = "ci-stack-evidence-session"
+
+Mode = Literal["run", "warm", "lazy"]
+
+
+def database_password(database_url: str | None) -> str | None:
+    """The password inside a DSN such as postgresql://user:secret@host/db."""
+    if not database_url:
+        return None
+    password = urlsplit(database_url).password
+    return unquote(password) if password else None
+
+
+def redactor_from_env() -> Redactor:
+    password = database_password(os.environ.get(ENV_DATABASE_URL))
+    return Redactor([password] if password else [])
+
+
+@dataclass(eq=False)  # hashable by identity: it is registered as a plugin
+class EvidenceSession:
+    """Where this session's evidence goes and what it has recorded so far."""
+
+    mode: Mode
+    rootdir: Path
+    fixed_folder: Path | None = None  # run and warm modes; lazy: once the stack has started
+    worker: bool = False  # a pytest-xdist worker
+    stack_logs: Path | None = None  # warm mode: the up run's logs/
+    stack_folder: Path | None = None  # warm mode: the up run's folder (its stack.json)
+    staging: Path | None = None  # temp dir that junit.xml is written into
+    started_at: str = field(default_factory=lambda: utc_now())  # noqa: PLW0108 (defined below)
+    _phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def folder(self) -> Path | None:
+        return self.fixed_folder
+
+    def artifacts(self) -> Artifacts | None:
+        folder = self.folder()
+        return Artifacts(folder, redactor_from_env()) if folder is not None else None
+
+    # -- hooks (the session is registered as a plugin) ---------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
+        try:
+            return (yield)
+        finally:
+            self._adopt_self_started_stack(item)
+
+    def _adopt_self_started_stack(self, item: pytest.Item) -> None:
+        """Lazy mode: the plugin's `stack` fixture started a stack and named its folder in
+        STACK_ARTIFACTS_DIR; from now on that is this session's folder. (Only a test that
+        uses the stack adopts it: a test that merely sets the variable does not.)"""
+        if "stack" in getattr(item, "fixturenames", ()):
+            value = os.environ.get(ENV_ARTIFACTS_DIR)
+            self.adopt(Path(value) if value else None)
+
+    def adopt(self, folder: Path | None) -> None:
+        """Lazy mode: from now on `folder` (the self-started stack's) is the folder."""
+        if self.mode == "lazy" and self.fixed_folder is None and folder is not None:
+            self.fixed_folder = folder
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # One folder (run, warm): the xdist controller records every worker's tests. Lazy:
+        # each xdist worker self-starts a stack with its own folder and records its tests.
+        if not self.worker or self.mode == "lazy":
+            self.record(report, self.rootdir)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.worker:
+            return
+        artifacts = self.artifacts()
+        _move_junit(self, artifacts)
+        if self.mode == "warm" and artifacts is not None:
+            run = _warm_run_info(session.config, self, exitstatus)
+            finished = finish_run(artifacts, run, logs_dir=self.stack_logs)
+            print(f"\nevidence  {artifacts.root}/  (report: {finished.report})", file=sys.stderr)
+
+    # -- one report per phase --------------------------------------------------------------
+
+    def record(self, report: pytest.TestReport, rootdir: Path) -> None:
+        state = self._phases.setdefault(report.nodeid, {"duration": 0.0})
+        state["duration"] += report.duration
+        state.setdefault("started_at", iso_from_epoch(report.start))
+        outcome = _outcome(report)
+        final: str | None = None
+        if report.when == "setup" and outcome != "passed":
+            final = "error" if outcome == "failed" else outcome
+        elif report.when == "call":
+            final = outcome
+        elif report.when == "teardown":
+            self._phases.pop(report.nodeid, None)
+            if outcome != "failed":
+                return
+            final = "error"
+        if final is None:
+            return
+        artifacts = self.artifacts()
+        if artifacts is None:
+            return
+        entry = _entry(report, final, state, rootdir)
+        artifacts.append_line(layout.RESULTS_FILE, json.dumps(entry, ensure_ascii=False))
+        if final in ("failed", "error"):
+            marker = artifacts.test_dir(report.nodeid) / layout.FAILED_TEST_FILE
+            artifacts.write_json(marker.relative_to(artifacts.root), entry)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_from_epoch(seconds: float) -> str:
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    xfail = hasattr(report, "wasxfail")
+    if report.skipped:
+        return "xfailed" if xfail else "skipped"
+    if report.passed:
+        return "xpassed" if xfail and report.when == "call" else "passed"
+    return "failed"
+
+
+def _entry(
+    report: pytest.TestReport, outcome: str, state: dict[str, Any], rootdir: Path
+) -> dict[str, Any]:
+    path, line, _domain = report.location
+    message, crash = _reason(report, rootdir)
+    longrepr = report.longreprtext if outcome not in ("passed", "xpassed") else ""
+    if len(longrepr) > LONGREPR_LIMIT:
+        half = LONGREPR_LIMIT // 2
+        longrepr = f"{longrepr[:half]}\n… ({len(longrepr) - LONGREPR_LIMIT} characters cut) …\n"
+        longrepr += report.longreprtext[-half:]
+    return {
+        "nodeid": report.nodeid,
+        "test_id": test_id_for(report.nodeid),
+        "outcome": outcome,
+        "phase": report.when,
+        "duration": round(state["duration"], 4),
+        "location": f"{path}:{line + 1}" if line is not None else path,
+        "crash": crash,
+        "message": message,
+        "longrepr": longrepr,
+        "started_at": state.get("started_at"),
+    }
+
+
+def _reason(report: pytest.TestReport, rootdir: Path) -> tuple[str, str | None]:
+    """The failure's one message (the exception line) and where it was raised."""
+    longrepr = report.longrepr
+    if longrepr is None or report.passed:
+        return "", None
+    if isinstance(longrepr, tuple):  # a skip: (path, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: "), f"{longrepr[0]}:{longrepr[1]}"
+    crash = getattr(longrepr, "reprcrash", None)
+    if crash is None:
+        return str(longrepr).strip().splitlines()[-1] if str(longrepr).strip() else "", None
+    where = Path(crash.path)
+    if where.is_relative_to(rootdir):  # else a library's file: keep the absolute path
+        where = where.relative_to(rootdir)
+    return str(crash.message), f"{where.as_posix()}:{crash.lineno}"
+
+
+# -- hooks ------------------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ci-stack")
+    group.addoption(
+        "--stack-artifacts",
+        default=None,
+        type=Path,
+        help="evidence folder when testing a warm stack (default: artifacts/pytest)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    session = _session_for(config)
+    config.stash[_SESSION_KEY] = session
+    worker = session.worker = hasattr(config, "workerinput")
+    config.pluginmanager.register(session, _PLUGIN_NAME)
+    if session.mode == "warm" and session.fixed_folder is not None and not worker:
+        _replace_folder(session.fixed_folder)
+    if not worker and not getattr(config.option, "xmlpath", None):
+        # pytest writes junit.xml unredacted: into a temp dir, moved in at the end.
+        session.staging = Path(tempfile.mkdtemp(prefix=f"ci-stack-{_run_label()}-junit-"))
+        config.option.xmlpath = str(session.staging / layout.JUNIT_FILE)
+
+
+def _session_for(config: pytest.Config) -> EvidenceSession:
+    env, root = os.environ, config.rootpath
+    folder = env.get(ENV_ARTIFACTS_DIR)
+    if env.get(RUN_ENV) and folder:
+        return EvidenceSession("run", root, fixed_folder=Path(folder))
+    if env.get(ENV_BACKEND_URL):
+        chosen = config.getoption("--stack-artifacts") or root / DEFAULT_WARM_FOLDER
+        logs = env.get(ENV_LOGS_DIR) or (str(Path(folder) / "logs") if folder else None)
+        stack_folder = Path(folder) if folder else None
+        return EvidenceSession(
+            "warm", root, Path(chosen), stack_logs=Path(logs) if logs else None,
+            stack_folder=stack_folder,
+        )  # fmt: skip
+    if folder:
+        return EvidenceSession("run", root, fixed_folder=Path(folder))
+    return EvidenceSession("lazy", root)
+
+
+def _run_label() -> str:
+    return os.environ.get("STACK_RUN_ID") or f"pytest-{os.getpid()}"
+
+
+def _replace_folder(folder: Path) -> None:
+    """One session, one folder: an earlier session's evidence is removed, never mixed in."""
+    if not folder.exists():
+        return
+    ours = {layout.RESULTS_FILE, layout.RUN_FILE, layout.SUMMARY_FILE, layout.REPORT_FILE}
+    names = {p.name for p in folder.iterdir()}
+    if layout.STACK_FILE in names or "logs" in names:
+        raise pytest.UsageError(
+            f"--stack-artifacts {folder} is a stack's run folder (it has stack.json or logs/); "
+            "name another folder for this session's evidence (default: artifacts/pytest)."
+        )
+    if names and not names & (ours | {"tests", layout.JUNIT_FILE}):
+        raise pytest.UsageError(
+            f"--stack-artifacts {folder} holds files that are not a test session's evidence; "
+            "name an empty or new folder."
+        )
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is None:
+        return
+    if session.staging is not None:  # the session ended early (e.g. a usage error)
+        shutil.rmtree(session.staging, ignore_errors=True)
+    if config.pluginmanager.is_registered(session):
+        config.pluginmanager.unregister(session)
+
+
+def _move_junit(evidence: EvidenceSession, artifacts: Artifacts | None) -> None:
+    if evidence.staging is None:
+        return
+    staged = evidence.staging / layout.JUNIT_FILE
+    if artifacts is not None and staged.is_file():
+        artifacts.write_text(layout.JUNIT_FILE, staged.read_text(encoding="utf-8"))
+    shutil.rmtree(evidence.staging, ignore_errors=True)
+    evidence.staging = None
+
+
+def _warm_run_info(config: pytest.Config, evidence: EvidenceSession, status: int) -> RunInfo:
+    stack: dict[str, Any] = {}
+    if evidence.stack_folder is not None:
+        try:
+            stack = json.loads((evidence.stack_folder / layout.STACK_FILE).read_text())
+        except (OSError, ValueError):
+            stack = {}
+    verdict: Verdict = "passed" if status == 0 else "failed" if status == 1 else "error"
+    return RunInfo(
+        run_id=os.environ.get(ENV_RUN_ID) or str(stack.get("run_id") or "?"),
+        provider=os.environ.get(ENV_PROVIDER) or str(stack.get("provider") or "?"),
+        app=str(stack.get("app") or "backend"),  # the profile's name
+        verdict=verdict,
+        command=["pytest", *config.invocation_params.args],
+        command_status=int(status),
+        timings={str(k): float(v) for k, v in (stack.get("timings") or {}).items()},
+        stack=stack,
+        started_at=evidence.started_at,
+        finished_at=utc_now(),
+    )
+
+
+# -- SSE transcripts ----------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _stack_sse_transcripts(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Record the SSE clients a test opens; if it fails, keep their transcripts."""
+    with record_clients() as clients:
+        yield
+    if clients and test_failed(request):
+        write_transcripts(request.config, request.node.nodeid, clients)
+
+
+def adopt_stack_folder(config: pytest.Config, folder: Path | None) -> None:
+    """For fixtures that need the folder during the first test's setup (before the plugin
+    adopts it): a self-started stack's folder becomes this session's now."""
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is not None:
+        session.adopt(folder)
+
+
+def evidence_artifacts(config: pytest.Config) -> Artifacts | None:
+    """This session's evidence folder (writing through the redactor), or None."""
+    session = config.stash.get(_SESSION_KEY, None)
+    return session.artifacts() if session is not None else None
+
+
+def write_test_file(config: pytest.Config, nodeid: str, name: str, text: str) -> Path | None:
+    """Write `tests/<slug>/<name>` of a test, redacted; None when there is no folder."""
+    artifacts = evidence_artifacts(config)
+    if artifacts is None:
+        return None
+    relative = artifacts.test_dir(nodeid).relative_to(artifacts.root) / name
+    return artifacts.write_text(relative, text)
+
+
+def write_transcripts(config: pytest.Config, nodeid: str, clients: list[SSEClient]) -> list[Path]:
+    """transcript-N.jsonl per client (first line names the URL), redacted."""
+    written = []
+    for n, client in enumerate(clients, start=1):
+        lines = [json.dumps({"url": client.url, "strict": client.strict})]
+        lines += [json.dumps(entry, default=str) for entry in client.transcript]
+        path = write_test_file(config, nodeid, f"transcript-{n}.jsonl", "\n".join(lines) + "\n")
+        if path is not None:
+            written.append(path)
+    return written

@@ -1,0 +1,248 @@
+"""`python -m orchestrator report [DIR]`: serve a run's folder on 127.0.0.1 and open it.
+
+The folder is served on a free port; its index.html then turns each trace link into
+"View trace", which starts Playwright's trace viewer for that trace (`playwright show-trace`
+in server mode, so no browser of Playwright's own is needed) and redirects to it. The page
+opens in the Chromium that `orchestrator.browser.find_chromium()` finds (the system one
+included); without a display the URL is printed instead. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote
+
+from orchestrator.artifacts.layout import REPORT_FILE
+from orchestrator.artifacts.report import SERVER_PROBE, TRACE_ROUTE
+from orchestrator.browser import find_chromium, playwright_chromium
+from orchestrator.errors import PrerequisiteMissing
+
+EXIT_USAGE = 2
+DEFAULT_FOLDER = Path("artifacts/e2e")
+VIEWER_START_SECONDS = 30.0
+_LISTENING = re.compile(r"Listening on (http://\S+)")
+
+
+class TraceViewer:
+    """`playwright show-trace` serving one trace on 127.0.0.1; `url` opens it."""
+
+    def __init__(self, trace: Path) -> None:
+        self.trace = trace
+        self.url = ""
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self, timeout: float = VIEWER_START_SECONDS) -> TraceViewer:
+        command = [sys.executable, "-m", "playwright", "show-trace"]
+        command += ["--host", "127.0.0.1", "--port", "0", str(self.trace)]
+        # BROWSER=none: the viewer must not open a tab itself; we redirect to it.
+        env = {**os.environ, "BROWSER": "none"}
+        self._process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+        found = threading.Event()
+        lines: list[str] = []
+        output = self._process.stdout
+
+        def read() -> None:
+            for line in output or ():
+                lines.append(line.rstrip())
+                match = _LISTENING.search(line)
+                if match and not found.is_set():
+                    self.url = match.group(1)
+                    found.set()
+
+        threading.Thread(target=read, name="trace-viewer-output", daemon=True).start()
+        deadline = time.perf_counter() + timeout
+        while not found.wait(0.1):
+            if self._process.poll() is not None or time.perf_counter() > deadline:
+                self.stop()
+                tail = "\n".join(lines[-10:]) or "(no output)"
+                raise RuntimeError(
+                    f"playwright show-trace did not start serving {self.trace}: {tail}"
+                )
+        return self
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+class ReportServer:
+    """Serves `folder` on 127.0.0.1 (a free port); GET /__view-trace/<path> starts a trace
+    viewer for that trace (one per trace, reused) and redirects to it."""
+
+    def __init__(self, folder: Path, port: int = 0) -> None:
+        self.folder = folder.resolve()
+        self._viewers: dict[Path, TraceViewer] = {}
+        self._lock = threading.Lock()
+        handler = partial(_Handler, self, directory=str(self.folder))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="report-server", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def start(self) -> ReportServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            viewers, self._viewers = list(self._viewers.values()), {}
+        for viewer in viewers:
+            viewer.stop()
+
+    def __enter__(self) -> ReportServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def viewer_for(self, relative: str) -> TraceViewer:
+        trace = (self.folder / relative).resolve()
+        if not trace.is_relative_to(self.folder) or not trace.is_file():
+            raise FileNotFoundError(relative)
+        with self._lock:
+            viewer = self._viewers.get(trace)
+            if viewer is None:
+                viewer = self._viewers[trace] = TraceViewer(trace).start()
+        return viewer
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    def __init__(self, server_state: ReportServer, *args: Any, **kwargs: Any) -> None:
+        self.state = server_state
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == f"/{SERVER_PROBE}":
+            self._answer(200, "report server")
+        elif path.startswith(f"/{TRACE_ROUTE}/"):
+            self._view_trace(unquote(path[len(TRACE_ROUTE) + 2 :]))
+        else:
+            super().do_GET()
+
+    def _view_trace(self, relative: str) -> None:
+        try:
+            viewer = self.state.viewer_for(relative)
+        except FileNotFoundError:
+            self._answer(404, f"no trace {relative} in {self.state.folder}")
+            return
+        except RuntimeError as exc:
+            self._answer(503, str(exc))
+            return
+        self.send_response(302)
+        self.send_header("Location", viewer.url)
+        self.end_headers()
+
+    def _answer(self, status: int, text: str) -> None:
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a quiet server: the terminal shows the URL and nothing else
+
+
+def open_in_browser(url: str) -> str | None:
+    """Open `url` in the Chromium find_chromium() finds; None when there is no display
+    (or no Chromium), else which browser was started."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return None
+    try:
+        choice = find_chromium()
+    except PrerequisiteMissing:
+        return None
+    own = playwright_chromium()
+    executable = choice.executable_path or (str(own) if own else None)
+    if executable is None:
+        return None
+    args = list(choice.args)  # the system Chromium's flags; none for Playwright's own
+    subprocess.Popen(
+        [executable, *args, "--new-window", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return executable
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator report", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "folder", nargs="?", type=Path, default=None, help="run folder (default artifacts/e2e)"
+    )
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: free)")
+    parser.add_argument("--no-open", action="store_true", help="print the URL, open nothing")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    folder: Path = args.folder or Path(os.environ.get("STACK_ARTIFACTS", DEFAULT_FOLDER))
+    if not (folder / REPORT_FILE).is_file():
+        print(
+            f"orchestrator report: {folder} has no {REPORT_FILE}. Fix: name a run's artifacts "
+            "folder (python -m orchestrator report artifacts/e2e) or run the tests first.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with ReportServer(folder, args.port) as server:
+            url = server.url + REPORT_FILE
+            opened = None if args.no_open else open_in_browser(url)
+            how = f"opened in {opened}" if opened else "open it in a browser"
+            print(f"report  {url}  ({how}; Ctrl-C stops)", file=sys.stderr, flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                stop.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""index.html in a real Chromium: from file:// (the demo failure, a green run) and served by
+`python -m orchestrator report`, whose "View trace" opens Playwright's trace viewer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from orchestrator import util  # not its test_* names: pytest would collect them
+from orchestrator.artifacts import Artifacts, RunInfo, finish_run
+from orchestrator.browser import find_chromium
+from orchestrator.redaction import Redactor
+from orchestrator.report_server import ReportServer, main
+from tests.fixtures.orchestrator_cli import run_cli
+
+DEMO_NODEID = "e2e/test_demo_failure.py::test_demo_failure_expects_the_wrong_status[chromium]"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(**find_chromium().launch_args())  # type: ignore[arg-type]
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real red run: the README's demo failure under `orchestrator run` (local provider)."""
+    folder = tmp_path_factory.mktemp("demo") / "artifacts"
+    result = run_cli(
+        "run", "--provider", "local", "--artifacts", str(folder), "--",
+        sys.executable, "-m", "pytest", "e2e/test_demo_failure.py",
+        "-p", "no:cacheprovider",
+        env={"E2E_DEMO_FAILURE": "1"}, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_the_demo_failure_report_explains_the_failure_from_file_url(
+    demo_folder: Path, page: Page
+) -> None:
+    page.goto((demo_folder / "index.html").as_uri())
+
+    failure = page.locator("article.failure").first
+    expect(failure.locator("h3")).to_contain_text(DEMO_NODEID)
+    expect(failure.locator("pre.message")).to_contain_text(
+        "Locator expected to have text 'COMPLETED'"
+    )
+    expect(failure.locator("pre.longrepr")).to_contain_text("expect(detail.status)")
+    screenshot = failure.locator(".shot img")
+    expect(screenshot).to_be_visible()
+    assert screenshot.evaluate("img => img.complete && img.naturalWidth > 0")
+    expect(failure.locator("code.rerun")).to_have_text(f"nox -s e2e -- '{DEMO_NODEID}'")
+    rows = failure.locator("table.timeline tbody tr")
+    sources = rows.locator("td.src").all_inner_texts()
+    assert "browser" in sources
+    assert "backend" in sources
+    assert any(source.startswith("worker-") for source in sources)
+    expect(rows.filter(has_text="POST /api/commands → 201")).to_have_count(1)
+    expect(rows.filter(has_text="moved to troubleshooting queue")).to_have_count(1)
+    # One correlation id links the browser's POST to the backend's send and the worker's run.
+    post = rows.filter(has_text="POST /api/commands → 201")
+    post.locator(".cid").click()
+    linked = failure.locator("table.timeline tbody tr.hit td.src").all_inner_texts()
+    assert {"browser", "backend"} <= set(linked)
+    assert any(source.startswith("worker-") for source in linked)
+    expect(failure.locator("table.timeline tbody tr.dim").first).to_be_attached()
+    # Every record behind the timeline is this test's, of this run.
+    test_id = util.test_id_for(DEMO_NODEID)
+    run_id = json.loads((demo_folder / "run.json").read_text())["run_id"]
+    evidence = demo_folder / "tests" / util.test_slug(DEMO_NODEID)
+    for sliced in [*evidence.glob("backend.jsonl"), *evidence.glob("worker-*.jsonl")]:
+        for line in sliced.read_text().splitlines():
+            record = json.loads(line)
+            assert record["test_id"] == test_id, sliced
+            assert record.get("run_id", run_id) == run_id, sliced
+    first_row = page.locator("#tests tbody tr").first
+    expect(first_row).to_contain_text(DEMO_NODEID)
+    expect(first_row).to_contain_text("e2e/test_demo_failure.py:14")
+
+
+def _green_folder(tmp_path: Path) -> Path:
+    artifacts = Artifacts(tmp_path / "green", Redactor()).create()
+    outcomes = [("test_a", "passed"), ("test_b", "passed"), ("test_c", "skipped")]
+    for line, (name, outcome) in enumerate(outcomes, start=3):
+        entry = {"nodeid": f"e2e/test_green.py::{name}", "outcome": outcome,
+                 "duration": 0.25, "location": f"e2e/test_green.py:{line}"}  # fmt: skip
+        artifacts.append_line("results.jsonl", json.dumps(entry))
+    run = RunInfo(run_id="run-green", provider="docker", verdict="passed", command_status=0,
+                  timings={"db ready": 0.4, "total": 1.8})  # fmt: skip
+    finish_run(artifacts, run)
+    return artifacts.root
+
+
+def test_a_green_report_lists_every_test_and_filters_them(tmp_path: Path, page: Page) -> None:
+    page.goto((_green_folder(tmp_path) / "index.html").as_uri())
+
+    expect(page.locator("header h1")).to_contain_text("passed")
+    expect(page.locator("header")).to_contain_text("run-green")
+    expect(page.locator("#failures")).to_have_count(0)
+    rows = page.locator("#tests tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0)).to_contain_text("e2e/test_green.py:3")
+    page.locator(".filters button", has_text="skipped").click()
+    expect(page.locator("#tests tbody tr:visible")).to_have_count(1)
+    expect(page.locator("#tests tbody tr:visible")).to_contain_text("test_c")
+    page.locator(".filters button", has_text="all").click()
+    page.locator("#search").fill("test_b")
+    expect(page.locator("#tests tbody tr:visible")).to_have_count(1)
+    expect(page.locator("#shown")).to_have_text("1 of 3 shown")
+
+
+def _folder_with_a_trace(tmp_path: Path, browser: Browser) -> Path:
+    nodeid = "e2e/test_t.py::test_traced"
+    artifacts = Artifacts(tmp_path / "traced", Redactor()).create()
+    context = browser.new_context()
+    context.tracing.start(snapshots=True)
+    traced = context.new_page()
+    traced.set_content("<button onclick=\"this.textContent='clicked'\">press me</button>")
+    traced.get_by_role("button", name="press me").click()
+    context.tracing.stop(path=artifacts.test_dir(nodeid) / "trace.zip")
+    context.close()
+    entry = {"nodeid": nodeid, "outcome": "failed", "message": "AssertionError: no"}
+    artifacts.append_line("results.jsonl", json.dumps(entry))
+    finish_run(artifacts, RunInfo(run_id="run-t", provider="local", verdict="failed"))
+    return artifacts.root
+
+
+@pytest.mark.slow
+def test_view_trace_opens_the_trace_viewer_when_served(
+    tmp_path: Path, browser: Browser, page: Page
+) -> None:
+    folder = _folder_with_a_trace(tmp_path, browser)
+    page.goto((folder / "index.html").as_uri())
+    expect(page.locator(".trace-hint")).to_contain_text("python -m orchestrator report")
+
+    with ReportServer(folder) as server:
+        page.goto(server.url + "index.html")
+        link = page.locator("a.trace")
+        expect(link).to_have_text("View trace")
+        with page.context.expect_page() as opened:
+            link.click()
+        viewer = opened.value
+
+        expect(viewer.get_by_text("press me").first).to_be_visible(timeout=30_000)
+        assert "/trace/index.html" in viewer.url
+
+
+def test_report_refuses_a_folder_without_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(tmp_path)]) == 2
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert f"{tmp_path} has no index.html" in line
+    assert "Fix:" in line
+
+
+def test_the_report_subcommand_takes_its_own_options(tmp_path: Path) -> None:
+    result = run_cli("report", "--no-open", str(tmp_path), timeout=30)
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"orchestrator report: {tmp_path} has no index.html")
