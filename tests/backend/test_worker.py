@@ -463,7 +463,7 @@ def test_sigterm_right_after_start_up_stops_promptly_and_cleanly(
     ).start()
     try:
         wait_until(
-            lambda: ready.exists() or process.process.poll() is not None,  # type: ignore[union-attr]
+            lambda: ready.exists() or process.process.poll() is not None,
             15,
             interval=0.001,
             message="the worker's first heartbeat",

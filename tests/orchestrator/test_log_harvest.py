@@ -285,7 +285,8 @@ def test_records_are_stamped_with_the_run_id_and_files_hold_one_run(tmp_path: Pa
     for run in ("first", "second"):
         with LogHarvester(logs, run_id=run) as harvester:
             harvester.add_stream_source("svc", [f'{{"message": "from {run}"}}', "plain text"])
-            wait_for(lambda h=harvester: "svc" not in h.running(), 5, "the source")
+            source_done = harvester  # bound now: the lambda must not see the next run's
+            wait_for(lambda: "svc" not in source_done.running(), 5, "the source")
 
     written = (logs / "svc.log").read_text().splitlines()
     assert written == ['{"message": "from second", "run_id": "second"}', "plain text"]

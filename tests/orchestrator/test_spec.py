@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import FrozenInstanceError
+from typing import Any
 
 import pytest
 
@@ -17,16 +18,11 @@ from orchestrator.spec import (
 )
 
 
-def service(name: str, *depends: str, **kwargs: object) -> ServiceSpec:
+def service(name: str, *depends: str, **kwargs: Any) -> ServiceSpec:
     probe = kwargs.pop("probe", ExitProbe())
     return ServiceSpec(
-        name=name,
-        role="job",
-        command=("true",),
-        probe=probe,  # type: ignore[arg-type]
-        depends_on=depends,
-        **kwargs,
-    )  # type: ignore[arg-type]
+        name=name, role="job", command=("true",), probe=probe, depends_on=depends, **kwargs
+    )
 
 
 def stack(*services: ServiceSpec) -> StackSpec:
