@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -280,13 +281,16 @@ def test_a_full_disk_never_blocks_the_child_and_is_reported(tmp_path: Path) -> N
     assert harvester.tail("chatty", 1) == [f"{'x' * 100} {lines - 1}"]
 
 
+def source_finished(harvester: LogHarvester, name: str) -> bool:
+    return name not in harvester.running()
+
+
 def test_records_are_stamped_with_the_run_id_and_files_hold_one_run(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     for run in ("first", "second"):
         with LogHarvester(logs, run_id=run) as harvester:
             harvester.add_stream_source("svc", [f'{{"message": "from {run}"}}', "plain text"])
-            source_done = harvester  # bound now: the lambda must not see the next run's
-            wait_for(lambda: "svc" not in source_done.running(), 5, "the source")
+            wait_for(functools.partial(source_finished, harvester, "svc"), 5, "the source")
 
     written = (logs / "svc.log").read_text().splitlines()
     assert written == ['{"message": "from second", "run_id": "second"}', "plain text"]
