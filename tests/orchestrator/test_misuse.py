@@ -159,3 +159,19 @@ def test_the_cli_without_its_dependencies_says_how_to_install_them(tmp_path: Pat
     line = one_line(result.stderr)
     assert "is not installed. Fix: pip install -e '.[orchestrator]'" in line
     assert stat.S_ISDIR((root / "orchestrator").stat().st_mode)
+
+
+@pytest.mark.docker
+def test_clean_with_images_checks_docker_and_keeps_the_current_tags() -> None:
+    from orchestrator.providers.docker import docker_answers
+
+    ok, why = docker_answers()
+    if not ok:
+        pytest.skip(why)
+
+    result = run_cli("clean", "--run-id", "no-such-run", "--images", timeout=300)
+
+    assert result.returncode == 0, result.stderr
+    assert "Docker: checked" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not [line for line in result.stdout.splitlines() if line.endswith(":latest")]
