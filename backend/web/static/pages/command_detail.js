@@ -11,10 +11,13 @@
   const notFound = App.byTestId("command-not-found");
   const errorBox = App.byTestId("command-error");
   const refreshButton = App.byTestId("command-refresh");
+  const loading = App.byTestId("command-loading");
+  const statusBadge = App.byTestId("command-status");
+  App.setIdText(App.byTestId("command-id"), commandId);
   let timer = null;
 
   function render(command) {
-    App.setStatus(App.byTestId("command-status", detail), command.status);
+    App.setStatus(statusBadge, command.status);
     const lastError = command.last_error || {};
     App.fill(content, {
       domain: command.domain,
@@ -22,7 +25,6 @@
       attempts: `${command.attempts} / ${command.max_attempts}`,
       created_at: command.created_at,
       processed_at: command.processed_at,
-      correlation_id: command.correlation_id,
       test_id: command.test_id,
       error_code: lastError.code,
       error_message: lastError.message,
@@ -31,8 +33,10 @@
       result: App.formatJson(command.result),
     });
     App.byTestId("command-error-code", content).hidden = !command.last_error;
+    App.setIdText(App.byTestId("command-correlation-id", content), command.correlation_id || "—", "correlation id");
     App.renderAuditEvents(content, command.audit || []);
     content.hidden = false;
+    loading.hidden = true;
   }
 
   async function load() {
@@ -51,8 +55,10 @@
         const box = apiError.status === 404 ? notFound : errorBox;
         box.textContent = apiError.message;
         box.hidden = false;
+        loading.hidden = true;
         if (apiError.status === 404) {
           content.hidden = true;
+          statusBadge.hidden = true;
         }
       });
     } finally {
