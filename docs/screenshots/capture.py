@@ -25,7 +25,10 @@ OUT = Path(__file__).resolve().parent
 SIZES = {"desktop": (1440, 900), "phone": (390, 844)}
 SEED_MIX = [
     ({"type": "success"}, 230),
-    ({"type": "fail_permanent", "error_code": "CARD_DECLINED", "error_message": "The card was declined"}, 12),
+    (
+        {"type": "fail_permanent", "error_code": "CARD_DECLINED", "error_message": "Card declined"},
+        12,
+    ),
     ({"type": "fail_transient"}, 6),
     ({"type": "fail_transient_then_succeed", "transient_failures": 1}, 30),
     ({"type": "timeout"}, 20),
@@ -72,9 +75,8 @@ def seed(api: requests.Session, base: str) -> dict[str, str]:
 
 
 def no_overflow(page: Page) -> bool:
-    return bool(
-        page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
-    )
+    root = "document.documentElement"
+    return bool(page.evaluate(f"{root}.scrollWidth <= {root}.clientWidth"))
 
 
 def capture(base: str) -> list[Path]:
@@ -111,7 +113,8 @@ def capture(base: str) -> list[Path]:
                     print(f"OVERFLOW: {name} at {width}px", file=sys.stderr)
                 target = OUT / f"{name}-{size}.png"
                 # The phone's list is a column of cards: show it whole, down to the pagination.
-                page.screenshot(path=str(target), full_page=(name == "commands" and size == "phone"))
+                whole = name == "commands" and size == "phone"
+                page.screenshot(path=str(target), full_page=whole)
                 written.append(target)
             context.close()
         browser.close()

@@ -120,7 +120,9 @@
  *   field-error-bulk-count
  *
  * Commands (/commands; filters live in the query string)
- *   commands-filter-form         filter form
+ *   commands-filter-form         filter form (on phones folded: data-open="true" when unfolded)
+ *   filters-toggle               unfolds the filters on phones; aria-expanded
+ *   filters-active               "<n> active" in the toggle
  *   filter-status                <select>: "" (any) or a status value
  *   filter-domain                text input
  *   filter-command-type          text input

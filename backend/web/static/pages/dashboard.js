@@ -51,6 +51,9 @@
   async function loadActivity() {
     try {
       const data = await App.api("GET", `/api/commands?page=1&page_size=${ACTIVITY_SIZE}`);
+      if (activity.matches(":hover") && activity.querySelector('[data-testid="activity-item"]')) {
+        return; // the pointer is on the list: do not move items under it
+      }
       activity.replaceChildren(...data.items.map(activityItem));
       activity.setAttribute("aria-busy", "false");
       activityEmpty.hidden = data.items.length > 0;
