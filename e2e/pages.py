@@ -17,7 +17,7 @@ from playwright.sync_api import Locator, Page, ViewportSize, expect
 from backend.web.routes import STATUS_LABELS
 
 # Worker settings of the e2e stack (orchestrator/spec.py worker_args): visibility timeout 5 s,
-# backoff 1 s, poll 1 s; the detail page polls every 2 s. Budgets for a command to settle:
+# backoff 1 s, poll 1 s; the detail page polls from 0.25 s up to every 2 s. Budgets to settle:
 SETTLE_MS = 15_000
 SETTLE_SLOW_MS = 25_000
 PHONE: ViewportSize = {"width": 390, "height": 844}

@@ -1,8 +1,10 @@
-// Command detail: the command, its last error and audit trail; polls while it is in flight.
+// Command detail: the command, its last error and audit trail; polls while it is in flight,
+// quickly at first (most commands settle within a second) and every 2 s after that.
 (() => {
   "use strict";
   const App = window.App;
-  const POLL_MS = 2000;
+  const FIRST_POLL_MS = 250;
+  const MAX_POLL_MS = 2000;
   const IN_FLIGHT = new Set(["PENDING", "IN_PROGRESS"]);
 
   const detail = App.byTestId("command-detail");
@@ -15,6 +17,7 @@
   const statusBadge = App.byTestId("command-status");
   App.setIdText(App.byTestId("command-id"), commandId);
   let timer = null;
+  let pollMs = FIRST_POLL_MS;
 
   function render(command) {
     App.setStatus(statusBadge, command.status);
@@ -48,7 +51,8 @@
       notFound.hidden = true;
       render(command);
       if (IN_FLIGHT.has(command.status)) {
-        timer = setTimeout(load, POLL_MS);
+        timer = setTimeout(load, pollMs);
+        pollMs = Math.min(MAX_POLL_MS, pollMs * 2);
       }
     } catch (error) {
       App.handleApiError(error, (apiError) => {
@@ -66,6 +70,9 @@
     }
   }
 
-  refreshButton.addEventListener("click", load);
+  refreshButton.addEventListener("click", () => {
+    pollMs = FIRST_POLL_MS;
+    load();
+  });
   load();
 })();
