@@ -5,19 +5,21 @@ Run against a running stack (it resets the database and fills it with a few hund
     python -m orchestrator up --provider local        # prints STACK_BACKEND_URL
     python docs/screenshots/capture.py http://127.0.0.1:PORT
 
-Each view is taken at 1440x900 and 390x844 (viewport only, so every PNG stays small); the
-script also reports any view whose page is wider than its viewport.
+Each view is taken at 1440x900 and 390x844 (viewport only, so every PNG stays small), plus two
+states: the empty Troubleshooting queue (before the data is sent) and the commands list while
+it loads (its API call held back). The script reports any view wider than its viewport.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from orchestrator.browser import find_chromium
 
@@ -79,8 +81,44 @@ def no_overflow(page: Page) -> bool:
     return bool(page.evaluate(f"{root}.scrollWidth <= {root}.clientWidth"))
 
 
+def shoot(page: Page, name: str, size: str, written: list[Path], whole: bool = False) -> None:
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    if not no_overflow(page):
+        print(f"OVERFLOW: {name} at {width}px", file=sys.stderr)
+    target = OUT / f"{name}-{size}.png"
+    page.screenshot(path=str(target), full_page=whole)
+    written.append(target)
+
+
+def capture_states(base: str, browser: Browser, written: list[Path]) -> None:
+    """Empty and loading states, on an empty database."""
+    requests.post(f"{base}/api/testing/reset", params={"seed": "false"}).raise_for_status()
+    for size, (width, height) in SIZES.items():
+        context = browser.new_context(base_url=base, viewport={"width": width, "height": height})
+        page = context.new_page()
+        page.goto("/tsq")
+        page.get_by_test_id("tsq-empty").wait_for()
+        shoot(page, "empty-troubleshooting-queue", size, written)
+        # The list's call is never answered, so the page stays in its loading state.
+        page.route(re.compile(r"/api/commands\?"), lambda route: None)
+        page.goto("/commands")
+        page.get_by_test_id("skeleton-row").first.wait_for()
+        shoot(page, "loading-commands", size, written)
+        context.close()
+
+
 def capture(base: str) -> list[Path]:
     api = requests.Session()
+    written: list[Path] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**find_chromium().launch_args())  # type: ignore[arg-type]
+        capture_states(base, browser, written)
+        capture_views(base, api, browser, written)
+        browser.close()
+    return written
+
+
+def capture_views(base: str, api: requests.Session, browser: Browser, written: list[Path]) -> None:
     ids = seed(api, base)
     views = {
         "dashboard": "/",
@@ -91,34 +129,28 @@ def capture(base: str) -> list[Path]:
         "audit": f"/audit?command_id={ids['detail']}",
         "settings": "/settings",
     }
-    written: list[Path] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(**find_chromium().launch_args())  # type: ignore[arg-type]
-        for size, (width, height) in SIZES.items():
-            context = browser.new_context(
-                base_url=base, viewport={"width": width, "height": height}, device_scale_factor=1
-            )
-            page = context.new_page()
-            for name, path in views.items():
-                page.goto(path)
-                page.wait_for_load_state("networkidle")
-                if name == "dashboard":
-                    for behavior in ("success", "fail-permanent", "timeout"):
-                        page.get_by_test_id(f"quick-action-{behavior}").click()
-                    page.wait_for_timeout(2500)  # one refresh: the results settle live
-                if name == "troubleshooting-queue":
-                    page.get_by_test_id("tsq-select").nth(0).check()
-                    page.get_by_test_id("tsq-select").nth(1).check()
-                if not no_overflow(page):
-                    print(f"OVERFLOW: {name} at {width}px", file=sys.stderr)
-                target = OUT / f"{name}-{size}.png"
-                # The phone's list is a column of cards: show it whole, down to the pagination.
-                whole = name == "commands" and size == "phone"
-                page.screenshot(path=str(target), full_page=whole)
-                written.append(target)
-            context.close()
-        browser.close()
-    return written
+    for size, (width, height) in SIZES.items():
+        context = browser.new_context(
+            base_url=base, viewport={"width": width, "height": height}, device_scale_factor=1
+        )
+        page = context.new_page()
+        for name, path in views.items():
+            page.goto(path)
+            page.wait_for_load_state("networkidle")
+            if name == "dashboard":
+                for behavior in ("success", "fail-permanent", "timeout"):
+                    page.get_by_test_id(f"quick-action-{behavior}").click()
+                page.wait_for_timeout(2500)  # one refresh: the results settle live
+            if name == "send":
+                page.get_by_test_id("bulk-count").fill("40")
+                page.get_by_test_id("bulk-submit").click()
+                page.get_by_test_id("bulk-result").wait_for()
+            if name == "troubleshooting-queue":
+                page.get_by_test_id("tsq-select").nth(0).check()
+                page.get_by_test_id("tsq-select").nth(1).check()
+            # The phone's list is a column of cards: show it whole, down to the pagination.
+            shoot(page, name, size, written, whole=(name == "commands" and size == "phone"))
+        context.close()
 
 
 if __name__ == "__main__":

@@ -835,7 +835,7 @@
       badge.textContent = String(count);
       badge.dataset.state = "loaded";
       badge.dataset.nonzero = String(count > 0);
-      badge.setAttribute("aria-label", `${count} ${count === 1 ? "command" : "commands"} in the ${config.tsqName.toLowerCase()}`);
+      badge.setAttribute("aria-label", `${count} ${count === 1 ? "command" : "commands"} in the ${config.tsqName}`);
     } else {
       badge.textContent = "";
       badge.dataset.state = "error";
