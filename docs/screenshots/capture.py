@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from orchestrator.browser import find_chromium
 
@@ -73,6 +73,11 @@ def seed(api: requests.Session, base: str) -> dict[str, str]:
     wait_for(
         lambda: api.get(f"{base}/api/stats").json()["in_tsq"] >= 12, "failures reaching the queue"
     )
+    # The newest commands (first page of the list) in a few different states.
+    send({"type": "fail_permanent", "error_code": "OUT_OF_STOCK", "error_message": "No stock"})
+    send({"type": "fail_transient"})
+    send({"type": "success", "execution_time_ms": 60_000})  # still in progress when shot
+    send({"type": "fail_transient_then_succeed", "transient_failures": 1})
     return {"detail": retried}
 
 
@@ -99,11 +104,14 @@ def capture_states(base: str, browser: Browser, written: list[Path]) -> None:
         page.goto("/tsq")
         page.get_by_test_id("tsq-empty").wait_for()
         shoot(page, "empty-troubleshooting-queue", size, written)
-        # The list's call is never answered, so the page stays in its loading state.
-        page.route(re.compile(r"/api/commands\?"), lambda route: None)
+        # The list's call is held back until the shot is taken: the page shows its loading state.
+        held: list[Route] = []
+        page.route(re.compile(r"/api/commands\?"), held.append)
         page.goto("/commands")
         page.get_by_test_id("skeleton-row").first.wait_for()
         shoot(page, "loading-commands", size, written)
+        for route in held:
+            route.abort()
         context.close()
 
 
@@ -123,7 +131,7 @@ def capture_views(base: str, api: requests.Session, browser: Browser, written: l
     views = {
         "dashboard": "/",
         "send": "/send",
-        "commands": "/commands?page=3&page_size=10",
+        "commands": "/commands?page_size=10",
         "command-detail": f"/commands/{ids['detail']}",
         "troubleshooting-queue": "/tsq",
         "audit": f"/audit?command_id={ids['detail']}",
