@@ -76,7 +76,6 @@ def seed(api: requests.Session, base: str) -> dict[str, str]:
     # The newest commands (first page of the list) in a few different states.
     send({"type": "fail_permanent", "error_code": "OUT_OF_STOCK", "error_message": "No stock"})
     send({"type": "fail_transient"})
-    send({"type": "success", "execution_time_ms": 60_000})  # still in progress when shot
     send({"type": "fail_transient_then_succeed", "transient_failures": 1})
     return {"detail": retried}
 
@@ -98,6 +97,11 @@ def shoot(page: Page, name: str, size: str, written: list[Path], whole: bool = F
 def capture_states(base: str, browser: Browser, written: list[Path]) -> None:
     """Empty and loading states, on an empty database."""
     requests.post(f"{base}/api/testing/reset", params={"seed": "false"}).raise_for_status()
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
     for size, (width, height) in SIZES.items():
         context = browser.new_context(base_url=base, viewport={"width": width, "height": height})
         page = context.new_page()
@@ -105,13 +109,12 @@ def capture_states(base: str, browser: Browser, written: list[Path]) -> None:
         page.get_by_test_id("tsq-empty").wait_for()
         shoot(page, "empty-troubleshooting-queue", size, written)
         # The list's call is held back until the shot is taken: the page shows its loading state.
-        held: list[Route] = []
-        page.route(re.compile(r"/api/commands\?"), held.append)
+        page.route(re.compile(r"/api/commands\?"), hold)
         page.goto("/commands")
         page.get_by_test_id("skeleton-row").first.wait_for()
         shoot(page, "loading-commands", size, written)
-        for route in held:
-            route.abort()
+        while held:
+            held.pop().abort()
         context.close()
 
 
@@ -128,14 +131,14 @@ def capture(base: str) -> list[Path]:
 
 def capture_views(base: str, api: requests.Session, browser: Browser, written: list[Path]) -> None:
     ids = seed(api, base)
-    views = {
+    views = {  # send last: its bulk send adds commands to the lists
         "dashboard": "/",
-        "send": "/send",
         "commands": "/commands?page_size=10",
         "command-detail": f"/commands/{ids['detail']}",
         "troubleshooting-queue": "/tsq",
         "audit": f"/audit?command_id={ids['detail']}",
         "settings": "/settings",
+        "send": "/send",
     }
     for size, (width, height) in SIZES.items():
         context = browser.new_context(
@@ -143,6 +146,12 @@ def capture_views(base: str, api: requests.Session, browser: Browser, written: l
         )
         page = context.new_page()
         for name, path in views.items():
+            if name == "commands":  # one command still at work (below the visibility timeout)
+                busy = {"type": "success", "execution_time_ms": 4000}
+                api.post(
+                    f"{base}/api/commands",
+                    json={"command_type": "TestCommand", "payload": {}, "behavior": busy},
+                ).raise_for_status()
             page.goto(path)
             page.wait_for_load_state("networkidle")
             if name == "dashboard":
@@ -150,12 +159,13 @@ def capture_views(base: str, api: requests.Session, browser: Browser, written: l
                     page.get_by_test_id(f"quick-action-{behavior}").click()
                 page.wait_for_timeout(2500)  # one refresh: the results settle live
             if name == "send":
-                page.get_by_test_id("bulk-count").fill("40")
+                page.get_by_test_id("bulk-count").fill("3")
                 page.get_by_test_id("bulk-submit").click()
                 page.get_by_test_id("bulk-result").wait_for()
             if name == "troubleshooting-queue":
                 page.get_by_test_id("tsq-select").nth(0).check()
                 page.get_by_test_id("tsq-select").nth(1).check()
+            page.evaluate("window.scrollTo(0, 0)")  # from the top, header included
             # The phone's list is a column of cards: show it whole, down to the pagination.
             shoot(page, name, size, written, whole=(name == "commands" and size == "phone"))
         context.close()
