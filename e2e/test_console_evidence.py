@@ -73,8 +73,7 @@ def test_each_api_call_logs_one_event_with_the_response_request_id(
     # commands list, config, command types, the POST, and each page's nav count
     paths = sorted(urlsplit(r.url).path for r in responses)
     assert paths == sorted(
-        ["/api/commands", "/api/config", "/api/command-types", "/api/commands"]
-        + ["/api/stats"] * 3
+        ["/api/commands", "/api/config", "/api/command-types", "/api/commands"] + ["/api/stats"] * 3
     )
     for response in responses:
         request_id = response.header_value("X-Request-Id")
