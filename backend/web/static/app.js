@@ -186,7 +186,8 @@
  * Troubleshooting queue (/tsq)
  *   tsq-total                    "<total> commands in the queue"
  *   tsq-refresh                  reload button
- *   tsq-bulk-bar                 selection bar; data-active="true" while rows are selected
+ *   tsq-bulk-bar                 selection bar (hidden while the queue is empty); data-active="true"
+ *                                while rows are selected
  *   tsq-selected-count           "<n> selected"
  *   tsq-bulk-retry               bulk buttons, enabled when rows are selected; each asks
  *   tsq-bulk-cancel              in confirm-dialog first

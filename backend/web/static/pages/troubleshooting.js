@@ -118,6 +118,7 @@
       }
       body.replaceChildren(...data.items.map(renderRow));
       empty.hidden = data.items.length > 0;
+      bulkBar.hidden = data.items.length === 0; // nothing to select
       const shown = data.items.length < data.total ? ` (showing the latest ${data.items.length})` : "";
       total.textContent = `${data.total} ${data.total === 1 ? "command" : "commands"} in the queue${shown}`;
       App.setNavCount(data.total);
