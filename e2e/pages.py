@@ -1,7 +1,9 @@
 """Page objects for the demo UI; selectors are the UI's stable data-testids.
 
-Also two small helpers the tests share: `send_via_api` arranges commands without the UI,
-and `at_least` turns "a count of at least n" into a pattern `expect(...).to_have_text` waits on.
+Also small helpers the tests share: `send_via_api` arranges commands without the UI,
+`at_least` turns "a count of at least n" into a pattern `expect(...).to_have_text` waits on,
+`expect_status` checks a status badge by the API's value (its text is the readable label),
+`short_id` is how the UI shows an id, and `expect_no_horizontal_overflow` checks a layout.
 """
 
 from __future__ import annotations
@@ -10,12 +12,36 @@ import re
 from typing import Any
 
 import requests
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, ViewportSize, expect
+
+from backend.web.routes import STATUS_LABELS
 
 # Worker settings of the e2e stack (orchestrator/spec.py worker_args): visibility timeout 5 s,
-# backoff 1 s, poll 1 s; the detail page polls every 2 s. Budgets for a command to settle:
+# backoff 1 s, poll 1 s; the detail page polls from 0.25 s up to every 2 s. Budgets to settle:
 SETTLE_MS = 15_000
 SETTLE_SLOW_MS = 25_000
+PHONE: ViewportSize = {"width": 390, "height": 844}
+SHORT_ID_LENGTH = 8  # static/app.js SHORT_ID_LENGTH
+LABELS: dict[str, str] = {str(status): label for status, label in STATUS_LABELS.items()}
+
+
+def short_id(command_id: str) -> str:
+    """The id as the UI shows it (the whole id is in the link's href and title)."""
+    return command_id[:SHORT_ID_LENGTH]
+
+
+def expect_status(badge: Locator, status: str, timeout: float | None = None) -> None:
+    """The badge shows `status` (the API's value) with its readable label."""
+    expect(badge).to_have_attribute("data-status", status, timeout=timeout)
+    expect(badge).to_have_text(LABELS[status])
+
+
+def expect_no_horizontal_overflow(page: Page) -> None:
+    """Nothing sticks out sideways: the page is no wider than its viewport."""
+    widths = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1], f"{page.url}: {widths[0]} px wide in a {widths[1]} px viewport"
 
 
 def send_via_api(
@@ -147,7 +173,7 @@ class CommandDetailPage:
 
     def wait_for_status(self, status: str, timeout: float = SETTLE_MS) -> CommandDetailPage:
         """Wait while the page polls (it polls only while PENDING or IN_PROGRESS)."""
-        expect(self.status).to_have_text(status, timeout=timeout)
+        expect_status(self.status, status, timeout=timeout)
         return self
 
 
@@ -192,6 +218,13 @@ class CommandsPage:
     def page_info(self) -> Locator:
         return self.page.get_by_test_id("page-info")
 
+    @property
+    def range(self) -> Locator:
+        return self.page.get_by_test_id("commands-range")
+
+    def page_number(self, number: int) -> Locator:
+        return self.page.locator(f'[data-testid="page-number"][data-page="{number}"]')
+
 
 class TroubleshootingPage:
     def __init__(self, page: Page) -> None:
@@ -201,6 +234,10 @@ class TroubleshootingPage:
         self.page.goto("/tsq")
         expect(self.page.get_by_test_id("tsq-total")).to_contain_text("in the queue")
         return self
+
+    @property
+    def nav_count(self) -> Locator:
+        return self.page.get_by_test_id("nav-tsq-count")
 
     def row(self, command_id: str) -> Locator:
         return self.page.locator(f'[data-testid="tsq-row"][data-command-id="{command_id}"]')
@@ -212,8 +249,13 @@ class TroubleshootingPage:
     def select(self, command_id: str) -> None:
         self.row(command_id).get_by_test_id("tsq-select").check()
 
-    def bulk(self, action: str) -> None:
+    def bulk(self, action: str, confirm: bool = True) -> None:
+        """Click a bulk button and answer its confirmation."""
         self.page.get_by_test_id(f"tsq-bulk-{action}").click()
+        dialog = self.page.get_by_test_id("confirm-dialog")
+        expect(dialog).to_be_visible()
+        dialog.get_by_test_id("confirm-accept" if confirm else "confirm-dismiss").click()
+        expect(dialog).to_be_hidden()
 
     def bulk_result(self, command_id: str) -> Locator:
         return self.page.locator(f'[data-testid="tsq-bulk-result"][data-command-id="{command_id}"]')

@@ -9,7 +9,13 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import ConsoleMessage, Page, Response, expect
 
+from e2e.isolation import shared_stack_fixture  # noqa: F401  (the stack lock, autouse)
 from e2e.pages import AuditPage, CommandsPage, SendCommandPage, SettingsPage
+
+
+def _nav_count_loaded(page: Page) -> None:
+    """The nav's queue count (one GET /api/stats per page) has been filled."""
+    expect(page.get_by_test_id("nav-tsq-count")).to_have_attribute("data-state", "loaded")
 
 
 def _kind(message: ConsoleMessage, kind: str) -> bool:
@@ -43,8 +49,11 @@ def test_each_api_call_logs_one_event_with_the_response_request_id(
     expect(CommandsPage(page).open("status=COMPLETED&page_size=10").total).to_contain_text(
         "command"
     )
+    _nav_count_loaded(page)
     SettingsPage(page).open()
+    _nav_count_loaded(page)
     send = SendCommandPage(page).open()
+    _nav_count_loaded(page)
     send.fill("success")
     with (
         page.expect_console_message(lambda m: _kind(m, "api_call")) as message_info,
@@ -61,7 +70,11 @@ def test_each_api_call_logs_one_event_with_the_response_request_id(
     assert (event["method"], event["path"], event["status"]) == ("POST", "/api/commands", 201)
 
     # Every call of the session: exactly one api_call event per response, and no more events.
-    assert len(responses) == 4  # commands list, config, command types, the POST
+    # commands list, config, command types, the POST, and each page's nav count
+    paths = sorted(urlsplit(r.url).path for r in responses)
+    assert paths == sorted(
+        ["/api/commands", "/api/config", "/api/command-types", "/api/commands"] + ["/api/stats"] * 3
+    )
     for response in responses:
         request_id = response.header_value("X-Request-Id")
         assert request_id, f"{response.url} has no X-Request-Id"

@@ -9,6 +9,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
+from e2e.isolation import shared_stack_fixture  # noqa: F401  (the stack lock, autouse)
 from e2e.pages import (
     SETTLE_MS,
     SETTLE_SLOW_MS,
@@ -16,7 +17,10 @@ from e2e.pages import (
     DashboardPage,
     SendCommandPage,
     at_least,
+    expect_status,
     id_from_href,
+    send_via_api,
+    short_id,
 )
 
 ATTEMPTS_OF_3 = r" / 3$"  # the stack's stored config keeps the default max_attempts of 3
@@ -185,10 +189,18 @@ QUICK_ACTIONS = (
 )
 
 
+# Where each quick action's command settles with the stack's worker settings.
+SETTLED = {
+    "success": "COMPLETED",
+    "fail_permanent": "IN_TROUBLESHOOTING_QUEUE",
+    "fail_transient_then_succeed": "COMPLETED",  # no failures asked: completes at once
+    "timeout": "COMPLETED",  # 0 ms of work: completes at once
+}
+
+
 def test_dashboard_quick_actions_create_commands_and_stats_update(page: Page) -> None:
     dashboard = DashboardPage(page).open()
     completed_before = dashboard.stat_value("completed")
-    in_tsq_before = dashboard.stat_value("in-tsq")
 
     for behavior in QUICK_ACTIONS:
         dashboard.quick_action(behavior).click()
@@ -196,23 +208,56 @@ def test_dashboard_quick_actions_create_commands_and_stats_update(page: Page) ->
         expect(result).to_have_count(1)
         link = result.get_by_test_id("quick-action-link")
         command_id = result.get_attribute("data-command-id") or ""
-        expect(link).to_have_text(command_id)
+        expect(link).to_have_text(short_id(command_id))
         assert id_from_href(link) == command_id
-        expect(result.get_by_test_id("quick-action-status")).to_have_text("PENDING")
     expect(page.get_by_test_id("quick-action-result")).to_have_count(len(QUICK_ACTIONS))
     # Newest first.
     expect(page.get_by_test_id("quick-action-result").first).to_have_attribute(
         "data-behavior", QUICK_ACTIONS[-1]
     )
 
-    # The cards refresh every 2 s: success, fail_transient_then_succeed (no failures asked)
-    # and timeout (0 ms) complete at once, fail_permanent lands in the TSQ at once
-    # (fail_transient follows after its retries; test_fail_transient_* covers that).
+    # The results follow their commands live to where they settle (fail_transient is still
+    # retrying; test_fail_transient_* covers it), and the cards count them.
+    for behavior, status in SETTLED.items():
+        status_badge = dashboard.quick_results(behavior).get_by_test_id("quick-action-status")
+        expect_status(status_badge, status, timeout=SETTLE_MS)
     expect(dashboard.stat("completed")).to_have_text(
         at_least(completed_before + 3), timeout=SETTLE_MS
     )
-    expect(dashboard.stat("in-tsq")).to_have_text(at_least(in_tsq_before + 1), timeout=SETTLE_MS)
 
     dashboard.quick_results("success").get_by_test_id("quick-action-link").click()
     expect(page).to_have_url(re.compile(r"/commands/[0-9a-f-]{36}$"))
     CommandDetailPage(page).wait_for_status("COMPLETED")
+
+
+def test_dashboard_cards_link_to_the_filtered_commands(page: Page) -> None:
+    dashboard = DashboardPage(page).open()
+    dashboard.stat_value("in-tsq")
+    page.get_by_test_id("stat-card-in-tsq").click()
+    expect(page).to_have_url(re.compile(r"/commands\?(.*&)?status=IN_TROUBLESHOOTING_QUEUE"))
+    expect(page.get_by_test_id("filter-status")).to_have_value("IN_TROUBLESHOOTING_QUEUE")
+    # One name for the queue: the card, the nav and the status filter all say it.
+    expect(page.get_by_test_id("nav-tsq")).to_contain_text("Troubleshooting queue")
+    expect(page.get_by_test_id("filter-status").locator("option:checked")).to_have_text(
+        "Troubleshooting queue"
+    )
+
+
+def test_recent_activity_rows_open_their_command(page: Page, api: requests.Session) -> None:
+    send_via_api(api, "success")  # the list is not empty, whatever else runs meanwhile
+    DashboardPage(page).open()
+    items = page.get_by_test_id("activity-item")
+    expect(items.first).to_be_visible()
+    expect(page.get_by_test_id("activity-skeleton")).to_have_count(0)
+    expect(page.get_by_test_id("activity-empty")).to_be_hidden()
+    command_id = items.first.get_attribute("data-command-id") or ""
+    # The list is live (newest first); pick this item by its id. It holds still under the
+    # pointer (the page skips refreshes while hovered), so the click lands on it.
+    item = page.locator(f'[data-testid="activity-item"][data-command-id="{command_id}"]')
+    expect(item.get_by_test_id("activity-link")).to_have_text(short_id(command_id))
+    expect(item.get_by_test_id("activity-status")).to_have_attribute(
+        "data-status", re.compile(r"^[A-Z_]+$")
+    )
+
+    item.locator("time").click()  # the whole item is the link
+    expect(page).to_have_url(re.compile(rf"/commands/{command_id}$"))

@@ -6,7 +6,14 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from e2e.pages import CommandDetailPage, DashboardPage, SendCommandPage, TroubleshootingPage
+from e2e.isolation import shared_stack_fixture  # noqa: F401  (the stack lock, autouse)
+from e2e.pages import (
+    CommandDetailPage,
+    DashboardPage,
+    SendCommandPage,
+    TroubleshootingPage,
+    expect_status,
+)
 
 UUID = re.compile(r"^[0-9a-f-]{36}$")
 
@@ -24,15 +31,17 @@ def test_success_command_completes(page: Page) -> None:
     command_id = SendCommandPage(page).open().send("success")
     assert UUID.match(command_id)
     detail = CommandDetailPage(page).open(command_id)
-    expect(detail.status).to_have_text("COMPLETED", timeout=15_000)
+    expect_status(detail.status, "COMPLETED", timeout=15_000)
 
 
 def test_permanent_failure_lands_in_tsq(page: Page) -> None:
-    command_id = SendCommandPage(page).open().send(
-        "fail_permanent", error_code="SMOKE_FAIL", error_message="smoke test failure"
+    command_id = (
+        SendCommandPage(page)
+        .open()
+        .send("fail_permanent", error_code="SMOKE_FAIL", error_message="smoke test failure")
     )
     detail = CommandDetailPage(page).open(command_id)
-    expect(detail.status).to_have_text("IN_TROUBLESHOOTING_QUEUE", timeout=15_000)
+    expect_status(detail.status, "IN_TROUBLESHOOTING_QUEUE", timeout=15_000)
     tsq = TroubleshootingPage(page).open()
     row = tsq.row(command_id)
     expect(row).to_be_visible()

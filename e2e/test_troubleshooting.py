@@ -6,11 +6,16 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
+from e2e.isolation import shared_stack_fixture  # noqa: F401  (the stack lock, autouse)
 from e2e.pages import (
+    PHONE,
     CommandDetailPage,
     TroubleshootingPage,
+    expect_no_horizontal_overflow,
+    expect_status,
     flash_messages,
     send_via_api,
+    short_id,
     wait_until,
 )
 
@@ -38,9 +43,13 @@ def test_failed_command_is_listed_with_its_error(page: Page, api: requests.Sessi
     row = tsq.row(command_id)
     expect(row.get_by_test_id("tsq-error-code")).to_have_text("E2E_LISTED")
     expect(row.get_by_test_id("tsq-error-message")).to_have_text("E2E_LISTED from the e2e suite")
-    expect(row.get_by_test_id("tsq-command-link")).to_have_attribute(
-        "href", f"/commands/{command_id}"
-    )
+    link = row.get_by_test_id("tsq-command-link")
+    expect(link).to_have_attribute("href", f"/commands/{command_id}")
+    expect(link).to_have_text(short_id(command_id))
+    # The nav's badge counts the queue the page shows.
+    total = int(page.get_by_test_id("tsq-total").inner_text().split()[0])
+    expect(tsq.nav_count).to_have_attribute("data-state", "loaded")
+    assert int(tsq.nav_count.inner_text()) == total
 
 
 def test_retry_sends_it_back_and_it_fails_again(page: Page, api: requests.Session) -> None:
@@ -51,7 +60,7 @@ def test_retry_sends_it_back_and_it_fails_again(page: Page, api: requests.Sessio
 
     tsq.act(command_id, "retry")
     expect(flash_messages(page, "success").first).to_contain_text(
-        f"Retry: command {command_id} is now PENDING."
+        f"Retry: command {short_id(command_id)} is now Pending."
     )
     expect(tsq.row(command_id)).to_have_count(0)
 
@@ -64,11 +73,14 @@ def test_retry_sends_it_back_and_it_fails_again(page: Page, api: requests.Sessio
 
 
 @pytest.mark.parametrize(
-    ("action", "status", "event"),
-    [("cancel", "CANCELED", "OPERATOR_CANCEL"), ("complete", "COMPLETED", "OPERATOR_COMPLETE")],
+    ("action", "status", "label", "event"),
+    [
+        ("cancel", "CANCELED", "Canceled", "OPERATOR_CANCEL"),
+        ("complete", "COMPLETED", "Completed", "OPERATOR_COMPLETE"),
+    ],
 )
 def test_row_action_resolves_the_command(
-    page: Page, api: requests.Session, action: str, status: str, event: str
+    page: Page, api: requests.Session, action: str, status: str, label: str, event: str
 ) -> None:
     command_id = _failed_command(page, api, f"E2E_{action.upper()}")
     tsq = TroubleshootingPage(page).open()
@@ -76,12 +88,12 @@ def test_row_action_resolves_the_command(
 
     tsq.act(command_id, action)
     expect(flash_messages(page, "success").first).to_contain_text(
-        f"{action.capitalize()}: command {command_id} is now {status}."
+        f"{action.capitalize()}: command {short_id(command_id)} is now {label}."
     )
     expect(tsq.row(command_id)).to_have_count(0)
 
     detail = CommandDetailPage(page).open(command_id)
-    expect(detail.status).to_have_text(status)
+    expect_status(detail.status, status)
     expect(detail.audit_event_types.last).to_have_text(event)
 
 
@@ -93,18 +105,26 @@ def test_bulk_cancel_of_two_selected_rows(page: Page, api: requests.Session) -> 
     tsq.select(second)
     expect(page.get_by_test_id("tsq-selected-count")).to_have_text("2 selected")
 
-    tsq.bulk("cancel")
+    # The confirmation can be declined: nothing happens.
+    tsq.bulk("cancel", confirm=False)
+    expect(page.get_by_test_id("tsq-bulk-results")).to_be_hidden()
+    expect(page.get_by_test_id("tsq-selected-count")).to_have_text("2 selected")
+    expect(tsq.row(first)).to_be_visible()
+
+    page.get_by_test_id("tsq-bulk-cancel").click()
+    expect(page.get_by_test_id("confirm-title")).to_have_text("Cancel 2 commands?")
+    page.get_by_test_id("confirm-accept").click()
     for command_id in (first, second):
         result = tsq.bulk_result(command_id)
         expect(result).to_have_attribute("data-ok", "true")
-        expect(result).to_have_text(f"{command_id}: ok, CANCELED")
+        expect(result).to_have_text(f"{short_id(command_id)} · Canceled")
         expect(tsq.row(command_id)).to_have_count(0)
     expect(page.get_by_test_id("tsq-bulk-result")).to_have_count(2)
     expect(flash_messages(page).first).to_contain_text("Cancel selected: 2 succeeded, 0 failed.")
     expect(page.get_by_test_id("tsq-selected-count")).to_have_text("0 selected")
 
     for command_id in (first, second):
-        expect(CommandDetailPage(page).open(command_id).status).to_have_text("CANCELED")
+        expect_status(CommandDetailPage(page).open(command_id).status, "CANCELED")
 
 
 def test_acting_on_a_command_that_left_the_tsq_shows_the_409(
@@ -127,3 +147,15 @@ def test_acting_on_a_command_that_left_the_tsq_shows_the_409(
     expect(error).to_contain_text(message)
     expect(error).to_have_attribute("role", "alert")
     expect(tsq.row(command_id)).to_have_count(0)  # the list was reloaded after the action
+
+
+def test_phone_layout_keeps_error_and_actions_on_screen(page: Page, api: requests.Session) -> None:
+    command_id = _failed_command(page, api, "E2E_PHONE")
+    page.set_viewport_size(PHONE)
+    tsq = TroubleshootingPage(page).open()
+    row = tsq.row(command_id)
+    expect(row).to_have_css("display", "grid")
+    row.scroll_into_view_if_needed()
+    for testid in ("tsq-error-code", "tsq-error-message", "tsq-retry", "tsq-cancel", "tsq-select"):
+        expect(row.get_by_test_id(testid)).to_be_in_viewport()
+    expect_no_horizontal_overflow(page)

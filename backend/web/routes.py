@@ -25,6 +25,27 @@ DEFAULT_PAGE_SIZE = 25
 # The command type the dashboard's quick actions send.
 QUICK_ACTION_COMMAND_TYPE = "TestCommand"
 
+# The one name of the queue an operator works through, used by nav, cards, badges and titles.
+TSQ_NAME = "Troubleshooting queue"
+
+# One readable label per status; app.css gives each status its own colour (.status-<slug>).
+STATUS_LABELS: dict[CommandStatus, str] = {
+    "PENDING": "Pending",
+    "IN_PROGRESS": "In progress",
+    "COMPLETED": "Completed",
+    "FAILED": "Failed",
+    "CANCELED": "Canceled",
+    "IN_TROUBLESHOOTING_QUEUE": TSQ_NAME,
+}
+
+BEHAVIOR_LABELS: dict[BehaviorType, str] = {
+    "success": "Success",
+    "fail_permanent": "Permanent failure",
+    "fail_transient": "Transient failure",
+    "fail_transient_then_succeed": "Transient, then success",
+    "timeout": "Timeout",
+}
+
 
 @dataclass(frozen=True)
 class NavLink:
@@ -37,47 +58,75 @@ class NavLink:
 
 @dataclass(frozen=True)
 class StatCard:
-    """One dashboard card, filled from the key of the same name in ``GET /api/stats``."""
+    """One dashboard card, filled from ``GET /api/stats[key]``; links to its status's commands."""
 
     key: StatKey
-    label: str
+    status: CommandStatus
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self.status]
 
 
 NAV_LINKS: tuple[NavLink, ...] = (
     NavLink("dashboard", "web.dashboard", "Dashboard"),
-    NavLink("send", "web.send_command", "Send Command"),
+    NavLink("send", "web.send_command", "Send command"),
     NavLink("commands", "web.commands", "Commands"),
-    NavLink("tsq", "web.troubleshooting", "Troubleshooting"),
-    NavLink("audit", "web.audit", "Audit"),
+    NavLink("tsq", "web.troubleshooting", TSQ_NAME),
+    NavLink("audit", "web.audit", "Audit trail"),
     NavLink("settings", "web.settings", "Settings"),
 )
 
 STAT_CARDS: tuple[StatCard, ...] = (
-    StatCard("pending", "Pending"),
-    StatCard("in_progress", "In progress"),
-    StatCard("completed", "Completed"),
-    StatCard("failed", "Failed"),
-    StatCard("canceled", "Canceled"),
-    StatCard("in_tsq", "In TSQ"),
+    StatCard("pending", "PENDING"),
+    StatCard("in_progress", "IN_PROGRESS"),
+    StatCard("completed", "COMPLETED"),
+    StatCard("failed", "FAILED"),
+    StatCard("canceled", "CANCELED"),
+    StatCard("in_tsq", "IN_TROUBLESHOOTING_QUEUE"),
 )
 
 
-def _render_page(template: str, active_page: PageName, **context: object) -> str:
-    """Render ``web/<template>`` inside the base layout with ``active_page`` marked in the nav."""
+def ui_config() -> dict[str, object]:
+    """What the browser scripts need to name things exactly as the server does (App.config)."""
+    return {
+        "statusLabels": STATUS_LABELS,
+        "behaviorLabels": BEHAVIOR_LABELS,
+        "tsqName": TSQ_NAME,
+    }
+
+
+def _render_page(
+    template: str, active_page: PageName, nav_count_from_page: bool = False, **context: object
+) -> str:
+    """Render ``web/<template>`` inside the base layout with ``active_page`` marked in the nav.
+
+    The nav's queue count is loaded by app.js, unless the page loads that number anyway
+    (``nav_count_from_page``) and fills it itself.
+    """
     return render_template(
-        f"web/{template}", nav_links=NAV_LINKS, active_page=active_page, **context
+        f"web/{template}",
+        nav_links=NAV_LINKS,
+        active_page=active_page,
+        nav_count_from_page=nav_count_from_page,
+        ui_config=ui_config(),
+        tsq_name=TSQ_NAME,
+        status_labels=STATUS_LABELS,
+        behavior_labels=BEHAVIOR_LABELS,
+        **context,
     )
 
 
 @web_bp.get("/")
 def dashboard() -> str:
-    """Statistics cards and one-click test commands."""
+    """Statistics cards, one-click test commands and the latest activity."""
     return _render_page(
         "dashboard.html",
         "dashboard",
         stat_cards=STAT_CARDS,
         behavior_types=BEHAVIOR_TYPES,
         quick_action_command_type=QUICK_ACTION_COMMAND_TYPE,
+        nav_count_from_page=True,  # its stats poll fills the nav's count
     )
 
 
@@ -108,7 +157,7 @@ def command_detail(command_id: str) -> str:
 @web_bp.get("/tsq")
 def troubleshooting() -> str:
     """Commands in the troubleshooting queue with retry, cancel and complete actions."""
-    return _render_page("troubleshooting.html", "tsq")
+    return _render_page("troubleshooting.html", "tsq", nav_count_from_page=True)
 
 
 @web_bp.get("/audit")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -12,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from backend.web import STATIC_URL_PATH, web_bp
+from backend.web.routes import COMMAND_STATUSES, STATUS_LABELS, TSQ_NAME, ui_config
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "backend" / "web" / "static"
 
@@ -328,3 +330,59 @@ def test_console_output_goes_through_one_json_reporter() -> None:
         assert "console." not in code, f"{script.name}: log through App.api / report(), not console"
     for kind in ("api_call", "api_error", "js_error"):
         assert f'kind: "{kind}"' in app_js
+
+
+# -- names: one label and one colour per status, one name for the queue -------------------
+
+
+def _ui_config(html: str) -> dict[str, object]:
+    match = re.search(r'<script type="application/json" id="ui-config">(.*?)</script>', html, re.S)
+    assert match, "no #ui-config on the page"
+    return dict(json.loads(match.group(1)))
+
+
+def test_every_page_carries_the_server_names_for_the_scripts(client: FlaskClient) -> None:
+    for case in PAGES:
+        html = client.get(case.path).get_data(as_text=True)
+        assert _ui_config(html) == json.loads(json.dumps(ui_config())), case.path
+
+
+def test_each_status_has_its_own_label_and_colour() -> None:
+    assert set(STATUS_LABELS) == set(COMMAND_STATUSES)
+    assert len(set(STATUS_LABELS.values())) == len(COMMAND_STATUSES)
+    css = (STATIC_DIR / "app.css").read_text(encoding="utf-8")
+    colours = set()
+    for status in COMMAND_STATUSES:
+        slug = status.lower().replace("_", "-")
+        rule = re.search(rf"\.status-{slug} \{{ color: (#[0-9a-f]{{6}});", css)
+        assert rule, f"app.css has no colour for .status-{slug}"
+        colours.add(rule.group(1))
+    assert len(colours) == len(COMMAND_STATUSES)
+
+
+def test_the_queue_has_one_name_everywhere(client: FlaskClient) -> None:
+    assert STATUS_LABELS["IN_TROUBLESHOOTING_QUEUE"] == TSQ_NAME == "Troubleshooting queue"
+    for case in PAGES:
+        html = client.get(case.path).get_data(as_text=True)
+        text = re.sub(r"<script.*?</script>|<[^>]+>", " ", html, flags=re.S)
+        for variant in ("Troubleshooting Queue", "In TSQ", "TSQ ", "IN_TROUBLESHOOTING_QUEUE"):
+            assert variant not in text, f"{case.path} says {variant!r}"
+    page = render(client, "/tsq")
+    assert page.by_testid("nav-tsq-count")
+
+
+def test_dashboard_cards_link_to_their_status(client: FlaskClient) -> None:
+    page = render(client, "/")
+    for status in COMMAND_STATUSES:
+        key = {"IN_TROUBLESHOOTING_QUEUE": "in-tsq"}.get(status, status.lower().replace("_", "-"))
+        card = page.by_testid(f"stat-card-{key}")
+        assert card.tag == "a"
+        assert card.attrs["href"] == f"/commands?status={status}"
+
+
+def test_list_pages_render_placeholders_until_loaded(client: FlaskClient) -> None:
+    for path in ("/commands", "/tsq"):
+        skeletons = [
+            e for e in render(client, path).elements if e.attrs.get("data-testid") == "skeleton-row"
+        ]
+        assert skeletons, f"{path} renders no placeholder rows"

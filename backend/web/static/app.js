@@ -1,7 +1,9 @@
 /*
  * Shared client of the command-bus demo UI: JSON API helper, structured console events,
- * flash messages, template filling and form errors. Plain script, no build step, no
- * dependencies; page scripts under static/pages/ use it as window.App.
+ * flash messages, template filling, ids, times, statuses, pagination, confirmation and form
+ * errors. Plain script, no build step, no dependencies; page scripts under static/pages/ use
+ * it as window.App. Names the server defines (status and behavior labels, the queue's name)
+ * come from the JSON in <script id="ui-config"> (backend/web/routes.py ui_config()).
  *
  * Console events (exactly one JSON object per console call):
  *   console.info  {"kind":"api_call","method","path","status","duration_ms","correlation_id"}
@@ -11,6 +13,15 @@
  *                 status null, correlation_id from its frames or null);
  *   console.error {"kind":"js_error","message","source","line","column","stack","correlation_id"}
  *                 from window "error" / "unhandledrejection" (correlation_id: the latest API call's).
+ * A fetch the browser cancels because the page is being left reports nothing.
+ *
+ * Conventions the Playwright suite relies on:
+ *   - a status badge shows the readable label; data-status holds the API's exact value;
+ *   - a command link shows the first 8 characters of the id; href, title and
+ *     data-command-id carry the whole id; its copy button (copy-id) copies the whole id;
+ *   - a <time> has datetime=<ISO> and the exact local time (ms) as its title; the text is
+ *     relative ("3 min ago"), or HH:MM:SS.mmm with class "clock" (audit events);
+ *   - rows and feed items with data-href open that page when clicked outside their controls.
  *
  * data-testid catalogue. Stable: the Playwright suite relies on these names, and
  * tests/backend/test_web_pages.py checks that the rendered pages carry exactly this list
@@ -22,23 +33,37 @@
  *   nav-dashboard                nav link; the current page's link has aria-current="page"
  *   nav-send                     nav link
  *   nav-commands                 nav link (also current on /commands/<id>)
- *   nav-tsq                      nav link
+ *   nav-tsq                      nav link to the troubleshooting queue
+ *   nav-tsq-count                its count badge; data-state="loading|loaded|error", data-nonzero
  *   nav-audit                    nav link
  *   nav-settings                 nav link
  *   page-title                   the page's <h1>
  *   flash-region                 container of flash messages (aria-live)
  *   flash-message                one message; data-level="info|success|error", role="alert" for errors
  *   flash-dismiss                close button of a flash message
+ *   copy-id                      copy button beside a short id; data-copy = the whole id
+ *   confirm-dialog               <dialog> asking before a bulk action
+ *   confirm-title                its question
+ *   confirm-message              what the action does
+ *   confirm-accept               runs the action
+ *   confirm-dismiss              closes without acting
+ *   skeleton-row                 placeholder table row shown until the first load
  *
  * Dashboard (/)
- *   stats                        the statistics cards (<dl>)
+ *   stats                        the status cards (<ul>)
+ *   stat-card-pending            card link to /commands?status=PENDING
+ *   stat-card-in-progress        ... IN_PROGRESS
+ *   stat-card-completed          ... COMPLETED
+ *   stat-card-failed             ... FAILED
+ *   stat-card-canceled           ... CANCELED
+ *   stat-card-in-tsq             ... IN_TROUBLESHOOTING_QUEUE
  *   stat-pending                 count from GET /api/stats, refreshed every 2 s
  *   stat-in-progress             count
  *   stat-completed               count
  *   stat-failed                  count
  *   stat-canceled                count
  *   stat-in-tsq                  count
- *   stats-updated                "Updated <time>" after each successful refresh
+ *   stats-updated                "Live · updated <time>" after each successful refresh
  *   stats-error                  shown while /api/stats fails
  *   quick-actions                group of quick-action buttons
  *   quick-action-success         sends one TestCommand with behavior "success"
@@ -47,24 +72,32 @@
  *   quick-action-fail-transient-then-succeed  ... behavior "fail_transient_then_succeed"
  *   quick-action-timeout         ... behavior "timeout"
  *   quick-action-results         list of sent commands, newest first
- *   quick-action-result          one item; data-behavior, data-command-id
- *   quick-action-link            link to /commands/<command_id>, text = command id
- *   quick-action-status          status returned by POST /api/commands
+ *   quick-action-result          one item; data-behavior, data-command-id, data-status (live)
+ *   quick-action-link            link to /commands/<command_id>
+ *   quick-action-status          status badge, followed until the command settles
+ *   quick-action-hint            note under the results
+ *   recent-activity              the latest commands, refreshed with the cards
+ *   activity-skeleton            placeholder item until the first load
+ *   activity-item                one command; data-command-id, data-href
+ *   activity-status              its status badge
+ *   activity-link                link to the command
+ *   activity-empty               shown when there are no commands
+ *   activity-all-link            link to /commands
  *
  * Send Command (/send)
  *   send-form                    single-command form
  *   command-type                 <select> of GET /api/command-types (value = name)
  *   payload                      JSON object textarea (optional)
- *   behavior-type                <select> of behavior types
+ *   behavior-type                <select> of behavior types (value = API value)
  *   execution-time-ms            number input
  *   transient-failures           number input
  *   error-code                   text input
  *   error-message                text input
  *   send-error                   error message of the form (role="alert")
  *   send-submit                  submit button
- *   send-result                  shown after 201
- *   send-result-link             link to /commands/<command_id>, text = command id
- *   send-result-status           status returned by the API
+ *   send-result                  shown after 201; data-command-id
+ *   send-result-link             link to /commands/<command_id>
+ *   send-result-status           status badge of the API's answer
  *   bulk-form                    bulk form (uses the command type and behavior above)
  *   bulk-count                   number of commands
  *   bulk-error                   error message of the bulk form
@@ -87,7 +120,9 @@
  *   field-error-bulk-count
  *
  * Commands (/commands; filters live in the query string)
- *   commands-filter-form         filter form
+ *   commands-filter-form         filter form (on phones folded: data-open="true" when unfolded)
+ *   filters-toggle               unfolds the filters on phones; aria-expanded
+ *   filters-active               "<n> active" in the toggle
  *   filter-status                <select>: "" (any) or a status value
  *   filter-domain                text input
  *   filter-command-type          text input
@@ -97,34 +132,39 @@
  *   filter-apply                 submit button (goes to page 1)
  *   filter-reset                 clears all filters
  *   commands-error               error of the last load
- *   commands-total               "<total> commands"
- *   commands-table               the table
+ *   commands-total               "<total> commands" (under the title)
+ *   commands-table               the table (aria-busy while loading)
  *   commands-body                its <tbody>
- *   command-row                  one row; data-command-id, data-status (exact API value)
+ *   command-row                  one row; data-command-id, data-status (exact API value), data-href
  *   command-link                 link to /commands/<command_id>
- *   command-row-status           status text of the row
+ *   command-row-status           status badge of the row
  *   commands-empty               shown when there are no items
+ *   commands-foot                range and pagination, shown once loaded
+ *   commands-range               "Showing <first>–<last> of <total>"
  *   pagination                   pagination <nav>
  *   page-prev                    previous page button
- *   page-info                    "Page X of Y"
+ *   page-numbers                 list of page-number buttons (page-number, data-page;
+ *                                the current one has aria-current="page")
+ *   page-info                    "Page X of Y" (for screen readers)
  *   page-next                    next page button
  *
  * Command detail (/commands/<command_id>)
- *   command-id                   the id from the URL (in the <h1>)
+ *   command-id                   the id (in the <h1>, short, with its copy button)
  *   command-detail               section; data-command-id
+ *   command-loading              placeholder until the first load
  *   command-not-found            the 404 message of the API
  *   command-error                other load errors
  *   command-refresh              reload button (the page also polls while PENDING/IN_PROGRESS)
  *   command-audit-link           link to /audit?command_id=<id>
  *   command-back-link            link to /commands
  *   command-body                 shown once the command is loaded
- *   command-status               status exactly as the API gives it; also data-status
+ *   command-status               status badge; data-status = the API's value
  *   command-domain
  *   command-type-name
  *   command-attempts             "<attempts> / <max_attempts>"
  *   command-created-at           <time datetime="ISO">
  *   command-processed-at         <time datetime="ISO">, "—" when null
- *   command-correlation-id
+ *   command-correlation-id       short, with its copy button
  *   command-test-id
  *   command-last-error           container of the two below, "—" when null
  *   command-error-code
@@ -135,26 +175,33 @@
  *   audit-events                 <ol> of audit events (also on /audit)
  *   audit-event                  one event; data-event-type
  *   audit-event-type
- *   audit-event-time             <time datetime="ISO">
- *   audit-event-details          <details> holding the details JSON
+ *   audit-event-time             <time class="clock" datetime="ISO">: HH:MM:SS.mmm
+ *   audit-event-gap              "first event", or the time since the previous event ("+5 ms")
+ *   audit-event-attempt          "attempt N of M" when the event has one
+ *   audit-event-error-code       the event's error code, when it has one
+ *   audit-event-message          the event's error message or reason, when it has one
+ *   audit-event-details          <details> holding all details as JSON
  *   audit-empty                  shown when the command has no events
  *
- * Troubleshooting Queue (/tsq)
+ * Troubleshooting queue (/tsq)
  *   tsq-total                    "<total> commands in the queue"
  *   tsq-refresh                  reload button
+ *   tsq-bulk-bar                 selection bar (hidden while the queue is empty); data-active="true"
+ *                                while rows are selected
  *   tsq-selected-count           "<n> selected"
- *   tsq-bulk-retry               bulk buttons, enabled when rows are selected
- *   tsq-bulk-cancel
+ *   tsq-bulk-retry               bulk buttons, enabled when rows are selected; each asks
+ *   tsq-bulk-cancel              in confirm-dialog first
  *   tsq-bulk-complete
+ *   tsq-options                  <details> holding the result sent with Complete
  *   tsq-complete-result          optional result JSON sent with a row's Complete
  *   field-error-tsq-complete-result
  *   tsq-bulk-results             outcome list of the last bulk action
- *   tsq-bulk-result              one outcome; data-ok="true|false"
+ *   tsq-bulk-result              one outcome; data-ok="true|false", data-command-id
  *   tsq-error                    error of the last load
  *   tsq-table                    the table
  *   tsq-body                     its <tbody>
  *   tsq-select-all               header checkbox (indeterminate when some rows are selected)
- *   tsq-row                      one row; data-command-id
+ *   tsq-row                      one row; data-command-id, data-href
  *   tsq-select                   row checkbox
  *   tsq-command-link             link to /commands/<command_id>
  *   tsq-error-code
@@ -169,10 +216,11 @@
  *   audit-command-id             command id input
  *   audit-submit                 submit button
  *   audit-error                  error (e.g. the API's 404 message)
+ *   audit-prompt                 shown while no command id is given
+ *   audit-loading                placeholder while the events load
  *   audit-results                shown once events are loaded
  *   audit-command-link           link to /commands/<command_id>
- *   (events: audit-events, audit-event, audit-event-type, audit-event-time,
- *    audit-event-details, audit-empty as on the detail page)
+ *   (events: audit-events, audit-event, ... as on the detail page)
  *
  * Settings (/settings)
  *   settings-form                form
@@ -203,6 +251,10 @@
   const MAX_FLASH_MESSAGES = 5;
   const EMPTY = "—";
   let lastCorrelationId = null;
+  let leavingPage = false;
+  window.addEventListener("beforeunload", () => { leavingPage = true; });
+  window.addEventListener("pagehide", () => { leavingPage = true; });
+  window.addEventListener("pageshow", () => { leavingPage = false; });
 
   // ---- console events ------------------------------------------------------------------
 
@@ -297,6 +349,11 @@
       data = await readBody(response);
     } catch (error) {
       networkError = error;
+    }
+    if (networkError !== null && leavingPage) {
+      // The browser cancels in-flight fetches when the page is left: not an error of the app.
+      throw new ApiError({ message: "request cancelled by navigation", method, path, status: null,
+        code: null, details: {}, correlationId: requestId, body: null });
     }
     const status = response === null ? null : response.status;
     const correlationId =
@@ -450,6 +507,19 @@
     });
   });
 
+  // ---- names the server defines (routes.py, rendered into #ui-config) ---------------------
+
+  const config = JSON.parse(document.getElementById("ui-config").textContent);
+  const TERMINAL_STATUSES = new Set(["COMPLETED", "CANCELED", "IN_TROUBLESHOOTING_QUEUE", "FAILED"]);
+
+  function statusLabel(status) {
+    return status == null ? EMPTY : config.statusLabels[status] || String(status);
+  }
+
+  function behaviorLabel(type) {
+    return type == null ? EMPTY : config.behaviorLabels[type] || String(type);
+  }
+
   // ---- DOM helpers ---------------------------------------------------------------------
 
   function byTestId(testId, root = document) {
@@ -468,9 +538,99 @@
     return template.content.firstElementChild.cloneNode(true);
   }
 
-  function formatTime(iso) {
+  // ---- times: relative in the text, exact (to the millisecond) in the tooltip ----
+
+  const exactFormat = new Intl.DateTimeFormat(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    fractionalSecondDigits: 3,
+    hour12: false,
+    timeZoneName: "short",
+  });
+  const clockFormat = new Intl.DateTimeFormat(undefined, {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    fractionalSecondDigits: 3,
+    hour12: false,
+  });
+  const relativeFormat = new Intl.RelativeTimeFormat("en", { numeric: "auto", style: "short" });
+  const RELATIVE_STEPS = [
+    [60, "second", 1],
+    [3600, "minute", 60],
+    [86400, "hour", 3600],
+    [86400 * 30, "day", 86400],
+    [86400 * 365, "month", 86400 * 30],
+    [Infinity, "year", 86400 * 365],
+  ];
+
+  function parseTime(iso) {
     const date = new Date(iso);
-    return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
+    return Number.isNaN(date.getTime()) ? null : date;
+  }
+
+  function exactTime(iso) {
+    const date = parseTime(iso);
+    return date === null ? String(iso) : exactFormat.format(date);
+  }
+
+  function relativeTime(iso, now = Date.now()) {
+    const date = parseTime(iso);
+    if (date === null) {
+      return String(iso);
+    }
+    const seconds = (date.getTime() - now) / 1000;
+    if (Math.abs(seconds) < 5) {
+      return "just now";
+    }
+    for (const [limit, unit, size] of RELATIVE_STEPS) {
+      if (Math.abs(seconds) < limit) {
+        return relativeFormat.format(Math.round(seconds / size), unit);
+      }
+    }
+    return exactTime(iso);
+  }
+
+  /** "+5 ms", "+1.25 s", "+2 min 3 s": the time between two events. */
+  function formatGap(milliseconds) {
+    if (milliseconds < 1000) {
+      return `+${Math.round(milliseconds)} ms`;
+    }
+    if (milliseconds < 60_000) {
+      return `+${(milliseconds / 1000).toFixed(2)} s`;
+    }
+    const minutes = Math.floor(milliseconds / 60_000);
+    return `+${minutes} min ${Math.round((milliseconds % 60_000) / 1000)} s`;
+  }
+
+  /** Fill a <time>: class "clock" shows HH:MM:SS.mmm, any other the relative time; both keep the exact tooltip. */
+  function setTime(element, iso) {
+    if (iso == null || iso === "") {
+      element.removeAttribute("datetime");
+      element.removeAttribute("title");
+      element.textContent = EMPTY;
+      return;
+    }
+    element.dateTime = String(iso);
+    element.title = exactTime(iso);
+    const date = parseTime(iso);
+    if (element.classList.contains("clock") && date !== null) {
+      element.textContent = clockFormat.format(date);
+    } else {
+      element.classList.add("rel");
+      element.textContent = relativeTime(iso);
+    }
+  }
+
+  function refreshRelativeTimes() {
+    const now = Date.now();
+    for (const element of document.querySelectorAll("time.rel[datetime]")) {
+      element.textContent = relativeTime(element.dateTime, now);
+    }
   }
 
   function formatJson(value) {
@@ -480,8 +640,7 @@
   /** Show `value` in `element`: times as <time datetime>, objects as JSON, null as "—". */
   function setValue(element, value) {
     if (element instanceof HTMLTimeElement) {
-      element.dateTime = value == null ? "" : String(value);
-      element.textContent = value == null ? EMPTY : formatTime(value);
+      setTime(element, value);
     } else if (typeof value === "object" && value !== null) {
       element.textContent = formatJson(value);
     } else {
@@ -500,27 +659,200 @@
     }
   }
 
-  /** Show a command status exactly as the API spells it, with a matching badge class. */
+  /** A status badge: the readable label as text, the API's value in data-status, its colour class. */
   function setStatus(element, status) {
-    const text = status == null ? EMPTY : String(status);
-    element.textContent = text;
-    element.dataset.status = text;
-    element.className = `status status-${text.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`;
+    const value = status == null ? "" : String(status);
+    element.textContent = statusLabel(status);
+    element.dataset.status = value;
+    element.title = value;
+    const size = element.classList.contains("status-large") ? " status-large" : "";
+    element.className = `status status-${value.toLowerCase().replace(/[^a-z0-9]+/g, "-")}${size}`;
+  }
+
+  // ---- ids: the first 8 characters, the whole id in the tooltip and the copy button ----
+
+  const SHORT_ID_LENGTH = 8;
+
+  function shortId(id) {
+    const text = String(id);
+    return text.length > SHORT_ID_LENGTH + 4 ? text.slice(0, SHORT_ID_LENGTH) : text;
   }
 
   function commandUrl(commandId) {
     return `/commands/${encodeURIComponent(commandId)}`;
   }
 
+  /** Add (once) a copy button for `id` after `anchor` when it sits in an .id-chip. */
+  function attachCopyButton(element, id, what = "command id") {
+    const chip = element.closest(".id-chip");
+    if (chip === null) {
+      return;
+    }
+    let button = chip.querySelector(".copy-button");
+    if (button === null) {
+      button = cloneTemplate("copy-button-template");
+      chip.append(button);
+    }
+    button.dataset.copy = id;
+    button.setAttribute("aria-label", `Copy ${what} ${id}`);
+    button.title = `Copy ${what}`;
+  }
+
   function setCommandLink(anchor, commandId) {
     anchor.href = commandUrl(commandId);
-    anchor.textContent = commandId;
+    anchor.textContent = shortId(commandId);
+    anchor.title = String(commandId);
+    anchor.dataset.commandId = String(commandId);
+    attachCopyButton(anchor, String(commandId));
+  }
+
+  /** Show an id short with its copy button (no link). */
+  function setIdText(element, id, what) {
+    element.textContent = shortId(id);
+    element.title = String(id);
+    attachCopyButton(element, String(id), what);
+  }
+
+  async function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+      return;
+    }
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.append(area);
+    area.select();
+    const copied = document.execCommand("copy");
+    area.remove();
+    if (!copied) {
+      throw new Error("the browser refused to copy");
+    }
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest(".copy-button[data-copy]");
+    if (button === null) {
+      return;
+    }
+    event.preventDefault();
+    event.stopPropagation();
+    copyText(button.dataset.copy).then(
+      () => {
+        button.dataset.copied = "true";
+        button.title = "Copied";
+        setTimeout(() => {
+          button.dataset.copied = "false";
+          button.title = "Copy";
+        }, 1500);
+      },
+      (error) => flash(`Could not copy: ${error.message}`, { level: "error" }),
+    );
+  });
+
+  // ---- whole-row links ----
+
+  /** Rows (or items) with data-href open it on click, except clicks on their own controls. */
+  function linkRows(container) {
+    container.addEventListener("click", (event) => {
+      const row = event.target.closest("[data-href]");
+      if (row === null || event.target.closest("a, button, input, label, select, textarea, summary, .select-cell")) {
+        return;
+      }
+      if (window.getSelection && String(window.getSelection()).length > 0) {
+        return; // the user is selecting text, not navigating
+      }
+      if (event.ctrlKey || event.metaKey) {
+        window.open(row.dataset.href, "_blank");
+      } else {
+        window.location.assign(row.dataset.href);
+      }
+    });
   }
 
   function setBusy(button, busy) {
     button.disabled = busy;
     button.setAttribute("aria-busy", busy ? "true" : "false");
   }
+
+  // ---- pagination ----
+
+  /** Page numbers to show: first, last, and a window around the current page; 0 marks a gap. */
+  function pageWindow(page, totalPages, radius = 1) {
+    const pages = new Set([1, totalPages]);
+    for (let n = page - radius; n <= page + radius; n += 1) {
+      if (n >= 1 && n <= totalPages) {
+        pages.add(n);
+      }
+    }
+    const sorted = Array.from(pages).sort((a, b) => a - b);
+    const out = [];
+    for (const n of sorted) {
+      if (out.length > 0 && n - out[out.length - 1] > 1) {
+        out.push(n - out[out.length - 1] === 2 ? n - 1 : 0);
+      }
+      out.push(n);
+    }
+    return out;
+  }
+
+  /** Fill a list of page-number buttons; `onGo(n)` when one is clicked. */
+  function renderPageNumbers(list, page, totalPages, onGo) {
+    list.replaceChildren(
+      ...pageWindow(page, totalPages).map((n) => {
+        const item = document.createElement("li");
+        if (n === 0) {
+          item.className = "page-gap";
+          item.textContent = "…";
+          item.setAttribute("aria-hidden", "true");
+          return item;
+        }
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = String(n);
+        button.dataset.testid = "page-number";
+        button.dataset.page = String(n);
+        button.setAttribute("aria-label", `Page ${n}`);
+        if (n === page) {
+          button.setAttribute("aria-current", "page");
+        }
+        button.addEventListener("click", () => onGo(n));
+        item.append(button);
+        return item;
+      }),
+    );
+  }
+
+  // ---- the nav's queue count ----
+
+  function setNavCount(count) {
+    const badge = document.querySelector('[data-testid="nav-tsq-count"]');
+    if (badge === null) {
+      return;
+    }
+    if (Number.isInteger(count)) {
+      badge.textContent = String(count);
+      badge.dataset.state = "loaded";
+      badge.dataset.nonzero = String(count > 0);
+      badge.setAttribute("aria-label", `${count} ${count === 1 ? "command" : "commands"} in the ${config.tsqName}`);
+    } else {
+      badge.textContent = "";
+      badge.dataset.state = "error";
+    }
+  }
+
+  async function loadNavCount() {
+    try {
+      const stats = await api("GET", "/api/stats");
+      setNavCount(stats.in_tsq);
+    } catch (error) {
+      handleApiError(error, () => setNavCount(null));
+    }
+  }
+
+  // ---- flash messages ----
 
   function flash(message, { level = "info", correlationId = null } = {}) {
     const region = byTestId("flash-region");
@@ -548,6 +880,24 @@
 
   function flashApiError(error) {
     flash(error.message, { level: "error", correlationId: error.correlationId });
+  }
+
+  // ---- confirmation ----
+
+  /** Ask before a bulk action: resolves true when the user confirms. */
+  function confirmAction({ title, message, confirmLabel, danger = false }) {
+    const dialog = byTestId("confirm-dialog");
+    byTestId("confirm-title", dialog).textContent = title;
+    byTestId("confirm-message", dialog).textContent = message;
+    const accept = byTestId("confirm-accept", dialog);
+    accept.textContent = confirmLabel;
+    accept.classList.toggle("danger", danger);
+    dialog.returnValue = "";
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+      dialog.showModal();
+      accept.focus();
+    });
   }
 
   // ---- form errors ---------------------------------------------------------------------
@@ -631,41 +981,82 @@
     return text === "" ? null : Number(text);
   }
 
-  // ---- audit events --------------------------------------------------------------------
+  // ---- audit events: inline facts, millisecond stamps, the gap to the previous event ----
+
+  function attemptText(details) {
+    if (!Number.isInteger(details.attempt)) {
+      return "";
+    }
+    return Number.isInteger(details.max_attempts)
+      ? `attempt ${details.attempt} of ${details.max_attempts}`
+      : `attempt ${details.attempt}`;
+  }
 
   function renderAuditEvents(scope, events) {
     const list = byTestId("audit-events", scope);
+    let previous = null;
     list.replaceChildren(
       ...events.map((event) => {
         const item = cloneTemplate("audit-event-template");
+        const details = isObject(event.details) ? event.details : {};
+        const at = parseTime(event.timestamp);
         item.dataset.eventType = event.event_type;
-        fill(item, {
-          event_type: event.event_type,
-          timestamp: event.timestamp,
-          details: formatJson(event.details ?? {}),
-        });
+        fill(item, { event_type: event.event_type, timestamp: event.timestamp, details: formatJson(details) });
+        // Optional facts stay empty (and hidden by CSS) when the event has none.
+        const facts = {
+          gap: previous === null || at === null ? "first event" : formatGap(at - previous),
+          attempt: attemptText(details),
+          error_code: details.error_code == null ? "" : String(details.error_code),
+          error_message: String(details.error_msg ?? details.reason ?? ""),
+        };
+        for (const [slot, text] of Object.entries(facts)) {
+          item.querySelector(`[data-slot="${slot}"]`).textContent = text;
+        }
+        if (at !== null) {
+          previous = at;
+        }
         return item;
       }),
     );
     byTestId("audit-empty", scope).hidden = events.length > 0;
   }
 
+  // ---- start-up ----
+
+  setInterval(refreshRelativeTimes, 15_000);
+  document.addEventListener("DOMContentLoaded", () => {
+    if (document.getElementById("main").dataset.navCount !== "page") {
+      loadNavCount();
+    }
+  });
+
   window.App = Object.freeze({
     api,
     ApiError,
     handleApiError,
     followTaskStream,
+    config,
+    TERMINAL_STATUSES,
+    statusLabel,
+    behaviorLabel,
     byTestId,
     cloneTemplate,
     fill,
     setValue,
+    setTime,
     setStatus,
+    shortId,
     formatJson,
     commandUrl,
     setCommandLink,
+    setIdText,
+    linkRows,
     setBusy,
+    renderPageNumbers,
+    setNavCount,
     flash,
     flashApiError,
+    confirmAction,
     clearErrors,
     showErrors,
     showApiError,

@@ -8,6 +8,8 @@
   const submit = App.byTestId("audit-submit");
   const errorBox = App.byTestId("audit-error");
   const results = App.byTestId("audit-results");
+  const prompt = App.byTestId("audit-prompt");
+  const loading = App.byTestId("audit-loading");
   let sequence = 0;
 
   function idFromUrl() {
@@ -18,6 +20,8 @@
     const mine = ++sequence;
     errorBox.hidden = true;
     results.hidden = true;
+    prompt.hidden = commandId !== "";
+    loading.hidden = commandId === "";
     if (commandId === "") {
       return;
     }
@@ -38,6 +42,9 @@
         }
       });
     } finally {
+      if (mine === sequence) {
+        loading.hidden = true;
+      }
       App.setBusy(submit, false);
     }
   }

@@ -1,8 +1,10 @@
-// Command detail: the command, its last error and audit trail; polls while it is in flight.
+// Command detail: the command, its last error and audit trail; polls while it is in flight,
+// quickly at first (most commands settle within a second) and every 2 s after that.
 (() => {
   "use strict";
   const App = window.App;
-  const POLL_MS = 2000;
+  const FIRST_POLL_MS = 250;
+  const MAX_POLL_MS = 2000;
   const IN_FLIGHT = new Set(["PENDING", "IN_PROGRESS"]);
 
   const detail = App.byTestId("command-detail");
@@ -11,10 +13,14 @@
   const notFound = App.byTestId("command-not-found");
   const errorBox = App.byTestId("command-error");
   const refreshButton = App.byTestId("command-refresh");
+  const loading = App.byTestId("command-loading");
+  const statusBadge = App.byTestId("command-status");
+  App.setIdText(App.byTestId("command-id"), commandId);
   let timer = null;
+  let pollMs = FIRST_POLL_MS;
 
   function render(command) {
-    App.setStatus(App.byTestId("command-status", detail), command.status);
+    App.setStatus(statusBadge, command.status);
     const lastError = command.last_error || {};
     App.fill(content, {
       domain: command.domain,
@@ -22,7 +28,6 @@
       attempts: `${command.attempts} / ${command.max_attempts}`,
       created_at: command.created_at,
       processed_at: command.processed_at,
-      correlation_id: command.correlation_id,
       test_id: command.test_id,
       error_code: lastError.code,
       error_message: lastError.message,
@@ -31,8 +36,10 @@
       result: App.formatJson(command.result),
     });
     App.byTestId("command-error-code", content).hidden = !command.last_error;
+    App.setIdText(App.byTestId("command-correlation-id", content), command.correlation_id || "—", "correlation id");
     App.renderAuditEvents(content, command.audit || []);
     content.hidden = false;
+    loading.hidden = true;
   }
 
   async function load() {
@@ -44,15 +51,18 @@
       notFound.hidden = true;
       render(command);
       if (IN_FLIGHT.has(command.status)) {
-        timer = setTimeout(load, POLL_MS);
+        timer = setTimeout(load, pollMs);
+        pollMs = Math.min(MAX_POLL_MS, pollMs * 2);
       }
     } catch (error) {
       App.handleApiError(error, (apiError) => {
         const box = apiError.status === 404 ? notFound : errorBox;
         box.textContent = apiError.message;
         box.hidden = false;
+        loading.hidden = true;
         if (apiError.status === 404) {
           content.hidden = true;
+          statusBadge.hidden = true;
         }
       });
     } finally {
@@ -60,6 +70,9 @@
     }
   }
 
-  refreshButton.addEventListener("click", load);
+  refreshButton.addEventListener("click", () => {
+    pollMs = FIRST_POLL_MS;
+    load();
+  });
   load();
 })();

@@ -12,6 +12,9 @@
   const prev = App.byTestId("page-prev");
   const next = App.byTestId("page-next");
   const pageInfo = App.byTestId("page-info");
+  const pageNumbers = App.byTestId("page-numbers");
+  const range = App.byTestId("commands-range");
+  const foot = App.byTestId("commands-foot");
   const pageSizeSelect = App.byTestId("filter-page-size");
 
   const TEXT_FILTERS = ["status", "domain", "command_type"];
@@ -103,12 +106,13 @@
     const row = App.cloneTemplate("command-row-template");
     row.dataset.commandId = command.command_id;
     row.dataset.status = command.status;
+    row.dataset.href = App.commandUrl(command.command_id);
     App.setCommandLink(App.byTestId("command-link", row), command.command_id);
     App.setStatus(App.byTestId("command-row-status", row), command.status);
     App.fill(row, {
       domain: command.domain,
       command_type: command.command_type,
-      behavior: command.behavior && command.behavior.type,
+      behavior: App.behaviorLabel(command.behavior && command.behavior.type),
       attempts: `${command.attempts} / ${command.max_attempts}`,
       created_at: command.created_at,
       updated_at: command.updated_at,
@@ -116,8 +120,29 @@
     return row;
   }
 
+  function countText(count) {
+    return `${count.toLocaleString("en")} ${count === 1 ? "command" : "commands"}`;
+  }
+
+  function showPage(data) {
+    lastTotalPages = Math.max(1, Math.ceil(data.total / data.page_size));
+    const first = data.total === 0 ? 0 : (data.page - 1) * data.page_size + 1;
+    const last = Math.min(data.total, first + data.items.length - 1);
+    total.textContent = countText(data.total);
+    range.textContent =
+      data.items.length === 0
+        ? `Showing 0 of ${data.total.toLocaleString("en")}`
+        : `Showing ${first.toLocaleString("en")}–${last.toLocaleString("en")} of ${data.total.toLocaleString("en")}`;
+    pageInfo.textContent = `Page ${data.page} of ${lastTotalPages}`;
+    App.renderPageNumbers(pageNumbers, data.page, lastTotalPages, (n) => navigate({ ...current, page: n }));
+    prev.disabled = data.page <= 1;
+    next.disabled = data.page >= lastTotalPages;
+    foot.hidden = data.total === 0 && data.page === 1;
+  }
+
   async function load() {
     const mine = ++sequence;
+    showActiveFilters();
     table.setAttribute("aria-busy", "true");
     try {
       const data = await App.api("GET", `/api/commands?${queryOf(current)}`);
@@ -127,16 +152,14 @@
       errorBox.hidden = true;
       body.replaceChildren(...data.items.map(renderRow));
       empty.hidden = data.items.length > 0;
-      total.textContent = `${data.total} ${data.total === 1 ? "command" : "commands"}`;
-      lastTotalPages = Math.max(1, Math.ceil(data.total / data.page_size));
-      pageInfo.textContent = `Page ${data.page} of ${lastTotalPages}`;
-      prev.disabled = data.page <= 1;
-      next.disabled = data.page >= lastTotalPages;
+      showPage(data);
     } catch (error) {
       App.handleApiError(error, (apiError) => {
         if (mine === sequence) {
+          body.replaceChildren();
           errorBox.textContent = apiError.message;
           errorBox.hidden = false;
+          total.textContent = "Commands unavailable";
         }
       });
     } finally {
@@ -175,6 +198,21 @@
     load();
   });
 
+  // Phones show the filters folded behind one button that counts the active ones.
+  const toggle = App.byTestId("filters-toggle");
+  const activeCount = App.byTestId("filters-active");
+  toggle.addEventListener("click", () => {
+    const open = form.dataset.open !== "true";
+    form.dataset.open = String(open);
+    toggle.setAttribute("aria-expanded", String(open));
+  });
+
+  function showActiveFilters() {
+    const active = [...TEXT_FILTERS, ...TIME_FILTERS].filter((name) => current[name] !== "").length;
+    activeCount.textContent = active === 0 ? "none active" : `${active} active`;
+  }
+
+  App.linkRows(body);
   applyStateToForm(current);
   load();
 })();

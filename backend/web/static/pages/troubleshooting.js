@@ -16,7 +16,16 @@
   const completeResult = App.byTestId("tsq-complete-result");
   const refreshButton = App.byTestId("tsq-refresh");
 
+  const bulkBar = App.byTestId("tsq-bulk-bar");
+  const options = App.byTestId("tsq-options");
+
   const ACTION_LABELS = { retry: "Retry", cancel: "Cancel", complete: "Complete" };
+  // What the confirmation says each bulk action does.
+  const BULK_EFFECTS = {
+    retry: "They are sent to the workers again.",
+    cancel: "They are marked Canceled and leave the queue for good.",
+    complete: "They are marked Completed without running again.",
+  };
   const selected = new Set();
   let busy = false;
 
@@ -33,6 +42,10 @@
     selectAll.indeterminate = checked > 0 && checked < boxes.length;
     selectAll.disabled = boxes.length === 0;
     selectedCount.textContent = `${selected.size} selected`;
+    bulkBar.dataset.active = String(selected.size > 0);
+    for (const box of boxes) {
+      box.closest("tr").classList.toggle("selected", box.checked);
+    }
     for (const button of bulkButtons) {
       button.disabled = busy || selected.size === 0;
     }
@@ -70,6 +83,7 @@
   function renderRow(item) {
     const row = App.cloneTemplate("tsq-row-template");
     row.dataset.commandId = item.command_id;
+    row.dataset.href = App.commandUrl(item.command_id);
     const box = App.byTestId("tsq-select", row);
     box.checked = selected.has(item.command_id);
     box.setAttribute("aria-label", `Select command ${item.command_id}`);
@@ -81,7 +95,7 @@
     App.fill(row, {
       domain: item.domain,
       command_type: item.command_type,
-      behavior: item.behavior && item.behavior.type,
+      behavior: App.behaviorLabel(item.behavior && item.behavior.type),
       attempts: `${item.attempts} / ${item.max_attempts}`,
       error_code: lastError.code,
       error_message: lastError.message,
@@ -104,12 +118,17 @@
       }
       body.replaceChildren(...data.items.map(renderRow));
       empty.hidden = data.items.length > 0;
-      const shown = data.items.length < data.total ? ` (showing ${data.items.length})` : "";
+      bulkBar.hidden = data.items.length === 0; // nothing to select
+      const shown = data.items.length < data.total ? ` (showing the latest ${data.items.length})` : "";
       total.textContent = `${data.total} ${data.total === 1 ? "command" : "commands"} in the queue${shown}`;
+      App.setNavCount(data.total);
     } catch (error) {
       App.handleApiError(error, (apiError) => {
+        body.replaceChildren();
         errorBox.textContent = apiError.message;
         errorBox.hidden = false;
+        total.textContent = "Queue unavailable";
+        App.setNavCount(null);
       });
     } finally {
       table.setAttribute("aria-busy", "false");
@@ -135,6 +154,7 @@
       const result = App.parseJsonInput(completeResult);
       return result === undefined ? {} : { result };
     } catch (error) {
+      options.open = true;
       App.showErrors(page, errorBox, "The result for Complete is not valid JSON.", [
         ["result", error.message],
       ]);
@@ -154,7 +174,7 @@
         `/api/tsq/${encodeURIComponent(commandId)}/${action}`,
         requestBody,
       );
-      App.flash(`${ACTION_LABELS[action]}: command ${outcome.command_id} is now ${outcome.status}.`, {
+      App.flash(`${ACTION_LABELS[action]}: command ${App.shortId(outcome.command_id)} is now ${App.statusLabel(outcome.status)}.`, {
         level: "success",
       });
     } catch (error) {
@@ -172,8 +192,8 @@
         item.dataset.ok = String(Boolean(result.ok));
         item.dataset.commandId = result.command_id;
         App.fill(item, {
-          command_id: result.command_id,
-          outcome: result.ok ? `ok, ${result.status || "done"}` : `failed: ${result.error || "unknown error"}`,
+          command_id: App.shortId(result.command_id),
+          outcome: result.ok ? App.statusLabel(result.status) : `not changed: ${result.error || "unknown error"}`,
         });
         return item;
       }),
@@ -188,6 +208,16 @@
 
   async function runBulkAction(action) {
     const commandIds = Array.from(selected);
+    const count = `${commandIds.length} ${commandIds.length === 1 ? "command" : "commands"}`;
+    const confirmed = await App.confirmAction({
+      title: `${ACTION_LABELS[action]} ${count}?`,
+      message: BULK_EFFECTS[action],
+      confirmLabel: `${ACTION_LABELS[action]} ${count}`,
+      danger: action === "cancel",
+    });
+    if (!confirmed) {
+      return;
+    }
     setBusyAll(true);
     try {
       const response = await App.api("POST", "/api/tsq/bulk", { action, command_ids: commandIds });
@@ -210,6 +240,14 @@
   for (const button of bulkButtons) {
     button.addEventListener("click", () => runBulkAction(button.dataset.bulkAction));
   }
+  // A click on the checkbox cell toggles the checkbox; anywhere else on a row opens the command.
+  body.addEventListener("click", (event) => {
+    const cell = event.target.closest("td.select-cell");
+    if (cell !== null && event.target === cell) {
+      cell.querySelector("input").click();
+    }
+  });
+  App.linkRows(body);
   refreshButton.addEventListener("click", load);
   load();
 })();
