@@ -27,6 +27,7 @@ from orchestrator.contract import (
     EVENT_CONNECTION_OPEN,
     EVENT_DROPPED,
     EVENT_LOG,
+    LAST_EVENT_ID_HEADER,
     RECORD_RUN_ID,
 )
 from orchestrator.sse_client import SSEClient, SSEEvent, SSEStreamClosed, SSETimeout
@@ -146,6 +147,8 @@ class _SseSource:
     gap_reason: str | None = None  # set while disconnected
     gap_from: datetime | None = None
     gap_attempts: int = 0
+    last_event_id: str = ""  # sent as Last-Event-ID on a reconnect
+    resuming_from: str | None = None  # reconnected; not yet seen whether the server resumed
 
     def open_gap(self, reason: str) -> None:
         if self.gap_reason is None:
@@ -166,6 +169,22 @@ class _SseSource:
             }
         )
         self.gap_reason, self.gap_from, self.gap_attempts = None, None, 0
+        self.resuming_from = None
+
+    def resumed(self) -> None:
+        """The server replayed what we missed from its buffer: no gap to record."""
+        self.gap_reason, self.gap_from, self.gap_attempts = None, None, 0
+        self.resuming_from = None
+
+    def check_resume(self, event_id: str) -> None:
+        """After a reconnect, the first numbered event tells: same server (ids share their
+        epoch) means it resumed; another epoch means it restarted and its buffer is lost."""
+        if self.resuming_from is None or not event_id:
+            return
+        if event_id.rpartition("-")[0] == self.resuming_from.rpartition("-")[0]:
+            self.resumed()
+        else:
+            self.close_gap(" (the server restarted: what it logged meanwhile is lost)")
 
 
 class _StreamLost(Exception):
@@ -331,9 +350,10 @@ class LogHarvester:
 
     def _follow_once(self, source: _SseSource) -> _Outcome:
         """One connection: copy events until the stream closes, breaks or we are stopped."""
-        client = SSEClient(
-            source.url, strict=False, timeout=self.read_timeout, headers=source.headers
-        )
+        headers = dict(source.headers)
+        if source.last_event_id:
+            headers[LAST_EVENT_ID_HEADER] = source.last_event_id  # resume where we left off
+        client = SSEClient(source.url, strict=False, timeout=self.read_timeout, headers=headers)
         with self._lock:
             if self._stopping.is_set():
                 return "stopped"
@@ -346,7 +366,10 @@ class LogHarvester:
                 return self._lost(source, f"connect failed: {exc}", carried)
             if client.status_code != 200:
                 return self._lost(source, f"HTTP {client.status_code}", carried)
-            source.close_gap()
+            if source.gap_reason is not None and source.last_event_id:
+                source.resuming_from = source.last_event_id  # decided by the next log event
+            else:
+                source.close_gap()
             while True:
                 try:
                     event = client.next_event()
@@ -358,6 +381,9 @@ class LogHarvester:
                     reason = "server ended the stream without connection_close"
                     return self._lost(source, reason, carried)
                 source.last_seen = datetime.now(UTC)
+                if event["event"] == EVENT_LOG:
+                    source.check_resume(client.last_event_id)
+                    source.last_event_id = client.last_event_id or source.last_event_id
                 if self._copy_event(source, event):
                     return "closed"
                 carried = carried or event["event"] != EVENT_CONNECTION_OPEN

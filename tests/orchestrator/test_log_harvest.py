@@ -294,3 +294,44 @@ def test_records_are_stamped_with_the_run_id_and_files_hold_one_run(tmp_path: Pa
 
     written = (logs / "svc.log").read_text().splitlines()
     assert written == ['{"message": "from second", "run_id": "second"}', "plain text"]
+
+
+def numbered_log(h: Handler, event_id: str, message: str) -> None:
+    record = {"timestamp": "2026-01-01T00:00:00.000Z", "level": "INFO", "logger": "app"}
+    h.send(f"id: {event_id}\nevent: log\ndata: {json.dumps({**record, 'message': message})}\n\n")
+
+
+@pytest.mark.parametrize(
+    ("second_epoch", "gap_expected"),
+    [("e1", False), ("e2", True)],
+    ids=["same-server-resumes", "restarted-server-loses"],
+)
+def test_a_reconnect_resumes_with_last_event_id_and_records_only_real_losses(
+    serve: Any, harvester: LogHarvester, second_epoch: str, gap_expected: bool
+) -> None:
+    asked: list[str | None] = []
+
+    def script(h: Handler, number: int) -> None:
+        asked.append(h.headers.get("Last-Event-ID"))
+        h.start_sse()
+        h.event("connection_open", {})
+        if number == 0:
+            numbered_log(h, "e1-1", "one")
+            numbered_log(h, "e1-2", "two")
+            return  # the connection breaks
+        numbered_log(h, f"{second_epoch}-3", "three")  # replayed from the server's buffer
+        h.event("connection_close", {})
+
+    server = serve(script)
+    path = harvester.add_sse_source("backend", url_of(server))
+    wait_for(finished(harvester, "backend"))
+
+    assert asked == [None, "e1-2"]
+    records = lines(path)
+    messages = [r.get("message") for r in records if "message" in r]
+    assert messages == ["one", "two", "three"]
+    gaps = [r for r in records if r.get("marker") == "gap"]
+    if gap_expected:
+        assert len(gaps) == 1 and "the server restarted" in gaps[0]["reason"]
+    else:
+        assert gaps == []
