@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from orchestrator.config import SETTINGS_BY_NAME, OrchestratorConfig
+from orchestrator.config import SETTINGS, SETTINGS_BY_NAME, OrchestratorConfig, flag
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing, StackStartError
 
 if TYPE_CHECKING:
@@ -88,44 +88,23 @@ def _help(name: str, default: object) -> str:
     return f"{setting.help} (env {setting.env}; default: {default})"
 
 
+# How a default reads in --help where its value alone would not say it.
+_DEFAULT_TEXT = {"seed": "off", "pg_bindir": "the pgserver wheel's"}
+
+
 def _stack_options(parser: argparse.ArgumentParser) -> None:
+    """One option per setting that has a flag, from the config's table."""
     defaults = OrchestratorConfig()
-    parser.add_argument(
-        "--app", type=_argument_type("app"), default=None, help=_help("app", defaults.app)
-    )
-    parser.add_argument(
-        "--provider",
-        type=_argument_type("provider"),
-        default=None,
-        help=_help("provider", defaults.provider),
-    )
-    parser.add_argument(
-        "--workers",
-        type=_argument_type("workers"),
-        default=None,
-        help=_help("workers", defaults.workers),
-    )
-    parser.add_argument(
-        "--artifacts",
-        type=_argument_type("artifacts"),
-        default=None,
-        help=_help("artifacts", defaults.artifacts),
-    )
-    parser.add_argument(
-        "--seed", action="store_const", const=True, default=None, help=_help("seed", "off")
-    )
-    parser.add_argument(
-        "--timeout",
-        type=_argument_type("timeout"),
-        default=None,
-        help=_help("timeout", defaults.timeout),
-    )
-    parser.add_argument(
-        "--pg-bindir",
-        type=_argument_type("pg_bindir"),
-        default=None,
-        help=_help("pg_bindir", "the pgserver wheel's"),
-    )
+    for setting in SETTINGS:
+        if setting.flag is None:
+            continue
+        default = _DEFAULT_TEXT.get(setting.name, getattr(defaults, setting.name))
+        if setting.parse is flag:
+            parser.add_argument(setting.flag, action="store_const", const=True, default=None,
+                                help=_help(setting.name, default))  # fmt: skip
+        else:
+            parser.add_argument(setting.flag, type=_argument_type(setting.name), default=None,
+                                help=_help(setting.name, default))  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):
