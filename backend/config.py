@@ -33,6 +33,7 @@ class Settings:
     version: str = "0.1.0"
     git_commit: str = "unknown"
     worker_stale_after: float = 10.0
+    max_request_bytes: int = 1_048_576
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -71,6 +72,7 @@ class Settings:
             version=env.get("APP_VERSION", "0.1.0"),
             git_commit=env.get("GIT_COMMIT", "unknown"),
             worker_stale_after=_positive_float(env, "WORKER_STALE_AFTER", 10.0),
+            max_request_bytes=_positive_int(env, "MAX_REQUEST_BYTES", 1_048_576),
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from backend.bus import queue_name
 from backend.bus.worker_options import WorkerOptions
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         """One heartbeat; failures are logged once per outage, recovery is logged too."""
-        queue = f"{self.options.domain}__commands"
+        queue = queue_name(self.options.domain)
         try:
             with self.pool.connection(timeout=2) as conn:
                 created = conn.execute(

@@ -53,17 +53,18 @@ class Container:
         # Registered after TaskService: task streams close once their tasks are drained.
         coordinator.register_shutdown_waiter("SSE streams", streams.wait_all_closed)
         bridge = AsyncBridge(settings.database_url)
+        reset_gate = ResetLock()
         return cls(
             settings=settings,
             database=database,
             coordinator=coordinator,
             streams=streams,
             health=HealthService(database, coordinator),
-            command_types=CommandTypeService(database),
+            command_types=CommandTypeService(database, reset_gate),
             tasks=tasks,
-            testing=TestingService(settings.database_url, ResetLock()),
+            testing=TestingService(settings.database_url, reset_gate),
             versions=VersionService(settings),
-            commands=CommandService(database, SyncCommandBus(database.pool)),
+            commands=CommandService(database, SyncCommandBus(database.pool), reset_gate),
             tsq=TsqService(database, bridge),
             workers=WorkerRegistry(database, settings.worker_stale_after),
             bridge=bridge,

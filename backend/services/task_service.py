@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.utils.correlation import correlation_scope
-from backend.utils.errors import ServiceBusyException
+from backend.utils.errors import BusinessLogicException, ServiceBusyException
 from backend.utils.shutdown import LifetimeEvent, ShutdownCoordinator
 from backend.utils.sse import utc_now_iso
 
@@ -29,6 +29,12 @@ FAILED = "task_failed"
 FINAL_EVENTS = frozenset({COMPLETED, FAILED})
 
 CLOSE = object()  # pushed to subscribers when the service shuts down
+
+
+class TaskAborted(RuntimeError):
+    """A task ended early for a reason it can state (e.g. a reset dropped its tables).
+
+    It fails the task with its message; the log gets a warning, not a traceback."""
 
 
 class ProgressReporter:
@@ -150,6 +156,9 @@ class TaskService:
             with correlation_scope(correlation_id, test_id):
                 try:
                     result = function(ProgressReporter(task))
+                except (TaskAborted, BusinessLogicException) as exc:
+                    logger.warning("Task %s stopped: %s", task.task_id, exc)
+                    task.publish(FAILED, {"error": str(exc), "error_type": type(exc).__name__})
                 except Exception as exc:
                     logger.exception("Task %s failed", task.task_id)
                     task.publish(FAILED, {"error": str(exc), "error_type": type(exc).__name__})
