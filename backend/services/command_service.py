@@ -108,7 +108,7 @@ class CommandService:
             domains = [row[1] for row in rows]
             raise InvalidOperationException(
                 f"Command type {command_type!r} exists in several domains "
-                f"({', '.join(domains)}); say which with \"domain\"",
+                f'({", ".join(domains)}); say which with "domain"',
                 error_code="AMBIGUOUS_COMMAND_TYPE",
                 details={"command_type": command_type, "domains": domains},
             )
