@@ -112,8 +112,9 @@ class TaskService:
         self._executor.submit(self._run, task, function, correlation_id, test_id)
         return task.task_id
 
-    def subscribe(self, task_id: str) -> queue.Queue[Any] | None:
-        """A queue that receives the task's past and future events; None for unknown ids."""
+    def subscribe(self, task_id: str, after: int = 0) -> queue.Queue[Any] | None:
+        """A queue that receives the task's events from number `after + 1` on (1-based: its
+        past ones, then live ones); None for unknown ids."""
         with self._lock:
             self._sweep_locked()
             task = self._tasks.get(task_id)
@@ -121,10 +122,20 @@ class TaskService:
             return None
         subscription: queue.Queue[Any] = queue.Queue()
         with task.lock:
-            for event in task.history:
+            for event in task.history[after:]:
                 subscription.put(event)
             task.subscribers.append(subscription)
         return subscription
+
+    def progress_of(self, task_id: str) -> tuple[int, bool] | None:
+        """(events emitted so far, finished?) of a known task; None for unknown ids."""
+        with self._lock:
+            self._sweep_locked()
+            task = self._tasks.get(task_id)
+        if task is None:
+            return None
+        with task.lock:
+            return len(task.history), task.finished_at is not None
 
     def unsubscribe(self, task_id: str, subscription: queue.Queue[Any]) -> None:
         with self._lock:

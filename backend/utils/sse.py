@@ -16,6 +16,12 @@ logger = logging.getLogger(__name__)
 CONNECTION_OPEN = "connection_open"
 HEARTBEAT = "heartbeat"
 CONNECTION_CLOSE = "connection_close"
+# Not "error": a browser EventSource fires its own `error` event on connection failures, and
+# listeners could not tell a server-sent error from a dropped connection.
+STREAM_ERROR = "stream_error"
+LAST_EVENT_ID_HEADER = "Last-Event-ID"
+# Sent as `retry:` on every stream's first frame: how long a browser waits to reconnect.
+RECONNECT_DELAY_MS = 3000
 
 
 def utc_now_iso() -> str:
@@ -28,13 +34,23 @@ def format_sse_event(
     data: Any,
     correlation_id: str | None = None,
     test_id: str | None = None,
+    event_id: str | None = None,
+    retry_ms: int | None = None,
 ) -> str:
-    """One SSE frame: `event:` line, one `data:` line per payload line, blank-line terminated.
+    """One SSE frame: `retry:`/`id:` when given, `event:`, one `data:` line per payload line,
+    blank-line terminated.
 
     Dict payloads get `correlation_id` (and `test_id` when known) added unless present.
     """
     if "\n" in event or "\r" in event or not event:
         raise ValueError(f"SSE event name must be a non-empty single line, got {event!r}")
+    head = ""
+    if retry_ms is not None:
+        head += f"retry: {int(retry_ms)}\n"
+    if event_id is not None:
+        if any(ch in event_id for ch in "\r\n\x00"):
+            raise ValueError(f"SSE event id must be one line without NUL, got {event_id!r}")
+        head += f"id: {event_id}\n"
     if isinstance(data, dict):
         payload = dict(data)
         if correlation_id is not None:
@@ -47,7 +63,7 @@ def format_sse_event(
     else:
         text = json.dumps(data, default=str)
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return f"event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+    return f"{head}event: {event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
 
 
 def sse_response(frames: Iterator[str]) -> Response:
