@@ -386,9 +386,7 @@ def test_reconnect_continues_after_the_last_event_id(
     assert "id: 2\n" not in response.text and "id: 1\n" not in response.text
 
 
-def test_reconnect_to_a_finished_task_is_204(
-    sse_server: SSEServer, start_task: StartTask
-) -> None:
+def test_reconnect_to_a_finished_task_is_204(sse_server: SSEServer, start_task: StartTask) -> None:
     task_id = start_task(steps=1, step_delay_ms=0)
     wait_until_done(sse_server, task_id, sse_server.client_timeout)
     response = requests.get(
