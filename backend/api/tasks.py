@@ -34,7 +34,7 @@ def stream_task(task_id: str) -> Response:
     frames = task_stream(
         c.tasks, task_id, c.settings.task_stream_idle_interval, correlation_id, test_id, after
     )
-    return sse_response(c.streams.track(frames, f"task {task_id}"))
+    return sse_response(c.streams.open(frames, f"task {task_id}"))
 
 
 @tasks_bp.get("/<task_id>")

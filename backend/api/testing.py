@@ -41,7 +41,7 @@ def stream_logs() -> Response:
         owner=c.coordinator,
         last_event_id=request.headers.get(LAST_EVENT_ID_HEADER),
     )
-    return sse_response(c.streams.track(frames, "logs"))
+    return sse_response(c.streams.open(frames, "logs"))
 
 
 @testing_bp.post("/tasks")

@@ -44,7 +44,7 @@ class Container:
         apply_pgmq_compat()
         database = Database(settings.database_url, max_size=settings.db_pool_max_size)
         coordinator = ShutdownCoordinator(settings.shutdown_timeout)
-        streams = ActiveStreams()
+        streams = ActiveStreams(limit=settings.stream_limit)
         tasks = TaskService(
             coordinator,
             max_workers=settings.task_pool_size,

@@ -86,6 +86,7 @@ class TaskService:
         retention_seconds: float = 300.0,
     ) -> None:
         self.retention_seconds = retention_seconds
+        self.max_workers = max_workers
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="task")
         self._tasks: dict[str, _Task] = {}
         self._lock = threading.Lock()
@@ -101,11 +102,23 @@ class TaskService:
         correlation_id: str | None = None,
         test_id: str | None = None,
     ) -> str:
-        """Queue `function` on the pool; returns the task id at once."""
+        """Run `function` on a free pool thread; returns the task id at once.
+
+        With every thread busy the task is refused (503 TASKS_BUSY), never queued behind
+        long tasks where it would be accepted and not start.
+        """
         task = _Task(task_id=uuid.uuid4().hex)
         with self._lock:
             if not self._accepting:
                 raise ServiceBusyException("The server is shutting down; no new tasks")
+            if self._running >= self.max_workers:
+                raise ServiceBusyException(
+                    f"All {self.max_workers} background task slots are busy (TASK_POOL_SIZE); "
+                    "retry when a running task has finished",
+                    retry_after=2,
+                    error_code="TASKS_BUSY",
+                    details={"task_pool_size": self.max_workers},
+                )
             self._sweep_locked()
             self._tasks[task.task_id] = task
             self._running += 1

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Response
+
+from backend.utils.errors import ServiceBusyException
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +76,23 @@ def sse_response(frames: Iterator[str]) -> Response:
     return response
 
 
-class ActiveStreams:
-    """Counts open SSE responses so shutdown can wait for their close frames to go out."""
+class StreamLimitReached(ServiceBusyException):
+    """Every SSE slot is taken: a further stream would take a thread that other requests
+    (health probes among them) need."""
 
-    def __init__(self) -> None:
+    default_code = "TOO_MANY_STREAMS"
+
+
+class ActiveStreams:
+    """Counts open SSE responses so shutdown can wait for their close frames to go out, and
+    caps them (`limit`) below the server's threads."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
         self._open: dict[int, str] = {}
         self._next = 0
         self._cond = threading.Condition()
+        self._slots = 0
 
     @property
     def count(self) -> int:
@@ -100,6 +112,29 @@ class ActiveStreams:
                 )
             return done
 
+    def open(self, frames: Iterator[str], label: str = "stream") -> Iterator[str]:
+        """Take a slot now (503 TOO_MANY_STREAMS when none is free); the slot is released when
+        the response ends or is closed, even if it never started."""
+        with self._cond:
+            if self.limit is not None and self._slots >= self.limit:
+                raise StreamLimitReached(
+                    f"All {self.limit} event-stream slots are in use (SSE_STREAM_LIMIT); "
+                    "close a stream or retry later",
+                    retry_after=5,
+                    details={"limit": self.limit},
+                )
+            self._slots += 1
+        return _SlotStream(self.track(frames, label), self._release_slot)
+
+    def _release_slot(self) -> None:
+        with self._cond:
+            self._slots -= 1
+
+    @property
+    def slots_in_use(self) -> int:
+        with self._cond:
+            return self._slots
+
     def track(self, frames: Iterator[str], label: str = "stream") -> Iterator[str]:
         """Wrap a frame generator so it is counted (under `label`) while it runs."""
         with self._cond:
@@ -112,3 +147,35 @@ class ActiveStreams:
             with self._cond:
                 del self._open[key]
                 self._cond.notify_all()
+
+
+class _SlotStream:
+    """An SSE body that gives its slot back exactly once: at its end, or when the server
+    closes it (a client that left, possibly before the first frame)."""
+
+    def __init__(self, frames: Iterator[str], release: Callable[[], None]) -> None:
+        self._frames = frames
+        self._release: Callable[[], None] | None = release
+
+    def __iter__(self) -> _SlotStream:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._frames)
+        except BaseException:
+            self._give_back()
+            raise
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._frames, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._give_back()
+
+    def _give_back(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
