@@ -1,4 +1,5 @@
-"""Worker and retry parameters, as stored for workers to pick up at start."""
+"""Worker and retry parameters: stored (workers follow them live, unless a flag fixes a
+value), and what each live worker really uses."""
 
 from __future__ import annotations
 
@@ -20,7 +21,17 @@ def get_config() -> Response:
 
 @config_bp.put("")
 def put_config() -> Response:
-    """Validate and store the config; workers started afterwards use it."""
+    """Validate and store the config; live workers follow it within a heartbeat (retries,
+    backoff, visibility timeout) or after a restart (concurrency, poll interval)."""
     config = parse_body(AppConfig)
     with container().database.transaction() as conn:
         return jsonify(save_config(conn, config).model_dump())
+
+
+@config_bp.get("/effective")
+def effective_config() -> Response:
+    """The stored config beside each live worker's effective settings, and the differences."""
+    c = container()
+    with c.database.transaction() as conn:
+        stored = load_config(conn)
+    return jsonify(c.workers.effective_settings(stored))

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -22,8 +23,14 @@ from backend.bus.handlers import DomainRegistry, TestCommandHandler
 from backend.bus.heartbeat import Heartbeat
 from backend.bus.log_context import CommandContextFilter, CommandIds
 from backend.bus.pools import worker_pools
-from backend.bus.worker_options import WorkerOptions, add_worker_arguments, resolve_options
+from backend.bus.worker_options import (
+    LIVE,
+    WorkerOptions,
+    add_worker_arguments,
+    resolve_options,
+)
 from backend.config import Settings
+from backend.schemas.config import AppConfig
 from backend.services.config_service import load_config
 from backend.utils.logging_setup import configure_logging
 
@@ -66,6 +73,17 @@ class IdAwareWorker(SyncWorker):
             self.ids.remember_message(message)
         return super()._process_message(msg_id, message, conn)
 
+    def apply_live_settings(self, options: WorkerOptions) -> None:
+        """Use new retry and visibility settings from the next message on (the library reads
+        these three attributes per message; pinned version, see backend/bus/compat.py)."""
+        self._retry_policy = retry_policy(options)
+        self._visibility_timeout = options.visibility_timeout
+        self._statement_timeout = options.statement_timeout_ms
+
+
+def retry_policy(options: WorkerOptions) -> RetryPolicy:
+    return RetryPolicy(max_attempts=options.max_attempts, backoff_schedule=options.backoff)
+
 
 class WorkerRuntime:
     """Owns the pool, the library's worker, the heartbeat and the signal handling."""
@@ -80,7 +98,8 @@ class WorkerRuntime:
         # Library log lines about a command get that command's correlation and test ids.
         for handler in logging.getLogger().handlers:
             handler.addFilter(CommandContextFilter(ids))
-        self.worker: SyncWorker | None = None
+        self.worker: IdAwareWorker | None = None
+        self.applied = options  # what the running worker uses (follows the stored config)
         self._stopping = threading.Event()
         self._finished = threading.Event()
 
@@ -94,13 +113,13 @@ class WorkerRuntime:
             ids=self.ids,
             registry=self.registry,
             visibility_timeout=options.visibility_timeout,
-            retry_policy=RetryPolicy(
-                max_attempts=options.max_attempts, backoff_schedule=options.backoff
-            ),
+            retry_policy=retry_policy(options),
             statement_timeout=options.statement_timeout_ms,
         )
         worker = self.worker
-        heartbeat = Heartbeat(self.pool, options, worker.health_status.to_dict)
+        heartbeat = Heartbeat(
+            self.pool, options, worker.health_status.to_dict, follow_config=self.follow_config
+        )
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         heartbeat.start()
@@ -125,6 +144,22 @@ class WorkerRuntime:
             self._finished.set()
         logger.info("Worker %s exited cleanly", options.worker_id)
         return 0
+
+    def follow_config(self, stored: AppConfig) -> dict[str, Any]:
+        """Apply stored changes the worker can take live; report the rest as pending."""
+        wanted = self.options.with_stored(stored)
+        changed = sorted(n for n in LIVE if getattr(wanted, n) != getattr(self.applied, n))
+        if changed and self.worker is not None:
+            before = {name: getattr(self.applied, name) for name in changed}
+            self.applied = replace(self.applied, **{n: getattr(wanted, n) for n in changed})
+            self.worker.apply_live_settings(self.applied)
+            logger.info(
+                "Worker %s follows the stored config: %s",
+                self.options.worker_id,
+                ", ".join(f"{n} {before[n]} -> {getattr(self.applied, n)}" for n in changed),
+                extra={"worker_id": self.options.worker_id},
+            )
+        return self.applied.report(pending=wanted)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self._stopping.is_set():

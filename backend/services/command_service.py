@@ -17,6 +17,7 @@ from backend.db import Database
 from backend.schemas.commands import CommandFilterSchema
 from backend.services.config_service import load_config
 from backend.services.task_service import ProgressReporter, TaskAborted, TaskFunction
+from backend.services.worker_registry import WorkerRegistry
 from backend.utils.errors import (
     InvalidOperationException,
     RecordNotFoundException,
@@ -77,10 +78,13 @@ def parse_command_id(raw: str) -> uuid.UUID:
 
 
 class CommandService:
-    def __init__(self, database: Database, bus: SyncCommandBus, gate: ResetLock) -> None:
+    def __init__(
+        self, database: Database, bus: SyncCommandBus, gate: ResetLock, workers: WorkerRegistry
+    ) -> None:
         self.database = database
         self.bus = bus
         self.gate = gate
+        self.workers = workers
 
     # -- sending --------------------------------------------------------------------------
 
@@ -115,12 +119,16 @@ class CommandService:
         type_id, found_domain, name = rows[0]
         return type_id, found_domain, name
 
-    def _check_behavior(self, conn: Connection[Any], behavior: Behavior, field: str) -> int:
-        max_attempts = load_config(conn).retry.max_attempts
+    def _max_attempts(self, conn: Connection[Any], domain: str) -> int:
+        """What the live workers of `domain` use (they decide retries); the stored config
+        when none is running."""
+        live = self.workers.live_max_attempts(conn, domain)
+        return live if live is not None else load_config(conn).retry.max_attempts
+
+    def _check_behavior(self, behavior: Behavior, field: str, max_attempts: int) -> None:
         problem = check_behavior_against_retries(behavior, max_attempts)
         if problem:
             raise RequestValidationException(f"{field}.transient_failures", problem)
-        return max_attempts
 
     def send(
         self,
@@ -136,7 +144,8 @@ class CommandService:
         behavior_json = behavior.model_dump(exclude_none=True)
         with self.gate.writing(), self.database.transaction() as conn:
             type_id, domain, name = self._resolve_type(conn, command_type, domain)
-            max_attempts = self._check_behavior(conn, behavior, "behavior")
+            max_attempts = self._max_attempts(conn, domain)
+            self._check_behavior(behavior, "behavior", max_attempts)
             conn.execute(
                 """
                 INSERT INTO test_command (command_id, command_type_id, payload, behavior,
@@ -188,9 +197,10 @@ class CommandService:
         generation = self.gate.generation
         with self.database.transaction() as conn:
             type_id, domain, name = self._resolve_type(conn, command_type, domain)
+            max_attempts = self._max_attempts(conn, domain)
             for index, (behavior, _count) in enumerate(shares):
                 field = f"mix.{index}.behavior" if mixed else "behavior"
-                max_attempts = self._check_behavior(conn, behavior, field)
+                self._check_behavior(behavior, field, max_attempts)
         # One dict per share, shared by its commands (and serialized once per chunk).
         dumped = [(behavior.model_dump(exclude_none=True), count) for behavior, count in shares]
         plan = [behavior for behavior, count in dumped for _ in range(count)]

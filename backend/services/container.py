@@ -54,6 +54,7 @@ class Container:
         coordinator.register_shutdown_waiter("SSE streams", streams.wait_all_closed)
         bridge = AsyncBridge(settings.database_url)
         reset_gate = ResetLock()
+        workers = WorkerRegistry(database, settings.worker_stale_after)
         return cls(
             settings=settings,
             database=database,
@@ -64,9 +65,9 @@ class Container:
             tasks=tasks,
             testing=TestingService(settings.database_url, reset_gate),
             versions=VersionService(settings),
-            commands=CommandService(database, SyncCommandBus(database.pool), reset_gate),
+            commands=CommandService(database, SyncCommandBus(database.pool), reset_gate, workers),
             tsq=TsqService(database, bridge),
-            workers=WorkerRegistry(database, settings.worker_stale_after),
+            workers=workers,
             bridge=bridge,
         )
 

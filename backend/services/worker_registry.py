@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg import Connection
+
 from backend.db import Database
+from backend.schemas.config import AppConfig
 
 
 class WorkerRegistry:
@@ -36,6 +39,58 @@ class WorkerRegistry:
                 "last_heartbeat": row[6].isoformat(),
                 "health": row[7],
                 "details": row[8],
+                # What the worker really uses: {effective, sources, restart_required}.
+                "settings": (row[8] or {}).get("settings"),
             }
             for row in rows
         ]
+
+    def live_max_attempts(self, conn: Connection[Any], domain: str) -> int | None:
+        """The lowest max_attempts the live workers of `domain` use; None without any."""
+        row = conn.execute(
+            """
+            SELECT min((details #>> '{settings,effective,max_attempts}')::int)
+            FROM worker_heartbeat
+            WHERE domain = %s AND last_heartbeat > NOW() - make_interval(secs => %s)
+            """,
+            (domain, self.stale_after),
+        ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def effective_settings(self, stored: AppConfig) -> dict[str, Any]:
+        """The stored config beside each live worker's settings, and where they differ."""
+        workers = self.live_workers()
+        stored_values = {
+            "concurrency": stored.worker.concurrency,
+            "visibility_timeout": stored.worker.visibility_timeout,
+            "poll_interval": stored.worker.poll_interval,
+            "max_attempts": stored.retry.max_attempts,
+            "backoff": stored.retry.backoff_schedule(),
+        }
+        reports = []
+        differences = []
+        for worker in workers:
+            settings = worker["settings"] or {}
+            effective = settings.get("effective", {})
+            reports.append(
+                {
+                    "worker_id": worker["worker_id"],
+                    "domain": worker["domain"],
+                    "last_heartbeat": worker["last_heartbeat"],
+                    **settings,
+                }
+            )
+            for name, value in effective.items():
+                if name in stored_values and stored_values[name] != value:
+                    differences.append(
+                        {
+                            "worker_id": worker["worker_id"],
+                            "setting": name,
+                            "stored": stored_values[name],
+                            "effective": value,
+                            "why": "set by a command-line flag"
+                            if settings.get("sources", {}).get(name) == "flag"
+                            else "takes effect after a worker restart",
+                        }
+                    )
+        return {"stored": stored_values, "workers": reports, "differences": differences}

@@ -661,24 +661,28 @@ def test_operator_retry_of_fail_transient_then_succeed_completes(
 ) -> None:
     """N failures in total, then success, even when an operator retry resets the bus's count.
 
-    The worker allows 2 attempts while the stored config (and so the API) allows 3: the
-    command with 2 failures exhausts its retries, lands in the TSQ, and the retry succeeds.
+    Sent while no worker runs, the API checks against the stored config (3 attempts); the
+    worker then starts with --max-attempts 2, so 2 failures exhaust its retries and the
+    command lands in the TSQ. The operator's retry is its third delivery: it succeeds.
     """
     url = make_migrated_database()
     workers = WorkerSet(url, tmp_path)
     at = WORKER_FLAGS.index("--max-attempts")
     flags = [*WORKER_FLAGS[: at + 1], "2", *WORKER_FLAGS[at + 2 :]]
-    workers.start("two-attempts", *flags)
     try:
         with app_client(url) as client:
-            command_id = send(
-                client, {"type": "fail_transient_then_succeed", "transient_failures": 2}
-            )
+            behavior = {"type": "fail_transient_then_succeed", "transient_failures": 2}
+            command_id = send(client, behavior)
+            workers.start("two-attempts", *flags)
             in_tsq = wait_status(client, command_id, "IN_TROUBLESHOOTING_QUEUE", timeout=15)
             assert in_tsq["attempts"] == 2, workers.story(in_tsq)
             retried = client.post(f"/api/tsq/{command_id}/retry", json={"operator": "ops"})
             assert retried.status_code == 200, json_of(retried)
             done = wait_status(client, command_id, "COMPLETED", timeout=15)
+            # With the worker live, the API now checks against what it uses (2).
+            refused = client.post(
+                "/api/commands", json={"command_type": "TestCommand", "behavior": behavior}
+            )
     finally:
         workers.stop_all()
     assert done["result"] == {"status": "ok", "attempt": 3}, workers.story(done)
@@ -688,6 +692,54 @@ def test_operator_retry_of_fail_transient_then_succeed_completes(
             "SELECT deliveries FROM test_command WHERE command_id = %s", (command_id,)
         ).fetchone()
     assert row == (3,)
+    assert refused.status_code == 400, json_of(refused)
+    assert "max_attempts (2)" in json_of(refused)["details"]["reason"]
+
+
+def test_workers_follow_the_stored_config_without_restart(
+    make_migrated_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """PUT /api/config max_attempts=5: a worker without --max-attempts uses 5 from its next
+    heartbeat on, reports it, and a command with 4 failures completes."""
+    url = make_migrated_database()
+    workers = WorkerSet(url, tmp_path)
+    at = WORKER_FLAGS.index("--max-attempts")
+    worker = workers.start("follower", *WORKER_FLAGS[:at], *WORKER_FLAGS[at + 2 :])
+    try:
+        with app_client(url) as client:
+            config = json_of(client.get("/api/config"))
+            config["retry"] = {**config["retry"], "max_attempts": 5, "base_delay_ms": 0}
+            assert client.put("/api/config", json=config).status_code == 200
+
+            def follows() -> dict[str, Any] | None:
+                report = json_of(client.get("/api/config/effective"))
+                mine = [w for w in report["workers"] if w["worker_id"] == "follower"]
+                ok = mine and mine[0]["effective"]["max_attempts"] == 5
+                return report if ok else None
+
+            report = wait_until(follows, 10, message="the worker to use max_attempts=5")
+            behavior = {"type": "fail_transient_then_succeed", "transient_failures": 4}
+            command_id = send(client, behavior)
+            done = wait_status(client, command_id, "COMPLETED", timeout=20)
+            listed = json_of(client.get("/api/workers"))["workers"]
+    finally:
+        workers.stop_all()
+    (mine,) = [w for w in report["workers"] if w["worker_id"] == "follower"]
+    assert mine["sources"]["max_attempts"] == "stored"
+    assert mine["sources"]["visibility_timeout"] == "flag"
+    assert mine["effective"]["backoff"] == [0]  # the --backoff flag wins over the stored one
+    assert report["stored"]["max_attempts"] == 5
+    assert {
+        "worker_id": "follower",
+        "setting": "visibility_timeout",
+        "stored": 30,
+        "effective": VT,
+        "why": "set by a command-line flag",
+    } in report["differences"]
+    assert not any(d["setting"] == "max_attempts" for d in report["differences"])
+    assert done["attempts"] == 5 and done["max_attempts"] == 5, workers.story(done)
+    assert listed[0]["settings"]["effective"]["max_attempts"] == 5
+    assert "follows the stored config: max_attempts 3 -> 5" in worker.log_text()
 
 
 def _send_raw_message(url: str, data: dict[str, Any]) -> str:
