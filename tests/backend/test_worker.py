@@ -786,8 +786,13 @@ def test_foreign_or_invalid_messages_fail_permanently_at_once(
     assert "Traceback" not in workers.logs_text()
 
 
-def test_timeout_hangs_only_on_the_first_delivery_ever(migrated_database_url: str) -> None:
-    """A delivery after the first (e.g. an operator retry, attempt 1 again) does not hang."""
+def test_timeout_hangs_only_on_the_first_delivery_ever(
+    make_migrated_database: Callable[[], str],
+) -> None:
+    """A delivery after the first (e.g. an operator retry, attempt 1 again) does not hang.
+
+    Its own database: no worker may pick the 10-minute hang up."""
+    migrated_database_url = make_migrated_database()
     with app_client(migrated_database_url) as client:
         command_id = send(client, {"type": "timeout", "execution_time_ms": 600_000})
     with psycopg.connect(migrated_database_url, autocommit=True) as conn:
