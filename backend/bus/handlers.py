@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from backend.bus.behaviors import LIFETIME_COUNTED, Behavior, execute_behavior
 from backend.bus.log_context import CommandIds
+from backend.bus.result_store import PendingResults
 from backend.utils.correlation import correlation_scope
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ class TestCommandHandler:
     """Idempotent: the first stored result wins; a redelivery gets that result back.
 
     The behavior and ids come with the message (CommandService puts them in its data), so a
-    success costs one statement: count the run and store the result if none is stored yet.
+    success costs at most one statement: count the run and store the result if none is
+    stored yet; in the worker even that rides on the completion (backend/bus/result_store.py).
     Behaviors that count deliveries over the command's life cost one more, at the start.
     A missing row or an invalid behavior is a permanent failure: retrying can't fix it.
     `pool` should be an autocommit pool (see backend/bus/pools.py).
@@ -43,9 +45,16 @@ class TestCommandHandler:
 
     __test__ = False
 
-    def __init__(self, pool: ConnectionPool[Any], ids: CommandIds | None = None) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        ids: CommandIds | None = None,
+        pending: PendingResults | None = None,
+    ) -> None:
         self.pool = pool
         self.ids = ids or CommandIds()
+        # In the worker, a success's result is stored by the completion (result_store.py).
+        self.pending = pending
 
     def __call__(self, command: Command, context: HandlerContext) -> dict[str, Any]:
         command_id = str(command.command_id)
@@ -65,6 +74,9 @@ class TestCommandHandler:
                 self._count_run(command)
                 logger.info("Command attempt failed: %s", exc, extra=fields)
                 raise
+            if self.pending is not None:
+                self.pending.hand_over(context.msg_id, command.command_id, result)
+                return result
             return self._store_once(command, result, fields)
 
     def _behavior_and_ids(self, command: Command) -> tuple[Any, str | None, str | None]:

@@ -9,12 +9,24 @@ them in.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import OrderedDict
 from typing import Any
 
-_COMMAND_ID = re.compile(r"\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
+# The library writes "(command_id=<uuid>, ..." into its messages: find that, no regex.
+_MARKER = "command_id="
+_UUID_LENGTH = 36
+_HYPHENS = (8, 13, 18, 23)
+
+
+def command_id_in(message: str) -> str | None:
+    """The command id after `command_id=` in a library message, or None."""
+    start = message.find(_MARKER)
+    if start < 0:
+        return None
+    candidate = message[start + len(_MARKER) : start + len(_MARKER) + _UUID_LENGTH]
+    shaped = len(candidate) == _UUID_LENGTH and all(candidate[i] == "-" for i in _HYPHENS)
+    return candidate if shaped else None
 
 
 class CommandIds:
@@ -55,10 +67,9 @@ class CommandContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         command_id = getattr(record, "command_id", None)
         if command_id is None:
-            match = _COMMAND_ID.search(record.getMessage())
-            if match is None:
+            command_id = command_id_in(record.getMessage())
+            if command_id is None:
                 return True
-            command_id = match.group(1)
         record.command_id = str(command_id)
         known = self.ids.lookup(str(command_id))
         if known is None:

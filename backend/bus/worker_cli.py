@@ -23,6 +23,7 @@ from backend.bus.handlers import DomainRegistry, TestCommandHandler
 from backend.bus.heartbeat import Heartbeat
 from backend.bus.log_context import CommandContextFilter, CommandIds
 from backend.bus.pools import worker_pools
+from backend.bus.result_store import PendingResults, ResultStoringPgmq
 from backend.bus.worker_options import (
     LIVE,
     WorkerOptions,
@@ -62,9 +63,18 @@ class IdAwareWorker(SyncWorker):
     checked by backend/bus/compat.py); the ids come from the message's `data.ids`.
     """
 
-    def __init__(self, *args: Any, ids: CommandIds, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, ids: CommandIds, pending: PendingResults, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ids = ids
+        self.pending = pending
+        self._pgmq = ResultStoringPgmq(self._pgmq, pending)  # type: ignore[has-type]
+
+    def _complete(self, received: ReceivedCommand, result: dict[str, Any] | None = None) -> None:
+        try:
+            super()._complete(received, result=result)
+        finally:
+            # Stored by the completion's delete, or dropped when it failed (redelivered later).
+            self.pending.take(received.msg_id)
 
     def _process_message(
         self, msg_id: int, message: dict[str, Any], conn: Connection[Any]
@@ -93,7 +103,8 @@ class WorkerRuntime:
         self.options = options
         self.pool, self.handler_pool = worker_pools(settings.database_url, options.concurrency)
         self.ids = ids = CommandIds()
-        self.handler = TestCommandHandler(self.handler_pool, ids)
+        self.pending = PendingResults()
+        self.handler = TestCommandHandler(self.handler_pool, ids, self.pending)
         self.registry = DomainRegistry(options.domain, self.handler)
         # Library log lines about a command get that command's correlation and test ids.
         for handler in logging.getLogger().handlers:
@@ -111,6 +122,7 @@ class WorkerRuntime:
             self.pool,
             options.domain,
             ids=self.ids,
+            pending=self.pending,
             registry=self.registry,
             visibility_timeout=options.visibility_timeout,
             retry_policy=retry_policy(options),

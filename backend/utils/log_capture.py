@@ -48,7 +48,12 @@ def record_to_dict(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _json_safe(value: Any) -> Any:
+    if isinstance(value, _PLAIN):  # the common case, without a trial serialization
+        return value
     try:
         json.dumps(value)
     except (TypeError, ValueError):
