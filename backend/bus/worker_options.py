@@ -38,7 +38,7 @@ class WorkerOptions:
 
     def with_stored(self, stored: AppConfig) -> WorkerOptions:
         """These options with every field no flag fixed taken from `stored`."""
-        values = _stored_values(stored)
+        values = stored_values(stored)
         return replace(self, **{k: v for k, v in values.items() if k not in self.flagged})
 
     def report(self, pending: WorkerOptions | None = None) -> dict[str, Any]:
@@ -79,7 +79,8 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ready-file", type=Path, default=None)
 
 
-def _stored_values(stored: AppConfig) -> dict[str, Any]:
+def stored_values(stored: AppConfig) -> dict[str, Any]:
+    """The worker settings a stored config gives (the CONFIGURABLE ones)."""
     worker, retry = stored.worker, stored.retry
     return {
         "concurrency": worker.concurrency,
@@ -94,7 +95,7 @@ def resolve_options(args: argparse.Namespace, stored: AppConfig) -> WorkerOption
     """Flags that were given win over the stored config; the rest come from it."""
     flags = {name: getattr(args, name) for name in CONFIGURABLE}
     flagged = frozenset(name for name, value in flags.items() if value is not None)
-    values = {**_stored_values(stored), **{k: v for k, v in flags.items() if v is not None}}
+    values = {**stored_values(stored), **{k: v for k, v in flags.items() if v is not None}}
     return WorkerOptions(
         domain=args.domain,
         drain_timeout=args.drain_timeout,

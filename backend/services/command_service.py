@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from commandbus import SendRequest
 from commandbus.sync import SyncCommandBus
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from backend.bus import queue_name
 from backend.bus.behaviors import Behavior, check_behavior_against_retries
 from backend.db import Database
 from backend.schemas.commands import CommandFilterSchema
@@ -161,15 +165,16 @@ class CommandService:
                     test_id,
                 ),
             )
-            self.bus.send(
-                domain,
-                name,
-                command_id,
-                bus_data(behavior_json, correlation_id, test_id),
-                correlation_id=_as_uuid_or_none(correlation_id),
-                max_attempts=max_attempts,
-                conn=conn,
-            )
+            with _queue_must_exist(domain):
+                self.bus.send(
+                    domain,
+                    name,
+                    command_id,
+                    bus_data(behavior_json, correlation_id, test_id),
+                    correlation_id=_as_uuid_or_none(correlation_id),
+                    max_attempts=max_attempts,
+                    conn=conn,
+                )
         logger.info(
             "Sent %s command %s (%s)",
             name,
@@ -280,21 +285,22 @@ class CommandService:
                             test_id,
                         )
                     )
-            self.bus.send_batch(
-                [
-                    SendRequest(
-                        domain=domain,
-                        command_type=name,
-                        command_id=command_id,
-                        data=bus_data(behavior, correlation_id, test_id),
-                        correlation_id=bus_correlation,
-                        max_attempts=max_attempts,
-                    )
-                    for command_id, behavior in zip(ids, behaviors, strict=True)
-                ],
-                chunk_size=_BULK_CHUNK,
-                conn=conn,
-            )
+            with _queue_must_exist(domain):
+                self.bus.send_batch(
+                    [
+                        SendRequest(
+                            domain=domain,
+                            command_type=name,
+                            command_id=command_id,
+                            data=bus_data(behavior, correlation_id, test_id),
+                            correlation_id=bus_correlation,
+                            max_attempts=max_attempts,
+                        )
+                        for command_id, behavior in zip(ids, behaviors, strict=True)
+                    ],
+                    chunk_size=_BULK_CHUNK,
+                    conn=conn,
+                )
 
     # -- reading --------------------------------------------------------------------------
 
@@ -389,6 +395,21 @@ class CommandService:
                     counts[STATUS_KEYS[status]] = count
         counts["total"] = sum(counts.values())
         return counts
+
+
+@contextmanager
+def _queue_must_exist(domain: str) -> Iterator[None]:
+    """A type whose domain lost its queue (dropped by hand) is a 409, not a 500."""
+    try:
+        yield
+    except psycopg.errors.UndefinedTable:
+        queue = queue_name(domain)
+        raise InvalidOperationException(
+            f"The queue {queue} of domain {domain!r} does not exist, so commands of this type "
+            "cannot be sent. Fix: recreate the queue (SELECT pgmq.create(...)) or the type",
+            error_code="QUEUE_MISSING",
+            details={"domain": domain, "queue": queue},
+        ) from None
 
 
 def _check_generation(started_in: int, now: int, sent: int, total: int) -> None:

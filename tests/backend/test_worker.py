@@ -709,7 +709,10 @@ def test_workers_follow_the_stored_config_without_restart(
         with app_client(url) as client:
             config = json_of(client.get("/api/config"))
             config["retry"] = {**config["retry"], "max_attempts": 5, "base_delay_ms": 0}
-            assert client.put("/api/config", json=config).status_code == 200
+            saved = client.put("/api/config", json=config)
+            assert saved.status_code == 200
+            # PUT answers once the live workers use the new values: no lag for the next send.
+            assert "X-Workers-Lagging" not in saved.headers
 
             def follows() -> dict[str, Any] | None:
                 report = json_of(client.get("/api/config/effective"))
@@ -717,7 +720,8 @@ def test_workers_follow_the_stored_config_without_restart(
                 ok = mine and mine[0]["effective"]["max_attempts"] == 5
                 return report if ok else None
 
-            report = wait_until(follows, 10, message="the worker to use max_attempts=5")
+            report = follows()
+            assert report is not None, json_of(client.get("/api/config/effective"))
             behavior = {"type": "fail_transient_then_succeed", "transient_failures": 4}
             command_id = send(client, behavior)
             done = wait_status(client, command_id, "COMPLETED", timeout=20)
