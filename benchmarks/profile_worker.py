@@ -19,7 +19,14 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.bench_bus import WORKER_FLAGS, BenchStack, enqueue_ours, wait_all_completed
+from benchmarks.bench_bus import (
+    LIBRARY_FLAGS,
+    WORKER_FLAGS,
+    BenchStack,
+    enqueue_library,
+    enqueue_ours,
+    wait_all_completed,
+)
 from benchmarks.results import write_result
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]+)(?::\d+)?\)$")
@@ -83,14 +90,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--gil", action="store_true", help="only samples holding the GIL (Python CPU)"
     )
+    parser.add_argument(
+        "--library", action="store_true", help="profile benchmarks.library_worker instead"
+    )
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy")
     if spy is None:
         raise SystemExit("py-spy is not installed. Fix: pip install py-spy")
     with BenchStack(f"profile-{secrets.token_hex(3)}") as stack:
-        enqueue_ours(stack, args.count)
+        if args.library:
+            enqueue_library(stack, args.count)
+            module, flags = "benchmarks.library_worker", LIBRARY_FLAGS
+        else:
+            enqueue_ours(stack, args.count)
+            module, flags = "backend", WORKER_FLAGS
         raw = stack.folder / "profile.txt"
-        (worker,) = stack.start_workers("backend", 1, WORKER_FLAGS)
+        (worker,) = stack.start_workers(module, 1, flags)
         assert worker.popen is not None
         recorder = subprocess.Popen(
             [spy, "record", "--pid", str(worker.popen.pid), "--format", "raw",
@@ -106,9 +121,14 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"py-spy wrote no profile: {errors.decode(errors='replace')}")
         summary = summarize(raw, args.top)
         stack.stop_workers()
-    name = "worker_profile_gil" if args.gil else "worker_profile"
-    path = write_result(name, {"commands": args.count, "gil_only": args.gil, **summary})
-    print(f"busy samples: {summary['busy_samples']}")
+    name = "library_worker_profile" if args.library else "worker_profile"
+    name += "_gil" if args.gil else ""
+    path = write_result(
+        name,
+        {"commands": args.count, "gil_only": args.gil, "rate": args.rate, **summary},
+    )
+    per_command = summary["busy_samples"] / args.rate / args.count * 1000  # type: ignore[operator]
+    print(f"busy samples: {summary['busy_samples']} ({per_command:.3f} ms per command)")
     for row in summary["top_self"]:  # type: ignore[attr-defined]
         print(f"{row['share']:6.1%} {row['samples']:6d}  {row['function']}")
     print(f"inclusive: {summary['inclusive_share']} -> {path}")

@@ -24,6 +24,21 @@ COMMAND_NOT_FOUND = "TEST_COMMAND_NOT_FOUND"
 INVALID_BEHAVIOR = "INVALID_BEHAVIOR"
 
 
+_BEHAVIOR_CACHE_SIZE = 256
+
+
+def _cache_key(behavior_json: Any) -> tuple[Any, ...] | None:
+    """A hashable key for a behavior dict of plain values (type-exact), or None."""
+    if not isinstance(behavior_json, dict):
+        return None
+    items = []
+    for name, value in behavior_json.items():
+        if not isinstance(value, str | int | float | bool | type(None)):
+            return None
+        items.append((name, type(value), value))  # 1 and True differ for strict validation
+    return tuple(sorted(items, key=lambda item: item[0]))
+
+
 def command_not_found(command: Command) -> PermanentCommandError:
     """A message without its test_command row (foreign, or its rows were reset): no retry."""
     return PermanentCommandError(
@@ -55,6 +70,7 @@ class TestCommandHandler:
         self.ids = ids or CommandIds()
         # In the worker, a success's result is stored by the completion (result_store.py).
         self.pending = pending
+        self._behaviors: dict[tuple[Any, ...], Behavior] = {}
 
     def __call__(self, command: Command, context: HandlerContext) -> dict[str, Any]:
         command_id = str(command.command_id)
@@ -94,16 +110,25 @@ class TestCommandHandler:
             raise command_not_found(command)
         return row[0], row[1], row[2]
 
-    @staticmethod
-    def _parse_behavior(command: Command, behavior_json: Any) -> Behavior:
+    def _parse_behavior(self, command: Command, behavior_json: Any) -> Behavior:
+        # A bulk's commands share a handful of behaviors: validate each distinct one once.
+        key = _cache_key(behavior_json)
+        cached = self._behaviors.get(key) if key is not None else None
+        if cached is not None:
+            return cached
         try:
-            return Behavior.model_validate(behavior_json)
+            behavior = Behavior.model_validate(behavior_json)
         except ValidationError as exc:
             raise PermanentCommandError(
                 code=INVALID_BEHAVIOR,
                 message=f"Command {command.command_id} has an invalid behavior: "
                 f"{exc.errors()[0]['msg'] if exc.errors() else exc}",
             ) from None
+        if key is not None:
+            if len(self._behaviors) >= _BEHAVIOR_CACHE_SIZE:
+                self._behaviors.clear()
+            self._behaviors[key] = behavior
+        return behavior
 
     def _count_delivery(self, command: Command) -> int:
         """This delivery's number over the command's whole life (operator retries included)."""

@@ -16,7 +16,6 @@ from typing import Any
 # The library writes "(command_id=<uuid>, ..." into its messages: find that, no regex.
 _MARKER = "command_id="
 _UUID_LENGTH = 36
-_HYPHENS = (8, 13, 18, 23)
 
 
 def command_id_in(message: str) -> str | None:
@@ -24,8 +23,11 @@ def command_id_in(message: str) -> str | None:
     start = message.find(_MARKER)
     if start < 0:
         return None
-    candidate = message[start + len(_MARKER) : start + len(_MARKER) + _UUID_LENGTH]
-    shaped = len(candidate) == _UUID_LENGTH and all(candidate[i] == "-" for i in _HYPHENS)
+    begin = start + len(_MARKER)
+    candidate = message[begin : begin + _UUID_LENGTH]
+    if len(candidate) != _UUID_LENGTH:
+        return None
+    shaped = candidate[8] == candidate[13] == candidate[18] == candidate[23] == "-"
     return candidate if shaped else None
 
 
@@ -53,8 +55,8 @@ class CommandIds:
             self.remember(str(command_id), ids.get("correlation_id"), ids.get("test_id"))
 
     def lookup(self, command_id: str) -> tuple[str | None, str | None] | None:
-        with self._lock:
-            return self._ids.get(command_id)
+        # A plain dict read is atomic under the GIL; only writers need the lock.
+        return self._ids.get(command_id)
 
 
 class CommandContextFilter(logging.Filter):

@@ -33,7 +33,7 @@ from backend.bus.worker_options import (
 from backend.config import Settings
 from backend.schemas.config import AppConfig
 from backend.services.config_service import load_config
-from backend.utils.logging_setup import configure_logging
+from backend.utils.logging_setup import configure_logging, skip_unused_record_fields
 
 logger = logging.getLogger("backend.worker")
 
@@ -42,6 +42,7 @@ __all__ = ["add_worker_arguments", "run_worker"]
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
+    skip_unused_record_fields()
     apply_pgmq_compat()
     try:
         with psycopg.connect(settings.database_url, connect_timeout=5) as conn:

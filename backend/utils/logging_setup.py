@@ -35,3 +35,15 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     root.addHandler(handler)
     # waitress logs every queue-depth warning at WARNING; keep it but not its debug noise.
     logging.getLogger("waitress").setLevel(logging.INFO)
+
+
+def skip_unused_record_fields() -> None:
+    """Stop stamping thread, process and multiprocessing names on every record.
+
+    Our JSON lines never show them, and a worker logs two records per command: measured by
+    benchmarks/profile_worker.py, these lookups were a visible part of its CPU per command.
+    Call once at process start (the worker does); it is process-wide.
+    """
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
