@@ -18,6 +18,7 @@ import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from benchmarks.bench_bus import (
     LIBRARY_FLAGS,
@@ -49,7 +50,7 @@ def short(frame: str) -> str:
     return f"{match['func']} ({path})"
 
 
-def summarize(raw: Path, top: int) -> dict[str, object]:
+def summarize(raw: Path, top: int) -> dict[str, Any]:
     self_samples: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     busy = 0
@@ -127,9 +128,9 @@ def main(argv: list[str] | None = None) -> None:
         name,
         {"commands": args.count, "gil_only": args.gil, "rate": args.rate, **summary},
     )
-    per_command = summary["busy_samples"] / args.rate / args.count * 1000  # type: ignore[operator]
+    per_command = summary["busy_samples"] / args.rate / args.count * 1000
     print(f"busy samples: {summary['busy_samples']} ({per_command:.3f} ms per command)")
-    for row in summary["top_self"]:  # type: ignore[attr-defined]
+    for row in summary["top_self"]:
         print(f"{row['share']:6.1%} {row['samples']:6d}  {row['function']}")
     print(f"inclusive: {summary['inclusive_share']} -> {path}")
 
