@@ -27,16 +27,17 @@ INVALID_BEHAVIOR = "INVALID_BEHAVIOR"
 _BEHAVIOR_CACHE_SIZE = 256
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _cache_key(behavior_json: Any) -> tuple[Any, ...] | None:
-    """A hashable key for a behavior dict of plain values (type-exact), or None."""
-    if not isinstance(behavior_json, dict):
+    """A hashable key for a behavior dict of plain values, or None.
+
+    The value types are part of it: 1 == True, but strict validation tells them apart."""
+    if type(behavior_json) is not dict:
         return None
-    items = []
-    for name, value in behavior_json.items():
-        if not isinstance(value, str | int | float | bool | type(None)):
-            return None
-        items.append((name, type(value), value))  # 1 and True differ for strict validation
-    return tuple(sorted(items, key=lambda item: item[0]))
+    key = (*behavior_json.items(), *map(type, behavior_json.values()))
+    return key if _PLAIN.issuperset(key[len(behavior_json) :]) else None
 
 
 def command_not_found(command: Command) -> PermanentCommandError:

@@ -32,8 +32,9 @@ WITH stored AS (
     WHERE command_id = %(command_id)s
     RETURNING result
 )
-SELECT pgmq.delete(%(queue)s, %(msg_id)s::bigint), (SELECT result FROM stored)
-"""
+SELECT pgmq.delete(%(queue)s, %(msg_id)s::bigint),
+       (SELECT result = %(result)s FROM stored)
+"""  # (deleted, ours stored?): NULL when the row is gone, false when another result won
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,15 @@ class ResultStoringPgmq:
                 "msg_id": msg_id,
             },
         ).fetchone()
-        deleted, stored = (row[0], row[1]) if row is not None else (False, None)
-        fields = {"command_id": str(handed.command_id)}
-        if stored is None:
-            logger.warning("No test_command row to store the result in", extra=fields)
-        elif stored != handed.result:  # an earlier (or concurrent) delivery got there first
-            logger.info("Command already applied; returning the stored result", extra=fields)
+        deleted, ours = (row[0], row[1]) if row is not None else (False, None)
+        if ours is None:
+            logger.warning(
+                "No test_command row to store the result in",
+                extra={"command_id": str(handed.command_id)},
+            )
+        elif not ours:  # an earlier (or concurrent) delivery got there first
+            logger.info(
+                "Command already applied; returning the stored result",
+                extra={"command_id": str(handed.command_id)},
+            )
         return bool(deleted)

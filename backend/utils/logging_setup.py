@@ -38,12 +38,14 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
 
 
 def skip_unused_record_fields() -> None:
-    """Stop stamping thread, process and multiprocessing names on every record.
+    """Stop collecting what our JSON lines never show: the caller's file and line (a stack
+    walk per record), thread, process and multiprocessing names.
 
-    Our JSON lines never show them, and a worker logs two records per command: measured by
-    benchmarks/profile_worker.py, these lookups were a visible part of its CPU per command.
-    Call once at process start (the worker does); it is process-wide.
+    A worker logs two records per command; measured by benchmarks/profile_worker.py, these
+    were a visible part of its CPU per command. The switches are the ones the Logging HOWTO
+    lists under "Optimization". Call once at process start (the worker does); process-wide.
     """
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    logging._srcfile = None  # the HOWTO's switch for findCaller
