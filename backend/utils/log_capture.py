@@ -30,11 +30,10 @@ Entry = tuple[int, dict[str, Any]]  # (sequence number, record as a dict)
 def record_to_dict(record: logging.LogRecord) -> dict[str, Any]:
     """The structured form of a log record sent to clients and written to artifacts."""
     stamp = datetime.fromtimestamp(record.created, UTC)
-    attrs = record.__dict__
     extra = {
-        key: _json_safe(attrs[key])
-        for key in sorted(attrs.keys() - _STANDARD_ATTRS)  # a set difference, not a scan
-        if not key.startswith("_")
+        key: _json_safe(value)
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD_ATTRS and not key.startswith("_")
     }
     if record.exc_info and record.exc_info[0] is not None:
         extra["exception"] = logging.Formatter().formatException(record.exc_info)
