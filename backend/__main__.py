@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from backend.config import ConfigError, Settings
 
@@ -38,8 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backend.app import create_app
         from backend.server import serve
 
-        app = create_app(settings)
-        return serve(app, args.host, args.port, args.threads or settings.waitress_threads)
+        if args.threads:
+            try:
+                settings = replace(settings, waitress_threads=args.threads).checked()
+            except ConfigError as exc:
+                print(f"backend: configuration error: {exc}", file=sys.stderr)
+                return 2
+        return serve(create_app(settings), args.host, args.port)
     if args.command == "migrate":
         from backend.services.migrate_command import migrate
 

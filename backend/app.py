@@ -9,7 +9,13 @@ from flask import Flask
 from backend.api import register_blueprints
 from backend.config import Settings
 from backend.services.container import Container
-from backend.utils import error_handling, request_context
+from backend.utils import (
+    access_log,
+    database_errors,
+    error_handling,
+    request_context,
+    request_guards,
+)
 from backend.utils.log_capture import LogCaptureHandler
 from backend.utils.logging_setup import configure_logging
 from backend.utils.shutdown import LifetimeEvent
@@ -29,8 +35,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     container.database.open()
     app.extensions["container"] = container
 
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    access_log.init_app(app)
     request_context.init_app(app)
+    request_guards.init_app(app)
     error_handling.init_app(app)
+    database_errors.init_app(app, container.database)
     register_blueprints(app, settings)
     _register_web_ui(app)
     if settings.is_testing:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 Environment = Literal["development", "testing", "production"]
 ENVIRONMENTS: tuple[Environment, ...] = ("development", "testing", "production")
+# Threads kept free of event streams, for health probes and API calls.
+RESERVED_THREADS = 8
 
 
 class ConfigError(ValueError):
@@ -33,12 +35,23 @@ class Settings:
     version: str = "0.1.0"
     git_commit: str = "unknown"
     worker_stale_after: float = 10.0
+    max_request_bytes: int = 1_048_576
+    waitress_connection_limit: int = 500
+    waitress_channel_timeout: float = 60.0
+    sse_stream_limit: int | None = None  # None: waitress_threads - RESERVED_THREADS
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_testing(self) -> bool:
         """Testing mode turns on the /api/testing endpoints and the log stream."""
         return self.environment == "testing"
+
+    @property
+    def stream_limit(self) -> int:
+        """How many SSE streams may be open at once (each holds a waitress thread)."""
+        if self.sse_stream_limit is not None:
+            return self.sse_stream_limit
+        return max(1, self.waitress_threads - RESERVED_THREADS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -71,7 +84,27 @@ class Settings:
             version=env.get("APP_VERSION", "0.1.0"),
             git_commit=env.get("GIT_COMMIT", "unknown"),
             worker_stale_after=_positive_float(env, "WORKER_STALE_AFTER", 10.0),
-        )
+            max_request_bytes=_positive_int(env, "MAX_REQUEST_BYTES", 1_048_576),
+            waitress_connection_limit=_positive_int(env, "WAITRESS_CONNECTION_LIMIT", 500),
+            waitress_channel_timeout=_positive_float(env, "WAITRESS_CHANNEL_TIMEOUT", 60.0),
+            sse_stream_limit=_positive_int(env, "SSE_STREAM_LIMIT", 0) or None,
+        ).checked()
+
+    def checked(self) -> Settings:
+        """Raise ConfigError when settings contradict each other; else return self."""
+        if self.stream_limit >= self.waitress_threads:
+            raise ConfigError(
+                f"SSE_STREAM_LIMIT={self.stream_limit} must be below WAITRESS_THREADS="
+                f"{self.waitress_threads}: streams would take every thread and health checks "
+                "would hang. Lower SSE_STREAM_LIMIT or raise WAITRESS_THREADS."
+            )
+        if self.waitress_channel_timeout <= self.sse_heartbeat_interval:
+            raise ConfigError(
+                f"WAITRESS_CHANNEL_TIMEOUT={self.waitress_channel_timeout:g} must exceed "
+                f"SSE_HEARTBEAT_INTERVAL={self.sse_heartbeat_interval:g}, or waitress closes "
+                "idle event streams between heartbeats."
+            )
+        return self
 
 
 def validate_database_url(url: str) -> None:

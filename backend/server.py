@@ -11,10 +11,12 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 from flask import Flask
 from waitress.server import create_server
 
+from backend.config import Settings
 from backend.services.container import Container
 
 logger = logging.getLogger(__name__)
@@ -22,10 +24,27 @@ logger = logging.getLogger(__name__)
 _LOOP_STEP = 0.2  # seconds the socket loop waits before checking whether to stop
 
 
-def serve(app: Flask, host: str, port: int, threads: int) -> int:
+def waitress_options(settings: Settings) -> dict[str, Any]:
+    """waitress's limits, from the settings (README "Capacity" explains each)."""
+    return {
+        "threads": settings.waitress_threads,
+        # Idle keep-alive sockets cost no thread, only a slot: allow many, so a crowd of them
+        # can't stop waitress from accepting the next health probe (its default is 100).
+        "connection_limit": settings.waitress_connection_limit,
+        "channel_timeout": settings.waitress_channel_timeout,
+        # Flask answers 413 with the error shape up to here; waitress cuts absurd bodies.
+        "max_request_body_size": 4 * settings.max_request_bytes,
+        "asyncore_use_poll": True,  # select() stops at 1024 descriptors
+        "ident": "backend",
+    }
+
+
+def serve(app: Flask, host: str, port: int) -> int:
     """Block serving requests until a signal; returns the process exit code."""
     container: Container = app.extensions["container"]
-    server = create_server(app, host=host, port=port, threads=threads, ident="backend")
+    options = waitress_options(container.settings)
+    threads = options["threads"]
+    server = create_server(app, host=host, port=port, **options)
     shutdown_started = threading.Event()
     drained = threading.Event()
 
@@ -44,7 +63,14 @@ def serve(app: Flask, host: str, port: int, threads: int) -> int:
 
     signal.signal(signal.SIGTERM, on_stop_signal)
     signal.signal(signal.SIGINT, on_stop_signal)
-    logger.info("Serving on http://%s:%s (threads=%d)", host, server.effective_port, threads)
+    logger.info(
+        "Serving on http://%s:%s (threads=%d, streams<=%d, connections<=%d)",
+        host,
+        server.effective_port,
+        threads,
+        container.settings.stream_limit,
+        options["connection_limit"],
+    )
     try:
         # waitress's own run() loops until its socket map is empty; we loop until drained.
         socket_map = server._map

@@ -350,14 +350,27 @@ def enqueue_library(stack: BenchStack, count: int) -> float:
         return time.perf_counter() - started
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc), all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def process(stack: BenchStack, module: str, flags: list[str], count: int) -> dict[str, Any]:
-    """Start 2 workers of `module` on the queued commands; throughput until all COMPLETED."""
-    stack.start_workers(module, 2, flags)
+    """Start 2 workers of `module` on the queued commands; throughput until all COMPLETED.
+
+    Also the workers' CPU per command: on a machine shared with other work it varies much
+    less than the throughput, so it shows where our worker costs more than the library."""
+    workers = stack.start_workers(module, 2, flags)
+    pids = [w.popen.pid for w in workers if w.popen is not None]
+    cpu_before = sum(cpu_seconds(pid) for pid in pids)
     counts = wait_all_completed(stack, count, timeout=300)
+    cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     window, completed_events = processing_window(stack)
     return {
         "processing_seconds": round(window, 3),
         "throughput_per_second": round(count / window, 1),
+        "worker_cpu_ms_per_command": round(cpu * 1000 / count, 3),
         "statuses": counts,
         "completed_events": completed_events,
     }
@@ -452,6 +465,8 @@ def main(argv: list[str] | None = None) -> None:
 
     ours_tp = _median_of(ours_rounds, "throughput_per_second")
     library_tp = _median_of(library_rounds, "throughput_per_second")
+    ours_cpu = _median_of(ours_rounds, "worker_cpu_ms_per_command")
+    library_cpu = _median_of(library_rounds, "worker_cpu_ms_per_command")
     enqueue = _median_of(ours_rounds, "enqueue_seconds")
     ratio = ours_tp / library_tp
     none_lost = all(
@@ -487,6 +502,7 @@ def main(argv: list[str] | None = None) -> None:
                 "rounds": library_rounds,
             },
             "overhead_ratio": round(ratio, 3),
+            "worker_cpu_ms_per_command": {"ours": ours_cpu, "library": library_cpu},
             "latency": latency,
             "goals": GOALS,
             "met": met,
@@ -494,7 +510,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"bulk enqueue {enqueue:.2f}s; throughput ours {ours_tp}/s vs library {library_tp}/s "
-        f"(ratio {ratio:.2f}); latency p50/p95/p99 {latency['latency_ms']['p50']}/"
+        f"(ratio {ratio:.2f}); worker CPU/command ours {ours_cpu} ms vs library {library_cpu} ms; "
+        f"latency p50/p95/p99 {latency['latency_ms']['p50']}/"
         f"{latency['latency_ms']['p95']}/{latency['latency_ms']['p99']} ms; met {met} -> {path}"
     )
 

@@ -19,7 +19,7 @@ def send_command() -> tuple[Response, int]:
     body = parse_body(SendCommandSchema)
     correlation_id, test_id = request_ids()
     sent = container().commands.send(
-        body.command_type, body.payload, body.behavior, correlation_id, test_id
+        body.command_type, body.payload, body.behavior, correlation_id, test_id, body.domain
     )
     return jsonify(sent), 201
 
@@ -37,6 +37,7 @@ def send_bulk() -> tuple[Response, int]:
         correlation_id,
         test_id,
         mixed=body.mix is not None,
+        domain=body.domain,
     )
     task_id = c.tasks.start_task(task, correlation_id=correlation_id, test_id=test_id)
     return jsonify({"task_id": task_id, "total": sum(n for _, n in body.shares())}), 202

@@ -1,4 +1,5 @@
-"""Worker and retry parameters, as stored for workers to pick up at start."""
+"""Worker and retry parameters: stored (workers follow them live, unless a flag fixes a
+value), and what each live worker really uses."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from flask import Blueprint, Response, jsonify
 from backend.api.context import container, parse_body
 from backend.schemas.config import AppConfig
 from backend.services.config_service import load_config, save_config
+
+# How long PUT waits for live workers to report the new values (they re-read every heartbeat).
+FOLLOW_TIMEOUT_SECONDS = 3.0
 
 config_bp = Blueprint("config", __name__, url_prefix="/api/config")
 
@@ -20,7 +24,24 @@ def get_config() -> Response:
 
 @config_bp.put("")
 def put_config() -> Response:
-    """Validate and store the config; workers started afterwards use it."""
+    """Validate and store the config; live workers follow it within a heartbeat (retries,
+    backoff, visibility timeout) or after a restart (concurrency, poll interval)."""
     config = parse_body(AppConfig)
-    with container().database.transaction() as conn:
-        return jsonify(save_config(conn, config).model_dump())
+    c = container()
+    with c.database.transaction() as conn:
+        saved = save_config(conn, config)
+    # Answer once the live workers use it, so the next command already gets the new values.
+    lagging = c.workers.wait_until_following(saved, timeout=FOLLOW_TIMEOUT_SECONDS)
+    response = jsonify(saved.model_dump())
+    if lagging:
+        response.headers["X-Workers-Lagging"] = ",".join(lagging)
+    return response
+
+
+@config_bp.get("/effective")
+def effective_config() -> Response:
+    """The stored config beside each live worker's effective settings, and the differences."""
+    c = container()
+    with c.database.transaction() as conn:
+        stored = load_config(conn)
+    return jsonify(c.workers.effective_settings(stored))

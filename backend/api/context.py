@@ -11,6 +11,7 @@ from backend.services.container import Container
 from backend.utils.correlation import current_correlation_id, current_test_id
 from backend.utils.error_handling import validation_error_from_pydantic
 from backend.utils.errors import RequestValidationException
+from backend.utils.text_safety import find_unstorable_text
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -25,7 +26,10 @@ def request_ids() -> tuple[str | None, str | None]:
 
 
 def json_body() -> dict[str, Any]:
-    """The request's JSON object; malformed or non-object JSON is a 400, never a 500."""
+    """The request's JSON object; malformed or non-object JSON is a 400, never a 500.
+
+    So is text the database cannot store (NUL, lone surrogates), wherever it sits.
+    """
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
@@ -35,6 +39,9 @@ def json_body() -> dict[str, Any]:
         raise RequestValidationException("body", "malformed JSON") from None
     if not isinstance(body, dict):
         raise RequestValidationException("body", "must be a JSON object")
+    unstorable = find_unstorable_text(body, "")
+    if unstorable is not None:
+        raise RequestValidationException(*unstorable)
     return body
 
 

@@ -16,6 +16,8 @@ from backend.utils.sse import (
     CONNECTION_CLOSE,
     CONNECTION_OPEN,
     HEARTBEAT,
+    RECONNECT_DELAY_MS,
+    STREAM_ERROR,
     format_sse_event,
     utc_now_iso,
 )
@@ -24,11 +26,29 @@ from backend.utils.sse import (
 _LOG_BATCH = 500
 
 
-def _framer(correlation_id: str | None, test_id: str | None) -> Callable[[str, Any], str]:
-    def frame(event: str, data: Any) -> str:
-        return format_sse_event(event, data, correlation_id=correlation_id, test_id=test_id)
+# The id of the stream_error frame for an unknown task: a browser reconnecting with it gets 404.
+UNKNOWN_TASK_EVENT_ID = "0"
 
-    return frame
+
+class Framer:
+    """Frames of one stream, stamped with its request's ids."""
+
+    def __init__(self, correlation_id: str | None, test_id: str | None) -> None:
+        self.correlation_id = correlation_id
+        self.test_id = test_id
+
+    def __call__(self, event: str, data: Any, event_id: str | None = None) -> str:
+        return format_sse_event(event, data, self.correlation_id, self.test_id, event_id=event_id)
+
+    def opening(self, data: dict[str, Any]) -> str:
+        """connection_open, with the reconnect delay every stream announces."""
+        return format_sse_event(
+            CONNECTION_OPEN,
+            data,
+            self.correlation_id,
+            self.test_id,
+            retry_ms=RECONNECT_DELAY_MS,
+        )
 
 
 def task_stream(
@@ -37,14 +57,21 @@ def task_stream(
     idle_interval: float,
     correlation_id: str | None,
     test_id: str | None,
+    after: int = 0,
 ) -> Iterator[str]:
-    frame = _framer(correlation_id, test_id)
-    yield frame(CONNECTION_OPEN, {"status": "connected", "task_id": task_id})
-    subscription = tasks.subscribe(task_id)
+    """Task events numbered from 1 (`id:`); a reconnect passes `after` to continue from there."""
+    frame = Framer(correlation_id, test_id)
+    yield frame.opening({"status": "connected", "task_id": task_id})
+    subscription = tasks.subscribe(task_id, after=after)
     if subscription is None:
-        yield frame("error", {"error": f"Task {task_id} not found", "code": "TASK_NOT_FOUND"})
+        yield frame(
+            STREAM_ERROR,
+            {"error": f"Task {task_id} not found", "code": "TASK_NOT_FOUND"},
+            UNKNOWN_TASK_EVENT_ID,
+        )
         yield frame(CONNECTION_CLOSE, {"reason": "task_not_found"})
         return
+    number = after
     try:
         while True:
             try:
@@ -55,7 +82,8 @@ def task_stream(
             if item is TASK_CLOSE:
                 yield frame(CONNECTION_CLOSE, {"reason": "shutdown"})
                 return
-            yield frame("task_event", item)
+            number += 1
+            yield frame("task_event", item, str(number))
             if item["event_type"] in FINAL_EVENTS:
                 yield frame(CONNECTION_CLOSE, {"reason": item["event_type"]})
                 return
@@ -70,12 +98,12 @@ def version_stream(
     correlation_id: str | None,
     test_id: str | None,
 ) -> Iterator[str]:
-    frame = _framer(correlation_id, test_id)
-    yield frame(CONNECTION_OPEN, {"status": "connected"})
+    frame = Framer(correlation_id, test_id)
+    yield frame.opening({"status": "connected"})
     try:
         info = read_version()
     except Exception as exc:
-        yield frame("error", {"error": f"Could not read version data: {exc}"})
+        yield frame(STREAM_ERROR, {"error": f"Could not read version data: {exc}"})
         yield frame(CONNECTION_CLOSE, {"reason": "error"})
         return
     yield frame("version", info)
@@ -94,11 +122,20 @@ def log_stream(
     correlation_id: str | None,
     test_id: str | None,
     owner: object | None = None,
+    last_event_id: str | None = None,
 ) -> Iterator[str]:
-    frame = _framer(correlation_id, test_id)
-    client = capture.register(owner)
+    """Records as `log` events with `id: <epoch>-<seq>`; a client that reconnects with
+    Last-Event-ID first gets the buffered records it missed (a `dropped` count for those the
+    buffer no longer holds)."""
+    frame = Framer(correlation_id, test_id)
+    client = capture.register(owner, last_event_id)
     try:
-        yield frame(CONNECTION_OPEN, {"status": "connected"})
+        opening = [frame.opening({"status": "connected"})]
+        if client.evicted:
+            opening.append(frame("dropped", {"dropped": client.evicted}))
+        opening.extend(_log_frame(capture, entry) for entry in client.backlog)
+        client.backlog = []
+        yield "".join(opening)
         next_beat = time.perf_counter() + heartbeat_interval
         while True:
             try:
@@ -123,8 +160,13 @@ def log_stream(
                     frames.append(frame(CONNECTION_CLOSE, {"reason": "shutdown"}))
                     yield "".join(frames)
                     return
-                # Log records carry their own ids; the frame must not overwrite them.
-                frames.append(format_sse_event("log", entry))
+                frames.append(_log_frame(capture, entry))
             yield "".join(frames)
     finally:
         capture.unregister(client)
+
+
+def _log_frame(capture: LogCaptureHandler, entry: tuple[int, dict[str, Any]]) -> str:
+    seq, record = entry
+    # Log records carry their own ids; the frame must not overwrite them.
+    return format_sse_event("log", record, event_id=capture.event_id(seq))

@@ -10,7 +10,7 @@ from backend.schemas.testing import ScriptedTaskSchema
 from backend.services.scripted_task import scripted_task
 from backend.utils.errors import RequestValidationException
 from backend.utils.log_capture import LogCaptureHandler
-from backend.utils.sse import sse_response
+from backend.utils.sse import LAST_EVENT_ID_HEADER, sse_response
 
 testing_bp = Blueprint("testing", __name__, url_prefix="/api/testing")
 
@@ -29,7 +29,8 @@ def reset() -> Response:
 
 @testing_bp.get("/logs/stream")
 def stream_logs() -> Response:
-    """SSE: every log record at INFO and above while the client is connected."""
+    """SSE: every log record at INFO and above while the client is connected; a reconnect
+    with Last-Event-ID first gets the records it missed (from a bounded buffer)."""
     c = container()
     correlation_id, test_id = request_ids()
     frames = log_stream(
@@ -38,8 +39,9 @@ def stream_logs() -> Response:
         correlation_id,
         test_id,
         owner=c.coordinator,
+        last_event_id=request.headers.get(LAST_EVENT_ID_HEADER),
     )
-    return sse_response(c.streams.track(frames, "logs"))
+    return sse_response(c.streams.open(frames, "logs"))
 
 
 @testing_bp.post("/tasks")

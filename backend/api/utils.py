@@ -29,4 +29,4 @@ def stream_version() -> Response:
         correlation_id,
         test_id,
     )
-    return sse_response(c.streams.track(frames, "version"))
+    return sse_response(c.streams.open(frames, "version"))

@@ -38,11 +38,19 @@ def check_behavior_against_retries(behavior: Behavior, max_attempts: int) -> str
     return None
 
 
+# Behaviors whose outcome depends on how often the command was delivered over its whole
+# life; the handler counts their deliveries in test_command (the bus's attempt number starts
+# again at an operator retry).
+LIFETIME_COUNTED: frozenset[BehaviorType] = frozenset({"fail_transient_then_succeed", "timeout"})
+
+
 def execute_behavior(behavior: Behavior, attempt: int) -> dict[str, Any]:
     """Run the scripted behavior for one delivery; return the result or raise the bus's error.
 
-    `timeout` sleeps only on its first delivery (longer than the visibility timeout, so the
-    message is redelivered); the redelivery completes at once.
+    `attempt` is 1-based: the command's delivery number over its whole life for
+    LIFETIME_COUNTED behaviors. `timeout` sleeps only on its first delivery ever (longer than
+    the visibility timeout, so the message is redelivered); later deliveries complete at once.
+    `fail_transient_then_succeed` fails `transient_failures` times in total, then succeeds.
     """
     if behavior.type == "timeout":
         if attempt == 1:

@@ -1,7 +1,8 @@
 """A worker's heartbeat: its row in worker_heartbeat, refreshed every interval.
 
-The same loop notices a reset (queue gone, then back), registers handlers for command types
-created since start, and logs when the worker has recovered.
+The same loop notices a reset (queue gone, then back), logs when the worker has recovered,
+and reads the stored config so the worker follows it without a restart; the row's details
+report the settings the worker really uses (`details.settings`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from typing import Any
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from backend.bus import queue_name
 from backend.bus.worker_options import WorkerOptions
+from backend.schemas.config import AppConfig
+from backend.services.config_service import load_config
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +32,13 @@ class Heartbeat:
         pool: ConnectionPool[Any],
         options: WorkerOptions,
         health: Callable[[], dict[str, Any]],
+        follow_config: Callable[[AppConfig], dict[str, Any]] | None = None,
     ) -> None:
         self.pool = pool
         self.options = options
         self.health = health
+        # Given the stored config, applies what it can and returns the settings report.
+        self.follow_config = follow_config
         self.started_at = datetime.now(UTC)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
@@ -60,7 +67,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         """One heartbeat; failures are logged once per outage, recovery is logged too."""
-        queue = f"{self.options.domain}__commands"
+        queue = queue_name(self.options.domain)
         try:
             with self.pool.connection(timeout=2) as conn:
                 created = conn.execute(
@@ -68,6 +75,8 @@ class Heartbeat:
                 ).fetchone()
                 queue_ok = created is not None
                 health = self.health()
+                if self.follow_config is not None and queue_ok:
+                    health = {**health, "settings": self.follow_config(load_config(conn))}
                 conn.execute(
                     """
                     INSERT INTO worker_heartbeat (worker_id, pid, host, domain, concurrency,

@@ -9,12 +9,26 @@ them in.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import OrderedDict
 from typing import Any
 
-_COMMAND_ID = re.compile(r"\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
+# The library writes "(command_id=<uuid>, ..." into its messages: find that, no regex.
+_MARKER = "command_id="
+_UUID_LENGTH = 36
+
+
+def command_id_in(message: str) -> str | None:
+    """The command id after `command_id=` in a library message, or None."""
+    start = message.find(_MARKER)
+    if start < 0:
+        return None
+    begin = start + len(_MARKER)
+    candidate = message[begin : begin + _UUID_LENGTH]
+    if len(candidate) != _UUID_LENGTH:
+        return None
+    shaped = candidate[8] == candidate[13] == candidate[18] == candidate[23] == "-"
+    return candidate if shaped else None
 
 
 class CommandIds:
@@ -41,8 +55,8 @@ class CommandIds:
             self.remember(str(command_id), ids.get("correlation_id"), ids.get("test_id"))
 
     def lookup(self, command_id: str) -> tuple[str | None, str | None] | None:
-        with self._lock:
-            return self._ids.get(command_id)
+        # A plain dict read is atomic under the GIL; only writers need the lock.
+        return self._ids.get(command_id)
 
 
 class CommandContextFilter(logging.Filter):
@@ -55,10 +69,9 @@ class CommandContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         command_id = getattr(record, "command_id", None)
         if command_id is None:
-            match = _COMMAND_ID.search(record.getMessage())
-            if match is None:
+            command_id = command_id_in(record.getMessage())
+            if command_id is None:
                 return True
-            command_id = match.group(1)
         record.command_id = str(command_id)
         known = self.ids.lookup(str(command_id))
         if known is None:

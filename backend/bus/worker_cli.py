@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -22,10 +23,17 @@ from backend.bus.handlers import DomainRegistry, TestCommandHandler
 from backend.bus.heartbeat import Heartbeat
 from backend.bus.log_context import CommandContextFilter, CommandIds
 from backend.bus.pools import worker_pools
-from backend.bus.worker_options import WorkerOptions, add_worker_arguments, resolve_options
+from backend.bus.result_store import PendingResults, ResultStoringPgmq
+from backend.bus.worker_options import (
+    LIVE,
+    WorkerOptions,
+    add_worker_arguments,
+    resolve_options,
+)
 from backend.config import Settings
+from backend.schemas.config import AppConfig
 from backend.services.config_service import load_config
-from backend.utils.logging_setup import configure_logging
+from backend.utils.logging_setup import configure_logging, skip_unused_record_fields
 
 logger = logging.getLogger("backend.worker")
 
@@ -34,6 +42,7 @@ __all__ = ["add_worker_arguments", "run_worker"]
 
 def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
+    skip_unused_record_fields()
     apply_pgmq_compat()
     try:
         with psycopg.connect(settings.database_url, connect_timeout=5) as conn:
@@ -55,9 +64,18 @@ class IdAwareWorker(SyncWorker):
     checked by backend/bus/compat.py); the ids come from the message's `data.ids`.
     """
 
-    def __init__(self, *args: Any, ids: CommandIds, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, ids: CommandIds, pending: PendingResults, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ids = ids
+        self.pending = pending
+        self._pgmq = ResultStoringPgmq(self._pgmq, pending)  # type: ignore[has-type]
+
+    def _complete(self, received: ReceivedCommand, result: dict[str, Any] | None = None) -> None:
+        try:
+            super()._complete(received, result=result)
+        finally:
+            # Stored by the completion's delete, or dropped when it failed (redelivered later).
+            self.pending.take(received.msg_id)
 
     def _process_message(
         self, msg_id: int, message: dict[str, Any], conn: Connection[Any]
@@ -65,6 +83,17 @@ class IdAwareWorker(SyncWorker):
         if isinstance(message, dict):
             self.ids.remember_message(message)
         return super()._process_message(msg_id, message, conn)
+
+    def apply_live_settings(self, options: WorkerOptions) -> None:
+        """Use new retry and visibility settings from the next message on (the library reads
+        these three attributes per message; pinned version, see backend/bus/compat.py)."""
+        self._retry_policy = retry_policy(options)
+        self._visibility_timeout = options.visibility_timeout
+        self._statement_timeout = options.statement_timeout_ms
+
+
+def retry_policy(options: WorkerOptions) -> RetryPolicy:
+    return RetryPolicy(max_attempts=options.max_attempts, backoff_schedule=options.backoff)
 
 
 class WorkerRuntime:
@@ -75,12 +104,14 @@ class WorkerRuntime:
         self.options = options
         self.pool, self.handler_pool = worker_pools(settings.database_url, options.concurrency)
         self.ids = ids = CommandIds()
-        self.handler = TestCommandHandler(self.handler_pool, ids)
+        self.pending = PendingResults()
+        self.handler = TestCommandHandler(self.handler_pool, ids, self.pending)
         self.registry = DomainRegistry(options.domain, self.handler)
         # Library log lines about a command get that command's correlation and test ids.
         for handler in logging.getLogger().handlers:
             handler.addFilter(CommandContextFilter(ids))
-        self.worker: SyncWorker | None = None
+        self.worker: IdAwareWorker | None = None
+        self.applied = options  # what the running worker uses (follows the stored config)
         self._stopping = threading.Event()
         self._finished = threading.Event()
 
@@ -92,15 +123,16 @@ class WorkerRuntime:
             self.pool,
             options.domain,
             ids=self.ids,
+            pending=self.pending,
             registry=self.registry,
             visibility_timeout=options.visibility_timeout,
-            retry_policy=RetryPolicy(
-                max_attempts=options.max_attempts, backoff_schedule=options.backoff
-            ),
+            retry_policy=retry_policy(options),
             statement_timeout=options.statement_timeout_ms,
         )
         worker = self.worker
-        heartbeat = Heartbeat(self.pool, options, worker.health_status.to_dict)
+        heartbeat = Heartbeat(
+            self.pool, options, worker.health_status.to_dict, follow_config=self.follow_config
+        )
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         heartbeat.start()
@@ -125,6 +157,22 @@ class WorkerRuntime:
             self._finished.set()
         logger.info("Worker %s exited cleanly", options.worker_id)
         return 0
+
+    def follow_config(self, stored: AppConfig) -> dict[str, Any]:
+        """Apply stored changes the worker can take live; report the rest as pending."""
+        wanted = self.options.with_stored(stored)
+        changed = sorted(n for n in LIVE if getattr(wanted, n) != getattr(self.applied, n))
+        if changed and self.worker is not None:
+            before = {name: getattr(self.applied, name) for name in changed}
+            self.applied = replace(self.applied, **{n: getattr(wanted, n) for n in changed})
+            self.worker.apply_live_settings(self.applied)
+            logger.info(
+                "Worker %s follows the stored config: %s",
+                self.options.worker_id,
+                ", ".join(f"{n} {before[n]} -> {getattr(self.applied, n)}" for n in changed),
+                extra={"worker_id": self.options.worker_id},
+            )
+        return self.applied.report(pending=wanted)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self._stopping.is_set():

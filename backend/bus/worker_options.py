@@ -1,15 +1,25 @@
-"""Worker settings: seed defaults, then the stored config, then command-line flags (flags win)."""
+"""Worker settings: seed defaults, then the stored config, then command-line flags (flags win).
+
+A running worker re-reads the stored config on every heartbeat (`with_stored`): fields no
+flag fixed follow it, live where the bus allows (retries, backoff, visibility timeout), and
+are reported as needing a restart where it does not (concurrency, poll interval).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from backend.bus import DOMAIN
 from backend.schemas.config import AppConfig
+
+# The settings a stored config can provide, and those a running worker can change live.
+CONFIGURABLE = ("concurrency", "visibility_timeout", "poll_interval", "max_attempts", "backoff")
+LIVE = frozenset({"visibility_timeout", "max_attempts", "backoff"})
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,29 @@ class WorkerOptions:
     heartbeat_interval: float
     worker_id: str
     ready_file: Path | None
+    flagged: frozenset[str] = field(default_factory=frozenset)  # fields given as flags
+
+    def with_stored(self, stored: AppConfig) -> WorkerOptions:
+        """These options with every field no flag fixed taken from `stored`."""
+        values = stored_values(stored)
+        return replace(self, **{k: v for k, v in values.items() if k not in self.flagged})
+
+    def report(self, pending: WorkerOptions | None = None) -> dict[str, Any]:
+        """Effective settings, where each came from, and stored changes awaiting a restart."""
+        restart = {}
+        if pending is not None:
+            restart = {
+                name: getattr(pending, name)
+                for name in CONFIGURABLE
+                if getattr(pending, name) != getattr(self, name)
+            }
+        return {
+            "effective": {name: getattr(self, name) for name in CONFIGURABLE},
+            "sources": {
+                name: ("flag" if name in self.flagged else "stored") for name in CONFIGURABLE
+            },
+            "restart_required": restart,
+        }
 
     @property
     def statement_timeout_ms(self) -> int:
@@ -46,26 +79,31 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ready-file", type=Path, default=None)
 
 
+def stored_values(stored: AppConfig) -> dict[str, Any]:
+    """The worker settings a stored config gives (the CONFIGURABLE ones)."""
+    worker, retry = stored.worker, stored.retry
+    return {
+        "concurrency": worker.concurrency,
+        "visibility_timeout": worker.visibility_timeout,
+        "poll_interval": worker.poll_interval,
+        "max_attempts": retry.max_attempts,
+        "backoff": retry.backoff_schedule(),
+    }
+
+
 def resolve_options(args: argparse.Namespace, stored: AppConfig) -> WorkerOptions:
     """Flags that were given win over the stored config; the rest come from it."""
-    worker, retry = stored.worker, stored.retry
+    flags = {name: getattr(args, name) for name in CONFIGURABLE}
+    flagged = frozenset(name for name, value in flags.items() if value is not None)
+    values = {**stored_values(stored), **{k: v for k, v in flags.items() if v is not None}}
     return WorkerOptions(
         domain=args.domain,
-        concurrency=args.concurrency if args.concurrency is not None else worker.concurrency,
-        visibility_timeout=(
-            args.visibility_timeout
-            if args.visibility_timeout is not None
-            else worker.visibility_timeout
-        ),
-        poll_interval=args.poll_interval
-        if args.poll_interval is not None
-        else worker.poll_interval,
-        max_attempts=args.max_attempts if args.max_attempts is not None else retry.max_attempts,
-        backoff=args.backoff if args.backoff is not None else retry.backoff_schedule(),
         drain_timeout=args.drain_timeout,
         heartbeat_interval=args.heartbeat_interval,
         worker_id=args.worker_id or f"{socket.gethostname()}-{os.getpid()}",
         ready_file=args.ready_file,
+        flagged=flagged,
+        **values,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from backend.bus import MAX_DOMAIN_LENGTH
 from backend.bus.behaviors import Behavior
 
 CommandStatusName = Literal[
@@ -15,10 +16,15 @@ CommandStatusName = Literal[
 MAX_BULK = 100_000
 
 
+# A command type is (domain, name); `domain` may be left out while the name is unique.
+DomainField = Field(default=None, min_length=1, max_length=MAX_DOMAIN_LENGTH)
+
+
 class SendCommandSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command_type: str = Field(min_length=1, max_length=100)
+    domain: str | None = DomainField
     payload: dict[str, Any] = Field(default_factory=dict)
     behavior: Behavior
 
@@ -36,6 +42,7 @@ class BulkSendSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command_type: str = Field(min_length=1, max_length=100)
+    domain: str | None = DomainField
     count: int | None = Field(default=None, ge=1, le=MAX_BULK)
     behavior: Behavior | None = None
     mix: list[BehaviorShare] | None = Field(default=None, min_length=1)
@@ -63,7 +70,7 @@ class CommandFilterSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: CommandStatusName | None = None
-    domain: str | None = Field(default=None, max_length=63)
+    domain: str | None = Field(default=None, max_length=MAX_DOMAIN_LENGTH)
     command_type: str | None = Field(default=None, max_length=100)
     created_after: datetime | None = None
     created_before: datetime | None = None

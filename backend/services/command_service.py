@@ -5,19 +5,29 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from commandbus import SendRequest
 from commandbus.sync import SyncCommandBus
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from backend.bus import queue_name
 from backend.bus.behaviors import Behavior, check_behavior_against_retries
 from backend.db import Database
 from backend.schemas.commands import CommandFilterSchema
 from backend.services.config_service import load_config
-from backend.services.task_service import ProgressReporter, TaskFunction
-from backend.utils.errors import RecordNotFoundException, RequestValidationException
+from backend.services.task_service import ProgressReporter, TaskAborted, TaskFunction
+from backend.services.worker_registry import WorkerRegistry
+from backend.utils.errors import (
+    InvalidOperationException,
+    RecordNotFoundException,
+    RequestValidationException,
+)
+from backend.utils.reset_lock import ResetLock
 
 logger = logging.getLogger(__name__)
 
@@ -44,19 +54,21 @@ def _as_uuid_or_none(value: str | None) -> uuid.UUID | None:
         return None
 
 
+class DatabaseResetDuringTask(TaskAborted):
+    """A testing reset dropped the tables a running bulk send was writing to."""
+
+
 def bus_data(
-    payload: dict[str, Any],
-    behavior: dict[str, Any],
-    correlation_id: str | None,
-    test_id: str | None,
+    behavior: dict[str, Any], correlation_id: str | None, test_id: str | None
 ) -> dict[str, Any]:
-    """The bus message's data: the payload, the behavior and the ids, as in test_command.
+    """The bus message's data: the behavior and the ids, as in test_command.
 
     The worker needs no query to learn what to do (backend/bus/handlers.py), and knows the
-    ids before the library logs "Received command ..." (backend/bus/log_context.py).
+    ids before the library logs "Received command ..." (backend/bus/log_context.py). The
+    payload stays in the database only (test_command, or command_payload for a bulk's shared
+    payload): the handler never reads it, so copying it into every message only costs space.
     """
     return {
-        "payload": payload,
         "behavior": behavior,
         "ids": {"correlation_id": correlation_id, "test_id": test_id},
     }
@@ -70,30 +82,57 @@ def parse_command_id(raw: str) -> uuid.UUID:
 
 
 class CommandService:
-    def __init__(self, database: Database, bus: SyncCommandBus) -> None:
+    def __init__(
+        self, database: Database, bus: SyncCommandBus, gate: ResetLock, workers: WorkerRegistry
+    ) -> None:
         self.database = database
         self.bus = bus
+        self.gate = gate
+        self.workers = workers
 
     # -- sending --------------------------------------------------------------------------
 
-    def _resolve_type(self, conn: Connection[Any], command_type: str) -> tuple[int, str, str]:
-        rows = conn.execute(
-            "SELECT id, domain, name FROM command_type WHERE name = %s ORDER BY domain",
-            (command_type,),
-        ).fetchall()
+    def _resolve_type(
+        self, conn: Connection[Any], command_type: str, domain: str | None
+    ) -> tuple[int, str, str]:
+        """A command type is (domain, name); a bare name must be unique across domains."""
+        if domain is not None:
+            rows = conn.execute(
+                "SELECT id, domain, name FROM command_type WHERE name = %s AND domain = %s",
+                (command_type, domain),
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                "SELECT id, domain, name FROM command_type WHERE name = %s ORDER BY domain",
+                (command_type,),
+            ).fetchall()
         if not rows:
+            where = f" in domain {domain!r}" if domain is not None else ""
             raise RequestValidationException(
-                "command_type", f"unknown command type {command_type!r}; see /api/command-types"
+                "command_type",
+                f"unknown command type {command_type!r}{where}; see /api/command-types",
             )
-        type_id, domain, name = rows[0]
-        return type_id, domain, name
+        if len(rows) > 1:
+            domains = [row[1] for row in rows]
+            raise InvalidOperationException(
+                f"Command type {command_type!r} exists in several domains "
+                f'({", ".join(domains)}); say which with "domain"',
+                error_code="AMBIGUOUS_COMMAND_TYPE",
+                details={"command_type": command_type, "domains": domains},
+            )
+        type_id, found_domain, name = rows[0]
+        return type_id, found_domain, name
 
-    def _check_behavior(self, conn: Connection[Any], behavior: Behavior, field: str) -> int:
-        max_attempts = load_config(conn).retry.max_attempts
+    def _max_attempts(self, conn: Connection[Any], domain: str) -> int:
+        """What the live workers of `domain` use (they decide retries); the stored config
+        when none is running."""
+        live = self.workers.live_max_attempts(conn, domain)
+        return live if live is not None else load_config(conn).retry.max_attempts
+
+    def _check_behavior(self, behavior: Behavior, field: str, max_attempts: int) -> None:
         problem = check_behavior_against_retries(behavior, max_attempts)
         if problem:
             raise RequestValidationException(f"{field}.transient_failures", problem)
-        return max_attempts
 
     def send(
         self,
@@ -102,13 +141,15 @@ class CommandService:
         behavior: Behavior,
         correlation_id: str | None,
         test_id: str | None,
+        domain: str | None = None,
     ) -> dict[str, Any]:
         """Insert the test_command row and send on the bus in one transaction."""
         command_id = uuid.uuid4()
         behavior_json = behavior.model_dump(exclude_none=True)
-        with self.database.transaction() as conn:
-            type_id, domain, name = self._resolve_type(conn, command_type)
-            max_attempts = self._check_behavior(conn, behavior, "behavior")
+        with self.gate.writing(), self.database.transaction() as conn:
+            type_id, domain, name = self._resolve_type(conn, command_type, domain)
+            max_attempts = self._max_attempts(conn, domain)
+            self._check_behavior(behavior, "behavior", max_attempts)
             conn.execute(
                 """
                 INSERT INTO test_command (command_id, command_type_id, payload, behavior,
@@ -124,15 +165,16 @@ class CommandService:
                     test_id,
                 ),
             )
-            self.bus.send(
-                domain,
-                name,
-                command_id,
-                bus_data(payload, behavior_json, correlation_id, test_id),
-                correlation_id=_as_uuid_or_none(correlation_id),
-                max_attempts=max_attempts,
-                conn=conn,
-            )
+            with _queue_must_exist(domain):
+                self.bus.send(
+                    domain,
+                    name,
+                    command_id,
+                    bus_data(behavior_json, correlation_id, test_id),
+                    correlation_id=_as_uuid_or_none(correlation_id),
+                    max_attempts=max_attempts,
+                    conn=conn,
+                )
         logger.info(
             "Sent %s command %s (%s)",
             name,
@@ -150,15 +192,20 @@ class CommandService:
         correlation_id: str | None,
         test_id: str | None,
         mixed: bool = False,
+        domain: str | None = None,
     ) -> TaskFunction:
         """Validate now (so bad input is a 400), send later as a background task.
 
-        `mixed`: the request gave a `mix`, so errors name `mix.<i>.behavior...` fields."""
+        `mixed`: the request gave a `mix`, so errors name `mix.<i>.behavior...` fields.
+        A non-empty payload is stored once (command_payload) and shared by every command.
+        A testing reset during the send ends the task with a clear failure."""
+        generation = self.gate.generation
         with self.database.transaction() as conn:
-            type_id, domain, name = self._resolve_type(conn, command_type)
+            type_id, domain, name = self._resolve_type(conn, command_type, domain)
+            max_attempts = self._max_attempts(conn, domain)
             for index, (behavior, _count) in enumerate(shares):
                 field = f"mix.{index}.behavior" if mixed else "behavior"
-                max_attempts = self._check_behavior(conn, behavior, field)
+                self._check_behavior(behavior, field, max_attempts)
         # One dict per share, shared by its commands (and serialized once per chunk).
         dumped = [(behavior.model_dump(exclude_none=True), count) for behavior, count in shares]
         plan = [behavior for behavior, count in dumped for _ in range(count)]
@@ -166,11 +213,21 @@ class CommandService:
 
         def run(reporter: ProgressReporter) -> dict[str, Any]:
             sent = 0
+            payload_id = self._store_shared_payload(payload, generation, sent, total)
             for start in range(0, total, _BULK_CHUNK):
                 chunk = plan[start : start + _BULK_CHUNK]
-                self._send_chunk(
-                    type_id, domain, name, chunk, payload, max_attempts, correlation_id, test_id
-                )
+                with self.gate.writing() as now:
+                    _check_generation(generation, now, sent, total)
+                    self._send_chunk(
+                        type_id,
+                        domain,
+                        name,
+                        chunk,
+                        payload_id,
+                        max_attempts,
+                        correlation_id,
+                        test_id,
+                    )
                 sent += len(chunk)
                 reporter.progress(f"Sent {sent} of {total}", sent / total, sent=sent, total=total)
             logger.info("Bulk send of %d %s commands complete", total, name)
@@ -178,24 +235,39 @@ class CommandService:
 
         return run
 
+    def _store_shared_payload(
+        self, payload: dict[str, Any], generation: int, sent: int, total: int
+    ) -> int | None:
+        """The id of the bulk's payload, stored once; None for an empty payload."""
+        if not payload:
+            return None
+        with self.gate.writing() as now, self.database.transaction() as conn:
+            _check_generation(generation, now, sent, total)
+            row = conn.execute(
+                "INSERT INTO command_payload (payload) VALUES (%s) RETURNING id", (Jsonb(payload),)
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
     def _send_chunk(
         self,
         type_id: int,
         domain: str,
         name: str,
         behaviors: list[dict[str, Any]],
-        payload: dict[str, Any],
+        payload_id: int | None,
         max_attempts: int,
         correlation_id: str | None,
         test_id: str | None,
     ) -> None:
         ids = [uuid.uuid4() for _ in behaviors]
         bus_correlation = _as_uuid_or_none(correlation_id)
-        payload_text = json.dumps(payload)
+        # Shared payload: the row points at it; an empty one is stored inline ('{}').
+        inline_payload = None if payload_id is not None else "{}"
         behavior_texts: dict[int, str] = {}
         with self.database.transaction() as conn:
             with conn.cursor().copy(
-                "COPY test_command (command_id, command_type_id, payload, behavior,"
+                "COPY test_command (command_id, command_type_id, payload, payload_id, behavior,"
                 " correlation_id, test_id) FROM STDIN"
             ) as copy:
                 for command_id, behavior in zip(ids, behaviors, strict=True):
@@ -203,23 +275,32 @@ class CommandService:
                     if text is None:
                         text = behavior_texts[id(behavior)] = json.dumps(behavior)
                     copy.write_row(
-                        (command_id, type_id, payload_text, text, correlation_id, test_id)
+                        (
+                            command_id,
+                            type_id,
+                            inline_payload,
+                            payload_id,
+                            text,
+                            correlation_id,
+                            test_id,
+                        )
                     )
-            self.bus.send_batch(
-                [
-                    SendRequest(
-                        domain=domain,
-                        command_type=name,
-                        command_id=command_id,
-                        data=bus_data(payload, behavior, correlation_id, test_id),
-                        correlation_id=bus_correlation,
-                        max_attempts=max_attempts,
-                    )
-                    for command_id, behavior in zip(ids, behaviors, strict=True)
-                ],
-                chunk_size=_BULK_CHUNK,
-                conn=conn,
-            )
+            with _queue_must_exist(domain):
+                self.bus.send_batch(
+                    [
+                        SendRequest(
+                            domain=domain,
+                            command_type=name,
+                            command_id=command_id,
+                            data=bus_data(behavior, correlation_id, test_id),
+                            correlation_id=bus_correlation,
+                            max_attempts=max_attempts,
+                        )
+                        for command_id, behavior in zip(ids, behaviors, strict=True)
+                    ],
+                    chunk_size=_BULK_CHUNK,
+                    conn=conn,
+                )
 
     # -- reading --------------------------------------------------------------------------
 
@@ -262,9 +343,10 @@ class CommandService:
         with self.database.transaction() as conn:
             row = conn.execute(
                 f"""
-                SELECT {_SUMMARY_COLUMNS}, t.payload, t.result, t.processed_at,
-                       t.correlation_id, c.correlation_id, t.handler_runs
+                SELECT {_SUMMARY_COLUMNS}, COALESCE(t.payload, p.payload), t.result,
+                       t.processed_at, t.correlation_id, c.correlation_id, t.handler_runs
                 FROM commandbus.command c LEFT JOIN test_command t USING (command_id)
+                LEFT JOIN command_payload p ON p.id = t.payload_id
                 WHERE c.command_id = %s
                 """,
                 (command_id,),
@@ -313,6 +395,29 @@ class CommandService:
                     counts[STATUS_KEYS[status]] = count
         counts["total"] = sum(counts.values())
         return counts
+
+
+@contextmanager
+def _queue_must_exist(domain: str) -> Iterator[None]:
+    """A type whose domain lost its queue (dropped by hand) is a 409, not a 500."""
+    try:
+        yield
+    except psycopg.errors.UndefinedTable:
+        queue = queue_name(domain)
+        raise InvalidOperationException(
+            f"The queue {queue} of domain {domain!r} does not exist, so commands of this type "
+            "cannot be sent. Fix: recreate the queue (SELECT pgmq.create(...)) or the type",
+            error_code="QUEUE_MISSING",
+            details={"domain": domain, "queue": queue},
+        ) from None
+
+
+def _check_generation(started_in: int, now: int, sent: int, total: int) -> None:
+    if now != started_in:
+        raise DatabaseResetDuringTask(
+            f"The database was reset during the bulk send; {sent} of {total} commands had "
+            "been sent and were removed by the reset. Send the bulk again."
+        )
 
 
 def _summary(row: tuple[Any, ...]) -> dict[str, Any]:

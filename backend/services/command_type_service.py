@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from backend.bus import queue_name
 from backend.db import Database
 from backend.models.command_type import CommandType
 from backend.utils.errors import (
@@ -14,11 +15,13 @@ from backend.utils.errors import (
     InvalidOperationException,
     RecordNotFoundException,
 )
+from backend.utils.reset_lock import ResetLock
 
 
 class CommandTypeService:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, gate: ResetLock) -> None:
         self.database = database
+        self.gate = gate
 
     def list_types(self) -> list[CommandType]:
         with self.database.transaction() as conn:
@@ -40,7 +43,7 @@ class CommandTypeService:
         self, domain: str, name: str, description: str, default_behavior: dict[str, Any]
     ) -> CommandType:
         try:
-            with self.database.transaction() as conn:
+            with self.gate.writing(), self.database.transaction() as conn:
                 row = conn.execute(
                     f"""
                     INSERT INTO command_type (domain, name, description, default_behavior)
@@ -49,7 +52,7 @@ class CommandTypeService:
                     (domain, name, description, Jsonb(default_behavior)),
                 ).fetchone()
                 # A new domain needs its queue, or sending a command of this type would fail.
-                conn.execute("SELECT pgmq.create(%s)", (f"{domain}__commands",))
+                conn.execute("SELECT pgmq.create(%s)", (queue_name(domain),))
         except psycopg.errors.UniqueViolation:
             raise InvalidOperationException(
                 f"Command type {domain}/{name} already exists",
@@ -60,7 +63,7 @@ class CommandTypeService:
         return CommandType.from_row(row)
 
     def delete_type(self, type_id: int) -> None:
-        with self.database.transaction() as conn:
+        with self.gate.writing(), self.database.transaction() as conn:
             found = conn.execute(
                 "SELECT id FROM command_type WHERE id = %s FOR UPDATE", (type_id,)
             ).fetchone()

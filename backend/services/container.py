@@ -44,7 +44,7 @@ class Container:
         apply_pgmq_compat()
         database = Database(settings.database_url, max_size=settings.db_pool_max_size)
         coordinator = ShutdownCoordinator(settings.shutdown_timeout)
-        streams = ActiveStreams()
+        streams = ActiveStreams(limit=settings.stream_limit)
         tasks = TaskService(
             coordinator,
             max_workers=settings.task_pool_size,
@@ -53,19 +53,21 @@ class Container:
         # Registered after TaskService: task streams close once their tasks are drained.
         coordinator.register_shutdown_waiter("SSE streams", streams.wait_all_closed)
         bridge = AsyncBridge(settings.database_url)
+        reset_gate = ResetLock()
+        workers = WorkerRegistry(database, settings.worker_stale_after)
         return cls(
             settings=settings,
             database=database,
             coordinator=coordinator,
             streams=streams,
             health=HealthService(database, coordinator),
-            command_types=CommandTypeService(database),
+            command_types=CommandTypeService(database, reset_gate),
             tasks=tasks,
-            testing=TestingService(settings.database_url, ResetLock()),
+            testing=TestingService(settings.database_url, reset_gate),
             versions=VersionService(settings),
-            commands=CommandService(database, SyncCommandBus(database.pool)),
+            commands=CommandService(database, SyncCommandBus(database.pool), reset_gate, workers),
             tsq=TsqService(database, bridge),
-            workers=WorkerRegistry(database, settings.worker_stale_after),
+            workers=workers,
             bridge=bridge,
         )
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from backend.services.task_service import ProgressReporter, TaskFunction
+from backend.services.task_service import ProgressReporter, TaskAborted, TaskFunction
 
 
-class ScriptedTaskFailure(RuntimeError):
-    pass
+class ScriptedTaskFailure(TaskAborted):
+    """The failure a test asked for: logged as a warning, never as a traceback."""
 
 
 def scripted_task(steps: int, step_delay_ms: int, fail_at_step: int | None) -> TaskFunction:

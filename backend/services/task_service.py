@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.utils.correlation import correlation_scope
-from backend.utils.errors import ServiceBusyException
+from backend.utils.errors import BusinessLogicException, ServiceBusyException
 from backend.utils.shutdown import LifetimeEvent, ShutdownCoordinator
 from backend.utils.sse import utc_now_iso
 
@@ -29,6 +29,12 @@ FAILED = "task_failed"
 FINAL_EVENTS = frozenset({COMPLETED, FAILED})
 
 CLOSE = object()  # pushed to subscribers when the service shuts down
+
+
+class TaskAborted(RuntimeError):
+    """A task ended early for a reason it can state (e.g. a reset dropped its tables).
+
+    It fails the task with its message; the log gets a warning, not a traceback."""
 
 
 class ProgressReporter:
@@ -80,6 +86,7 @@ class TaskService:
         retention_seconds: float = 300.0,
     ) -> None:
         self.retention_seconds = retention_seconds
+        self.max_workers = max_workers
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="task")
         self._tasks: dict[str, _Task] = {}
         self._lock = threading.Lock()
@@ -95,19 +102,32 @@ class TaskService:
         correlation_id: str | None = None,
         test_id: str | None = None,
     ) -> str:
-        """Queue `function` on the pool; returns the task id at once."""
+        """Run `function` on a free pool thread; returns the task id at once.
+
+        With every thread busy the task is refused (503 TASKS_BUSY), never queued behind
+        long tasks where it would be accepted and not start.
+        """
         task = _Task(task_id=uuid.uuid4().hex)
         with self._lock:
             if not self._accepting:
                 raise ServiceBusyException("The server is shutting down; no new tasks")
+            if self._running >= self.max_workers:
+                raise ServiceBusyException(
+                    f"All {self.max_workers} background task slots are busy (TASK_POOL_SIZE); "
+                    "retry when a running task has finished",
+                    retry_after=2,
+                    error_code="TASKS_BUSY",
+                    details={"task_pool_size": self.max_workers},
+                )
             self._sweep_locked()
             self._tasks[task.task_id] = task
             self._running += 1
         self._executor.submit(self._run, task, function, correlation_id, test_id)
         return task.task_id
 
-    def subscribe(self, task_id: str) -> queue.Queue[Any] | None:
-        """A queue that receives the task's past and future events; None for unknown ids."""
+    def subscribe(self, task_id: str, after: int = 0) -> queue.Queue[Any] | None:
+        """A queue that receives the task's events from number `after + 1` on (1-based: its
+        past ones, then live ones); None for unknown ids."""
         with self._lock:
             self._sweep_locked()
             task = self._tasks.get(task_id)
@@ -115,10 +135,20 @@ class TaskService:
             return None
         subscription: queue.Queue[Any] = queue.Queue()
         with task.lock:
-            for event in task.history:
+            for event in task.history[after:]:
                 subscription.put(event)
             task.subscribers.append(subscription)
         return subscription
+
+    def progress_of(self, task_id: str) -> tuple[int, bool] | None:
+        """(events emitted so far, finished?) of a known task; None for unknown ids."""
+        with self._lock:
+            self._sweep_locked()
+            task = self._tasks.get(task_id)
+        if task is None:
+            return None
+        with task.lock:
+            return len(task.history), task.finished_at is not None
 
     def unsubscribe(self, task_id: str, subscription: queue.Queue[Any]) -> None:
         with self._lock:
@@ -150,6 +180,9 @@ class TaskService:
             with correlation_scope(correlation_id, test_id):
                 try:
                     result = function(ProgressReporter(task))
+                except (TaskAborted, BusinessLogicException) as exc:
+                    logger.warning("Task %s stopped: %s", task.task_id, exc)
+                    task.publish(FAILED, {"error": str(exc), "error_type": type(exc).__name__})
                 except Exception as exc:
                     logger.exception("Task %s failed", task.task_id)
                     task.publish(FAILED, {"error": str(exc), "error_type": type(exc).__name__})

@@ -19,6 +19,8 @@ from backend.utils.reset_lock import ResetLock
 
 logger = logging.getLogger(__name__)
 
+WRITERS_DRAIN_SECONDS = 10.0
+
 # Objects our migrations create outside `public`; public's own tables are found in the catalog.
 _DROP_NON_PUBLIC = """
 DROP SCHEMA IF EXISTS commandbus CASCADE;
@@ -62,6 +64,13 @@ class TestingService:
             raise ServiceBusyException("A database reset is already in progress", retry_after=5)
         started = time.perf_counter()
         try:
+            # Sends in flight lock the app's tables before the bus's: let them finish first.
+            if not self.reset_lock.wait_for_writers(WRITERS_DRAIN_SECONDS):
+                raise ServiceBusyException(
+                    f"Writes in progress did not finish within {WRITERS_DRAIN_SECONDS:g}s; "
+                    "the reset did not start",
+                    retry_after=2,
+                )
             # One transaction: readers see the old database or the new one, never half of it.
             with self._get_engine().begin() as conn:
                 conn.execute(text("SET LOCAL lock_timeout = '10s'"))

@@ -7,10 +7,14 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from backend.utils.correlation import current_correlation_id
-from backend.utils.errors import BusinessLogicException, RequestValidationException
+from backend.utils.errors import (
+    BusinessLogicException,
+    PayloadTooLargeException,
+    RequestValidationException,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +49,35 @@ def validation_error_from_pydantic(
     return RequestValidationException(field, first["reason"], errors)
 
 
+def handle_business(exc: BusinessLogicException) -> Response:
+    """The error shape for one of our exceptions (with Retry-After on a 503)."""
+    response = error_response(exc.http_status, exc.message, exc.error_code, exc.details)
+    retry_after = exc.details.get("retry_after")
+    if exc.http_status == 503 and retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def internal_error_response(exc: Exception) -> Response:
+    """A server bug: the traceback goes to the log (with the correlation id), never out."""
+    logger.exception("Unhandled error: %s", exc)
+    return error_response(500, "Internal server error", "INTERNAL_ERROR")
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers that turn exceptions into the JSON error shape."""
+    app.register_error_handler(BusinessLogicException, handle_business)
 
-    @app.errorhandler(BusinessLogicException)
-    def handle_business(exc: BusinessLogicException) -> Response:
-        response = error_response(exc.http_status, exc.message, exc.error_code, exc.details)
-        retry_after = exc.details.get("retry_after")
-        if exc.http_status == 503 and retry_after is not None:
-            response.headers["Retry-After"] = str(retry_after)
-        return response
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_too_large(_exc: RequestEntityTooLarge) -> Response:
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        return handle_business(
+            PayloadTooLargeException(
+                f"The request body is larger than the limit of {limit} bytes "
+                "(MAX_REQUEST_BYTES); send a smaller payload",
+                details={"limit_bytes": limit},
+            )
+        )
 
     @app.errorhandler(ValidationError)
     def handle_validation(exc: ValidationError) -> Response:
@@ -71,8 +94,4 @@ def init_app(app: Flask) -> None:
                 response.headers[name] = value
         return response
 
-    @app.errorhandler(Exception)
-    def handle_unexpected(exc: Exception) -> Response:
-        # The traceback goes to the log (with the correlation id), never to the client.
-        logger.exception("Unhandled error: %s", exc)
-        return error_response(500, "Internal server error", "INTERNAL_ERROR")
+    app.register_error_handler(Exception, internal_error_response)

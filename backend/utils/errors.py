@@ -71,6 +71,32 @@ class ServiceBusyException(BusinessLogicException):
     http_status = 503
     default_code = "BUSY"
 
-    def __init__(self, message: str, retry_after: int = 5) -> None:
-        super().__init__(message, details={"retry_after": retry_after})
+    def __init__(
+        self,
+        message: str,
+        retry_after: int = 5,
+        error_code: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            message, error_code=error_code, details={**(details or {}), "retry_after": retry_after}
+        )
         self.retry_after = retry_after
+
+
+class DatabaseUnavailableException(ServiceBusyException):
+    """The database does not answer; the message names it (never its password)."""
+
+    default_code = "DATABASE_UNAVAILABLE"
+
+    def __init__(self, database: str, reason: str, retry_after: int = 2) -> None:
+        super().__init__(
+            f"The database {database} is unavailable: {reason}. Retry when it is back.",
+            retry_after=retry_after,
+            details={"database": database, "reason": reason},
+        )
+
+
+class PayloadTooLargeException(BusinessLogicException):
+    http_status = 413
+    default_code = "PAYLOAD_TOO_LARGE"

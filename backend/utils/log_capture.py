@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import secrets
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -17,6 +19,12 @@ _STANDARD_ATTRS = frozenset(
 )
 
 CLOSE = object()  # sentinel pushed to every client queue on shutdown
+
+# Records kept for clients that reconnect with Last-Event-ID (the harvester after a dropped
+# connection): a bounded ring, so a reconnect within it loses nothing.
+RESUME_BUFFER = 10_000
+
+Entry = tuple[int, dict[str, Any]]  # (sequence number, record as a dict)
 
 
 def record_to_dict(record: logging.LogRecord) -> dict[str, Any]:
@@ -40,7 +48,12 @@ def record_to_dict(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _json_safe(value: Any) -> Any:
+    if isinstance(value, _PLAIN):  # the common case, without a trial serialization
+        return value
     try:
         json.dumps(value)
     except (TypeError, ValueError):
@@ -56,6 +69,10 @@ class LogClient:
     owner: object | None = None  # the app (its shutdown coordinator) that serves this client
     queue: queue.Queue[Any] = field(init=False)
     dropped: int = 0
+    # On a resume: the buffered records after the client's last id, and how many it asked
+    # for that the ring no longer holds.
+    backlog: list[Entry] = field(default_factory=list)
+    evicted: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -89,14 +106,21 @@ class LogClient:
 
 
 class LogCaptureHandler(logging.Handler):
-    """Fans records out to connected clients; nothing is kept when nobody listens."""
+    """Fans records out to connected clients; keeps the last RESUME_BUFFER for resumes.
+
+    Every record gets an event id `<epoch>-<seq>`; the epoch is new for each handler (each
+    backend process), so an id from before a restart never matches and its loss is not hidden.
+    """
 
     _instance: ClassVar[LogCaptureHandler | None] = None
     _instance_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, max_queue: int = 10_000) -> None:
+    def __init__(self, max_queue: int = 10_000, resume_buffer: int = RESUME_BUFFER) -> None:
         super().__init__(level=logging.INFO)
         self.max_queue = max_queue
+        self.epoch = secrets.token_hex(4)
+        self._seq = 0
+        self._ring: deque[Entry] = deque(maxlen=resume_buffer)
         self._clients: set[LogClient] = set()
         self._clients_lock = threading.Lock()
         self._closed = False
@@ -110,13 +134,31 @@ class LogCaptureHandler(logging.Handler):
                 cls._instance = cls()
             return cls._instance
 
-    def register(self, owner: object | None = None) -> LogClient:
+    def event_id(self, seq: int) -> str:
+        return f"{self.epoch}-{seq}"
+
+    def _resume_point(self, last_event_id: str | None) -> int | None:
+        """The sequence number after which a resuming client continues, or None."""
+        if not last_event_id:
+            return None
+        epoch, _, raw = last_event_id.strip().rpartition("-")
+        if epoch != self.epoch or not raw.isdigit():
+            return None  # another process's id (a restart): nothing to resume from
+        return int(raw)
+
+    def register(self, owner: object | None = None, last_event_id: str | None = None) -> LogClient:
+        """A new client; with the id of the last event it saw, it first gets what followed."""
         client = LogClient(self.max_queue, owner)
+        after = self._resume_point(last_event_id)
         with self._clients_lock:
             if self._closed or (owner is not None and id(owner) in self._closed_owners):
                 client.close()
-            else:
-                self._clients.add(client)
+                return client
+            if after is not None:
+                client.backlog = [entry for entry in self._ring if entry[0] > after]
+                oldest = client.backlog[0][0] if client.backlog else self._seq + 1
+                client.evicted = max(0, oldest - after - 1)
+            self._clients.add(client)
         return client
 
     def unregister(self, client: LogClient) -> None:
@@ -129,17 +171,20 @@ class LogCaptureHandler(logging.Handler):
             return len(self._clients)
 
     def emit(self, record: logging.LogRecord) -> None:
-        with self._clients_lock:
-            clients = list(self._clients)
-        if not clients:
-            return
         try:
             entry = record_to_dict(record)
         except Exception:
             self.handleError(record)
             return
+        # Numbered, kept and fanned out under one lock: a client registering meanwhile gets
+        # each record exactly once (from the ring or from its queue).
+        with self._clients_lock:
+            self._seq += 1
+            item = (self._seq, entry)
+            self._ring.append(item)
+            clients = list(self._clients)
         for client in clients:
-            client.offer(entry)
+            client.offer(item)
 
     def close_all_clients(self) -> None:
         """Shutdown: every client gets its connection_close; new clients are closed at once."""

@@ -35,3 +35,17 @@ def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
     root.addHandler(handler)
     # waitress logs every queue-depth warning at WARNING; keep it but not its debug noise.
     logging.getLogger("waitress").setLevel(logging.INFO)
+
+
+def skip_unused_record_fields() -> None:
+    """Stop collecting what our JSON lines never show: the caller's file and line (a stack
+    walk per record), thread, process and multiprocessing names.
+
+    A worker logs two records per command; measured by benchmarks/profile_worker.py, these
+    were a visible part of its CPU per command. The switches are the ones the Logging HOWTO
+    lists under "Optimization". Call once at process start (the worker does); process-wide.
+    """
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None  # the HOWTO's switch for findCaller

@@ -150,7 +150,9 @@ def test_app_row_and_bus_command_share_one_transaction(
 
     response = _send(client, command_type=name)
 
-    assert response.status_code != 201, json_of(response)
+    assert response.status_code == 409, json_of(response)
+    assert json_of(response)["code"] == "QUEUE_MISSING"
+    assert json_of(response)["details"] == {"domain": "ghost", "queue": "ghost__commands"}
     assert _row_counts(migrated_database_url) == before
     assert _scalar(migrated_database_url, ghost_rows, name) == 0
     assert (

@@ -85,6 +85,7 @@ def test_bad_json_body_is_400_not_500(client, raw, reason):
     assert reason in body["details"]["reason"]
 
 
+@pytest.mark.unhandled_errors_expected
 def test_unhandled_exception_is_500_with_the_same_shape_and_a_logged_traceback(
     migrated_database_url, caplog
 ):

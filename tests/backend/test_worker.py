@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,10 +22,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from commandbus.models import Command, HandlerContext
+from commandbus.sync import SyncCommandBus
 from flask.testing import FlaskClient
+from psycopg_pool import ConnectionPool
 from werkzeug.test import TestResponse
 
 from backend.app import create_app
+from backend.bus.handlers import TestCommandHandler
 from backend.services.container import Container
 from backend.services.testing_service import TestingService
 from backend.utils.reset_lock import ResetLock
@@ -646,3 +651,168 @@ def test_worker_without_database_url_exits_2_with_one_line() -> None:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("backend: configuration error: DATABASE_URL is not set")
     assert result.stdout == ""
+
+
+# -- behaviors over the command's whole life ------------------------------------------------
+
+
+def test_operator_retry_of_fail_transient_then_succeed_completes(
+    make_migrated_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """N failures in total, then success, even when an operator retry resets the bus's count.
+
+    Sent while no worker runs, the API checks against the stored config (3 attempts); the
+    worker then starts with --max-attempts 2, so 2 failures exhaust its retries and the
+    command lands in the TSQ. The operator's retry is its third delivery: it succeeds.
+    """
+    url = make_migrated_database()
+    workers = WorkerSet(url, tmp_path)
+    at = WORKER_FLAGS.index("--max-attempts")
+    flags = [*WORKER_FLAGS[: at + 1], "2", *WORKER_FLAGS[at + 2 :]]
+    try:
+        with app_client(url) as client:
+            behavior = {"type": "fail_transient_then_succeed", "transient_failures": 2}
+            command_id = send(client, behavior)
+            workers.start("two-attempts", *flags)
+            in_tsq = wait_status(client, command_id, "IN_TROUBLESHOOTING_QUEUE", timeout=15)
+            assert in_tsq["attempts"] == 2, workers.story(in_tsq)
+            retried = client.post(f"/api/tsq/{command_id}/retry", json={"operator": "ops"})
+            assert retried.status_code == 200, json_of(retried)
+            done = wait_status(client, command_id, "COMPLETED", timeout=15)
+            # With the worker live, the API now checks against what it uses (2).
+            refused = client.post(
+                "/api/commands", json={"command_type": "TestCommand", "behavior": behavior}
+            )
+    finally:
+        workers.stop_all()
+    assert done["result"] == {"status": "ok", "attempt": 3}, workers.story(done)
+    assert events(done).count("RECEIVED") == 3
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT deliveries FROM test_command WHERE command_id = %s", (command_id,)
+        ).fetchone()
+    assert row == (3,)
+    assert refused.status_code == 400, json_of(refused)
+    assert "max_attempts (2)" in json_of(refused)["details"]["reason"]
+
+
+def test_workers_follow_the_stored_config_without_restart(
+    make_migrated_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """PUT /api/config max_attempts=5: a worker without --max-attempts uses 5 from its next
+    heartbeat on, reports it, and a command with 4 failures completes."""
+    url = make_migrated_database()
+    workers = WorkerSet(url, tmp_path)
+    at = WORKER_FLAGS.index("--max-attempts")
+    worker = workers.start("follower", *WORKER_FLAGS[:at], *WORKER_FLAGS[at + 2 :])
+    try:
+        with app_client(url) as client:
+            config = json_of(client.get("/api/config"))
+            config["retry"] = {**config["retry"], "max_attempts": 5, "base_delay_ms": 0}
+            saved = client.put("/api/config", json=config)
+            assert saved.status_code == 200
+            # PUT answers once the live workers use the new values: no lag for the next send.
+            assert "X-Workers-Lagging" not in saved.headers
+
+            def follows() -> dict[str, Any] | None:
+                report = json_of(client.get("/api/config/effective"))
+                mine = [w for w in report["workers"] if w["worker_id"] == "follower"]
+                ok = mine and mine[0]["effective"]["max_attempts"] == 5
+                return report if ok else None
+
+            report = follows()
+            assert report is not None, json_of(client.get("/api/config/effective"))
+            behavior = {"type": "fail_transient_then_succeed", "transient_failures": 4}
+            command_id = send(client, behavior)
+            done = wait_status(client, command_id, "COMPLETED", timeout=20)
+            listed = json_of(client.get("/api/workers"))["workers"]
+    finally:
+        workers.stop_all()
+    (mine,) = [w for w in report["workers"] if w["worker_id"] == "follower"]
+    assert mine["sources"]["max_attempts"] == "stored"
+    assert mine["sources"]["visibility_timeout"] == "flag"
+    assert mine["effective"]["backoff"] == [0]  # the --backoff flag wins over the stored one
+    assert report["stored"]["max_attempts"] == 5
+    assert {
+        "worker_id": "follower",
+        "setting": "visibility_timeout",
+        "stored": 30,
+        "effective": VT,
+        "why": "set by a command-line flag",
+    } in report["differences"]
+    assert not any(d["setting"] == "max_attempts" for d in report["differences"])
+    assert done["attempts"] == 5 and done["max_attempts"] == 5, workers.story(done)
+    assert listed[0]["settings"]["effective"]["max_attempts"] == 5
+    assert "follows the stored config: max_attempts 3 -> 5" in worker.log_text()
+
+
+def _send_raw_message(url: str, data: dict[str, Any]) -> str:
+    """A bus command with no test_command row (as another sender would make)."""
+    command_id = uuid.uuid4()
+    with ConnectionPool(url, min_size=1, max_size=1) as pool:
+        SyncCommandBus(pool).send("test", "TestCommand", command_id, data, max_attempts=3)
+    return str(command_id)
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        ({"anything": 1}, "TEST_COMMAND_NOT_FOUND"),
+        ({"behavior": {"type": "explode"}, "ids": {}}, "INVALID_BEHAVIOR"),
+        ({"behavior": {"type": "success", "extra": 1}, "ids": {}}, "INVALID_BEHAVIOR"),
+    ],
+    ids=["no-row", "unknown-type", "unknown-field"],
+)
+def test_foreign_or_invalid_messages_fail_permanently_at_once(
+    workers: WorkerSet,
+    client: FlaskClient,
+    migrated_database_url: str,
+    data: dict[str, Any],
+    code: str,
+) -> None:
+    command_id = _send_raw_message(migrated_database_url, data)
+    with psycopg.connect(migrated_database_url) as conn:
+        wait_until(
+            lambda: (
+                conn.execute(
+                    "SELECT status FROM commandbus.command WHERE command_id = %s", (command_id,)
+                ).fetchone()
+                == ("IN_TROUBLESHOOTING_QUEUE",)
+            ),
+            15,
+            message=f"{command_id} in the TSQ",
+        )
+        row = conn.execute(
+            "SELECT attempts, last_error_code FROM commandbus.command WHERE command_id = %s",
+            (command_id,),
+        ).fetchone()
+    assert row == (1, code)  # no retries: retrying can't fix it
+    assert "Traceback" not in workers.logs_text()
+
+
+def test_timeout_hangs_only_on_the_first_delivery_ever(
+    make_migrated_database: Callable[[], str],
+) -> None:
+    """A delivery after the first (e.g. an operator retry, attempt 1 again) does not hang.
+
+    Its own database: no worker may pick the 10-minute hang up."""
+    migrated_database_url = make_migrated_database()
+    with app_client(migrated_database_url) as client:
+        command_id = send(client, {"type": "timeout", "execution_time_ms": 600_000})
+    with psycopg.connect(migrated_database_url, autocommit=True) as conn:
+        conn.execute("UPDATE test_command SET deliveries = 1 WHERE command_id = %s", (command_id,))
+    command = Command(
+        domain="test",
+        command_type="TestCommand",
+        command_id=uuid.UUID(command_id),
+        data={"behavior": {"type": "timeout", "execution_time_ms": 600_000}, "ids": {}},
+    )
+    results: list[dict[str, Any]] = []
+    with ConnectionPool(migrated_database_url, kwargs={"autocommit": True}) as pool:
+        handler = TestCommandHandler(pool)
+        context = HandlerContext(command=command, attempt=1, max_attempts=3, msg_id=1)
+        thread = threading.Thread(target=lambda: results.append(handler(command, context)))
+        thread.daemon = True
+        thread.start()
+        thread.join(timeout=10)
+    assert results == [{"status": "ok", "attempt": 2}], "the second delivery hung"

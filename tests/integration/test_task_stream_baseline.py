@@ -2,7 +2,14 @@
 
 The sequence: connection_open, task_event (progress_update..., then task_completed or
 task_failed), connection_close with the final event type as reason, then the response ends.
-Heartbeats fill idle gaps. Unknown ids get connection_open, error, connection_close (HTTP 200).
+Heartbeats fill idle gaps. Unknown ids get connection_open, stream_error, connection_close
+(HTTP 200) on a first connection.
+
+Changed on purpose (issue 12), so a browser EventSource stops instead of replaying forever:
+- the failure event was named `error` (it collides with EventSource's own); now `stream_error`;
+- task events carry `id: <n>` (1-based), and the first frame sets `retry:`;
+- a reconnect (Last-Event-ID) continues after event n; to a finished task with nothing more
+  to send it is answered 204, to an unknown task 404 (the error shape).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 
+from backend.utils.sse import RECONNECT_DELAY_MS, STREAM_ERROR
 from tests.integration.conftest import (
     SSEClientFactory,
     SSEServer,
@@ -170,7 +178,7 @@ def test_unknown_task_sends_error_and_closes(sse_client_factory: SSEClientFactor
     events = client.collect_until_close()
 
     assert client.status_code == 200
-    assert names(events) == ["connection_open", "error", "connection_close"]
+    assert names(events) == ["connection_open", STREAM_ERROR, "connection_close"]
     error = events[1]["data"]
     assert error["code"] == "TASK_NOT_FOUND"
     assert isinstance(error["error"], str)
@@ -348,3 +356,57 @@ def test_scripted_task_accepted_returns_task_id(sse_server: SSEServer) -> None:
     assert response.status_code == 202, response.text
     task_id = response.json()["task_id"]
     assert re.fullmatch(r"[0-9a-f]{32}", task_id)
+
+
+# -- reconnects: ids, retry, and answers that stop a browser ---------------------------------
+
+
+def test_task_events_are_numbered_and_the_first_frame_sets_retry(
+    sse_server: SSEServer, start_task: StartTask
+) -> None:
+    task_id = start_task(steps=2, step_delay_ms=0)
+    wait_until_done(sse_server, task_id, sse_server.client_timeout)
+    response = requests.get(f"{sse_server.url}{stream_path(task_id)}", timeout=10)
+    blocks = [block for block in response.text.split("\n\n") if block]
+    assert blocks[0].startswith(f"retry: {RECONNECT_DELAY_MS}\n")
+    ids = [
+        line.removeprefix("id: ")
+        for block in blocks
+        for line in block.splitlines()
+        if line.startswith("id: ")
+    ]
+    assert ids == ["1", "2", "3"]
+
+
+def test_reconnect_continues_after_the_last_event_id(
+    sse_server: SSEServer, start_task: StartTask
+) -> None:
+    task_id = start_task(steps=3, step_delay_ms=0)
+    wait_until_done(sse_server, task_id, sse_server.client_timeout)
+    response = requests.get(
+        f"{sse_server.url}{stream_path(task_id)}", headers={"Last-Event-ID": "2"}, timeout=10
+    )
+    assert response.status_code == 200
+    assert "id: 3\n" in response.text and "id: 4\n" in response.text
+    assert "id: 2\n" not in response.text and "id: 1\n" not in response.text
+
+
+def test_reconnect_to_a_finished_task_is_204(sse_server: SSEServer, start_task: StartTask) -> None:
+    task_id = start_task(steps=1, step_delay_ms=0)
+    wait_until_done(sse_server, task_id, sse_server.client_timeout)
+    response = requests.get(
+        f"{sse_server.url}{stream_path(task_id)}", headers={"Last-Event-ID": "2"}, timeout=10
+    )
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+def test_reconnect_to_an_unknown_task_is_404(sse_server: SSEServer) -> None:
+    task_id = uuid.uuid4().hex
+    response = requests.get(
+        f"{sse_server.url}{stream_path(task_id)}", headers={"Last-Event-ID": "0"}, timeout=10
+    )
+    assert response.status_code == 404
+    body = response.json()
+    assert set(body) == {"error", "code", "details", "correlationId"}
+    assert task_id in body["error"]

@@ -2,7 +2,11 @@
 
 The sequence: connection_open, at once a version event, then a heartbeat every
 SSE_HEARTBEAT_INTERVAL until shutdown, which sends connection_close and ends the response.
-A failure reading the version data is an error event then connection_close.
+A failure reading the version data is a stream_error event then connection_close.
+Every stream's first frame sets `retry:` (the browser's reconnect delay).
+
+Changed on purpose (issue 12): the failure event was named `error`, which collides with the
+browser EventSource's own `error` event; it is `stream_error` now.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from backend.app import create_app
 from backend.config import ENVIRONMENTS
 from backend.services.container import Container
 from backend.utils.shutdown import ShutdownCoordinator
+from backend.utils.sse import RECONNECT_DELAY_MS, STREAM_ERROR
 from tests.fixtures.backend import LiveServer
 from tests.fixtures.backend import testing_settings as make_settings
 from tests.integration.conftest import (
@@ -120,7 +125,7 @@ def test_connection_stays_open_for_several_intervals(
     still_open = client.next_event(timeout=2 * interval)
 
     assert "connection_close" not in names(events)
-    assert "error" not in names(events)
+    assert STREAM_ERROR not in names(events)
     assert still_open["event"] == "heartbeat"
     assert client.transcript[-1]["kind"] == "event", "the stream ended early"
 
@@ -218,7 +223,7 @@ def test_generator_read_error_sends_error_then_close() -> None:
 
     events = frames_to_events(run_version_stream(broken, shut_down=False))
 
-    assert names(events) == ["connection_open", "error", "connection_close"]
+    assert names(events) == ["connection_open", STREAM_ERROR, "connection_close"]
     assert "version file unreadable" in events[1]["data"]["error"]
     assert events[2]["data"]["reason"] == "error"
     for event in events:
@@ -234,3 +239,11 @@ def test_generator_closes_on_shutdown() -> None:
     assert names(events) == ["connection_open", "version", "connection_close"]
     assert events[1]["data"] == {**info, "correlation_id": "corr-1", "test_id": "test-1"}
     assert events[2]["data"]["reason"] == "shutdown"
+
+
+def test_the_first_frame_sets_the_reconnect_delay() -> None:
+    frames = run_version_stream(lambda: {"version": "1"}, shut_down=True)
+    parser = SSEParser(strict=True)
+    first = parser.feed(frames[0])[0]
+    assert first.event == "connection_open"
+    assert first.retry == RECONNECT_DELAY_MS
