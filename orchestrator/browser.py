@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import PrerequisiteMissing
 
@@ -30,7 +31,7 @@ class BrowserChoice:
     executable_path: str | None
     args: tuple[str, ...] = field(default_factory=tuple)
 
-    def launch_args(self) -> dict[str, object]:
+    def launch_args(self) -> dict[str, Any]:
         """Extra keyword arguments for `browser_type.launch`."""
         if self.executable_path is None:
             return {}

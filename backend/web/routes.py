@@ -5,6 +5,7 @@ from typing import Literal, get_args
 
 from flask import render_template
 
+from backend.bus import DOMAIN
 from backend.web import web_bp
 
 PageName = Literal["dashboard", "send", "commands", "tsq", "audit", "settings"]
@@ -24,6 +25,7 @@ PAGE_SIZES: tuple[int, ...] = (10, 25, 50, 100)
 DEFAULT_PAGE_SIZE = 25
 # The command type the dashboard's quick actions send.
 QUICK_ACTION_COMMAND_TYPE = "TestCommand"
+QUICK_ACTION_DOMAIN = DOMAIN  # named, so a same-named type in another domain can't take it
 
 # The one name of the queue an operator works through, used by nav, cards, badges and titles.
 TSQ_NAME = "Troubleshooting queue"
@@ -126,6 +128,7 @@ def dashboard() -> str:
         stat_cards=STAT_CARDS,
         behavior_types=BEHAVIOR_TYPES,
         quick_action_command_type=QUICK_ACTION_COMMAND_TYPE,
+        quick_action_domain=QUICK_ACTION_DOMAIN,
         nav_count_from_page=True,  # its stats poll fills the nav's count
     )
 

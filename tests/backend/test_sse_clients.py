@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -53,11 +54,11 @@ def test_sseclient_py_reads_ids_retry_and_the_close(server: LiveServer) -> None:
     task_id = finished_task(server, steps=2)
     url = f"{server.url}/api/tasks/{task_id}/stream"
     with requests.get(url, stream=True, timeout=10) as response:
-        events = list(sseclient.SSEClient(response).events())
+        events = list(sseclient.SSEClient(cast(Any, response)).events())
     assert [e.event for e in events] == [
         "connection_open", "task_event", "task_event", "task_event", "connection_close",
     ]  # fmt: skip
-    assert int(events[0].retry) == RECONNECT_DELAY_MS
+    assert int(str(events[0].retry)) == RECONNECT_DELAY_MS
     assert [e.id for e in events[1:4]] == ["1", "2", "3"]
     # What the client would send on reconnect: nothing left, so 204 (a browser stops).
     again = requests.get(url, headers={"Last-Event-ID": events[3].id}, timeout=10)
@@ -67,7 +68,7 @@ def test_sseclient_py_reads_ids_retry_and_the_close(server: LiveServer) -> None:
 def test_sseclient_py_sees_stream_error_for_an_unknown_task(server: LiveServer) -> None:
     url = f"{server.url}/api/tasks/{uuid.uuid4().hex}/stream"
     with requests.get(url, stream=True, timeout=10) as response:
-        events = list(sseclient.SSEClient(response).events())
+        events = list(sseclient.SSEClient(cast(Any, response)).events())
     assert [e.event for e in events] == ["connection_open", STREAM_ERROR, "connection_close"]
     again = requests.get(url, headers={"Last-Event-ID": events[1].id}, timeout=10)
     assert again.status_code == 404

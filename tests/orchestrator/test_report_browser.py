@@ -24,7 +24,7 @@ DEMO_NODEID = "e2e/test_demo_failure.py::test_demo_failure_expects_the_wrong_sta
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(**find_chromium().launch_args())  # type: ignore[arg-type]
+        chromium = playwright.chromium.launch(**find_chromium().launch_args())
         yield chromium
         chromium.close()
 

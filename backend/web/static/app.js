@@ -454,16 +454,22 @@
       const data = message.data ? JSON.parse(message.data) : {};
       end({ kind: "closed", message: data.reason ? String(data.reason) : "stream closed" });
     });
-    source.addEventListener("error", (event) => {
+    source.addEventListener("stream_error", (message) => {
+      // The server's own error event ({"error", "code"}), e.g. an unknown task id.
       if (ended) {
         return;
       }
-      if (event instanceof MessageEvent && event.data) {
-        // A server-sent event named "error" ({"error", "code"}), not a connection failure.
-        const data = JSON.parse(event.data);
-        noteCorrelation(data);
-        fail(isObject(data) && data.error ? String(data.error) : `Task stream error: ${event.data}`);
-      } else if (terminalSeen) {
+      const data = JSON.parse(message.data);
+      noteCorrelation(data);
+      fail(isObject(data) && data.error ? String(data.error) : `Task stream error: ${message.data}`);
+    });
+    source.addEventListener("error", () => {
+      // EventSource's own event: the connection failed or ended (the server's errors are
+      // `stream_error`). A finished task answers a reconnect with 204, which closes it.
+      if (ended) {
+        return;
+      }
+      if (terminalSeen) {
         end({ kind: "closed", message: "stream ended" });
       } else if (source.readyState === EventSource.CLOSED) {
         fail(`Task stream ${path} failed (the server refused or closed it).`);

@@ -114,6 +114,7 @@
     try {
       const created = await App.api("POST", "/api/commands", {
         command_type: quickActions.dataset.commandType,
+        domain: quickActions.dataset.commandDomain,
         payload: {},
         behavior: { type: behavior },
       });

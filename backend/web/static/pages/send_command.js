@@ -128,6 +128,7 @@
     try {
       const created = await App.api("POST", "/api/commands", {
         command_type: commandType.value,
+        domain: commandType.selectedOptions[0]?.dataset.domain,
         payload: payloadValue,
         behavior: readBehavior(),
       });
@@ -203,6 +204,7 @@
     try {
       accepted = await App.api("POST", "/api/commands/bulk", {
         command_type: commandType.value,
+        domain: commandType.selectedOptions[0]?.dataset.domain,
         count,
         behavior: readBehavior(),
       });

@@ -66,12 +66,57 @@
     try {
       fillForm(await App.api("PUT", "/api/config", readForm()));
       saved.textContent = "Settings saved.";
+      loadEffective(); // PUT answers once the live workers follow: show what they use now
     } catch (error) {
       App.handleApiError(error, (apiError) => App.showApiError(form, errorBox, apiError));
     } finally {
       App.setBusy(submit, false);
     }
   });
-  reloadButton.addEventListener("click", load);
+  const liveRows = App.byTestId("live-settings-rows");
+
+  function cell(text, label) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    td.dataset.label = label;
+    return td;
+  }
+
+  async function loadEffective() {
+    try {
+      const report = await App.api("GET", "/api/config/effective");
+      const why = new Map(report.differences.map((d) => [`${d.worker_id}/${d.setting}`, d.why]));
+      const rows = [];
+      for (const worker of report.workers) {
+        for (const [name, value] of Object.entries(worker.effective || {})) {
+          const row = document.createElement("tr");
+          row.dataset.worker = worker.worker_id;
+          row.dataset.setting = name;
+          row.append(
+            cell(worker.worker_id, "Worker"),
+            cell(name.replaceAll("_", " "), "Setting"),
+            cell(JSON.stringify(report.stored[name] ?? null), "Stored"),
+            cell(JSON.stringify(value), "In use"),
+            cell(why.get(`${worker.worker_id}/${name}`) || "—", "Why it differs"),
+          );
+          rows.push(row);
+        }
+      }
+      if (rows.length === 0) {
+        const empty = document.createElement("tr");
+        empty.append(cell("No live worker reports its settings.", ""));
+        empty.firstChild.colSpan = 5;
+        rows.push(empty);
+      }
+      liveRows.replaceChildren(...rows);
+    } catch (error) {
+      App.handleApiError(error, (apiError) => {
+        liveRows.replaceChildren(cell(`Could not load the workers' settings: ${apiError.message}`, ""));
+      });
+    }
+  }
+
+  reloadButton.addEventListener("click", () => { load(); loadEffective(); });
   load();
+  loadEffective();
 })();
