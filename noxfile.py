@@ -1,21 +1,95 @@
-"""Sessions: tests, sse, e2e, up, bench, lint, typecheck. Each is a thin call into the code."""
+"""Sessions: tests, sse, e2e, up, bench, images, lint, typecheck. Each is a thin call into the code.
+
+`nox -s e2e -- PATH_OR_NODEID ...` runs just those (paths replace the default ones; options
+such as `-k`, `-x`, `--lf` keep them). A stack started by `nox -s up` in this checkout is
+reused, as Playwright's `reuseExistingServer` does; `STACK_RESET=1` resets its data first.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import urllib.request
 from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
+# uv makes environments in a fraction of virtualenv's time; virtualenv when uv isn't there.
+nox.options.default_venv_backend = "uv|virtualenv"
 
 PYTHON = "3.11"
 E2E_TESTS = ["e2e", "tests/integration"]
+UP_STATE = Path(".ci-stack/up.json")  # written by `orchestrator up` for this checkout
+# pytest options that take a value as the next argument (so it is not a path).
+VALUE_OPTIONS = {
+    "-k",
+    "-m",
+    "-n",
+    "-p",
+    "-o",
+    "-c",
+    "--maxfail",
+    "--dist",
+    "--deselect",
+    "--ignore",
+    "--shard",
+    "--junitxml",
+    "--rootdir",
+    "--durations",
+    "--tracing",
+    "--screenshot",
+    "--video",
+    "--browser",
+    "--output",
+    "-W",
+}
 
 
 def _install(session: nox.Session, extras: str) -> None:
+    """Install the project once per environment and pyproject.toml (editable: code changes
+    need no reinstall); a changed pyproject.toml installs again."""
+    stamp_value = hashlib.sha256(Path("pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    location = getattr(session.virtualenv, "location", None)
+    stamp = Path(location, ".ci-stack-installed") if location else None
+    if stamp is not None and stamp.is_file() and stamp.read_text() == stamp_value:
+        return
     session.install("-e", f".[{extras}]")
+    if stamp is not None:
+        stamp.write_text(stamp_value)
+
+
+def split_pytest_args(posargs: list[str], defaults: list[str]) -> list[str]:
+    """`defaults` + options, unless a path or node id is given: then it replaces them."""
+    paths, options, expects_value = [], [], False
+    for arg in posargs:
+        if expects_value:
+            options.append(arg)
+            expects_value = False
+        elif arg.startswith("-"):
+            options.append(arg)
+            expects_value = arg in VALUE_OPTIONS
+        elif "::" in arg or Path(arg.split("::")[0]).exists():
+            paths.append(arg)
+        else:
+            options.append(arg)
+    return [*(paths or defaults), *options]
+
+
+def _healthy_up_stack() -> dict[str, str] | None:
+    """The environment of a live `up` stack of this checkout, if it answers."""
+    try:
+        state = json.loads(UP_STATE.read_text())
+        os.kill(int(state["pid"]), 0)
+        url = state["environment"]["STACK_BACKEND_URL"]
+        with urllib.request.urlopen(url + state.get("ready_path", "/"), timeout=2) as reply:
+            if reply.status != 200:
+                return None
+    except (OSError, ValueError, KeyError):
+        return None
+    return dict(state["environment"])
 
 
 @nox.session(python=PYTHON)
@@ -34,21 +108,34 @@ def sse(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def e2e(session: nox.Session) -> None:
-    """Start one stack (STACK_PROVIDER=auto|local|docker), run the browser and SSE suites on it."""
+    """Browser and SSE suites on one stack (STACK_PROVIDER=auto|local|docker), or on `up`'s."""
     _install(session, "tests,e2e")
     session.run("python", "-m", "orchestrator", "browser", "ensure")
+    pytest_args = split_pytest_args(list(session.posargs), E2E_TESTS)
+    warm = _healthy_up_stack()
+    if warm is not None:
+        session.log(f"reusing the stack started by `nox -s up` (run {warm['STACK_RUN_ID']})")
+        if os.environ.get("STACK_RESET") == "1":
+            session.run("python", "-m", "orchestrator", "reset", env=warm)
+        session.run("pytest", *pytest_args, env=warm)
+        return
     artifacts = os.environ.get("STACK_ARTIFACTS", "artifacts/e2e")
     session.run(
         "python", "-m", "orchestrator", "run", "--artifacts", artifacts, "--",
-        "pytest", *E2E_TESTS, "-p", "no:cacheprovider", *session.posargs,
-    )
+        "pytest", *pytest_args,
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON, default=False)
 def up(session: nox.Session) -> None:
-    """Start the stack and keep it running until Ctrl-C (prints the URLs)."""
-    _install(session, "e2e")
-    session.run("python", "-m", "orchestrator", "up", *session.posargs)
+    """Start the stack and keep it running until Ctrl-C; `nox -s e2e` then reuses it."""
+    _install(session, "tests,e2e")
+    try:
+        session.run(
+            "python", "-m", "orchestrator", "up", "--state", str(UP_STATE), *session.posargs
+        )
+    except KeyboardInterrupt:  # Ctrl-C is how `up` ends: the stack is already stopped
+        session.log("stack stopped")
 
 
 @nox.session(python=PYTHON, default=False)
@@ -64,7 +151,11 @@ def bench(session: nox.Session) -> None:
     """Run the benchmarks; JSON results land in artifacts/bench/."""
     _install(session, "tests,e2e")
     for module in (
-        "bench_embedded_postgres", "bench_reset", "bench_log_stream", "bench_bus", "bench_stack",
+        "bench_embedded_postgres",
+        "bench_reset",
+        "bench_log_stream",
+        "bench_bus",
+        "bench_stack",
     ):
         session.run("python", "-m", f"benchmarks.{module}")
 

@@ -12,27 +12,26 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.results import percentile, write_result
-from orchestrator.provider_choice import docker_answers
-from orchestrator.session import StackOptions, open_stack
+from orchestrator.config import OrchestratorConfig
+from orchestrator.providers.docker import docker_answers
+from orchestrator.session import open_stack
 
 ROUNDS = 3
-STEPS = ("db ready", "migrations", "backend ready", "2 workers ready", "total", "teardown")
+STEPS = ("db ready", "migrate done", "backend ready", "2 worker ready", "total", "teardown")
 
 
 def measure(provider: str, rounds: int = ROUNDS) -> dict[str, Any]:
     runs: list[dict[str, float]] = []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory(prefix="bench-stack-") as folder:
-            options = StackOptions(provider=provider, workers=2, artifacts_dir=Path(folder))
-            stack_ref = None
-            with open_stack(options, progress=lambda _msg: None) as stack:
-                stack_ref = stack
+            config = OrchestratorConfig(provider=provider, workers=2, artifacts=Path(folder))
+            with open_stack(config, progress=lambda _msg: None) as run:
                 exit_started = time.perf_counter()
-            teardown = time.perf_counter() - exit_started
-            timings = dict(stack_ref.state.timings)
+            teardown = time.perf_counter() - exit_started  # stop + finishing the folder
+            timings = dict(run.stack.state.timings)
             timings["teardown"] = teardown
             runs.append({step: timings.get(step, 0.0) for step in STEPS})
-            facts = stack_ref.state.facts.get("prepare", {})
+            facts = run.stack.state.facts.get("prepare", {})
     summary = {
         step: {
             "p50": percentile([r[step] for r in runs], 50),

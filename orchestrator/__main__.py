@@ -1,5 +1,16 @@
+"""`python -m orchestrator`: the CLI, or one line naming a missing dependency."""
+
 import sys
 
-from orchestrator.cli import main
+try:
+    from orchestrator.cli import main
 
-sys.exit(main())
+    status = main()
+except ModuleNotFoundError as missing:  # e.g. only `pip install nox` so far
+    print(
+        f"orchestrator: the Python package {missing.name!r} is not installed. "
+        "Fix: pip install -e '.[orchestrator]' (or let nox do it: nox -s e2e)",
+        file=sys.stderr,
+    )
+    status = 2
+sys.exit(status)

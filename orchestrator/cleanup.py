@@ -1,87 +1,104 @@
-"""`clean`: remove what earlier runs left behind — processes, containers, networks, temp dirs."""
+"""`clean`: remove what dead runs left behind — processes, containers, networks, temp dirs.
+
+Only what provably belongs to a dead run is removed; the report says what was skipped and
+why, and whether Docker could be checked at all.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import time
-from pathlib import Path
+from dataclasses import dataclass, field
 
+from orchestrator.contract import OWNER_ENV, OWNER_LABEL, RUN_ENV, RUN_LABEL
 from orchestrator.embedded_postgres import clean_leftovers
-from orchestrator.runs import active_run_ids
+from orchestrator.ownership import keep_reason
+from orchestrator.proc import ProcessInfo, process_environment, process_exists, wait_gone
 
-RUN_ENV = "CI_STACK_RUN_ID"
+
+@dataclass
+class CleanReport:
+    removed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    docker: str = "not checked"
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.removed)} leftover(s) removed, {len(self.skipped)} skipped "
+            f"(their runs may be alive); Docker: {self.docker}"
+        )
 
 
-def _process_run_ids() -> dict[int, str]:
-    """pid → run id, for processes started by a local provider (they carry RUN_ENV)."""
-    found: dict[int, str] = {}
-    needle = f"{RUN_ENV}=".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+def _run_processes() -> dict[int, tuple[str, str | None]]:
+    """pid → (run id, owner), for processes started by a run (they carry RUN_ENV)."""
+    found: dict[int, tuple[str, str | None]] = {}
+    for info in ProcessInfo.all():
+        if info.pid == os.getpid() or not info.alive:
             continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        for item in environ.split(b"\0"):
-            if item.startswith(needle):
-                found[int(entry.name)] = item[len(needle) :].decode(errors="replace")
-                break
+        environment = process_environment(info.pid)
+        run_id = environment.get(RUN_ENV)
+        if run_id:
+            found[info.pid] = (run_id, environment.get(OWNER_ENV))
     return found
 
 
-def clean_processes(run_id: str | None = None, grace: float = 5.0) -> list[str]:
-    """Stop leftover backend/worker processes of dead runs (or of `run_id`)."""
-    active = active_run_ids()
-    targets = {
-        pid: rid
-        for pid, rid in _process_run_ids().items()
-        if (rid == run_id if run_id else rid not in active)
-    }
+def clean_processes(report: CleanReport, run_id: str | None = None, grace: float = 5.0) -> None:
+    """Stop the service and command processes of runs whose owner is dead (or of `run_id`)."""
+    targets: dict[int, str] = {}
+    for pid, (rid, owner) in _run_processes().items():
+        if run_id is not None and rid != run_id:
+            continue
+        reason = keep_reason(rid, owner) if run_id is None else None
+        if reason is not None:
+            report.skipped.append(f"process {pid}: {reason}")
+            continue
+        targets[pid] = rid
     for pid in targets:
         _kill(pid, signal.SIGTERM)
-    deadline = time.perf_counter() + grace
-    while time.perf_counter() < deadline and any(_exists(pid) for pid in targets):
-        time.sleep(0.05)
+    wait_gone(list(targets), grace)
     for pid in targets:
-        if _exists(pid):
+        if process_exists(pid):
             _kill(pid, signal.SIGKILL)
-    return [f"process {pid} (run {rid})" for pid, rid in sorted(targets.items())]
+    report.removed += [f"process {pid} (run {rid})" for pid, rid in sorted(targets.items())]
 
 
-def clean_containers(run_id: str | None = None) -> list[str]:
+def clean_containers(report: CleanReport, run_id: str | None = None) -> None:
     """Remove containers and networks labelled by dead runs (or by `run_id`)."""
-    from orchestrator.provider_choice import docker_answers
+    from orchestrator.providers.docker import docker_answers
 
-    ok, _why = docker_answers()
+    ok, why = docker_answers()
     if not ok:
-        return []
+        report.docker = f"not checked: {why}"
+        return
     from orchestrator.providers.docker_resources import remove_labelled
 
-    return remove_labelled(run_id=run_id, keep=active_run_ids())
+    def keep(labels: dict[str, str]) -> str | None:
+        return keep_reason(labels.get(RUN_LABEL, "?"), labels.get(OWNER_LABEL))
+
+    report.removed += remove_labelled(run_id=run_id, keep=keep, skipped=report.skipped)
+    report.docker = "checked"
 
 
-def clean_all(run_id: str | None = None) -> list[str]:
-    removed = clean_processes(run_id)
-    removed += [line.removeprefix("removed ") for line in clean_leftovers(run_id)]
-    removed += clean_containers(run_id)
-    return removed
+def clean_images(report: CleanReport) -> None:
+    """Our dangling build stages and old content-hash tags (the current ones stay)."""
+    from orchestrator.images import docker_client, remove_stale_images
 
-
-def _exists(pid: int) -> bool:
+    client = docker_client(timeout=120)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still "exists" but is gone for our purposes.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
+        report.removed += [f"image {name}" for name in remove_stale_images(client)]
+    finally:
+        client.close()
+
+
+def clean_all(run_id: str | None = None, *, images: bool = False) -> CleanReport:
+    report = CleanReport()
+    clean_processes(report, run_id)
+    report.removed += [line.removeprefix("removed ") for line in clean_leftovers(run_id)]
+    clean_containers(report, run_id)
+    if images and report.docker == "checked":
+        clean_images(report)
+    return report
 
 
 def _kill(pid: int, signum: int) -> None:

@@ -1,33 +1,46 @@
-"""`python -m orchestrator up|run|clean|images|browser|compose`."""
+"""`python -m orchestrator run|up|clean|images|browser|compose|report|merge`.
+
+Exit codes: CMD's own status; 2 bad option, bad setting or missing prerequisite (one line
+saying what and how to fix); 3 the stack did not start; 4 CMD passed but the teardown
+failed; 5 a service of the stack exited while CMD ran; 126 CMD is not executable; 127 CMD
+was not found; 128+N interrupted by signal N (or CMD killed by signal N).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import secrets
+import shlex
 import signal
-import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from orchestrator.errors import (
-    OrchestratorError,
-    PrerequisiteMissing,
-    StackStartError,
-    TeardownErrors,
-)
-from orchestrator.redaction import Redactor
-from orchestrator.session import StackOptions, open_stack
-from orchestrator.spec import PROVIDER_CHOICES
+from orchestrator.config import SETTINGS_BY_NAME, OrchestratorConfig
+from orchestrator.errors import OrchestratorError, PrerequisiteMissing, StackStartError
+
+if TYPE_CHECKING:
+    from orchestrator.session import Run
 
 EXIT_USAGE = 2  # bad option or missing prerequisite
 EXIT_STACK_FAILED = 3  # the stack did not start
 EXIT_TEARDOWN_FAILED = 4  # CMD passed but stopping the stack failed (details printed)
+EXIT_SERVICE_EXITED = 5  # a service of the stack exited while CMD ran
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+WATCH_INTERVAL = 0.2  # seconds between looks at the stack while CMD runs
+CMD_STOP_GRACE = 10.0  # seconds CMD gets after SIGINT before SIGTERM, then SIGKILL
+
+EPILOG = """\
+exit codes: CMD's status · 2 bad option/setting or missing prerequisite · 3 the stack did not
+start · 4 CMD passed, teardown failed · 5 a stack service exited during the run · 126/127 CMD
+not executable/not found · 128+N signal N.
+settings: CLI flag > environment > [tool.ci-stack] in pyproject.toml > default."""
 
 
 class Interrupted(Exception):
@@ -38,7 +51,7 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-class _SignalGuard:
+class SignalGuard:
     """The first SIGINT/SIGTERM unwinds the run; later ones must not cut the teardown short."""
 
     def __init__(self) -> None:
@@ -57,47 +70,61 @@ class _SignalGuard:
             self.received = 0
 
 
-def _positive_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{raw!r} must be 0 or more")
-    return value
+def _argument_type(name: str) -> Any:
+    parse = SETTINGS_BY_NAME[name].parse
+
+    def convert(raw: str) -> Any:
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name  # argparse names the type in its messages
+    return convert
 
 
-def _positive_float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{raw!r} must be more than 0 seconds")
-    return value
+def _help(name: str, default: object) -> str:
+    setting = SETTINGS_BY_NAME[name]
+    return f"{setting.help} (env {setting.env}; default: {default})"
 
 
 def _stack_options(parser: argparse.ArgumentParser) -> None:
+    defaults = OrchestratorConfig()
+    parser.add_argument(
+        "--app", type=_argument_type("app"), default=None, help=_help("app", defaults.app)
+    )
     parser.add_argument(
         "--provider",
-        choices=PROVIDER_CHOICES,
+        type=_argument_type("provider"),
         default=None,
-        help="where the stack runs (default: STACK_PROVIDER or auto)",
+        help=_help("provider", defaults.provider),
     )
-    parser.add_argument("--workers", type=_positive_int, default=2, help="worker processes")
-    parser.add_argument("--artifacts", type=Path, default=None, help="artifacts folder")
-    parser.add_argument("--seed", action="store_true", help="load the seed dataset")
+    parser.add_argument(
+        "--workers",
+        type=_argument_type("workers"),
+        default=None,
+        help=_help("workers", defaults.workers),
+    )
+    parser.add_argument(
+        "--artifacts",
+        type=_argument_type("artifacts"),
+        default=None,
+        help=_help("artifacts", defaults.artifacts),
+    )
+    parser.add_argument(
+        "--seed", action="store_const", const=True, default=None, help=_help("seed", "off")
+    )
     parser.add_argument(
         "--timeout",
-        type=_positive_float,
-        default=60.0,
-        help="seconds each service may take to become ready",
+        type=_argument_type("timeout"),
+        default=None,
+        help=_help("timeout", defaults.timeout),
     )
     parser.add_argument(
         "--pg-bindir",
-        type=Path,
+        type=_argument_type("pg_bindir"),
         default=None,
-        help="PostgreSQL bin directory for the local provider",
+        help=_help("pg_bindir", "the pgserver wheel's"),
     )
 
 
@@ -109,36 +136,94 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m orchestrator", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="start the stack and keep it running")
-    _stack_options(up)
-    up.add_argument("--json", action="store_true", help="print one JSON object with the URLs")
-    run = commands.add_parser("run", help="start the stack, run CMD against it, stop")
+    parser = _Parser(
+        prog="python -m orchestrator",
+        description="Throwaway test stacks: start, run a command against it, stop.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="start the stack, run CMD against it, stop",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _stack_options(run)
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ...")
-    clean = commands.add_parser("clean", help="remove leftovers of earlier runs")
-    clean.add_argument("--run-id", default=None)
-    images = commands.add_parser(
-        "images", help="bootstrap the offline base or build images (see `images --help`)"
+    up = commands.add_parser(
+        "up",
+        help="start the stack and keep it running until Ctrl-C",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    images.add_argument("images_args", nargs=argparse.REMAINDER)
+    _stack_options(up)
+    up.add_argument("--json", action="store_true", help="print one JSON object with the URLs")
+    up.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        help="also write the stack's environment to this file while it is up "
+        "(`nox -s e2e` reuses a live one)",
+    )
+    reset = commands.add_parser("reset", help="reset the data of the stack named by STACK_*")
+    reset.add_argument("--seed", action="store_true", help="load the seed dataset")
+    clean = commands.add_parser("clean", help="remove leftovers of runs that are dead")
+    clean.add_argument("--run-id", default=None, help="only this run's leftovers")
+    clean.add_argument("--images", action="store_true", help="also stale image tags and stages")
+    commands.add_parser(
+        "images",
+        add_help=False,
+        help="base images and builds: bootstrap | build | context (see `images --help`)",
+    )
     browser = commands.add_parser("browser", help="find (or install) a Chromium for Playwright")
     browser.add_argument("action", choices=("ensure", "find"))
-    commands.add_parser("compose", help="print compose.yaml as derived from the stack spec")
+    commands.add_parser(
+        "merge", add_help=False, help="combine shard folders into one verdict (see `merge --help`)"
+    )
+    commands.add_parser(
+        "report", add_help=False, help="serve a run's folder and open its trace viewer"
+    )
+    compose = commands.add_parser("compose", help="print compose.yaml derived from the stack spec")
+    compose.add_argument(
+        "--app",
+        type=_argument_type("app"),
+        default=None,
+        help=_help("app", OrchestratorConfig().app),
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["images"]:  # its own parser, with its own --help
+        from orchestrator import images
+
+        return _guarded(lambda: images.main(argv[1:]))
+    if argv[:1] == ["merge"]:
+        from orchestrator import merge
+
+        return _guarded(lambda: merge.main(argv[1:]))
+    if argv[:1] == ["report"]:
+        from orchestrator import report_server
+
+        return _guarded(lambda: report_server.main(argv[1:]))
     args = build_parser().parse_args(argv)
+    return _guarded(lambda: _dispatch(args))
+
+
+def _guarded(action: Any) -> int:
     try:
-        return _dispatch(args)
+        return int(action())
     except PrerequisiteMissing as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StackStartError as exc:
+        print(f"orchestrator: the stack did not start: {exc}", file=sys.stderr)
+        return EXIT_STACK_FAILED
     except OrchestratorError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
-        return EXIT_STACK_FAILED if isinstance(exc, StackStartError) else EXIT_USAGE
+        return EXIT_USAGE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -147,15 +232,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "clean":
         from orchestrator.cleanup import clean_all
 
-        removed = clean_all(args.run_id)
-        for line in removed:
+        report = clean_all(args.run_id, images=args.images)
+        for line in report.removed:
             print(f"removed {line}")
-        print(f"clean: {len(removed)} leftover(s) removed", file=sys.stderr)
+        for line in report.skipped:
+            print(f"skipped {line}", file=sys.stderr)
+        print(f"clean: {report.summary()}", file=sys.stderr)
         return 0
-    if args.command == "images":
-        from orchestrator import images
-
-        return images.main(args.images_args)
+    if args.command == "reset":
+        return _reset(args.seed)
     if args.command == "browser":
         from orchestrator.browser import ensure_chromium, find_chromium
 
@@ -164,122 +249,207 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"browser: {choice.source} ({where})", file=sys.stderr)
         return 0
     from orchestrator.compose import render_compose
-    from orchestrator.spec import build_spec
+    from orchestrator.profile import load_profile
 
-    sys.stdout.write(render_compose(build_spec()))
+    config = OrchestratorConfig.load({"app": args.app})
+    sys.stdout.write(render_compose(load_profile(config.app).spec(config)))
     return 0
 
 
-def _run_or_up(args: argparse.Namespace) -> int:
-    from orchestrator.cleanup import RUN_ENV
+def _config(args: argparse.Namespace) -> OrchestratorConfig:
+    flags = {name: getattr(args, name, None) for name in SETTINGS_BY_NAME}
+    return OrchestratorConfig.load(flags)
 
+
+def _run_or_up(args: argparse.Namespace) -> int:
+    cmd: list[str] = []
     if args.command == "run":
-        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else list(args.cmd)
         if not cmd:
-            print(
-                "orchestrator: run needs a command: python -m orchestrator run -- pytest e2e",
-                file=sys.stderr,
+            raise PrerequisiteMissing(
+                "run needs a command", "python -m orchestrator run -- pytest e2e"
             )
-            return EXIT_USAGE
-    artifacts = args.artifacts or Path(os.environ.get("STACK_ARTIFACTS", "artifacts/stack"))
-    # The database password is made here so every message and artifact can be redacted.
-    password = secrets.token_urlsafe(18)
-    redact = Redactor([password])
-    options = StackOptions(
-        provider=args.provider,
-        workers=args.workers,
-        artifacts_dir=artifacts,
-        seed=args.seed,
-        timeout=args.timeout,
-        pg_bindir=args.pg_bindir,
-        password=password,
-    )
-    guard = _SignalGuard()
+        unrunnable = _unrunnable(cmd[0])
+        if unrunnable is not None:  # before a stack is started for nothing
+            print(f"orchestrator: {unrunnable[1]}", file=sys.stderr)
+            return unrunnable[0]
+    config = _config(args)
+    from orchestrator.errors import TeardownErrors
+    from orchestrator.session import open_stack
+
+    guard = SignalGuard()
     previous = {s: signal.signal(s, guard) for s in (signal.SIGTERM, signal.SIGINT)}
     status: int | None = None
-    error: str | None = None
-    facts: dict[str, object] = {}
     try:
         try:
-            with open_stack(options) as stack:
-                facts = stack.facts()
+            with open_stack(config) as run:
+                if config.seed:
+                    run.app.reset(run.backend_url, True, {})
                 if args.command == "up":
-                    _announce(stack.environment(), args.json)
-                    threading.Event().wait()  # until a signal unwinds us
+                    _announce(run, args.json)
+                    with _state_file(args.state, run):
+                        threading.Event().wait()  # until a signal unwinds us
                 else:
-                    # RUN_ENV lets `clean` stop CMD too if we are killed (it has its own session).
-                    env = {**os.environ, **stack.environment(), RUN_ENV: stack.spec.run_id}
-                    status = _run_command(cmd, env)
+                    run.command = cmd
+                    status = _run_command(run, cmd)
+                    run.command_status = status
                     guard.hold()
-                facts = stack.facts()
-        except StackStartError as exc:
-            error = redact("\n".join([str(exc), *getattr(exc, "__notes__", [])]))
-            print(f"orchestrator: the stack did not start: {error}", file=sys.stderr)
-            return EXIT_STACK_FAILED
+                    if run.exited:
+                        _report_exits(run)
+                        status = EXIT_SERVICE_EXITED
         except Interrupted as interrupt:
             print(f"orchestrator: {interrupt}: stack stopped", file=sys.stderr)
-            return 128 + interrupt.signum
+            # Ctrl-C is how `up` is meant to end.
+            ended_up = args.command == "up" and interrupt.signum == signal.SIGINT
+            return 0 if ended_up else 128 + interrupt.signum
         except TeardownErrors as exc:
             # CMD's verdict stands; a clean CMD run with a failed teardown is still a failure.
-            error = redact(str(exc))
-            print(f"orchestrator: {error}", file=sys.stderr)
+            print(f"orchestrator: {exc}", file=sys.stderr)
             return status if status else EXIT_TEARDOWN_FAILED
-        except OrchestratorError as exc:  # reported by main(); recorded in summary.md too
-            error = redact(str(exc))
-            raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        if args.command == "run":
-            _finish_artifacts(options, redact, facts, status, error)
+    if args.command == "run":
+        print(
+            f"artifacts  {config.artifacts}/  (summary: {config.artifacts}/summary.md)",
+            file=sys.stderr,
+        )
     return status if status is not None else 0
 
 
-def _announce(environment: dict[str, str], as_json: bool) -> None:
+def _announce(run: Run, as_json: bool) -> None:
+    environment = run.environment()
     if as_json:
         print(json.dumps(environment), flush=True)
         return
     for key, value in environment.items():
-        print(f"{key}={value}", flush=True)
+        print(f"export {key}={shlex.quote(value)}", flush=True)
+    if run.app.web_service is not None:
+        print(f"UI and API: {run.backend_url}/", file=sys.stderr, flush=True)
     print("stack is up; Ctrl-C to stop", file=sys.stderr, flush=True)
 
 
-def _run_command(cmd: list[str], env: dict[str, str]) -> int:
-    """Run CMD in its own process group; forward our interrupts to it."""
-    process = subprocess.Popen(cmd, env=env, start_new_session=True)
-    try:
-        return process.wait()
-    except Interrupted:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        raise
-
-
-def _finish_artifacts(
-    options: StackOptions,
-    redact: Redactor,
-    facts: dict[str, object],
-    status: int | None,
-    error: str | None,
-) -> None:
-    from orchestrator.artifacts import Artifacts
-
-    stack_json = options.artifacts_dir / "stack.json"
-    if stack_json.exists():
-        facts = {**json.loads(stack_json.read_text()), **{k: v for k, v in facts.items() if v}}
-    artifacts = Artifacts(options.artifacts_dir, redact)
-    if not artifacts.root.exists():
+@contextlib.contextmanager
+def _state_file(path: Path | None, run: Run) -> Iterator[None]:
+    """While `up` runs: its pid and environment, for tools that reuse a live stack."""
+    if path is None:
+        yield
         return
-    artifacts.redact_files()  # junit.xml, tests/*/test.json, ... were written by CMD
-    artifacts.slice_logs_for_failed_tests()
-    verdict = "passed" if status == 0 and error is None else "FAILED"
-    summary = artifacts.write_summary(verdict, facts, status, error)
-    print(f"artifacts  {artifacts.root}/  (summary: {summary})", file=sys.stderr)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a") as handle:
-            handle.write(summary.read_text())
+    from orchestrator.spec import HttpProbe
+
+    ready_path = "/"
+    if run.app.web_service is not None:
+        probe = run.spec.service(run.app.web_service).probe
+        if isinstance(probe, HttpProbe) and probe.service is None:
+            ready_path = probe.path
+    state = {
+        "pid": os.getpid(),
+        "run_id": run.run_id,
+        "ready_path": ready_path,
+        "environment": run.environment(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2) + "\n")
+    path.chmod(0o600)  # it holds the database URL
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _reset(seed: bool) -> int:
+    from orchestrator.contract import ENV_APP, ENV_BACKEND_URL
+    from orchestrator.profile import load_profile
+
+    url = os.environ.get(ENV_BACKEND_URL)
+    if not url:
+        raise PrerequisiteMissing(
+            f"reset needs a running stack, but {ENV_BACKEND_URL} is not set",
+            "start one with `python -m orchestrator up` and export what it prints",
+        )
+    app = load_profile(os.environ.get(ENV_APP) or OrchestratorConfig.load().app)
+    result = app.reset(url, seed, {})
+    print(f"reset: {json.dumps(result)}", file=sys.stderr)
+    return 0
+
+
+def _report_exits(run: Run) -> None:
+    for gone in run.exited:
+        print(f"orchestrator: {gone}; the last lines of its log:", file=sys.stderr)
+        print(run.stack.log_tail(gone.name, 20), file=sys.stderr)
+
+
+def _run_command(run: Run, cmd: list[str]) -> int:
+    """Run CMD in its own process group while watching the stack; 128+N for a signal."""
+    from orchestrator.contract import OWNER_ENV, RUN_ENV
+    from orchestrator.ownership import Owner
+    from orchestrator.process_group import ProcessGroup
+
+    # RUN_ENV/OWNER_ENV: `clean` stops CMD too if we are killed (it has its own session).
+    owner = {RUN_ENV: run.run_id, OWNER_ENV: Owner.current().encode()}
+    env = {**os.environ, **run.environment(), **owner}
+    try:
+        child = ProcessGroup(cmd, env, capture=False, stdin=None)
+    except OSError:  # it went away or lost its mode since the check
+        code, message = _unrunnable(cmd[0]) or (EXIT_NOT_EXECUTABLE, f"cannot run {cmd[0]}")
+        print(f"orchestrator: {message}", file=sys.stderr)
+        return code
+    try:
+        code = _watch(run, child)
+    except Interrupted as interrupt:
+        _stop_command(child, first=interrupt.signum)  # what a terminal would send it
+        raise
+    finally:
+        child.signal(signal.SIGKILL)  # whatever CMD left in its group (`nohup x &`)
+    return 128 - code if code < 0 else code
+
+
+def _unrunnable(program: str) -> tuple[int, str] | None:
+    """(exit code, message) when `program` cannot be run, as a shell would say it."""
+    import shutil
+
+    if "/" not in program:
+        if shutil.which(program) is None:
+            return EXIT_NOT_FOUND, f"command not found: {program} (is it installed and on PATH?)"
+        return None
+    path = Path(program)
+    if not path.exists():
+        return EXIT_NOT_FOUND, f"command not found: {program} (no such file)"
+    if path.is_dir() or not os.access(path, os.X_OK):
+        return EXIT_NOT_EXECUTABLE, (
+            f"command not executable: {program} (chmod +x it, or run it through its interpreter)"
+        )
+    return None
+
+
+def _watch(run: Run, child: Any) -> int:
+    """Wait for CMD; a service of the stack that exits meanwhile ends CMD (its stack is
+    broken) and is recorded on the run."""
+    import subprocess
+
+    while True:
+        try:
+            code = int(child.wait(timeout=WATCH_INTERVAL))
+            run.exited = run.stack.exited_services()  # CMD may have seen it go first
+            return code
+        except subprocess.TimeoutExpired:
+            exited = run.stack.exited_services()
+            if exited:
+                run.exited = exited
+                _stop_command(child)  # SIGINT first: pytest still writes its reports
+                return int(child.wait())
+
+
+def _stop_command(child: Any, first: int = signal.SIGINT) -> None:
+    """`first` (SIGINT: pytest still writes its reports), then SIGTERM, then SIGKILL, to
+    CMD's whole group."""
+    import subprocess
+
+    for signum, grace in ((first, CMD_STOP_GRACE), (signal.SIGTERM, 5.0)):
+        child.signal(signum)
+        try:
+            child.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    child.kill()

@@ -22,6 +22,13 @@ from typing import IO, Any, Literal
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
+from orchestrator.contract import (
+    EVENT_CONNECTION_CLOSE,
+    EVENT_CONNECTION_OPEN,
+    EVENT_DROPPED,
+    EVENT_LOG,
+    RECORD_RUN_ID,
+)
 from orchestrator.sse_client import SSEClient, SSEEvent, SSEStreamClosed, SSETimeout
 
 logger = logging.getLogger(__name__)
@@ -50,27 +57,60 @@ def _redact_values(value: Any, redact: Callable[[str], str]) -> Any:
 
 
 class _Sink:
-    """One output file: thread-safe, flushed per line, redacted, remembers its last lines."""
+    """One output file of this run: thread-safe, flushed per line, redacted, remembers its
+    last lines. JSON records are stamped with the run id (`run_id`)."""
 
-    def __init__(self, path: Path, redact: Callable[[str], str]) -> None:
+    def __init__(self, path: Path, redact: Callable[[str], str], run_id: str | None) -> None:
         self.path = path
         self._redact = redact
+        self._run_id = run_id
         self._lock = threading.Lock()
         self._recent: deque[str] = deque(maxlen=_TAIL_KEEP)
-        self._file: IO[str] | None = path.open("a", encoding="utf-8")
+        # "w": a file holds one run's lines only, never an earlier run's.
+        self._file: IO[str] | None = path.open("w", encoding="utf-8")
+        self.write_error: str | None = None
+        self.dropped = 0
 
     def write(self, line: str) -> None:
+        """Never raises for a full or broken disk: the source must keep draining its child.
+        After a write error the file keeps what it had; later lines are only counted."""
         safe = self._redact(line)
         with self._lock:
             if self._file is None:
                 raise RuntimeError(f"log file {self.path} is closed")
-            self._file.write(safe + "\n")
-            self._file.flush()
             self._recent.append(safe)
+            if self.write_error is not None:
+                self.dropped += 1
+                return
+            try:
+                self._file.write(safe + "\n")
+                self._file.flush()
+            except OSError as exc:
+                self.write_error = f"{type(exc).__name__}: {exc}"
+                self.dropped += 1
+                logger.warning(
+                    "Log file %s: %s; its later lines are dropped (the service keeps running)",
+                    self.path,
+                    self.write_error,
+                )
 
     def write_json(self, record: Any) -> None:
         redacted = _redact_values(record, self._redact)
+        if self._run_id is not None and isinstance(redacted, dict):
+            redacted.setdefault(RECORD_RUN_ID, self._run_id)
         self.write(json.dumps(redacted, ensure_ascii=False, default=str))
+
+    def write_line(self, line: str) -> None:
+        """A raw output line; one holding a JSON object is stamped like a record."""
+        if self._run_id is not None and line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                self.write_json(record)
+                return
+        self.write(line)
 
     def tail(self, n: int) -> list[str]:
         with self._lock:
@@ -79,7 +119,17 @@ class _Sink:
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
-                self._file.close()
+                try:
+                    if self.write_error is not None and self.dropped:
+                        marker = {
+                            "marker": "dropped",
+                            "count": self.dropped,
+                            "reason": self.write_error,
+                        }
+                        self._file.write(json.dumps(marker) + "\n")
+                    self._file.close()
+                except OSError:
+                    pass  # the disk is still full: the warning already said so
                 self._file = None
 
 
@@ -137,11 +187,13 @@ class LogHarvester:
         logs_dir: Path,
         redact: Callable[[str], str] = _identity,
         *,
+        run_id: str | None = None,
         read_timeout: float = 30.0,
         max_backoff: float = 5.0,
     ) -> None:
         self.logs_dir = logs_dir
         self.redact = redact
+        self.run_id = run_id
         self.read_timeout = read_timeout  # no bytes (not even a heartbeat) this long = lost
         self.max_backoff = max_backoff
         self._stopping = threading.Event()
@@ -176,6 +228,14 @@ class LogHarvester:
             known = ", ".join(sorted(self._sinks)) or "none"
             raise KeyError(f"no log source named {name!r} (known: {known})") from None
         return sink.tail(n)
+
+    def incomplete(self) -> dict[str, str]:
+        """Log files that lost lines to a write error: file name → what happened."""
+        return {
+            key: f"{sink.write_error} ({sink.dropped} line(s) dropped)"
+            for key, sink in self._sinks.items()
+            if sink.write_error is not None
+        }
 
     def running(self) -> list[str]:
         """Names of sources whose thread is still running."""
@@ -219,7 +279,7 @@ class LogHarvester:
         if not name or "/" in name or key in self._sinks:
             raise ValueError(f"log source name {name!r} is empty, has a '/' or is taken")
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        sink = _Sink(self.logs_dir / key, self.redact)
+        sink = _Sink(self.logs_dir / key, self.redact, self.run_id)
         self._sinks[key] = sink
         return sink
 
@@ -234,7 +294,7 @@ class LogHarvester:
         try:
             for raw in stream:
                 line = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-                sink.write(line.rstrip("\r\n"))
+                sink.write_line(line.rstrip("\r\n"))
         except (OSError, ValueError) as exc:  # the pipe was closed under us
             logger.warning("Log source %s stopped reading: %s", name, exc)
         finally:
@@ -300,7 +360,7 @@ class LogHarvester:
                 source.last_seen = datetime.now(UTC)
                 if self._copy_event(source, event):
                     return "closed"
-                carried = carried or event["event"] != "connection_open"
+                carried = carried or event["event"] != EVENT_CONNECTION_OPEN
         finally:
             with self._lock:
                 source.client = None
@@ -318,14 +378,14 @@ class LogHarvester:
     def _copy_event(self, source: _SseSource, event: SSEEvent) -> bool:
         """Write one event's line, if any; True when the server closed the stream."""
         name, data = event["event"], event["data"]
-        if name == "log":
+        if name == EVENT_LOG:
             source.sink.write_json(data)
-        elif name == "dropped":
+        elif name == EVENT_DROPPED:
             count = data.get("dropped") if isinstance(data, dict) else data
             source.sink.write_json(
                 {"marker": "dropped", "source": source.name, "count": count, "at": _utc_iso()}
             )
-        elif name == "connection_close":
+        elif name == EVENT_CONNECTION_CLOSE:
             source.sink.write_json({"marker": "closed", "source": source.name, "at": _utc_iso()})
             return True
         return False  # connection_open, heartbeat and unknown events write nothing

@@ -17,10 +17,21 @@ import pytest
 import requests
 
 from orchestrator.artifacts import FAILED_TEST_FILE
+from orchestrator.contract import (
+    ENV_APP,
+    ENV_ARTIFACTS_DIR,
+    ENV_BACKEND_URL,
+    ENV_DATABASE_URL,
+    ENV_PROVIDER,
+    ENV_RUN_ID,
+    TEST_ID_HEADER,
+)
 from orchestrator.util import test_id_for, test_slug
 
-TEST_ID_HEADER = "X-Test-Id"
+__all__ = ["TEST_ID_HEADER", "StackHandle", "TestSession", "artifacts_dir", "test_failed"]
+
 _REPORT_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
+_OWN_RUN_KEY = pytest.StashKey[Any]()  # the session.Run of a stack this session started
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,7 @@ class StackHandle:
     run_id: str | None
     artifacts_dir: Path | None
     provider: str | None
+    app: str | None = None  # the app profile (module:attr), for reset_db
 
 
 class TestSession(requests.Session):
@@ -52,7 +64,7 @@ class TestSession(requests.Session):
 
 
 def artifacts_dir() -> Path | None:
-    value = os.environ.get("STACK_ARTIFACTS_DIR")
+    value = os.environ.get(ENV_ARTIFACTS_DIR)
     return Path(value) if value else None
 
 
@@ -99,22 +111,61 @@ def test_failed(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[StackHandle]:
-    """The stack named by STACK_BACKEND_URL, else one started for this session."""
-    url = os.environ.get("STACK_BACKEND_URL")
+def stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
+    """The stack named by STACK_BACKEND_URL, else one started for this session (its
+    artifacts folder is finished once pytest has written its own reports)."""
+    url = os.environ.get(ENV_BACKEND_URL)
     if url:
         yield StackHandle(
             backend_url=url.rstrip("/"),
-            database_url=os.environ.get("STACK_DATABASE_URL"),
-            run_id=os.environ.get("STACK_RUN_ID"),
+            database_url=os.environ.get(ENV_DATABASE_URL),
+            run_id=os.environ.get(ENV_RUN_ID),
             artifacts_dir=artifacts_dir(),
-            provider=os.environ.get("STACK_PROVIDER"),
+            provider=os.environ.get(ENV_PROVIDER),
+            app=os.environ.get(ENV_APP),
         )
         return
-    from orchestrator.session import start_session_stack
+    from orchestrator.config import OrchestratorConfig
+    from orchestrator.session import open_stack
 
-    with start_session_stack() as started:
-        yield started
+    config = OrchestratorConfig.load()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # plain `pytest -n N`: a stack per xdist worker, each with its own folder
+        config = config.with_values(artifacts=config.artifacts / worker)
+    with open_stack(config, finish=False) as run:
+        request.config.stash[_OWN_RUN_KEY] = run
+        environment = run.environment()
+        saved = {key: os.environ.get(key) for key in environment}
+        os.environ.update(environment)  # evidence hooks and helpers find the stack
+        try:
+            yield StackHandle(
+                backend_url=run.backend_url,
+                database_url=run.stack.database_url,
+                run_id=run.run_id,
+                artifacts_dir=run.artifacts.root,
+                provider=run.choice.name,
+                app=run.config.app,
+            )
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Finish the run of a stack this session started, after pytest's own reports."""
+    run = config.stash.get(_OWN_RUN_KEY, None)
+    if run is not None:
+        run.command = ["pytest", *config.invocation_params.args]
+        run.command_status = int(getattr(config, "_ci_stack_exitstatus", 0) or 0)
+        run.finish()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config._ci_stack_exitstatus = exitstatus  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
@@ -154,12 +205,14 @@ def sse_client(backend_url: str, test_id: str) -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def reset_db(api: TestSession) -> Callable[..., dict[str, Any]]:
-    """`reset_db(seed=False)`: the testing reset; returns its JSON body."""
+def reset_db(stack: StackHandle, test_id: str) -> Callable[..., dict[str, Any]]:
+    """`reset_db(seed=False)`: the app profile's reset; returns what it reports."""
+    from orchestrator.config import OrchestratorConfig
+    from orchestrator.profile import load_profile
+
+    profile = load_profile(stack.app or OrchestratorConfig.load().app)
 
     def reset(seed: bool = False) -> dict[str, Any]:
-        response = api.post(f"/api/testing/reset?seed={'true' if seed else 'false'}")
-        response.raise_for_status()
-        return dict(response.json())
+        return profile.reset(stack.backend_url, seed, {TEST_ID_HEADER: test_id})
 
     return reset

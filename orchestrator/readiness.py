@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from orchestrator.errors import StackStartError
+from orchestrator.spec import HttpJudge, status_200
 
 
 @dataclass
 class ProbeResult:
     ok: bool
     answer: str
+
+
+ProbeFn = Callable[[], ProbeResult]
 
 
 class ServiceGone(Exception):
@@ -26,33 +31,57 @@ class ServiceGone(Exception):
         self.exit_code = exit_code
 
 
-def http_ready(url: str, timeout: float = 2.0) -> Callable[[], ProbeResult]:
-    """200 from the backend's readyz (its body says database ok, nothing pending)."""
+def http_ready(url: str, judge: HttpJudge = status_200, timeout: float = 2.0) -> ProbeFn:
+    """GET `url`; `judge(status, body)` says whether that answer means ready."""
 
     def probe() -> ProbeResult:
         try:
             response = requests.get(url, timeout=timeout)
         except requests.RequestException as exc:
             return ProbeResult(False, f"{type(exc).__name__}: {exc}")
-        body = response.text.strip()[:400]
-        return ProbeResult(response.status_code == 200, f"HTTP {response.status_code} {body}")
+        ok, answer = judge(response.status_code, response.text)
+        return ProbeResult(ok, answer)
 
     return probe
 
 
-def workers_ready(url: str, count: int, timeout: float = 2.0) -> Callable[[], ProbeResult]:
-    """At least `count` live workers in GET /api/workers."""
+def postgres_ready(target: str | Mapping[str, Any], extensions: tuple[str, ...] = ()) -> ProbeFn:
+    """Connects (a URL or conninfo keywords); with `extensions`, checks each can be created."""
+    dsn, keywords = (target, {}) if isinstance(target, str) else ("", dict(target))
 
     def probe() -> ProbeResult:
+        import psycopg
+
         try:
-            response = requests.get(url, timeout=timeout)
-            workers = response.json().get("workers", []) if response.ok else []
-        except (requests.RequestException, ValueError) as exc:
-            return ProbeResult(False, f"{type(exc).__name__}: {exc}")
-        live = [w for w in workers if w.get("health") != "STOPPED"]
-        return ProbeResult(len(live) >= count, f"{len(live)} of {count} workers live")
+            with psycopg.connect(dsn, connect_timeout=2, autocommit=True, **keywords) as connection:
+                rows = connection.execute(
+                    "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)",
+                    [list(extensions)],
+                ).fetchall()
+        except psycopg.Error as exc:
+            return ProbeResult(False, f"{type(exc).__name__}: {str(exc).strip()}")
+        missing = sorted(set(extensions) - {row[0] for row in rows})
+        if missing:
+            return ProbeResult(False, f"connected, but {', '.join(missing)} not available")
+        return ProbeResult(
+            True, "connected" + (f"; {', '.join(extensions)} available" if extensions else "")
+        )
 
     return probe
+
+
+def job_done(exit_code: Callable[[], int | None]) -> tuple[ProbeFn, Callable[[], int | None]]:
+    """(probe, failure) for a one-shot job: ready on exit 0, failed on any other exit."""
+
+    def probe() -> ProbeResult:
+        code = exit_code()
+        return ProbeResult(code == 0, "still running" if code is None else f"exit code {code}")
+
+    def failure() -> int | None:
+        code = exit_code()
+        return None if code in (None, 0) else code
+
+    return probe, failure
 
 
 @dataclass
@@ -65,6 +94,9 @@ class Readiness:
     exit_code: Callable[[], int | None]
     log_tail: Callable[[], str]
     poll_interval: float = 0.05
+    abort: Callable[[], str | None] = lambda: (
+        None
+    )  # a reason to give up now (e.g. a sibling failed)
 
     def wait(self, timeout: float) -> float:
         """Seconds it took; raises StackStartError with the last answer and the log tail."""
@@ -76,6 +108,9 @@ class Readiness:
             code = self.exit_code()
             if code is not None:
                 raise ServiceGone(code)
+            reason = self.abort()
+            if reason is not None:
+                raise StackStartError(self.service, self.awaited, f"start aborted: {reason}")
             last = self.probe()
             return last
 

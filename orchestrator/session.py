@@ -1,76 +1,179 @@
-"""Start one stack with everything around it: provider choice, artifacts, logs, run registry."""
+"""A run: one stack with everything around it, started and finished in one place.
+
+`open_stack(config)` resolves the app profile and the provider, takes the artifacts folder
+(one run owns it: an earlier run's content is cleared, a live run's folder is refused),
+starts the Stack with a LogHarvester stamping this run's id, and on the way out stops it and
+finishes the run once: stack.json, log slices of failed tests, summary.md, index.html, the
+GitHub job summary. The CLI (`run`, `up`), the pytest plugin and library users all get the
+same folder.
+"""
 
 from __future__ import annotations
 
-import os
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-from orchestrator import runs
 from orchestrator.artifacts import Artifacts
+from orchestrator.config import OrchestratorConfig
+from orchestrator.contract import (
+    ENV_APP,
+    ENV_ARTIFACTS_DIR,
+    ENV_BACKEND_URL,
+    ENV_DATABASE_URL,
+    ENV_LOGS_DIR,
+    ENV_PROVIDER,
+    ENV_RUN_ID,
+)
+from orchestrator.errors import OrchestratorError
+from orchestrator.folder_lock import FolderLock
+from orchestrator.github import print_annotations, running_on_github, write_job_summary
 from orchestrator.log_harvest import LogHarvester
-from orchestrator.provider_choice import choose_provider, make_provider
+from orchestrator.profile import AppProfile, load_profile
+from orchestrator.providers.registry import Choice, choose_provider
 from orchestrator.redaction import Redactor
-from orchestrator.spec import build_spec
-from orchestrator.stack import Stack, stderr_progress
+from orchestrator.spec import StackSpec
+from orchestrator.stack import ServiceExit, Stack, stderr_progress
 
-if TYPE_CHECKING:
-    from orchestrator.pytest_plugin import StackHandle
+Verdict = Literal["passed", "failed", "error"]
 
 
-@dataclass(frozen=True)
-class StackOptions:
-    provider: str | None = None
-    workers: int = 2
-    artifacts_dir: Path = Path("artifacts/stack")
-    seed: bool = False
-    timeout: float = 60.0
-    pg_bindir: Path | None = None
-    password: str | None = None  # generated per run when None
+@dataclass
+class Run:
+    """One run in progress: its stack, folder and outcome (filled in by whoever drives it)."""
+
+    config: OrchestratorConfig
+    app: AppProfile
+    spec: StackSpec
+    choice: Choice
+    artifacts: Artifacts
+    redactor: Redactor
+    harvester: LogHarvester
+    stack: Stack
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    command: list[str] | None = None
+    command_status: int | None = None
+    error: str | None = None
+    exited: list[ServiceExit] = field(default_factory=list)
+    finished: bool = False
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.run_id
+
+    @property
+    def backend_url(self) -> str:
+        if self.app.web_service is None:
+            raise OrchestratorError(f"app profile {self.app.name!r} names no web_service")
+        return self.stack.url(self.app.web_service)
+
+    def environment(self) -> dict[str, str]:
+        """What a command run against the stack gets in its environment."""
+        env = {
+            ENV_DATABASE_URL: self.stack.database_url,
+            ENV_RUN_ID: self.run_id,
+            ENV_ARTIFACTS_DIR: str(self.artifacts.root.resolve()),
+            ENV_LOGS_DIR: str(self.artifacts.logs_dir.resolve()),
+            ENV_PROVIDER: self.choice.name,
+            ENV_APP: self.config.app,
+        }
+        if self.app.web_service is not None:
+            env[ENV_BACKEND_URL] = self.backend_url
+        return {**env, **self.app.environment(self.spec)}
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.error is not None or self.exited:
+            return "error"
+        if self.command_status not in (None, 0):
+            return "failed"
+        return "passed"
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            **self.stack.facts(),
+            "provider_reason": self.choice.reason,
+            "config": self.config.describe(),
+            "started_at": self.started_at,
+            "command": self.command,
+            "command_status": self.command_status,
+            "verdict": self.verdict,
+            "error": self.error,
+            "services_exited": [str(e) for e in self.exited],
+            "incomplete_logs": self.harvester.incomplete(),
+        }
+
+    def write_stack_json(self) -> None:
+        self.artifacts.write_json("stack.json", self.facts())
+
+    def finish(self) -> None:
+        """Write what the run leaves behind, once: stack.json, slices, summary, report."""
+        if self.finished:
+            return
+        self.finished = True
+        facts = self.facts()
+        facts["finished_at"] = datetime.now(UTC).isoformat()
+        self.artifacts.write_json("stack.json", facts)
+        self.artifacts.redact_files()  # files CMD wrote (junit.xml, tests/*/test.json)
+        self.artifacts.slice_logs_for_failed_tests()
+        problems = [self.error] if self.error else []
+        problems += [str(e) for e in self.exited]
+        if self.harvester.incomplete():
+            problems.append(
+                "evidence is incomplete: "
+                + "; ".join(f"{k}: {v}" for k, v in self.harvester.incomplete().items())
+            )
+        summary = self.artifacts.write_summary(
+            "passed" if self.verdict == "passed" else "FAILED",
+            facts,
+            self.command_status,
+            "\n".join(problems) or None,
+        )
+        if running_on_github():
+            # Failures as annotations on the PR; the summary with no dead relative links.
+            print_annotations(self.artifacts.root)
+            write_job_summary(summary.read_text(encoding="utf-8"), artifact_url=None)
 
 
 @contextmanager
 def open_stack(
-    options: StackOptions, progress: Callable[[str], None] = stderr_progress
-) -> Iterator[Stack]:
-    """Yield a started Stack; everything is torn down and recorded on the way out."""
-    choice = choose_provider(options.provider)
+    config: OrchestratorConfig | None = None,
+    *,
+    app: AppProfile | None = None,
+    password: str | None = None,
+    progress: Callable[[str], None] = stderr_progress,
+    finish: bool = True,
+) -> Iterator[Run]:
+    """Yield a Run whose stack is started; it is stopped, recorded and finished on the way
+    out (with `finish=False` the caller calls `run.finish()` later, e.g. after pytest has
+    written its junit.xml)."""
+    config = config or OrchestratorConfig.load()
+    app = app or load_profile(config.app)
+    choice = choose_provider(config, app)
     progress(f"provider {choice.name} ({choice.reason})")
-    spec = build_spec(
-        workers=options.workers,
-        seed=options.seed,
-        timeout=options.timeout,
-        password=options.password,
-    )
+    spec = app.spec(config, password=password or secrets.token_urlsafe(18))
     redactor = Redactor(spec.secrets)
-    artifacts = Artifacts(options.artifacts_dir, redactor).create()
-    harvester = LogHarvester(artifacts.logs_dir, redact=redactor)
-    provider = make_provider(choice, harvester, options.pg_bindir)
-    runs.register(spec.run_id)
-    try:
-        with Stack(spec, provider, artifacts, harvester, progress) as stack:
-            yield stack
-    finally:
-        runs.unregister(spec.run_id)
-
-
-@contextmanager
-def start_session_stack() -> Iterator[StackHandle]:
-    """For the pytest plugin when no stack is named in the environment."""
-    from orchestrator.pytest_plugin import StackHandle
-
-    options = StackOptions(
-        provider=os.environ.get("STACK_PROVIDER"),
-        artifacts_dir=Path(os.environ.get("STACK_ARTIFACTS", "artifacts/pytest-stack")),
-    )
-    with open_stack(options) as stack:
-        yield StackHandle(
-            backend_url=stack.backend_url,
-            database_url=stack.database_url,
-            run_id=stack.spec.run_id,
-            artifacts_dir=stack.artifacts.root,
-            provider=stack.provider.name,
-        )
+    with FolderLock.take(config.artifacts, spec.run_id) as lock:
+        artifacts = Artifacts(config.artifacts, redactor)
+        lock.clear_folder()
+        artifacts.create()
+        harvester = LogHarvester(artifacts.logs_dir, redact=redactor, run_id=spec.run_id)
+        provider = choice.plugin.create(config)
+        stack = Stack(spec, provider, harvester, app, progress)
+        run = Run(config, app, spec, choice, artifacts, redactor, harvester, stack)
+        try:
+            with stack:
+                run.write_stack_json()
+                yield run
+        except OrchestratorError as exc:
+            run.error = redactor("\n".join([str(exc), *getattr(exc, "__notes__", [])]))
+            raise
+        except BaseException as exc:  # interrupted (a signal), or a bug: never "passed"
+            run.error = redactor(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            if finish:
+                run.finish()

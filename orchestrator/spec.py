@@ -1,166 +1,192 @@
-"""The stack as data: one frozen spec from which both providers and compose.yaml are derived."""
+"""The stack as data: frozen specs from which every provider and compose.yaml are derived.
+
+Nothing here knows an application: an app profile (`orchestrator.apps`) fills these in.
+Commands and environment values may hold placeholders that a provider fills when it starts
+the service: `{python}` (the interpreter: this one locally, `python` in a container),
+`{host}` and `{port}` (where the service must listen), `{instance}` (e.g. `worker-2`),
+`{run_id}` and `{database_url}` (the database as the service reaches it).
+"""
 
 from __future__ import annotations
 
+import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
 
-ProviderName = Literal["local", "docker"]
-ProviderChoice = Literal["auto", "local", "docker"]
-PROVIDER_CHOICES: tuple[ProviderChoice, ...] = ("auto", "local", "docker")
-Role = Literal["db", "migrate", "backend", "worker"]
-
-RUN_LABEL = "ci-stack.run-id"  # every container, network and temp dir carries the run id
-BACKEND_PORT = 8000
 DB_PORT = 5432
+DB_SERVICE = "db"  # the database's name in specs, logs and on container networks
+
+# -- probes: what "ready" means for one service ----------------------------------------------
+
+# judge(status_code, body_text) -> (ready?, the answer as a short sentence)
+HttpJudge = Callable[[int, str], tuple[bool, str]]
+
+
+def status_200(status: int, body: str) -> tuple[bool, str]:
+    return status == 200, f"HTTP {status} {body.strip()[:400]}"
 
 
 @dataclass(frozen=True)
 class HttpProbe:
-    """Ready when GET `path` answers 200 and, if given, the JSON has `json_key` truthy/equal."""
+    """Ready when GET `path` on `service` (default: the probed one) satisfies `judge`."""
 
     path: str
     description: str
-
-
-@dataclass(frozen=True)
-class WorkersProbe:
-    """Ready when the backend's /api/workers lists at least `count` live workers."""
-
-    count: int
-    path: str = "/api/workers"
-
-    @property
-    def description(self) -> str:
-        return f"{self.count} live worker(s) in GET {self.path}"
+    judge: HttpJudge = status_200
+    service: str | None = None  # another service's URL (e.g. workers listed by the web app)
 
 
 @dataclass(frozen=True)
 class ExitProbe:
-    """Ready when the process has exited with code 0 (one-shot jobs like migrate)."""
+    """A one-shot job (e.g. migrations): done when it exits with code 0."""
 
     description: str = "exit code 0"
 
 
 @dataclass(frozen=True)
-class DatabaseProbe:
-    description: str = "PostgreSQL accepting connections with PGMQ available"
+class PostgresProbe:
+    """Ready when PostgreSQL accepts connections and has `extensions` available."""
+
+    extensions: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> str:
+        extras = f" with {', '.join(self.extensions)} available" if self.extensions else ""
+        return f"PostgreSQL accepting connections{extras}"
 
 
-Probe = HttpProbe | WorkersProbe | ExitProbe | DatabaseProbe
+Probe = HttpProbe | ExitProbe | PostgresProbe
+
+
+# -- services -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """One service: the backend image/CLI arguments, its environment, port and probe."""
+    """One service of the stack.
+
+    `replicas=None` is a single instance named `name`; an int N starts instances
+    `name-1` … `name-N` (0: none), whose probe is checked once for the group.
+    `depends_on` names services that must be ready (jobs: exited 0) before this one starts.
+    `log_stream` is the path of an SSE log stream on this service's URL, followed from the
+    moment it is ready. `image` names one of the app profile's images (containers only).
+    """
 
     name: str
-    role: Role
-    args: tuple[str, ...]  # after `python -m backend`
-    env: Mapping[str, str]
+    role: str
+    command: tuple[str, ...]
     probe: Probe
+    env: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None
     port: int | None = None
+    depends_on: tuple[str, ...] = ()
+    replicas: int | None = None
+    log_stream: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name == DB_SERVICE:
+            raise ValueError(f"service name {self.name!r} is empty, has a '/' or is reserved")
+        if self.replicas is not None and self.replicas < 0:
+            raise ValueError(f"{self.name}: replicas must be 0 or more")
+        if isinstance(self.probe, HttpProbe) and self.probe.service is None and not self.port:
+            raise ValueError(f"{self.name}: an HTTP probe of its own needs a port")
+
+    @property
+    def is_job(self) -> bool:
+        return isinstance(self.probe, ExitProbe)
+
+    def instances(self) -> tuple[str, ...]:
+        if self.replicas is None:
+            return (self.name,)
+        return tuple(f"{self.name}-{index}" for index in range(1, self.replicas + 1))
 
 
 @dataclass(frozen=True)
 class DatabaseSpec:
-    user: str
-    password: str
-    name: str
+    """The stack's PostgreSQL: embedded locally, a container on docker."""
+
+    user: str = "postgres"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(18), repr=False)
+    name: str = "app"
+    image: str | None = None  # the profile's image for containers (None: no container image)
+    extensions: tuple[str, ...] = ()
     port: int = DB_PORT
-    probe: Probe = field(default_factory=DatabaseProbe)
+    max_connections: int = 200  # the budget a profile checks its services against
+
+    @property
+    def probe(self) -> PostgresProbe:
+        return PostgresProbe(self.extensions)
 
 
 @dataclass(frozen=True)
 class StackSpec:
+    """A whole stack: its database and services, for one run."""
+
     run_id: str
+    app: str  # the profile's name, for stack.json and the report
     database: DatabaseSpec
-    migrate: ServiceSpec
-    backend: ServiceSpec
-    workers: tuple[ServiceSpec, ...]
-    seed: bool = False
-    testing: bool = True
+    services: tuple[ServiceSpec, ...]
     timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.services]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"service names used twice: {', '.join(duplicates)}")
+        known = {*names, DB_SERVICE}
+        for service in self.services:
+            missing = [d for d in service.depends_on if d not in known]
+            probed = service.probe.service if isinstance(service.probe, HttpProbe) else None
+            if probed is not None and probed not in names:
+                missing.append(probed)
+            if missing:
+                raise ValueError(f"{service.name} refers to unknown service(s) {missing}")
+        self.start_levels()  # raises on a dependency cycle
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach an artifact."""
         return (self.database.password,)
 
-    def services_in_start_order(self) -> tuple[ServiceSpec, ...]:
-        return (self.migrate, self.backend, *self.workers)
+    def service(self, name: str) -> ServiceSpec:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(name)
+
+    def start_levels(self) -> tuple[tuple[ServiceSpec, ...], ...]:
+        """Services grouped by dependency depth: each level needs only earlier ones."""
+        levels: list[tuple[ServiceSpec, ...]] = []
+        placed = {DB_SERVICE}
+        pending = list(self.services)
+        while pending:
+            level = tuple(s for s in pending if set(s.depends_on) <= placed)
+            if not level:
+                cycle = ", ".join(s.name for s in pending)
+                raise ValueError(f"depends_on has a cycle among: {cycle}")
+            levels.append(level)
+            placed |= {s.name for s in level}
+            pending = [s for s in pending if s not in level]
+        return tuple(levels)
 
 
 def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
 
 
-def worker_args(concurrency: int = 4) -> tuple[str, ...]:
-    # Short visibility timeout and backoff keep e2e runs fast; heartbeats every second.
-    return (
-        "worker",
-        "--concurrency",
-        str(concurrency),
-        "--visibility-timeout",
-        "5",
-        "--poll-interval",
-        "1",
-        "--backoff",
-        "1",
-        "--heartbeat-interval",
-        "1",
-    )
+PLACEHOLDERS = ("python", "host", "port", "instance", "run_id", "database_url")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
 
-def build_spec(
-    workers: int = 2,
-    seed: bool = False,
-    timeout: float = 60.0,
-    run_id: str | None = None,
-    password: str | None = None,
-) -> StackSpec:
-    """The stack every provider starts: db, migrate, backend (testing mode), N workers."""
-    if workers < 0:
-        raise ValueError("workers must be >= 0")
-    run_id = run_id or new_run_id()
-    database = DatabaseSpec(
-        user="postgres", password=password or secrets.token_urlsafe(18), name="app"
-    )
-    common_env = {"FLASK_ENV": "testing", "LOG_LEVEL": "INFO"}
-    backend = ServiceSpec(
-        name="backend",
-        role="backend",
-        args=("serve", "--host", "0.0.0.0", "--port", str(BACKEND_PORT)),
-        # Short SSE intervals keep the heartbeat baselines fast against a stack.
-        env={
-            **common_env,
-            "SSE_HEARTBEAT_INTERVAL": "1",
-            "TASK_STREAM_IDLE_INTERVAL": "1",
-            "WAITRESS_THREADS": "48",
-        },
-        probe=HttpProbe(
-            "/api/health/readyz", "GET /api/health/readyz: database ok, no pending migrations"
-        ),
-        port=BACKEND_PORT,
-    )
-    template = ServiceSpec(
-        name="worker",
-        role="worker",
-        args=worker_args(),
-        env=common_env,
-        probe=WorkersProbe(count=workers),
-    )
-    return StackSpec(
-        run_id=run_id,
-        database=database,
-        migrate=ServiceSpec(
-            name="migrate", role="migrate", args=("migrate",), env=common_env, probe=ExitProbe()
-        ),
-        backend=backend,
-        workers=tuple(replace(template, name=f"worker-{index}") for index in range(1, workers + 1)),
-        seed=seed,
-        timeout=timeout,
-    )
+def fill(template: str, values: Mapping[str, str]) -> str:
+    """Replace the known `{placeholders}` in `template`; other braces are left alone."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+
+
+def rendered(service: ServiceSpec, values: Mapping[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of one instance, placeholders filled."""
+    command = [fill(part, values) for part in service.command]
+    env = {key: fill(value, values) for key, value in service.env.items()}
+    return command, env

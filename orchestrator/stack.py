@@ -1,46 +1,62 @@
-"""The Stack: start db → migrate → backend + workers (in parallel), each gated; stop in reverse.
+"""The Stack: start the database, then the services in dependency order (in parallel where
+the graph allows), each gated by its own probe; watch them; stop in reverse order.
 
-A Stack that fails half-way still tears down what it started and still writes stack.json.
+A Stack that fails half-way still stops what it started. It knows no application: the
+StackSpec (from an app profile) says what to run, a Provider runs it, the LogHarvester
+records every line.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-import requests
-
-from orchestrator.artifacts import Artifacts
 from orchestrator.errors import StackStartError, TeardownErrors
 from orchestrator.log_harvest import LogHarvester
-from orchestrator.providers.base import Provider, RunningDatabase, RunningService
-from orchestrator.readiness import ProbeResult, Readiness, http_ready, workers_ready
-from orchestrator.spec import ServiceSpec, StackSpec
-
-logger = logging.getLogger(__name__)
+from orchestrator.providers.base import Provider, Running, RunningDatabase, RunningService
+from orchestrator.readiness import ProbeFn, Readiness, http_ready, job_done, postgres_ready
+from orchestrator.spec import DB_SERVICE, HttpProbe, ServiceSpec, StackSpec
 
 Progress = Callable[[str], None]
+_print_lock = threading.Lock()
+SERVICE_STOP_TIMEOUT = 10.0
+GROUP_TAIL_INSTANCES = 3  # log tails shown when a replicated service fails to start
 
 
 def stderr_progress(message: str) -> None:
-    print(f"stack  {message}", file=sys.stderr, flush=True)
+    """One whole line per call, never interleaved with another thread's."""
+    with _print_lock:
+        sys.stderr.write(f"stack  {message}\n")
+        sys.stderr.flush()
+
+
+@dataclass(frozen=True)
+class ServiceExit:
+    """A service of the stack that exited while it should have been running."""
+
+    name: str
+    exit_code: int
+    seconds_into_run: float
+
+    def __str__(self) -> str:
+        at = f"{self.seconds_into_run:.1f} s"
+        return f"{self.name} exited with {self.exit_code} at {at} into the run"
 
 
 @dataclass
 class StackState:
     database: RunningDatabase | None = None
-    services: list[RunningService] = field(default_factory=list)
+    services: dict[str, RunningService] = field(default_factory=dict)  # instance → running
     timings: dict[str, float] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
-    backend_url: str | None = None
+    seen: dict[str, dict[str, Any]] = field(default_factory=dict)  # describe() at start
+    database_facts: dict[str, Any] | None = None
 
 
 class Stack:
@@ -50,26 +66,31 @@ class Stack:
         self,
         spec: StackSpec,
         provider: Provider,
-        artifacts: Artifacts,
         harvester: LogHarvester,
+        app: Any,  # AppProfile (prepare_images for container providers)
         progress: Progress = stderr_progress,
     ) -> None:
         self.spec = spec
         self.provider = provider
-        self.artifacts = artifacts
         self.harvester = harvester
+        self.app = app
         self.progress = progress
         self.state = StackState()
+        self._lock = threading.Lock()
+        self._ready: set[str] = set()
+        self._changed = threading.Condition(self._lock)
+        self._failure: str | None = None
         self._started_at = 0.0
-        self._abort = threading.Event()
+        self._ready_at: float | None = None
 
-    # -- urls for whoever runs against the stack -----------------------------------------
+    # -- what runs --------------------------------------------------------------------------
 
-    @property
-    def backend_url(self) -> str:
-        if self.state.backend_url is None:
-            raise RuntimeError("the stack is not started")
-        return self.state.backend_url
+    def url(self, service: str) -> str:
+        """The base URL of a (ready) service from this machine."""
+        for name, running in self.state.services.items():
+            if (name == service or name.startswith(f"{service}-")) and running.url:
+                return running.url
+        raise KeyError(f"no running service {service!r} with a URL")
 
     @property
     def database_url(self) -> str:
@@ -77,20 +98,8 @@ class Stack:
             raise RuntimeError("the stack is not started")
         return self.state.database.host_url
 
-    def environment(self) -> dict[str, str]:
-        """What a command run against the stack gets in its environment."""
-        return {
-            "STACK_BACKEND_URL": self.backend_url,
-            "STACK_DATABASE_URL": self.database_url,
-            "STACK_RUN_ID": self.spec.run_id,
-            "STACK_ARTIFACTS_DIR": str(self.artifacts.root.resolve()),
-            "STACK_PROVIDER": self.provider.name,
-            # The intervals the backend was started with, for tests that time heartbeats.
-            "STACK_SSE_HEARTBEAT_INTERVAL": self.spec.backend.env.get(
-                "SSE_HEARTBEAT_INTERVAL", "5"
-            ),
-            "STACK_TASK_IDLE_INTERVAL": self.spec.backend.env.get("TASK_STREAM_IDLE_INTERVAL", "5"),
-        }
+    def instances(self, service: ServiceSpec) -> list[RunningService]:
+        return [self.state.services[n] for n in service.instances() if n in self.state.services]
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -99,7 +108,7 @@ class Stack:
             self.start()
         except BaseException as exc:
             try:
-                self.__exit__(*sys.exc_info())
+                self.stop()
             except Exception as teardown:  # keep the start error; note the teardown's
                 exc.add_note(f"while stopping the half-started stack: {teardown}")
             raise
@@ -116,169 +125,218 @@ class Stack:
     def start(self) -> None:
         spec = self.spec
         self._started_at = time.perf_counter()
-        self.state.facts["prepare"] = self._timed("prepare", lambda: self.provider.prepare(spec))
-        database = self._timed("db ready", lambda: self.provider.start_database(spec))
-        self.state.database = database
-        # The backend boots while migrations run: its readiness gate (readyz) passes only once
-        # no migration is pending. Workers start after migrations (they read the stored config).
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            backend_future = pool.submit(self._start_backend, database)
-            try:
-                self._timed("migrations", lambda: self._run_migrations(database))
-                self._start_workers(database)
-            except BaseException:
-                self._abort.set()  # the backend's wait ends at its next probe
-                with contextlib.suppress(Exception):
-                    backend_future.result()
-                raise
-            backend_future.result()
-        self._timed(f"{len(spec.workers)} workers ready", self._wait_for_workers)
-        if spec.seed:
-            self._timed("seed", self._seed)
-        self.state.timings["total"] = time.perf_counter() - self._started_at
-        self.write_stack_json()
+        self.state.facts["prepare"] = self._timed(
+            "prepare", lambda: self.provider.prepare(spec, self.app)
+        )
+        self._timed(f"{DB_SERVICE} ready", self._start_database)
+        services = [s for s in spec.services if s.instances()]
+        self._ready |= {s.name for s in spec.services if not s.instances()}  # e.g. 0 workers
+        with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
+            futures = [pool.submit(self._bring_up, s) for s in services]
+            errors: list[BaseException] = []
+            for future in futures:
+                try:
+                    future.result()
+                except BaseException as exc:
+                    errors.append(exc)
+        if errors:
+            # The first real failure, not the "aborted" echoes of its siblings.
+            primary = [e for e in errors if "start aborted" not in str(e)]
+            raise (primary or errors)[0]
+        self._ready_at = time.perf_counter()
+        self.state.timings["total"] = self._ready_at - self._started_at
         self.progress(
-            "ready  " + " · ".join(f"{k} {v:.2f}s" for k, v in self.state.timings.items())
+            "ready  "
+            + " · ".join(
+                f"{k} {v:.2f}s"
+                for k, v in self.state.timings.items()
+                if k != "prepare" or v >= 0.01
+            )
         )
 
     def _timed(self, label: str, step: Callable[[], Any]) -> Any:
         started = time.perf_counter()
         result = step()
-        seconds = time.perf_counter() - started
-        self.state.timings[label] = seconds
-        self.progress(f"{self.provider.name}  {label} {seconds:.2f}s")
+        self._record(label, time.perf_counter() - started)
         return result
 
-    def _run_migrations(self, database: RunningDatabase) -> None:
-        job = self.provider.start_service(self.spec, self.spec.migrate, database)
-        self.state.services.append(job)
-        deadline = time.perf_counter() + self.spec.timeout
-        while (code := job.exit_code()) is None:
-            if time.perf_counter() > deadline:
-                raise StackStartError(
-                    "migrate",
-                    f"migrations to finish (timed out after {self.spec.timeout:.0f}s)",
-                    "still running",
-                    self.provider.log_tail("migrate"),
-                )
-            time.sleep(0.02)
-        if code != 0:
-            raise StackStartError(
-                "migrate",
-                "exit code 0",
-                f"exit code {code}",
-                self.provider.log_tail("migrate"),
-                exit_code=code,
+    def _record(self, label: str, seconds: float) -> None:
+        with self._lock:
+            self.state.timings[label] = seconds
+        self.progress(f"{self.provider.name}  {label} {seconds:.2f}s")
+
+    def _start_database(self) -> None:
+        database = self.provider.start_database(self.spec)
+        self.state.database = database
+        self._follow(database)
+        Readiness(
+            service=DB_SERVICE,
+            awaited=self.spec.database.probe.description,
+            probe=postgres_ready(database.host_url, self.spec.database.extensions),
+            exit_code=database.exit_code,
+            log_tail=lambda: self.log_tail(DB_SERVICE),
+            poll_interval=0.1,
+        ).wait(self.spec.timeout)
+        self.state.database_facts = database.describe()
+
+    def _bring_up(self, service: ServiceSpec) -> None:
+        """Wait for dependencies, start every instance, wait on the probe, mark ready."""
+        try:
+            self._wait_for(service.depends_on)
+            started = time.perf_counter()
+            assert self.state.database is not None
+            for instance in service.instances():
+                try:
+                    running = self.provider.start_service(
+                        self.spec, service, instance, self.state.database
+                    )
+                except OSError as exc:
+                    raise StackStartError(
+                        instance, "the process to start", f"{type(exc).__name__}: {exc}"
+                    ) from None
+                with self._lock:
+                    self.state.services[instance] = running
+                self._follow(running)
+            self._wait_ready(service)
+            for running in self.instances(service):
+                self.state.seen[running.name] = running.describe()
+            if service.log_stream:
+                url = self.url(service.name) + service.log_stream
+                self.harvester.add_sse_source(service.name, url)
+            label = f"{service.name} done" if service.is_job else f"{service.name} ready"
+            if service.replicas is not None:
+                label = f"{service.replicas} {service.name} ready"
+            self._record(label, time.perf_counter() - started)
+            with self._changed:
+                self._ready.add(service.name)
+                self._changed.notify_all()
+        except BaseException as exc:
+            with self._changed:
+                self._failure = self._failure or f"{service.name} failed"
+                self._changed.notify_all()
+            raise exc
+
+    def _wait_for(self, names: tuple[str, ...]) -> None:
+        wanted = set(names) - {DB_SERVICE}
+        with self._changed:
+            self._changed.wait_for(
+                lambda: wanted <= self._ready or self._failure is not None,
+                timeout=self.spec.timeout,
             )
-
-    def _start_backend(self, database: RunningDatabase) -> None:
-        started = time.perf_counter()
-        backend = self.provider.start_service(self.spec, self.spec.backend, database)
-        self.state.services.append(backend)
-        assert backend.url is not None
-        ready = http_ready(backend.url + "/api/health/readyz")
-
-        def probe() -> ProbeResult:
-            if self._abort.is_set():
+            if self._failure is not None:
                 raise StackStartError(
-                    "backend", "readiness", "start aborted: an earlier step failed"
+                    ", ".join(sorted(wanted)), "its dependencies", f"start aborted: {self._failure}"
                 )
-            return ready()
+            if not wanted <= self._ready:
+                late = ", ".join(sorted(wanted - self._ready))
+                raise StackStartError(
+                    late, "readiness", f"not ready after {self.spec.timeout:.0f}s"
+                )
 
-        self._readiness(self.spec.backend, backend, probe)
-        self.state.backend_url = backend.url
-        # Follow the backend's own log stream from the moment it is ready.
-        self.harvester.add_sse_source("backend", backend.url + "/api/testing/logs/stream")
-        self.state.timings["backend ready"] = time.perf_counter() - started
-        self.progress(
-            f"{self.provider.name}  backend ready {self.state.timings['backend ready']:.2f}s"
-        )
+    def _wait_ready(self, service: ServiceSpec) -> None:
+        instances = self.instances(service)
+        probe: ProbeFn
+        if service.is_job:
+            job = instances[0]
+            probe, exit_code = job_done(job.exit_code)
+        else:
+            probe = self._probe_for(service)
 
-    def _start_workers(self, database: RunningDatabase) -> None:
-        for worker in self.spec.workers:
-            self.state.services.append(self.provider.start_service(self.spec, worker, database))
-
-    def _wait_for_workers(self) -> None:
-        if not self.spec.workers:
-            return
-        workers = [s for s in self.state.services if s.name.startswith("worker-")]
-
-        def first_exit() -> int | None:
-            for worker in workers:
-                code = worker.exit_code()
-                if code is not None:
-                    return code
-            return None
+            def exit_code() -> int | None:
+                for running in instances:
+                    code = running.exit_code()
+                    if code is not None:
+                        return code
+                return None
 
         def tails() -> str:
+            if len(instances) == 1:
+                return self.log_tail(instances[0].name)
+            # The instances that died (else the last few), a few lines each: readable.
+            shown = [r for r in instances if r.exit_code() is not None] or instances[-3:]
             return "\n".join(
-                f"[{w.name}] {line}"
-                for w in workers
-                for line in self.provider.log_tail(w.name, 10).splitlines()
+                f"[{r.name}] {line}"
+                for r in shown[:GROUP_TAIL_INSTANCES]
+                for line in self.log_tail(r.name, 10).splitlines()
             )
 
         Readiness(
-            service="workers",
-            awaited=self.spec.workers[0].probe.description,
-            probe=workers_ready(self.backend_url + "/api/workers", len(self.spec.workers)),
-            exit_code=first_exit,
-            log_tail=tails,
-        ).wait(self.spec.timeout)
-
-    def _readiness(
-        self, service: ServiceSpec, running: RunningService, probe: Callable[..., Any]
-    ) -> float:
-        return Readiness(
             service=service.name,
             awaited=service.probe.description,
             probe=probe,
-            exit_code=running.exit_code,
-            log_tail=lambda: self.provider.log_tail(service.name),
+            exit_code=exit_code,
+            log_tail=tails,
+            abort=lambda: self._failure,
         ).wait(self.spec.timeout)
 
-    def _seed(self) -> None:
-        response = requests.post(self.backend_url + "/api/testing/reset?seed=true", timeout=30)
-        if response.status_code != 200:
-            raise StackStartError(
-                "backend",
-                "the seeded reset",
-                f"HTTP {response.status_code} {response.text[:300]}",
-                self.provider.log_tail("backend"),
-            )
+    def _probe_for(self, service: ServiceSpec) -> ProbeFn:
+        probe = service.probe
+        if not isinstance(probe, HttpProbe):
+            raise StackStartError(service.name, probe.description, "unsupported probe type")
+        target = probe.service or service.name
+        if target != service.name:
+            # Another service's URL: it must be ready first (its readiness is awaited here).
+            self._wait_for((target,))
+        return http_ready(self.url(target) + probe.path, probe.judge)
+
+    def _follow(self, running: Running) -> None:
+        lines = running.logs()
+        if lines is not None:
+            self.harvester.add_stream_source(running.name, lines)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        """The last lines of a service's output, redacted."""
+        running: Running | None = (
+            self.state.database if name == DB_SERVICE else self.state.services.get(name)
+        )
+        if running is not None:
+            own = running.log_tail(lines)
+            if own is not None:
+                return self.harvester.redact(own)
+        try:
+            return "\n".join(self.harvester.tail(name, lines))
+        except KeyError:
+            return f"(no log recorded for {name})"
+
+    # -- while it runs ------------------------------------------------------------------------
+
+    def exited_services(self) -> list[ServiceExit]:
+        """Long-running services (and the database) that have exited since the start."""
+        now = time.perf_counter() - self._started_at
+        gone: list[ServiceExit] = []
+        candidates: list[Running] = []
+        if self.state.database is not None:
+            candidates.append(self.state.database)
+        jobs = {i for s in self.spec.services if s.is_job for i in s.instances()}
+        candidates += [r for n, r in list(self.state.services.items()) if n not in jobs]
+        for running in candidates:
+            code = running.exit_code()
+            if code is not None:
+                gone.append(ServiceExit(running.name, code, now))
+        return gone
+
+    # -- teardown -------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop services (workers, backend, jobs) then the database; collect every error."""
+        """Stop services in reverse dependency order, then the database; collect errors."""
         errors: list[str] = []
         started = time.perf_counter()
-        if "total" not in self.state.timings and (self.state.services or self.state.database):
-            # A start that failed half-way: record what ran before it is gone.
-            try:
-                self.write_stack_json()
-            except Exception as exc:
-                errors.append(f"stack.json: {exc}")
-        # Workers drain together first, then the backend (closing its log stream), then jobs.
-        workers = [s for s in self.state.services if s.name.startswith("worker-")]
-        others = [s for s in reversed(self.state.services) if s not in workers]
-        for group in (workers, others):
+        for level in reversed(self.spec.start_levels()):
+            group = [r for s in level for r in self.instances(s)]
             errors.extend(self._stop_group(group))
         self.state.services.clear()
         if self.state.database is not None:
             try:
-                self.state.database.stop(timeout=10)
+                self.state.database.stop(timeout=SERVICE_STOP_TIMEOUT)
             except Exception as exc:
-                errors.append(f"db: {exc}")
+                errors.append(f"{DB_SERVICE}: {exc}")
             self.state.database = None
         try:
             self.provider.close()
         except Exception as exc:
             errors.append(f"provider: {exc}")
         errors.extend(f"log harvest: {e}" for e in self.harvester.stop(timeout=5))
-        self.state.timings["teardown"] = time.perf_counter() - started
-        self.progress(f"{self.provider.name}  teardown {self.state.timings['teardown']:.2f}s")
-        try:
-            self.write_stack_json()
-        except Exception as exc:
-            errors.append(f"stack.json: {exc}")
+        self._record("teardown", time.perf_counter() - started)
         if errors:
             raise TeardownErrors(errors)
 
@@ -286,7 +344,7 @@ class Stack:
     def _stop_group(services: list[RunningService]) -> list[str]:
         def stop_one(service: RunningService) -> str | None:
             try:
-                service.stop(timeout=10)
+                service.stop(timeout=SERVICE_STOP_TIMEOUT)
             except Exception as exc:
                 return f"{service.name}: {exc}"
             return None
@@ -297,31 +355,20 @@ class Stack:
             return [e for e in pool.map(stop_one, services) if e]
 
     def facts(self) -> dict[str, Any]:
+        """What ran, for stack.json (kept in memory: still complete after the teardown)."""
+        urls = {
+            name: facts.get("url") for name, facts in self.state.seen.items() if facts.get("url")
+        }
         return {
             "run_id": self.spec.run_id,
+            "app": self.spec.app,
             "provider": self.provider.name,
-            "backend_url": self.state.backend_url,
-            "database": self.state.database.describe() if self.state.database else None,
-            "services": {s.name: s.describe() for s in self.state.services},
+            "urls": urls,
+            "database": self.state.database_facts,
+            "services": dict(self.state.seen),
             "timings": dict(self.state.timings),
-            "workers": len(self.spec.workers),
-            "seed": self.spec.seed,
             **self.state.facts,
         }
 
-    def write_stack_json(self) -> None:
-        existing: dict[str, Any] = {}
-        path = self.artifacts.root / "stack.json"
-        if path.exists():
-            try:
-                import json
-
-                existing = json.loads(path.read_text())
-            except ValueError:
-                existing = {}
-        facts = self.facts()
-        # Keep what an earlier write knew (e.g. services, gone after teardown).
-        for key in ("database", "services", "backend_url"):
-            if not facts.get(key) and existing.get(key):
-                facts[key] = existing[key]
-        self.artifacts.write_json("stack.json", facts)
+    def urls(self) -> Mapping[str, str]:
+        return {n: r.url for n, r in self.state.services.items() if r.url}

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import stat
-import subprocess
 import tempfile
-from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
+from orchestrator.embedded_postgres.install import Install
 from orchestrator.embedded_postgres.leftovers import TEMP_PREFIX
-from orchestrator.embedded_postgres.run_as import _RunAs
+from orchestrator.embedded_postgres.run_as import RunAs
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing
 
 BINDIR_ENV = "STACK_PG_BINDIR"
@@ -59,50 +57,7 @@ def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-@dataclass(frozen=True)
-class _Install:
-    """What pg_config says about the install in `bindir`."""
-
-    bindir: Path
-    sharedir: Path
-    pkglibdir: Path
-    version: str  # e.g. "16.2"
-
-    @classmethod
-    def inspect(cls, bindir: Path) -> _Install:
-        out = _run_checked([str(bindir / "pg_config"), "--sharedir", "--pkglibdir", "--version"])
-        sharedir, pkglibdir, version_line = out.splitlines()[:3]
-        # "PostgreSQL 16.2", or "PostgreSQL 15.18 (Debian 15.18-0+deb12u1)"
-        match = re.match(r"PostgreSQL (\d+(?:\.\d+)*)", version_line)
-        version = match.group(1) if match else version_line.split()[-1]
-        return cls(bindir, Path(sharedir), Path(pkglibdir), version)
-
-    @property
-    def extension_dir(self) -> Path:
-        return self.sharedir / "extension"
-
-    @property
-    def root(self) -> Path:
-        return self.bindir.parent
-
-    def is_self_contained(self) -> bool:
-        """True when bin, share and lib all sit under one root (pgserver's layout)."""
-        root = self.root.resolve()
-        return all(p.resolve().is_relative_to(root) for p in (self.sharedir, self.pkglibdir))
-
-
-def _run_checked(args: list[str]) -> str:
-    try:
-        return subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise PrerequisiteMissing(
-            f"{args[0]} failed ({exc})",
-            "point --pg-bindir / STACK_PG_BINDIR at a complete "
-            "PostgreSQL bin directory, or pip install pgserver==0.1.4",
-        ) from exc
-
-
-def _reachable_install(install: _Install, run_as: _RunAs | None) -> _Install:
+def reachable_install(install: Install, run_as: RunAs | None) -> Install:
     """`install`, or a world-readable cached copy of it when `run_as` cannot reach it."""
     if run_as is None or run_as.can_use(install):
         return install
@@ -112,13 +67,13 @@ def _reachable_install(install: _Install, run_as: _RunAs | None) -> _Install:
             "and it is not self-contained, so it cannot be copied",
             f"make {install.bindir} readable for {run_as.name!r}, or use the pgserver binaries",
         )
-    copy = _Install.inspect(_cached_copy(install) / "bin")
+    copy = Install.inspect(_cached_copy(install) / "bin")
     if not run_as.can_use(copy):
         raise OrchestratorError(f"user {run_as.name!r} cannot use the cached install {copy.root}")
     return copy
 
 
-def _cached_copy(install: _Install) -> Path:
+def _cached_copy(install: Install) -> Path:
     """Copy the install once into /var/tmp, world-readable; return the copy's root.
 
     A wheel's binaries find their bundled libraries through an rpath like

@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestrator.embedded_postgres.processes import _kill_server, _proc_info
+from orchestrator.embedded_postgres.processes import kill_server
 from orchestrator.errors import TeardownErrors
+from orchestrator.proc import ProcessInfo
 
 BASE_DIR_ENV = "STACK_PG_TMPDIR"
 TMPFS_DIR = Path("/dev/shm")
@@ -59,8 +60,8 @@ def _temp_roots() -> list[Path]:
     return [root for index, root in enumerate(roots) if root.is_dir() and root not in roots[:index]]
 
 
-def _write_owner_file(tmp: Path, run_id: str) -> None:
-    me = _proc_info(os.getpid())
+def write_owner_file(tmp: Path, run_id: str) -> None:
+    me = ProcessInfo.of(os.getpid())
     owner = {"run_id": run_id, "pid": os.getpid(), "start_ticks": me.start_ticks if me else None}
     (tmp / OWNER_FILE).write_text(json.dumps(owner))
 
@@ -74,7 +75,7 @@ def _owner_alive(tmp: Path) -> bool:
         return time.time() - tmp.stat().st_mtime < 60
     except (OSError, ValueError):
         return False
-    info = _proc_info(int(owner["pid"]))
+    info = ProcessInfo.of(int(owner["pid"]))
     return info is not None and info.state != "Z" and info.start_ticks == owner["start_ticks"]
 
 
@@ -96,8 +97,8 @@ def clean_leftovers(run_id: str | None = None) -> list[str]:
     removed: list[str] = []
     errors: list[str] = []
     for tmp in find_leftovers(run_id):
-        killed = _kill_server(tmp / "data", timeout=10.0)
-        _release_shared_memory(tmp / "data")
+        killed = kill_server(tmp / "data", timeout=10.0)
+        release_shared_memory(tmp / "data")
         try:
             shutil.rmtree(tmp)
         except FileNotFoundError:
@@ -112,7 +113,7 @@ def clean_leftovers(run_id: str | None = None) -> list[str]:
     return removed
 
 
-def _release_shared_memory(data_dir: Path) -> bool:
+def release_shared_memory(data_dir: Path) -> bool:
     """Remove the SysV segment a killed postmaster left, once nothing is attached to it.
 
     postmaster.pid (gone after a clean shutdown) records the segment's key and id on line 7.

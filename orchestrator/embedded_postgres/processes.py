@@ -4,44 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter
+
+from orchestrator.proc import ProcessInfo, process_cwd, wait_gone
 
 
-def _stop_postmaster(proc: subprocess.Popen[bytes], data_dir: Path, timeout: float) -> None:
+def stop_postmaster(proc: subprocess.Popen[bytes], data_dir: Path, timeout: float) -> None:
     """SIGINT (fast shutdown), wait up to `timeout`, then SIGKILL every process of the server."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_server(data_dir, timeout)
+            kill_server(data_dir, timeout)
             proc.wait(timeout=timeout)
     # A postmaster killed by someone else leaves its children running for a moment.
-    _kill_server(data_dir, timeout)
-
-
-@dataclass(frozen=True)
-class _ProcInfo:
-    pid: int
-    comm: str
-    state: str  # "Z" for a zombie
-    start_ticks: int
-
-
-def _proc_info(pid: int) -> _ProcInfo | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # "pid (comm) state ppid ..." - comm may hold spaces and parentheses.
-    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return _ProcInfo(pid, comm, fields[0], int(fields[19]))
+    kill_server(data_dir, timeout)
 
 
 def _server_processes(data_dir: Path) -> list[int]:
@@ -53,37 +33,17 @@ def _server_processes(data_dir: Path) -> list[int]:
     """
     target = os.path.realpath(data_dir)
     pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        info = _proc_info(int(entry.name))
-        if info is None or info.comm != "postgres" or info.state == "Z":
-            continue
-        with contextlib.suppress(OSError):
-            if os.readlink(entry / "cwd") == target:
-                pids.append(info.pid)
+    for info in ProcessInfo.all():
+        if info.comm == "postgres" and info.alive and process_cwd(info.pid) == target:
+            pids.append(info.pid)
     return pids
 
 
-def _kill_server(data_dir: Path, timeout: float) -> list[int]:
+def kill_server(data_dir: Path, timeout: float) -> list[int]:
     """SIGKILL every process of the server on `data_dir`; wait until they are gone."""
     pids = _server_processes(data_dir)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    _wait_gone(pids, timeout)
+    wait_gone(pids, timeout)
     return pids
-
-
-def _wait_gone(pids: list[int], timeout: float) -> None:
-    deadline = perf_counter() + timeout
-    for pid in pids:
-        try:
-            fd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            continue
-        try:
-            # A pidfd turns readable when the process exits.
-            select.select([fd], [], [], max(0.0, deadline - perf_counter()))
-        finally:
-            os.close(fd)

@@ -8,16 +8,14 @@ import pwd
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from orchestrator.embedded_postgres.install import Install
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing
-
-if TYPE_CHECKING:
-    from orchestrator.embedded_postgres.binaries import _Install
 
 
 @dataclass(frozen=True)
-class _RunAs:
+class RunAs:
     """The unprivileged OS user initdb and postgres run as when we are root."""
 
     name: str
@@ -25,7 +23,7 @@ class _RunAs:
     gid: int
 
     @classmethod
-    def for_current_process(cls) -> _RunAs | None:
+    def for_current_process(cls) -> RunAs | None:
         if os.geteuid() != 0:
             return None  # run as ourselves
         for name in ("postgres", "nobody"):
@@ -41,7 +39,7 @@ class _RunAs:
     def popen_kwargs(self) -> dict[str, Any]:
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
-    def can_use(self, install: _Install) -> bool:
+    def can_use(self, install: Install) -> bool:
         """Ask the OS, as this user: can it read share/lib and run postgres (libs included)?"""
         check = 'test -r "$2" && test -x "$2" && test -r "$3" && test -x "$3" && "$1" --version'
         paths = [install.bindir / "postgres", install.extension_dir, install.pkglibdir]
@@ -55,7 +53,7 @@ class _RunAs:
         return result.returncode == 0
 
 
-def _run_as_kwargs(run_as: _RunAs | None, cwd: Path) -> dict[str, Any]:
+def run_as_kwargs(run_as: RunAs | None, cwd: Path) -> dict[str, Any]:
     """subprocess arguments to run a PostgreSQL program as `run_as`, without our PG* env."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
     env["LC_ALL"] = "C"
@@ -65,7 +63,7 @@ def _run_as_kwargs(run_as: _RunAs | None, cwd: Path) -> dict[str, Any]:
     return kwargs
 
 
-def _run_or_fail(what: str, args: list[str], **kwargs: Any) -> None:
+def run_or_fail(what: str, args: list[str], **kwargs: Any) -> None:
     result = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)
     if result.returncode != 0:
         output = "\n".join((result.stdout + result.stderr).splitlines()[-20:])

@@ -18,19 +18,19 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from orchestrator.embedded_postgres.binaries import _Install, _reachable_install, resolve_bindir
+from orchestrator.embedded_postgres.binaries import Install, reachable_install, resolve_bindir
 from orchestrator.embedded_postgres.leftovers import (
     BASE_DIR_ENV,
-    _release_shared_memory,
-    _write_owner_file,
     default_base_dir,
+    release_shared_memory,
     temp_prefix,
+    write_owner_file,
 )
-from orchestrator.embedded_postgres.processes import _stop_postmaster
+from orchestrator.embedded_postgres.processes import stop_postmaster
 from orchestrator.embedded_postgres.ready import PostgresReady
-from orchestrator.embedded_postgres.run_as import _run_as_kwargs, _run_or_fail, _RunAs
-from orchestrator.embedded_postgres.settings import _HBA_TEMPLATE, SERVER_SETTINGS
-from orchestrator.embedded_postgres.template import _template_data_dir
+from orchestrator.embedded_postgres.run_as import RunAs, run_as_kwargs, run_or_fail
+from orchestrator.embedded_postgres.settings import HBA_TEMPLATE, SERVER_SETTINGS
+from orchestrator.embedded_postgres.template import template_data_dir
 from orchestrator.errors import OrchestratorError, StackStartError, TeardownErrors
 from orchestrator.pgmq_extension import install_pgmq_extension
 from orchestrator.util import free_port
@@ -67,8 +67,8 @@ class EmbeddedPostgres:
         self.user = user
         self._ready = ready or PostgresReady()
         self._stop_timeout = stop_timeout
-        self._install: _Install | None = None
-        self._run_as: _RunAs | None = None
+        self._install: Install | None = None
+        self._run_as: RunAs | None = None
         self._tmp: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._port: int | None = None
@@ -109,9 +109,9 @@ class EmbeddedPostgres:
         return self
 
     def _prepare_and_launch(self) -> None:
-        self._run_as = _RunAs.for_current_process()
-        install = _Install.inspect(resolve_bindir(self._bindir_arg))
-        self._install = install = _reachable_install(install, self._run_as)
+        self._run_as = RunAs.for_current_process()
+        install = Install.inspect(resolve_bindir(self._bindir_arg))
+        self._install = install = reachable_install(install, self._run_as)
         install_pgmq_extension(install.extension_dir)
 
         base_dir = self._base_dir or default_base_dir()
@@ -121,7 +121,7 @@ class EmbeddedPostgres:
                 f"temp dir {self._tmp} is too long for a unix socket path; "
                 f"set {BASE_DIR_ENV} to a shorter directory"
             )
-        _write_owner_file(self._tmp, self.run_id)
+        write_owner_file(self._tmp, self.run_id)
         if self._run_as is not None:
             os.chown(self._tmp, self._run_as.uid, self._run_as.gid)
         self._create_data_dir()
@@ -133,12 +133,12 @@ class EmbeddedPostgres:
         errors: list[str] = []
         if self._proc is not None:
             try:
-                _stop_postmaster(self._proc, self.data_dir, self._stop_timeout)
+                stop_postmaster(self._proc, self.data_dir, self._stop_timeout)
             except (OSError, subprocess.TimeoutExpired) as exc:
                 errors.append(f"stopping postgres pid {self._proc.pid}: {exc}")
             self._proc = None
         if self._tmp is not None:
-            _release_shared_memory(self._tmp / "data")  # only left after an unclean exit
+            release_shared_memory(self._tmp / "data")  # only left after an unclean exit
             try:
                 shutil.rmtree(self._tmp)
             except FileNotFoundError:
@@ -153,6 +153,10 @@ class EmbeddedPostgres:
     def alive(self) -> bool:
         """True while the postmaster process runs."""
         return self._proc is not None and self._proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        """None while the postmaster runs (or before start); its exit code once it ended."""
+        return None if self._proc is None else self._proc.poll()
 
     # --- where it is ---
 
@@ -209,7 +213,7 @@ class EmbeddedPostgres:
 
     def version(self) -> str:
         """Server version of the binaries, e.g. "16.2"."""
-        install = self._install or _Install.inspect(self.bindir)
+        install = self._install or Install.inspect(self.bindir)
         return install.version
 
     # --- databases ---
@@ -256,16 +260,16 @@ class EmbeddedPostgres:
         }
 
     def _subprocess_kwargs(self) -> dict[str, Any]:
-        return _run_as_kwargs(self._run_as, self.socket_dir)
+        return run_as_kwargs(self._run_as, self.socket_dir)
 
     def _create_data_dir(self) -> None:
         """Copy the install's template data dir (initdb'ed once) and set this server's auth."""
         assert self._install is not None
-        template = _template_data_dir(self._install, self._run_as, self.user)
+        template = template_data_dir(self._install, self._run_as, self.user)
         copy = ["cp", "-R", "--preserve=mode", str(template), str(self.data_dir)]
-        _run_or_fail("copying the template data dir", copy, **self._subprocess_kwargs())
+        run_or_fail("copying the template data dir", copy, **self._subprocess_kwargs())
         method = "trust" if self._password is None else "scram-sha-256"
-        (self.data_dir / "pg_hba.conf").write_text(_HBA_TEMPLATE.format(method=method))
+        (self.data_dir / "pg_hba.conf").write_text(HBA_TEMPLATE.format(method=method))
 
     def _set_password(self) -> None:
         if self._password is not None:
@@ -302,4 +306,3 @@ class EmbeddedPostgres:
                 bind_failed = any(marker in exc.log_tail for marker in _BIND_ERRORS)
                 if exc.exit_code is None or not bind_failed or attempt == _START_ATTEMPTS:
                     raise
-

@@ -16,7 +16,7 @@ SERVER_SETTINGS: dict[str, str] = {
     # Dynamic shared memory as files in the data dir: a killed server leaks none of it.
     "dynamic_shared_memory_type": "mmap",
 }
-_HBA_TEMPLATE = """\
+HBA_TEMPLATE = """\
 # Written by orchestrator.embedded_postgres: the unix socket is trusted, TCP uses {method}.
 local all all trust
 host all all 127.0.0.1/32 {method}

@@ -8,14 +8,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from orchestrator.embedded_postgres.binaries import INSTALL_CACHE_ROOT, _Install
+from orchestrator.embedded_postgres.binaries import INSTALL_CACHE_ROOT, Install
 from orchestrator.embedded_postgres.leftovers import TEMP_PREFIX
-from orchestrator.embedded_postgres.run_as import _run_as_kwargs, _run_or_fail, _RunAs
+from orchestrator.embedded_postgres.run_as import RunAs, run_as_kwargs, run_or_fail
 
 _INITDB_OPTIONS = ("-E", "UTF8", "--locale=C", "-N", "--auth=trust")
 
 
-def _template_data_dir(install: _Install, run_as: _RunAs | None, user: str) -> Path:
+def template_data_dir(install: Install, run_as: RunAs | None, user: str) -> Path:
     """A data dir initdb'ed once per install, superuser and OS user, under /var/tmp.
 
     Servers start from a copy: copying is several times cheaper than initdb, which runs a
@@ -43,7 +43,7 @@ def _template_data_dir(install: _Install, run_as: _RunAs | None, user: str) -> P
         if run_as is not None:
             os.chown(staging, run_as.uid, run_as.gid)
         initdb = [str(install.bindir / "initdb"), "-D", str(staging), "-U", user, *_INITDB_OPTIONS]
-        _run_or_fail("initdb", initdb, **_run_as_kwargs(run_as, staging))
+        run_or_fail("initdb", initdb, **run_as_kwargs(run_as, staging))
         try:
             os.rename(staging, final)  # atomic; a concurrent winner makes this fail
         except OSError:

@@ -1,47 +1,79 @@
-"""What a provider must offer the Stack: start a database, start a service, clean up."""
+"""What a provider offers the Stack: run a database and services from their specs.
+
+A provider is made by a `ProviderPlugin` (registered by name, see `registry`), starts
+things and hands back `Running` handles; the Stack waits on probes, follows `logs()` into
+the harvester and stops everything. Providers never wait on readiness or write logs.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
-from orchestrator.spec import ProviderName, ServiceSpec, StackSpec
+from orchestrator.spec import ServiceSpec, StackSpec
 
+if TYPE_CHECKING:
+    from orchestrator.config import OrchestratorConfig
+    from orchestrator.profile import AppProfile
 
-class RunningDatabase(Protocol):
-    host_url: str  # reachable from this machine (tests, STACK_DATABASE_URL)
-    service_url: str  # as the backend and workers see it
-
-    def stop(self, timeout: float) -> None: ...
-
-    def describe(self) -> dict[str, Any]: ...
+LogLines = Iterable[bytes | str]
 
 
-class RunningService(Protocol):
+class Running(Protocol):
+    """One started thing (a service instance or the database)."""
+
     name: str
-    url: str | None  # the backend's base URL from this machine; None for others
 
-    def exit_code(self) -> int | None: ...
+    def exit_code(self) -> int | None:
+        """None while it runs; its exit code (negative: killed by that signal) once gone."""
+        ...
+
+    def logs(self) -> LogLines | None:
+        """Its output as lines until it stops (None: it has none to follow)."""
+        ...
+
+    def log_tail(self, lines: int) -> str | None:
+        """Its last lines from its own source, or None to use the harvested copy."""
+        ...
 
     def stop(self, timeout: float) -> None: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+class RunningService(Running, Protocol):
+    url: str | None  # base URL from this machine when the service has a port
+
+
+class RunningDatabase(Running, Protocol):
+    host_url: str  # reachable from this machine (tests, STACK_DATABASE_URL)
+    service_url: str  # as the services see it
 
 
 class Provider(Protocol):
-    name: ProviderName
+    name: str
 
-    def prepare(self, spec: StackSpec) -> dict[str, Any]:
+    def prepare(self, spec: StackSpec, app: AppProfile) -> dict[str, Any]:
         """Check prerequisites and build/locate what is needed; facts for stack.json."""
         ...
 
     def start_database(self, spec: StackSpec) -> RunningDatabase: ...
 
     def start_service(
-        self, spec: StackSpec, service: ServiceSpec, database: RunningDatabase
+        self, spec: StackSpec, service: ServiceSpec, instance: str, database: RunningDatabase
     ) -> RunningService: ...
-
-    def log_tail(self, name: str, lines: int = 40) -> str: ...
 
     def close(self) -> None:
         """Remove what the provider created besides services (networks, temp dirs)."""
         ...
+
+
+class ProviderPlugin(Protocol):
+    """The registered face of a provider: can it run here, and make one."""
+
+    name: str
+    auto_rank: int  # `auto` tries plugins from the lowest rank up (docker 10, local 20)
+
+    def available(self, config: OrchestratorConfig, app: AppProfile) -> tuple[bool, str]: ...
+
+    def create(self, config: OrchestratorConfig) -> Provider: ...

@@ -1,56 +1,45 @@
 """The docker provider: the stack's services as containers (testcontainers-python).
 
 One user-defined network per run, `ci-stack-<run_id>`, on which the containers are reached
-by alias (`db`, `migrate`, `backend`, `worker-N`). Images come from `orchestrator.images`
-(built unless their content-hash tag exists). Published ports bind to 127.0.0.1 only while
-the daemon is local. Every container and the network carry `RUN_LABEL`, so `close()` and
-`python -m orchestrator clean` find whatever a run left. Container output is followed live
-into the LogHarvester (`logs/<name>.log`).
+by alias (`db` and each service instance's name). Images come from the app profile's
+`prepare_images()`. Published ports bind to 127.0.0.1 only while the daemon is local. Every
+container and the network carry `RUN_LABEL`, so `close()` and `python -m orchestrator clean`
+find whatever a run left. Containers run with an init, so a stop signal reaches the service
+at once. Nothing happens at import time: Ryuk is switched off when a provider is made.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ipaddress
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-# Ryuk (testcontainers' reaper) is an image to pull; our labels + close()/clean do its job.
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-
-from testcontainers.core.config import testcontainers_config
-from testcontainers.core.container import DockerContainer
-from testcontainers.core.docker_client import get_docker_host
-from testcontainers.core.network import Network
-
-from orchestrator.errors import StackStartError
-from orchestrator.images import ImageName, ImageResult, build_images, docker_client
-from orchestrator.log_harvest import LogHarvester
-from orchestrator.providers.base import RunningDatabase
+from orchestrator.contract import OWNER_LABEL, RUN_ENV, RUN_LABEL
+from orchestrator.embedded_postgres import SERVER_SETTINGS
+from orchestrator.errors import PrerequisiteMissing, StackStartError
+from orchestrator.images import docker_client
+from orchestrator.ownership import Owner
+from orchestrator.profile import ContainerImage
+from orchestrator.providers.base import LogLines, RunningDatabase
 from orchestrator.providers.docker_resources import remove_labelled
-from orchestrator.readiness import ProbeResult, Readiness
-from orchestrator.spec import (
-    DB_PORT,
-    RUN_LABEL,
-    ProviderName,
-    ServiceSpec,
-    StackSpec,
-)
+from orchestrator.spec import DB_PORT, DB_SERVICE, ServiceSpec, StackSpec, rendered
 
 if TYPE_CHECKING:
     from docker import DockerClient
     from docker.models.containers import Container
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.network import Network
 
-if os.environ["TESTCONTAINERS_RYUK_DISABLED"].strip().lower() == "true":
-    # testcontainers reads its config once, at its first import; someone may have been first.
-    testcontainers_config.ryuk_disabled = True
+    from orchestrator.config import OrchestratorConfig
+    from orchestrator.profile import AppProfile
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +50,12 @@ GONE = -1  # exit_code() of a container that no longer exists
 # Our services shut down gracefully in about a second; don't wait the Stack's 10 s for one
 # that hangs (the teardown budget is 5 s in all).
 STOP_TIMEOUT_S = 4.0
-_DB_POLL_S = 0.1
+
+
+def postgres_command(max_connections: int) -> list[str]:
+    """`postgres` with the throwaway-database settings and the spec's connection budget."""
+    settings = {**SERVER_SETTINGS, "max_connections": str(max_connections)}
+    return ["postgres", *(arg for k, v in settings.items() for arg in ("-c", f"{k}={v}"))]
 
 
 def network_name(run_id: str) -> str:
@@ -80,6 +74,8 @@ def default_publish_ip() -> str:
     configured = os.environ.get(PUBLISH_IP_ENV, "").strip()
     if configured:
         return configured
+    from testcontainers.core.docker_client import get_docker_host
+
     host = get_docker_host()
     if host is None or host.startswith(("unix://", "npipe://")):
         return "127.0.0.1"
@@ -90,11 +86,11 @@ def default_publish_ip() -> str:
 
 
 class _Box:
-    """One started container: its state, stop-and-remove, and facts for stack.json."""
+    """One started container: its state, logs, stop-and-remove, and facts for stack.json."""
 
     stop_timeout: float = STOP_TIMEOUT_S
 
-    def __init__(self, name: str, container: DockerContainer, image: ImageResult) -> None:
+    def __init__(self, name: str, container: DockerContainer, image: ContainerImage) -> None:
         self.name = name
         self.container = container
         wrapped = container.get_wrapped_container()
@@ -122,23 +118,41 @@ class _Box:
             return int(state.get("ExitCode", GONE))
         return None
 
+    def logs(self) -> LogLines | None:
+        return follow_logs(self.container_id)
+
+    def log_tail(self, lines: int) -> str | None:
+        """`docker logs --tail` while the container exists (complete even when the follower
+        lags behind an exit); None once it is gone (the harvested copy then)."""
+        from docker.errors import NotFound
+
+        try:
+            raw = self.wrapped.logs(tail=lines)
+        except NotFound:
+            return None
+        return bytes(raw).decode("utf-8", errors="replace").rstrip("\n")
+
     def stop(self, timeout: float) -> None:
-        """The image's stop signal (SIGTERM: graceful shutdown; SIGINT for postgres), up to
+        """The image's stop signal (through the init: SIGTERM, SIGINT for postgres), up to
         `timeout` s (at most `stop_timeout`), then SIGKILL; then remove the container.
 
-        A container that is already gone is fine; any other Docker error is raised."""
+        A container that already exited or is gone is fine (not a stop timeout); any other
+        Docker error is raised."""
         from docker.errors import APIError, NotFound
 
         started = time.perf_counter()
         grace = max(0, math.ceil(min(timeout, self.stop_timeout)))
         with contextlib.suppress(NotFound):
-            self.wrapped.stop(timeout=grace)
-            code = self.exit_code()
-            seconds = time.perf_counter() - started
-            if code == 137:
-                log.warning("%s ignored its stop signal for %ss and was killed", self.name, grace)
-            else:
-                log.debug("%s stopped in %.2fs with exit code %s", self.name, seconds, code)
+            if self.exit_code() is None:
+                self.wrapped.stop(timeout=grace)
+                code = self.exit_code()
+                seconds = time.perf_counter() - started
+                if code == 137 and seconds >= grace:
+                    log.warning(
+                        "%s ignored its stop signal for %ss and was killed", self.name, grace
+                    )
+                else:
+                    log.debug("%s stopped in %.2fs with exit code %s", self.name, seconds, code)
         try:
             self.wrapped.remove(v=True, force=True)
         except NotFound:
@@ -157,18 +171,18 @@ class DockerDatabase(_Box):
     def __init__(
         self,
         container: DockerContainer,
-        image: ImageResult,
+        image: ContainerImage,
         host_url: str,
         service_url: str,
     ) -> None:
-        super().__init__("db", container, image)
+        super().__init__(DB_SERVICE, container, image)
         self.host_url = host_url
         self.service_url = service_url
 
 
 class DockerService(_Box):
     def __init__(
-        self, name: str, container: DockerContainer, image: ImageResult, url: str | None
+        self, name: str, container: DockerContainer, image: ContainerImage, url: str | None
     ) -> None:
         super().__init__(name, container, image)
         self.url = url
@@ -180,28 +194,42 @@ class DockerService(_Box):
 
 
 class DockerProvider:
-    name: ProviderName = "docker"
+    name = "docker"
 
-    def __init__(self, harvester: LogHarvester, publish_ip: str | None = None) -> None:
-        self.harvester = harvester
+    def __init__(self, publish_ip: str | None = None, logs_dir: Path | None = None) -> None:
+        from testcontainers.core.config import testcontainers_config
+
+        # Ryuk (testcontainers' reaper) is an image to pull; our labels + close()/clean do
+        # its job. Set on the config object testcontainers reads at each container start.
+        testcontainers_config.ryuk_disabled = True
         self.publish_ip = publish_ip or default_publish_ip()
+        self.logs_dir = logs_dir  # where images.log goes (the run's logs/)
         self._lock = threading.Lock()
         self._client: DockerClient | None = None
-        self._images: dict[ImageName, ImageResult] = {}
+        self._images: dict[str, ContainerImage] = {}
         self._run_id: str | None = None
         self._network: Network | None = None
-        self._boxes: dict[str, _Box] = {}
+        self._owner = Owner.current().encode()  # on every label: `clean` checks it lives
 
     # -- prepare ------------------------------------------------------------------------------
 
-    def prepare(self, spec: StackSpec) -> dict[str, Any]:
-        """Build (or find) the images; facts for stack.json. A missing base image raises
-        PrerequisiteMissing, whose fix is `python -m orchestrator images bootstrap`."""
+    def prepare(self, spec: StackSpec, app: AppProfile) -> dict[str, Any]:
+        """The app profile builds (or finds) its images; facts for stack.json. A missing
+        base image raises PrerequisiteMissing with the fix."""
         self._run_id = spec.run_id
         client = self._docker()
         started = time.perf_counter()
-        self._images = build_images(client=client)
+        log_path = self.logs_dir / "images.log" if self.logs_dir is not None else None
+        self._images = dict(app.prepare_images(client, lambda _line: None, log_path))
         seconds = time.perf_counter() - started
+        wanted = {s.image for s in spec.services if s.image} | {spec.database.image}
+        missing = sorted(str(name) for name in wanted - set(self._images))
+        if missing:
+            raise PrerequisiteMissing(
+                f"app profile {app.name!r} names image(s) {', '.join(missing)} "
+                "that its prepare_images() does not provide",
+                "return them from prepare_images(), or use --provider local",
+            )
         version = client.version()
         return {
             "docker": {
@@ -211,7 +239,10 @@ class DockerProvider:
                 "network": network_name(spec.run_id),
                 "run_label": {RUN_LABEL: spec.run_id},
             },
-            "images": {name: dataclasses.asdict(r) for name, r in self._images.items()},
+            "images": {
+                name: dict(image.facts or {"tag": image.tag, "image_id": image.image_id})
+                for name, image in self._images.items()
+            },
             "images_seconds": round(seconds, 3),
         }
 
@@ -219,9 +250,9 @@ class DockerProvider:
 
     def start_database(self, spec: StackSpec) -> DockerDatabase:
         db = spec.database
-        image = self._image("postgres-pgmq")
+        image = self._image(db.image)
         container = (
-            self._container(spec, "db", image)
+            self._container(spec, DB_SERVICE, image)
             .with_envs(
                 POSTGRES_USER=db.user,
                 POSTGRES_PASSWORD=db.password,
@@ -229,72 +260,55 @@ class DockerProvider:
                 PGDATA=PGDATA,
             )
             .with_tmpfs_mount(PGDATA)
+            .with_command(postgres_command(db.max_connections))
         )
         self._publish(container, DB_PORT)
-        self._start("db", container)
-        host, port = self._published("db", container, DB_PORT)
+        container.start()
+        host, port = self._published(DB_SERVICE, container, DB_PORT)
         credentials = f"{quote(db.user, safe='')}:{quote(db.password, safe='')}"
         database = DockerDatabase(
             container,
             image,
             host_url=f"postgresql://{credentials}@{host}:{port}/{quote(db.name)}",
-            service_url=f"postgresql://{credentials}@db:{DB_PORT}/{quote(db.name)}",
+            service_url=f"postgresql://{credentials}@{DB_SERVICE}:{DB_PORT}/{quote(db.name)}",
         )
-        database.facts.update(host=host, port=port, aliases=["db"], pgdata_tmpfs=PGDATA)
-        self._register(database)
-        Readiness(
-            service="db",
-            awaited=db.probe.description,
-            probe=postgres_probe(database.host_url),
-            exit_code=database.exit_code,
-            log_tail=lambda: self.log_tail("db"),
-            poll_interval=_DB_POLL_S,
-        ).wait(spec.timeout)
+        database.facts.update(host=host, port=port, aliases=[DB_SERVICE], pgdata_tmpfs=PGDATA)
         return database
 
     # -- services -----------------------------------------------------------------------------
 
     def start_service(
-        self, spec: StackSpec, service: ServiceSpec, database: RunningDatabase
+        self, spec: StackSpec, service: ServiceSpec, instance: str, database: RunningDatabase
     ) -> DockerService:
-        image = self._image("backend")
-        args = list(service.args)
-        if service.role == "worker":
-            args += ["--worker-id", f"{service.name}-{spec.run_id}"]
+        image = self._image(service.image)
+        values = {
+            "python": "python",
+            "host": "0.0.0.0",
+            "port": str(service.port or ""),
+            "instance": instance,
+            "run_id": spec.run_id,
+            "database_url": database.service_url,
+        }
+        command, env = rendered(service, values)
+        if not command:
+            raise StackStartError(instance, "a command to run", "the service spec has none")
         container = (
-            self._container(spec, service.name, image)
-            .with_command(args)
-            .with_envs(**{**service.env, "DATABASE_URL": database.service_url})
+            self._container(spec, instance, image, entrypoint=command[:1])
+            .with_command(command[1:])
+            .with_envs(**{**env, RUN_ENV: spec.run_id})
         )
         if service.port is not None:
             self._publish(container, service.port)
-        self._start(service.name, container)
+        container.start()
         url = None
         if service.port is not None:
-            host, port = self._published(service.name, container, service.port)
+            host, port = self._published(instance, container, service.port)
             url = f"http://{_url_host(host)}:{port}"
-        running = DockerService(service.name, container, image, url)
-        running.facts.update(command=args, aliases=[service.name])
-        self._register(running)
+        running = DockerService(instance, container, image, url)
+        running.facts.update(command=command, aliases=[instance])
         return running
 
-    # -- logs and cleanup ---------------------------------------------------------------------
-
-    def log_tail(self, name: str, lines: int = 40) -> str:
-        """`docker logs --tail` while the container exists (complete even when the follower
-        lags behind an exit), else the harvester's copy; redacted either way."""
-        from docker.errors import NotFound
-
-        box = self._boxes.get(name)
-        if box is not None:
-            try:
-                return self._docker_logs(box.wrapped, lines)
-            except NotFound:
-                pass
-        try:
-            return "\n".join(self.harvester.tail(name, lines))
-        except KeyError:
-            return f"(no log recorded for {name})"
+    # -- cleanup ------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Remove leftover containers of this run (those not stopped by the Stack), then its
@@ -306,7 +320,6 @@ class DockerProvider:
                     log.info("close: removed %s", what)
         finally:
             self._network = None
-            self._boxes.clear()
             if self._client is not None:
                 self._client.close()
                 self._client = None
@@ -319,25 +332,35 @@ class DockerProvider:
                 self._client = docker_client(timeout=120)
             return self._client
 
-    def _image(self, name: ImageName) -> ImageResult:
-        if name not in self._images:
-            raise RuntimeError(f"no {name} image: call DockerProvider.prepare(spec) first")
+    def _image(self, name: str | None) -> ContainerImage:
+        if name is None or name not in self._images:
+            raise PrerequisiteMissing(
+                f"no container image {name!r} prepared for this service",
+                "give the service an `image` its app profile's prepare_images() provides",
+            )
         return self._images[name]
 
     def _ensure_network(self, run_id: str) -> Network:
+        from testcontainers.core.network import Network
+
         with self._lock:
             if self._network is None:
                 self._run_id = run_id
-                network = Network(
-                    docker_network_kw={"driver": "bridge", "labels": {RUN_LABEL: run_id}}
-                )
+                labels = {RUN_LABEL: run_id, OWNER_LABEL: self._owner}
+                network = Network(docker_network_kw={"driver": "bridge", "labels": labels})
                 network.name = network_name(run_id)
                 self._network = network.create()
             return self._network
 
-    def _container(self, spec: StackSpec, service: str, image: ImageResult) -> DockerContainer:
+    def _container(
+        self, spec: StackSpec, service: str, image: ContainerImage, **run_kwargs: Any
+    ) -> DockerContainer:
+        """A container of this run; `init`: a stop signal reaches the service at once."""
+        from testcontainers.core.container import DockerContainer
+
+        labels = {RUN_LABEL: spec.run_id, SERVICE_LABEL: service, OWNER_LABEL: self._owner}
         return (
-            DockerContainer(image.tag, labels={RUN_LABEL: spec.run_id, SERVICE_LABEL: service})
+            DockerContainer(image.tag, labels=labels, init=True, **run_kwargs)
             .with_name(container_name(spec.run_id, service))
             .with_network(self._ensure_network(spec.run_id))
             .with_network_aliases(service)
@@ -348,15 +371,6 @@ class DockerProvider:
         ports: dict[str, Any] = container.ports
         ports[f"{port}/tcp"] = (self.publish_ip, None)
 
-    def _start(self, name: str, container: DockerContainer) -> None:
-        container.start()
-        container_id = str(container.get_wrapped_container().id)
-        self.harvester.add_stream_source(name, follow_logs(container_id))
-
-    def _register(self, box: _Box) -> None:
-        with self._lock:
-            self._boxes[box.name] = box
-
     def _published(self, name: str, container: DockerContainer, port: int) -> tuple[str, int]:
         """(host, port) to reach a published container port from this machine."""
         wrapped = container.get_wrapped_container()
@@ -364,11 +378,12 @@ class DockerProvider:
         bindings = (wrapped.attrs["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp")
         if not bindings:
             state = wrapped.attrs.get("State", {})
+            raw = wrapped.logs(tail=40)
             raise StackStartError(
                 name,
                 f"port {port} published on {self.publish_ip}",
                 f"container {state.get('Status')}, no port binding",
-                self._docker_logs(wrapped),
+                bytes(raw).decode("utf-8", errors="replace"),
                 exit_code=state.get("ExitCode") if state.get("Status") == "exited" else None,
             )
         host_ip, host_port = str(bindings[0]["HostIp"]), int(bindings[0]["HostPort"])
@@ -376,32 +391,51 @@ class DockerProvider:
             return host_ip, host_port  # published on loopback only: the daemon is local
         return container.get_container_host_ip(), int(container.get_exposed_port(port))
 
-    def _docker_logs(self, wrapped: Container, lines: int = 40) -> str:
-        raw = wrapped.logs(tail=lines)
-        return self.harvester.redact(raw.decode("utf-8", errors="replace").rstrip("\n"))
 
+class DockerPlugin:
+    name = "docker"
+    auto_rank = 10
 
-# --- probes and log following ---------------------------------------------------------------
-
-
-def postgres_probe(url: str) -> Callable[[], ProbeResult]:
-    """Connects and checks that the pgmq extension can be created."""
-
-    def probe() -> ProbeResult:
-        import psycopg
-
+    def available(self, config: OrchestratorConfig, app: AppProfile) -> tuple[bool, str]:
+        """A daemon answers and the app's images can be had (local, pulled or bootstrapped)."""
+        ok, why = docker_answers()
+        if not ok:
+            return ok, why
+        client = docker_client(timeout=30)
         try:
-            with psycopg.connect(url, connect_timeout=2, autocommit=True) as connection:
-                row = connection.execute(
-                    "SELECT count(*) FROM pg_available_extensions WHERE name = 'pgmq'"
-                ).fetchone()
-        except psycopg.Error as exc:
-            return ProbeResult(False, f"{type(exc).__name__}: {str(exc).strip()}")
-        if not row or row[0] != 1:
-            return ProbeResult(False, "connected, but the pgmq extension is not available")
-        return ProbeResult(True, "connected; pgmq available")
+            images_ok, how = app.images_available(client)
+        finally:
+            client.close()
+        if not images_ok:
+            return False, f"{why}, but {how}"
+        return True, why
 
-    return probe
+    def create(self, config: OrchestratorConfig) -> DockerProvider:
+        return DockerProvider(logs_dir=config.artifacts / "logs")
+
+
+plugin = DockerPlugin()
+
+
+def docker_answers(timeout: float = 2.0) -> tuple[bool, str]:
+    """(True, version) when a Docker daemon answers a ping, else (False, why)."""
+    try:
+        import docker
+    except ImportError:
+        return False, "the docker Python package is not installed (pip install '.[docker]')"
+    try:
+        client = docker.from_env(timeout=int(max(1, timeout)))
+        try:
+            client.ping()
+            version = client.version().get("Version", "?")
+        finally:
+            client.close()
+    except Exception as exc:
+        return False, f"no Docker daemon answered ({type(exc).__name__})"
+    return True, f"Docker {version} answered"
+
+
+# --- log following ---------------------------------------------------------------------------
 
 
 def follow_logs(container_id: str) -> Iterator[bytes]:

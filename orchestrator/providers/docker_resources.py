@@ -8,12 +8,12 @@ container still attached cannot be removed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Set
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.contract import RUN_LABEL
 from orchestrator.errors import OrchestratorError
-from orchestrator.spec import RUN_LABEL
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -38,38 +38,57 @@ def label_filter(run_id: str | None = None) -> dict[str, str]:
     return {"label": f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL}
 
 
+# keep(labels) -> why the resource must stay (a live run's), or None to remove it.
+KeepRule = Callable[[dict[str, str]], str | None]
+
+
 def remove_labelled(
     run_id: str | None = None,
-    keep: Set[str] = frozenset(),
     *,
+    keep: KeepRule | None = None,
+    skipped: list[str] | None = None,
     client: DockerClient | None = None,
 ) -> list[str]:
     """Remove (force) the containers, then the networks, labelled with `RUN_LABEL`.
 
     With `run_id`: exactly that run's resources (`keep` does not apply). Without: those of
-    every run except the ones in `keep` (runs still in progress). Returns what was removed;
-    raises DockerCleanupFailed, after trying everything, if anything could not be removed.
+    every run `keep` lets go; what it keeps is noted in `skipped` with the reason. Returns
+    what was removed; raises DockerCleanupFailed, after trying everything, if anything could
+    not be removed.
     """
     removed: list[str] = []
     errors: list[str] = []
     with _client_scope(client) as docker_api:
         filters = label_filter(run_id)
         for container in docker_api.containers.list(all=True, filters=filters, sparse=True):
-            owner = _labels(container.attrs).get(RUN_LABEL, "?")
-            if run_id is None and owner in keep:
-                continue
+            labels = _labels(container.attrs)
             name = _container_name(container.attrs)
-            what = f"container {name} ({container.short_id}, run {owner})"
+            what = f"container {name} ({container.short_id}, run {labels.get(RUN_LABEL, '?')})"
+            if _kept(what, labels, run_id, keep, skipped):
+                continue
             _remove(what, lambda c=container: c.remove(force=True, v=True), removed, errors)
         for network in docker_api.networks.list(filters=filters):
-            owner = _labels(network.attrs).get(RUN_LABEL, "?")
-            if run_id is None and owner in keep:
+            labels = _labels(network.attrs)
+            what = f"network {network.name} ({network.short_id}, run {labels.get(RUN_LABEL, '?')})"
+            if _kept(what, labels, run_id, keep, skipped):
                 continue
-            what = f"network {network.name} ({network.short_id}, run {owner})"
             _remove(what, network.remove, removed, errors)
     if errors:
         raise DockerCleanupFailed(removed, errors)
     return removed
+
+
+def _kept(
+    what: str,
+    labels: dict[str, str],
+    run_id: str | None,
+    keep: KeepRule | None,
+    skipped: list[str] | None,
+) -> bool:
+    reason = keep(labels) if run_id is None and keep is not None else None
+    if reason is not None and skipped is not None:
+        skipped.append(f"{what}: {reason}")
+    return reason is not None
 
 
 def _remove(what: str, action: Any, removed: list[str], errors: list[str]) -> None:

@@ -1,21 +1,27 @@
-"""The local provider: embedded PostgreSQL and the backend/workers as subprocesses."""
+"""The local provider: embedded PostgreSQL and the app's services as subprocesses."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.embedded_postgres import EmbeddedPostgres
-from orchestrator.log_harvest import LogHarvester
-from orchestrator.providers.base import RunningDatabase
-from orchestrator.spec import ProviderName, ServiceSpec, StackSpec
+from orchestrator.contract import OWNER_ENV, RUN_ENV
+from orchestrator.embedded_postgres import EmbeddedPostgres, resolve_bindir
+from orchestrator.errors import PrerequisiteMissing
+from orchestrator.ownership import Owner
+from orchestrator.process_group import ProcessGroup
+from orchestrator.providers.base import LogLines, RunningDatabase
+from orchestrator.spec import ServiceSpec, StackSpec, rendered
 from orchestrator.util import free_port
+
+if TYPE_CHECKING:
+    from orchestrator.config import OrchestratorConfig
+    from orchestrator.profile import AppProfile
+
+HOST = "127.0.0.1"
 
 
 @dataclass
@@ -23,6 +29,19 @@ class LocalDatabase:
     server: EmbeddedPostgres
     host_url: str
     service_url: str
+    name: str = "db"
+
+    def exit_code(self) -> int | None:
+        return self.server.exit_code()
+
+    def logs(self) -> LogLines | None:
+        return None  # the server writes its own log file; log_tail reads it
+
+    def log_tail(self, lines: int) -> str | None:
+        path = self.server.log_path
+        if not path.exists():
+            return None
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, timeout: float) -> None:
         self.server.stop()
@@ -39,105 +58,95 @@ class LocalDatabase:
 
 
 class LocalProcess:
-    """A `python -m backend ...` subprocess in its own process group."""
+    """One service instance: a subprocess leading its own process group."""
 
-    def __init__(self, name: str, process: subprocess.Popen[bytes], url: str | None) -> None:
+    def __init__(self, name: str, group: ProcessGroup, url: str | None) -> None:
         self.name = name
-        self.process = process
+        self.group = group
         self.url = url
 
     def exit_code(self) -> int | None:
-        return self.process.poll()
+        return self.group.exit_code()
+
+    def logs(self) -> LogLines | None:
+        return self.group.stdout
+
+    def log_tail(self, lines: int) -> str | None:
+        return None
 
     def stop(self, timeout: float) -> None:
-        """SIGTERM to the group, wait, then SIGKILL the group."""
-        if self.process.poll() is None:
-            _signal_group(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)
-        else:
-            _signal_group(self.process.pid, signal.SIGKILL)  # stray children of a dead leader
+        self.group.stop(timeout)
 
     def describe(self) -> dict[str, Any]:
-        return {"pid": self.process.pid, "command": self.process.args, "url": self.url}
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signum)
+        return {"pid": self.group.pid, "command": self.group.argv, "url": self.url}
 
 
 class LocalProvider:
-    name: ProviderName = "local"
+    name = "local"
 
-    def __init__(self, harvester: LogHarvester, pg_bindir: Path | None = None) -> None:
-        self.harvester = harvester
+    def __init__(self, pg_bindir: Path | None = None, pg_tmpdir: Path | None = None) -> None:
         self.pg_bindir = pg_bindir
-        self._server: EmbeddedPostgres | None = None
+        self.pg_tmpdir = pg_tmpdir
+        self.owner = Owner.current()  # stamped on every process: `clean` checks it lives
 
-    def prepare(self, spec: StackSpec) -> dict[str, Any]:
-        from orchestrator.embedded_postgres import resolve_bindir
-
+    def prepare(self, spec: StackSpec, app: AppProfile) -> dict[str, Any]:
         bindir = resolve_bindir(self.pg_bindir)  # raises PrerequisiteMissing with the fix
+        if self.pg_tmpdir is not None and not self.pg_tmpdir.is_dir():
+            raise PrerequisiteMissing(
+                f"the database folder {self.pg_tmpdir} (STACK_PG_TMPDIR) does not exist",
+                "create it, or unset STACK_PG_TMPDIR to use the temp dir",
+            )
         return {"python": sys.executable, "pg_bindir": str(bindir)}
 
     def start_database(self, spec: StackSpec) -> LocalDatabase:
         server = EmbeddedPostgres(
-            bindir=self.pg_bindir, password=spec.database.password, run_id=spec.run_id
+            bindir=self.pg_bindir,
+            password=spec.database.password,
+            run_id=spec.run_id,
+            user=spec.database.user,
+            base_dir=self.pg_tmpdir,
+            settings={"max_connections": str(spec.database.max_connections)},
         )
         server.start()
-        self._server = server
-        server.create_database(spec.database.name)
+        try:
+            server.create_database(spec.database.name)
+        except BaseException:
+            server.stop()
+            raise
         url = server.url(spec.database.name)
         return LocalDatabase(server=server, host_url=url, service_url=url)
 
     def start_service(
-        self, spec: StackSpec, service: ServiceSpec, database: RunningDatabase
+        self, spec: StackSpec, service: ServiceSpec, instance: str, database: RunningDatabase
     ) -> LocalProcess:
-        args = list(service.args)
-        url = None
-        if service.port is not None:
-            port = free_port()
-            args = _with_option(_with_option(args, "--host", "127.0.0.1"), "--port", str(port))
-            url = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            **service.env,
-            "DATABASE_URL": database.service_url,
-            "PYTHONUNBUFFERED": "1",
-            "CI_STACK_RUN_ID": spec.run_id,  # lets `clean` find leftovers of a killed run
+        port = free_port() if service.port is not None else None
+        values = {
+            "python": sys.executable,
+            "host": HOST,
+            "port": str(port or ""),
+            "instance": instance,
+            "run_id": spec.run_id,
+            "database_url": database.service_url,
         }
-        if service.role == "worker":
-            args += ["--worker-id", f"{service.name}-{spec.run_id}"]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backend", *args],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # own process group: stop() signals the whole group
-        )
-        assert process.stdout is not None
-        self.harvester.add_stream_source(service.name, process.stdout)
-        return LocalProcess(service.name, process, url)
-
-    def log_tail(self, name: str, lines: int = 40) -> str:
-        if name == "db" and self._server is not None:
-            path = self._server.log_path
-            if path.exists():
-                return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-        return "\n".join(self.harvester.tail(name, lines))
+        command, env = rendered(service, values)
+        owner = {RUN_ENV: spec.run_id, OWNER_ENV: self.owner.encode()}
+        group = ProcessGroup(command, {**os.environ, **env, **owner})
+        url = f"http://{HOST}:{port}" if port is not None else None
+        return LocalProcess(instance, group, url)
 
     def close(self) -> None:
-        self._server = None
+        """Nothing besides the services and the database (stopped by the Stack)."""
 
 
-def _with_option(args: list[str], option: str, value: str) -> list[str]:
-    if option in args:
-        index = args.index(option)
-        return [*args[: index + 1], value, *args[index + 2 :]]
-    return [*args, option, value]
+class LocalPlugin:
+    name = "local"
+    auto_rank = 20
 
+    def available(self, config: OrchestratorConfig, app: AppProfile) -> tuple[bool, str]:
+        return True, "the embedded stack runs anywhere Python does"
+
+    def create(self, config: OrchestratorConfig) -> LocalProvider:
+        return LocalProvider(pg_bindir=config.pg_bindir, pg_tmpdir=config.pg_tmpdir)
+
+
+plugin = LocalPlugin()

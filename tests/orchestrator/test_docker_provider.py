@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 import requests
 
-from orchestrator import images, runs
-from orchestrator.artifacts import Artifacts
+from orchestrator import images
+from orchestrator.apps.backend import BackendProfile
+from orchestrator.config import OrchestratorConfig
+from orchestrator.contract import RUN_LABEL
 from orchestrator.errors import OrchestratorError, StackStartError
 from orchestrator.log_harvest import LogHarvester
 from orchestrator.redaction import Redactor
-from orchestrator.session import StackOptions, open_stack
-from orchestrator.spec import RUN_LABEL, build_spec
+from orchestrator.session import open_stack
 from orchestrator.stack import Stack
 from tests.fixtures.stack_checks import ObservedRun, files_containing, quiet
 
@@ -93,10 +94,10 @@ def finished_run(
 ) -> FinishedRun:
     folder = tmp_path_factory.mktemp("docker-stack")
     password = secrets.token_urlsafe(18)
-    options = StackOptions(provider="docker", artifacts_dir=folder, password=password)
-    with open_stack(options, progress=quiet) as stack:
-        run_id = stack.spec.run_id
-        url = stack.backend_url
+    config = OrchestratorConfig(provider="docker", artifacts=folder)
+    with open_stack(config, password=password, progress=quiet) as run:
+        run_id = run.run_id
+        url = run.backend_url
         sent = requests.post(
             url + "/api/commands",
             json={"command_type": "TestCommand", "payload": {}, "behavior": {"type": "success"}},
@@ -114,7 +115,7 @@ def finished_run(
             folder=folder,
             password=password,
             run_id=run_id,
-            environment=stack.environment(),
+            environment=run.environment(),
             readyz=requests.get(url + "/api/health/readyz", timeout=10),
             workers=requests.get(url + "/api/workers", timeout=10).json()["workers"],
             command=command,
@@ -201,7 +202,7 @@ def test_stack_json_records_images_and_docker(
         assert prepare["images"][name]["status"] in ("built", "cached")
     assert facts["services"]["backend"]["image"] == built["backend"].tag
     assert facts["database"]["image"] == built["postgres-pgmq"].tag
-    assert {"db ready", "migrations", "backend ready", "2 workers ready", "total"} <= set(
+    assert {"db ready", "migrate done", "backend ready", "2 worker ready", "total"} <= set(
         facts["timings"]
     )
 
@@ -226,7 +227,6 @@ def test_the_password_never_reaches_the_artifacts(finished_run: FinishedRun) -> 
 def test_nothing_of_the_run_remains_after_exit(finished_run: FinishedRun) -> None:
     assert finished_run.left_containers == []
     assert finished_run.left_networks == []
-    assert finished_run.run_id not in runs.active_run_ids()
     facts = json.loads((finished_run.folder / "stack.json").read_text())
     assert "teardown" in facts["timings"]
 
@@ -240,11 +240,14 @@ def test_failing_migrations_fail_fast_with_their_log_and_leave_nothing(
 ) -> None:
     from orchestrator.providers.docker import DockerProvider
 
-    spec = build_spec(workers=1)
-    spec = replace(spec, migrate=replace(spec.migrate, args=("no-such-command",)))
-    artifacts = Artifacts(tmp_path, Redactor(spec.secrets)).create()
-    harvester = LogHarvester(artifacts.logs_dir, redact=Redactor(spec.secrets))
-    stack = Stack(spec, DockerProvider(harvester), artifacts, harvester, progress=quiet)
+    spec = BackendProfile().spec(OrchestratorConfig(workers=1))
+    broken = ("{python}", "-m", "backend", "no-such-command")
+    services = tuple(
+        replace(s, command=broken) if s.name == "migrate" else s for s in spec.services
+    )
+    spec = replace(spec, services=services)
+    harvester = LogHarvester(tmp_path / "logs", redact=Redactor(spec.secrets))
+    stack = Stack(spec, DockerProvider(), harvester, BackendProfile(), progress=quiet)
 
     started = time.perf_counter()
     with pytest.raises(StackStartError) as caught, stack:
@@ -264,20 +267,18 @@ def test_stopping_a_container_that_is_already_gone_is_quiet(
 ) -> None:
     from orchestrator.providers.docker import GONE, DockerProvider
 
-    spec = build_spec(workers=0)
-    harvester = LogHarvester(tmp_path, redact=Redactor(spec.secrets))
-    provider = DockerProvider(harvester)
+    spec = BackendProfile().spec(OrchestratorConfig(workers=0))
+    provider = DockerProvider()
     try:
-        provider.prepare(spec)
+        provider.prepare(spec, BackendProfile())
         database = provider.start_database(spec)
         docker_api.containers.get(database.container_id).remove(force=True)  # "killed"
 
         assert database.exit_code() == GONE
         database.stop(timeout=5)  # no error
-        assert "(no log recorded" not in provider.log_tail("db")  # the harvester's copy
+        assert database.log_tail(10) is None  # gone: the Stack falls back to the harvested copy
     finally:
         provider.close()
-        harvester.stop()
     assert labelled(docker_api, spec.run_id) == ([], [])
 
 
@@ -321,9 +322,13 @@ def test_remove_labelled_removes_a_dead_run_and_keeps_the_others(
                 for n in docker_api.networks.list(filters={"label": RUN_LABEL})
             ),
         }
-        keep = {str(r) for r in present if r and r != dead} | runs.active_run_ids()
+        keep_runs = {str(r) for r in present if r and r != dead}
+        skipped: list[str] = []
 
-        removed = remove_labelled(keep=keep)
+        removed = remove_labelled(
+            keep=lambda labels: "alive" if labels.get(RUN_LABEL) in keep_runs else None,
+            skipped=skipped,
+        )
 
         assert len(removed) == 2, removed
         container_line, network_line = sorted(removed)
@@ -335,9 +340,50 @@ def test_remove_labelled_removes_a_dead_run_and_keeps_the_others(
         assert [c.name for c in kept_containers] == [f"ci-stack-{alive}-db"]
         assert [n.name for n in kept_networks] == [f"ci-stack-{alive}"]
 
-        assert len(remove_labelled(run_id=alive, keep={alive})) == 2  # run_id wins over keep
+        assert any(line.startswith(f"container ci-stack-{alive}-db") for line in skipped)
+        assert len(remove_labelled(run_id=alive, keep=lambda _: "alive")) == 2  # run_id wins
         assert labelled(docker_api, alive) == ([], [])
         assert remove_labelled(run_id=alive) == []
     finally:
         remove_labelled(run_id=dead)
         remove_labelled(run_id=alive)
+
+
+@pytest.mark.usefixtures("built")
+def test_a_killed_db_container_is_named_and_teardown_is_quick(
+    docker_api: Any, tmp_path: Path
+) -> None:
+    import sys
+
+    from tests.fixtures.orchestrator_cli import CliProcess
+
+    ready = tmp_path / "ready"
+    wait_for_ready = (
+        "import os, sys, time, pathlib; "
+        "pathlib.Path(sys.argv[1]).write_text(os.environ['STACK_RUN_ID']); time.sleep(120)"
+    )
+    cli = CliProcess(
+        "run", "--provider", "docker", "--workers", "1", "--artifacts", str(tmp_path / "a"),
+        "--", sys.executable, "-c", wait_for_ready, str(ready),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert time.monotonic() < deadline, cli.stderr
+            assert cli.process.poll() is None, cli.stderr
+            time.sleep(0.1)
+        run_id = ready.read_text()
+        [db] = docker_api.containers.list(
+            filters={"label": [f"{RUN_LABEL}={run_id}", f"{SERVICE_LABEL}=db"]}
+        )
+        db.kill()
+        code = cli.wait(timeout=90)
+    finally:
+        cli.kill()
+
+    assert code == 5, cli.stderr
+    assert "orchestrator: db exited with 137 at " in cli.stderr
+    assert "ignored its stop signal" not in cli.stderr  # already dead is not a stop timeout
+    teardown = json.loads((tmp_path / "a" / "stack.json").read_text())["timings"]["teardown"]
+    assert labelled(docker_api, run_id) == ([], [])
+    assert teardown < 30

@@ -25,17 +25,14 @@ from orchestrator.pgmq_extension import (
     extension_files,
     install_pgmq_extension,
 )
+from orchestrator.proc import process_exists
 from tests.fixtures.database import DatabaseFactory
 
 DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
 
 
 def _process_gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
+    return not process_exists(pid)
 
 
 # --- the shared session server -------------------------------------------------------------

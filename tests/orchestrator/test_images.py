@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from orchestrator import images
+from orchestrator.contract import RUN_LABEL
 from orchestrator.errors import PrerequisiteMissing
 from orchestrator.pgmq_extension import bundled_pgmq_version
-from orchestrator.spec import RUN_LABEL
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_LABELS = {RUN_LABEL: f"pytest-images-{uuid.uuid4().hex[:8]}"}  # `clean` finds leftovers

@@ -250,3 +250,42 @@ def test_one_service_can_have_a_stream_and_an_sse_source(serve, harvester):
     assert lines(jsonl)[0]["message"] == "from the stream"
     assert log.read_text() == "stdout line\n"
     assert harvester.tail("backend") == ["stdout line"]  # the stream wins for error tails
+
+
+def test_a_full_disk_never_blocks_the_child_and_is_reported(tmp_path: Path) -> None:
+    """The log file hits ENOSPC (here: it is /dev/full): the harvester keeps draining the
+    child's pipe, so the child finishes; the loss is reported, the tail still works."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "chatty.log").symlink_to("/dev/full")
+    lines = 50_000  # ~5 MB: far more than a pipe buffer holds
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"for i in range({lines}): print('x' * 100, i, flush=False)"],
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    harvester = LogHarvester(logs, run_id="run-1")
+    try:
+        harvester.add_stream_source("chatty", child.stdout)
+
+        assert child.wait(timeout=60) == 0  # it was never blocked on a full pipe
+        wait_for(lambda: "chatty" not in harvester.running(), 30, "the source to drain")
+    finally:
+        harvester.stop()
+
+    problems = harvester.incomplete()
+    assert list(problems) == ["chatty.log"]
+    assert "No space left on device" in problems["chatty.log"]
+    assert f"{lines} line(s) dropped" in problems["chatty.log"]
+    assert harvester.tail("chatty", 1) == [f"{'x' * 100} {lines - 1}"]
+
+
+def test_records_are_stamped_with_the_run_id_and_files_hold_one_run(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    for run in ("first", "second"):
+        with LogHarvester(logs, run_id=run) as harvester:
+            harvester.add_stream_source("svc", [f'{{"message": "from {run}"}}', "plain text"])
+            wait_for(lambda h=harvester: "svc" not in h.running(), 5, "the source")
+
+    written = (logs / "svc.log").read_text().splitlines()
+    assert written == ['{"message": "from second", "run_id": "second"}', "plain text"]

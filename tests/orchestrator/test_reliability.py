@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import runs
 from orchestrator.embedded_postgres import BASE_DIR_ENV, find_leftovers
+from orchestrator.proc import process_exists
 from tests.fixtures.backend import wait_until
 from tests.fixtures.orchestrator_cli import CliProcess, local_run_args, run_cli
 from tests.fixtures.stack_checks import accepts_connections, live_pids_of_run
@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow
 
 # Writes the ready file atomically, then idles (a stand-in for a long test suite).
 BUSY_COMMAND = """
-import json, os, sys, time
+import json, os, signal, sys, time
+signal.signal(signal.SIGINT, lambda *_: sys.exit(130))  # a quiet Ctrl-C, like a test runner
 ready = sys.argv[1]
 info = {"pid": os.getpid(), **{k: v for k, v in os.environ.items() if k.startswith("STACK_")}}
 with open(ready + ".tmp", "w") as handle:
@@ -74,18 +75,13 @@ def start_run(folder: Path, command: str) -> tuple[CliProcess, dict[str, Any]]:
 
 
 def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
+    return process_exists(pid)
 
 
 def assert_nothing_left(run_id: str, info: dict[str, Any]) -> None:
     assert live_pids_of_run(run_id) == []
     assert not pid_alive(info["pid"]), "the command outlived its run"
     assert find_leftovers(run_id) == []
-    assert not (runs.registry_dir() / f"{run_id}.json").exists()
     if "STACK_BACKEND_URL" in info:
         assert not accepts_connections(info["STACK_BACKEND_URL"])
         assert not accepts_connections(info["STACK_DATABASE_URL"])
@@ -185,11 +181,67 @@ def test_a_backend_killed_mid_run_fails_the_run_and_the_artifacts_are_complete(
     finally:
         cli.kill()
 
-    assert code == 1, cli.stderr
+    assert code == 5, cli.stderr  # the stack failed: a service exited during the run
+    assert "orchestrator: backend exited with -9 at " in cli.stderr
+    assert '"logger": "backend.server"' in cli.stderr  # its log tail is printed
     summary = (folder / "summary.md").read_text()
     assert summary.startswith("# e2e run: FAILED")
-    assert "- command exit status: 1" in summary
+    assert "backend exited with -9" in summary
     assert (folder / "logs" / "backend.log").is_file()
     assert (folder / "logs" / "worker-1.log").is_file()
     assert "teardown" in json.loads((folder / "stack.json").read_text())["timings"]
+    assert_nothing_left(run_id, info)
+
+
+def test_clean_never_stops_a_live_run_started_with_another_tmpdir(
+    tmp_path: Path, private_pg_base: Path
+) -> None:
+    other_tmp = tmp_path / "other-tmp"
+    other_tmp.mkdir()
+    ready = tmp_path / "ready.json"
+    args = local_run_args(tmp_path / "artifacts", sys.executable, "-c", BUSY_COMMAND, str(ready))
+    cli = CliProcess(*args, TMPDIR=str(other_tmp))
+    no_docker = {"DOCKER_HOST": "unix:///nonexistent.sock"}
+    try:
+        wait_until(ready.exists, timeout=60, message="the command's ready file")
+        info = json.loads(ready.read_text())
+        run_id = info["STACK_RUN_ID"]
+        before = live_pids_of_run(run_id)
+
+        result = run_cli("clean", env=no_docker)  # our TMPDIR, not the run's
+
+        assert result.returncode == 0, result.stderr
+        assert live_pids_of_run(run_id) == before, "clean stopped a live run"
+        assert accepts_connections(info["STACK_BACKEND_URL"])
+        assert f"run {run_id} is alive (pid {cli.process.pid} on " in result.stderr
+        assert "Docker: not checked: no Docker daemon answered" in result.stderr
+        assert not [line for line in result.stdout.splitlines() if run_id in line]
+
+        cli.kill()  # now its owner is dead: the same clean removes all of it
+        swept = run_cli("clean", env=no_docker)
+    finally:
+        cli.kill()
+
+    assert swept.returncode == 0, swept.stderr
+    for pid in before:
+        assert f"removed process {pid} (run {run_id})" in swept.stdout, swept.stdout + swept.stderr
+    assert_nothing_left(run_id, info)
+
+
+def test_a_killed_postmaster_is_named_and_fails_the_run(tmp_path: Path) -> None:
+    cli, info = start_run(tmp_path, BUSY_COMMAND)
+    run_id = info["STACK_RUN_ID"]
+    folder = tmp_path / "artifacts"
+    try:
+        postmaster = json.loads((folder / "stack.json").read_text())["database"]["pid"]
+        os.kill(postmaster, signal.SIGKILL)
+        code = cli.wait(timeout=60)
+    finally:
+        cli.kill()
+
+    assert code == 5, cli.stderr
+    assert "orchestrator: db exited with -9 at " in cli.stderr
+    assert "backend exited" not in cli.stderr.split("orchestrator: db exited")[0]
+    summary = (folder / "summary.md").read_text()
+    assert "db exited with -9" in summary
     assert_nothing_left(run_id, info)

@@ -23,16 +23,20 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from orchestrator import runs
-from orchestrator.artifacts import Artifacts
+from orchestrator.apps.backend import BackendProfile
+from orchestrator.config import OrchestratorConfig
+from orchestrator.contract import OWNER_ENV
 from orchestrator.embedded_postgres import find_leftovers
 from orchestrator.errors import StackStartError, TeardownErrors
 from orchestrator.log_harvest import LogHarvester
-from orchestrator.providers.base import RunningDatabase
+from orchestrator.ownership import Owner
+from orchestrator.proc import process_environment
+from orchestrator.providers.base import LogLines, RunningDatabase
 from orchestrator.providers.local import LocalProvider
+from orchestrator.readiness import ProbeResult
 from orchestrator.redaction import Redactor
-from orchestrator.session import StackOptions, open_stack
-from orchestrator.spec import ProviderName, ServiceSpec, StackSpec, build_spec
+from orchestrator.session import open_stack
+from orchestrator.spec import ServiceSpec, StackSpec
 from orchestrator.stack import Stack
 from tests.fixtures.backend import REPO_ROOT, wait_until
 from tests.fixtures.orchestrator_cli import ORCHESTRATOR, local_run_args
@@ -53,7 +57,7 @@ class FinishedRun(ObservedRun):
     pids_while_running: list[int]
     pg_dir: Path
     pg_dir_existed: bool
-    registered_while_running: bool
+    owner_while_running: set[str | None]
     progress: list[str] = field(default_factory=list)
 
 
@@ -62,28 +66,29 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
     folder = tmp_path_factory.mktemp("local-stack")
     password = secrets.token_urlsafe(18)
     progress: list[str] = []
-    options = StackOptions(
-        provider="local", artifacts_dir=folder, workers=2, password=password, timeout=60
-    )
-    with open_stack(options, progress=progress.append) as stack:
-        run_id = stack.spec.run_id
+    config = OrchestratorConfig(provider="local", artifacts=folder, workers=2, timeout=60)
+    with open_stack(config, password=password, progress=progress.append) as run:
+        stack = run.stack
+        run_id = run.run_id
         # What a service printing its DSN, and a fact holding it, would leave behind.
         stack.harvester.add_stream_source("leaky", [f"connecting to {stack.database_url}\n"])
-        stack.artifacts.write_json("leaky.json", {"dsn": stack.database_url})
+        run.artifacts.write_json("leaky.json", {"dsn": stack.database_url})
         assert stack.state.database is not None
         pg_dir = Path(stack.state.database.describe()["data_dir"]).parent
         seen = FinishedRun(
             folder=folder,
             password=password,
             run_id=run_id,
-            environment=stack.environment(),
-            readyz=requests.get(stack.backend_url + "/api/health/readyz", timeout=10),
-            workers=requests.get(stack.backend_url + "/api/workers", timeout=10).json()["workers"],
+            environment=run.environment(),
+            readyz=requests.get(run.backend_url + "/api/health/readyz", timeout=10),
+            workers=requests.get(run.backend_url + "/api/workers", timeout=10).json()["workers"],
             stack_json_when_ready=json.loads((folder / "stack.json").read_text()),
             pids_while_running=live_pids_of_run(run_id),
             pg_dir=pg_dir,
             pg_dir_existed=pg_dir.is_dir(),
-            registered_while_running=(runs.registry_dir() / f"{run_id}.json").exists(),
+            owner_while_running={
+                process_environment(pid).get(OWNER_ENV) for pid in live_pids_of_run(run_id)
+            },
             progress=progress,
         )
     return seen
@@ -116,14 +121,15 @@ def test_stack_json_records_what_ran(finished_run: FinishedRun) -> None:
     facts = finished_run.stack_json_when_ready
 
     assert facts["provider"] == "local"
+    assert facts["app"] == "backend"
     assert facts["run_id"] == finished_run.run_id
-    assert facts["workers"] == 2
-    assert {"db ready", "migrations", "backend ready", "2 workers ready", "total"} <= set(
+    assert facts["config"]["workers"]["value"] == "2"
+    assert {"db ready", "migrate done", "backend ready", "2 worker ready", "total"} <= set(
         facts["timings"]
     )
     assert all(seconds >= 0 for seconds in facts["timings"].values())
-    assert facts["backend_url"] == finished_run.environment["STACK_BACKEND_URL"]
-    assert facts["services"]["backend"]["url"] == facts["backend_url"]
+    assert facts["urls"]["backend"] == finished_run.environment["STACK_BACKEND_URL"]
+    assert facts["services"]["backend"]["url"] == facts["urls"]["backend"]
     assert set(facts["services"]) == {"migrate", "backend", "worker-1", "worker-2"}
     assert all(isinstance(s["pid"], int) for s in facts["services"].values())
     database = facts["database"]
@@ -161,7 +167,7 @@ def test_logs_of_every_service_are_harvested(finished_run: FinishedRun) -> None:
 def test_progress_names_each_step(finished_run: FinishedRun) -> None:
     text = "\n".join(finished_run.progress)
 
-    for step in ("provider local", "db ready", "migrations", "backend ready", "teardown"):
+    for step in ("provider local", "db ready", "migrate done", "backend ready", "teardown"):
         assert step in text
 
 
@@ -169,12 +175,12 @@ def test_progress_names_each_step(finished_run: FinishedRun) -> None:
 def test_nothing_of_the_run_remains_after_exit(finished_run: FinishedRun) -> None:
     assert len(finished_run.pids_while_running) >= 3  # backend and two workers
     assert finished_run.pg_dir_existed
-    assert finished_run.registered_while_running
+    # Every process of the run names its owner: this process, so `clean` keeps it while alive.
+    assert finished_run.owner_while_running == {Owner.current().encode()}
 
     assert live_pids_of_run(finished_run.run_id) == []
     assert not finished_run.pg_dir.exists()
     assert find_leftovers(finished_run.run_id) == []
-    assert not (runs.registry_dir() / f"{finished_run.run_id}.json").exists()
     assert not accepts_connections(finished_run.environment["STACK_BACKEND_URL"])
     assert not accepts_connections(finished_run.environment["STACK_DATABASE_URL"])
 
@@ -242,36 +248,36 @@ def test_the_password_never_reaches_the_artifacts_of_a_cli_run(tmp_path: Path) -
 # -- stacks that fail to start -------------------------------------------------------------
 
 
+def backend_spec(workers: int = 1, timeout: float = 60) -> StackSpec:
+    return BackendProfile().spec(OrchestratorConfig(workers=workers, timeout=timeout))
+
+
 def local_stack(spec: StackSpec, folder: Path) -> Stack:
     """A Stack on the local provider for a hand-made spec (open_stack builds its own)."""
     redactor = Redactor(spec.secrets)
-    artifacts = Artifacts(folder, redactor).create()
-    harvester = LogHarvester(artifacts.logs_dir, redact=redactor)
-    return Stack(spec, LocalProvider(harvester), artifacts, harvester, progress=quiet)
+    harvester = LogHarvester(folder / "logs", redact=redactor, run_id=spec.run_id)
+    return Stack(spec, LocalProvider(), harvester, BackendProfile(), progress=quiet)
 
 
 def with_service(spec: StackSpec, name: str, **changes: Any) -> StackSpec:
-    service: ServiceSpec = getattr(spec, name)
-    new: dict[str, Any] = {name: replace(service, **changes)}
-    return replace(spec, **new)
+    services = tuple(replace(s, **changes) if s.name == name else s for s in spec.services)
+    return replace(spec, services=services)
 
 
-def assert_cleaned_up(spec: StackSpec, folder: Path) -> dict[str, Any]:
-    """Nothing of the run is left and stack.json was still written; returns stack.json."""
+def assert_cleaned_up(spec: StackSpec, stack: Stack) -> None:
+    """Nothing of the run is left, and the stack still knows what ran."""
     assert live_pids_of_run(spec.run_id) == []
     assert find_leftovers(spec.run_id) == []
-    assert (folder / "stack.json").is_file(), "a failed start must still write stack.json"
-    facts: dict[str, Any] = json.loads((folder / "stack.json").read_text())
-    assert facts["run_id"] == spec.run_id
-    assert "teardown" in facts["timings"]
-    return facts
+    assert "teardown" in stack.state.timings
 
 
 @pytest.mark.slow
 def test_failing_migrations_name_the_step_its_exit_code_and_its_log(tmp_path: Path) -> None:
-    spec = with_service(build_spec(workers=1), "migrate", args=("no-such-command",))
+    migrate = ("{python}", "-m", "backend", "no-such-command")
+    spec = with_service(backend_spec(), "migrate", command=migrate)
+    stack = local_stack(spec, tmp_path)
 
-    with pytest.raises(StackStartError) as caught, local_stack(spec, tmp_path):
+    with pytest.raises(StackStartError) as caught, stack:
         pytest.fail("the stack started without migrations")
 
     error = caught.value
@@ -279,8 +285,8 @@ def test_failing_migrations_name_the_step_its_exit_code_and_its_log(tmp_path: Pa
     assert "invalid choice: 'no-such-command'" in error.log_tail
     assert str(error).startswith("migrate exited with code 2 while waiting for exit code 0")
     assert "--- last lines of migrate's log ---" in str(error)
-    facts = assert_cleaned_up(spec, tmp_path)
-    assert "db ready" in facts["timings"]
+    assert_cleaned_up(spec, stack)
+    assert "db ready" in stack.state.timings
     assert (tmp_path / "logs" / "migrate.log").is_file()
 
 
@@ -288,9 +294,11 @@ def test_failing_migrations_name_the_step_its_exit_code_and_its_log(tmp_path: Pa
 def test_a_backend_that_never_gets_ready_times_out_with_a_diagnosis(tmp_path: Path) -> None:
     # `migrate --help` exits 0 without migrating: the backend serves but is never ready.
     # 5 s: long enough for a busy machine to get the backend listening and logging.
-    spec = with_service(build_spec(workers=1, timeout=5), "migrate", args=("--help",))
+    migrate = ("{python}", "-m", "backend", "migrate", "--help")
+    spec = with_service(backend_spec(timeout=5), "migrate", command=migrate)
+    stack = local_stack(spec, tmp_path)
 
-    with pytest.raises(StackStartError) as caught, local_stack(spec, tmp_path):
+    with pytest.raises(StackStartError) as caught, stack:
         pytest.fail("the stack started without migrations")
 
     error = caught.value
@@ -302,14 +310,13 @@ def test_a_backend_that_never_gets_ready_times_out_with_a_diagnosis(tmp_path: Pa
     assert '"migrations"' in error.last_answer  # the probe's answer says what is missing
     assert "Serving on http://127.0.0.1:" in error.log_tail
     assert "--- last lines of backend's log ---" in str(error)
-    facts = assert_cleaned_up(spec, tmp_path)
-    assert "backend" in facts["services"]
+    assert_cleaned_up(spec, stack)
 
 
 @pytest.mark.slow
 def test_a_backend_that_exits_fails_the_wait_at_once(tmp_path: Path) -> None:
-    spec = build_spec(workers=1, timeout=60)
-    spec = with_service(spec, "backend", env={**spec.backend.env, "FLASK_ENV": "bogus"})
+    spec = backend_spec()
+    spec = with_service(spec, "backend", env={**spec.service("backend").env, "FLASK_ENV": "bogus"})
 
     stack = local_stack(spec, tmp_path)
     with pytest.raises(StackStartError) as caught, stack:
@@ -320,17 +327,17 @@ def test_a_backend_that_exits_fails_the_wait_at_once(tmp_path: Path) -> None:
     assert "FLASK_ENV='bogus'" in error.log_tail
     assert "timed out" not in error.awaited
     assert stack.state.timings.get("backend ready") is None
-    assert_cleaned_up(spec, tmp_path)
+    assert_cleaned_up(spec, stack)
 
 
 @pytest.mark.slow
 def test_a_killed_backend_fails_the_next_command_and_teardown_still_completes(
     tmp_path: Path,
 ) -> None:
-    options = StackOptions(provider="local", artifacts_dir=tmp_path, workers=1)
-    with open_stack(options, progress=quiet) as stack:
-        run_id, env = stack.spec.run_id, stack.environment()
-        [backend] = [s for s in stack.state.services if s.name == "backend"]
+    config = OrchestratorConfig(provider="local", artifacts=tmp_path, workers=1)
+    with open_stack(config, progress=quiet) as run:
+        run_id, env = run.run_id, run.environment()
+        backend = run.stack.state.services["backend"]
         os.kill(backend.describe()["pid"], signal.SIGKILL)
         wait_until(lambda: backend.exit_code() is not None, 10, message="the backend to die")
         probe = "import os, requests; requests.get(os.environ['STACK_BACKEND_URL'], timeout=5)"
@@ -344,6 +351,8 @@ def test_a_killed_backend_fails_the_next_command_and_teardown_still_completes(
         )
         assert command.returncode != 0
         assert "ConnectionError" in command.stderr
+        [gone] = run.stack.exited_services()
+        assert (gone.name, gone.exit_code) == ("backend", -signal.SIGKILL)
 
     assert live_pids_of_run(run_id) == []
     assert find_leftovers(run_id) == []
@@ -364,6 +373,12 @@ class FakeService:
     def exit_code(self) -> int | None:
         return self._code
 
+    def logs(self) -> LogLines | None:
+        return [f"last line of {self.name}"]
+
+    def log_tail(self, lines: int) -> str | None:
+        return f"last line of {self.name}"
+
     def stop(self, timeout: float) -> None:
         self._calls.append(f"stop {self.name}")
         if self._fail:
@@ -373,48 +388,36 @@ class FakeService:
         return {"fake": True}
 
 
-class FakeDatabase:
+class FakeDatabase(FakeService):
     host_url = service_url = "postgresql://fake/db"
-
-    def __init__(self, calls: list[str], fail: bool) -> None:
-        self._calls, self._fail = calls, fail
-
-    def stop(self, timeout: float) -> None:
-        self._calls.append("stop db")
-        if self._fail:
-            raise RuntimeError("db would not stop")
-
-    def describe(self) -> dict[str, Any]:
-        return {"fake": True}
 
 
 class FakeProvider:
     """Records calls; `failing` names the parts whose stop/close raise."""
 
-    name: ProviderName = "local"
+    name = "fake"
 
     def __init__(self, failing: frozenset[str] = frozenset(), migrate_code: int = 0) -> None:
         self.calls: list[str] = []
         self.failing = failing
         self.migrate_code = migrate_code
 
-    def prepare(self, spec: StackSpec) -> dict[str, Any]:
+    def prepare(self, spec: StackSpec, app: Any) -> dict[str, Any]:
         self.calls.append("prepare")
         return {}
 
     def start_database(self, spec: StackSpec) -> FakeDatabase:
         self.calls.append("start db")
-        return FakeDatabase(self.calls, "db" in self.failing)
+        return FakeDatabase("db", self.calls, "db" in self.failing, None)
 
     def start_service(
-        self, spec: StackSpec, service: ServiceSpec, database: RunningDatabase | None
+        self, spec: StackSpec, service: ServiceSpec, instance: str, database: RunningDatabase
     ) -> FakeService:
-        self.calls.append(f"start {service.name}")
-        code = self.migrate_code if service.role == "migrate" else None
-        return FakeService(service.name, self.calls, service.name in self.failing, code)
-
-    def log_tail(self, name: str, lines: int = 40) -> str:
-        return f"last line of {name}"
+        self.calls.append(f"start {instance}")
+        code = self.migrate_code if service.name == "migrate" else None
+        running = FakeService(instance, self.calls, instance in self.failing, code)
+        running.url = "http://fake.invalid" if service.port else None
+        return running
 
     def close(self) -> None:
         self.calls.append("close")
@@ -422,24 +425,34 @@ class FakeProvider:
             raise RuntimeError("provider would not close")
 
 
-@pytest.fixture
-def fake_stack(tmp_path: Path) -> Iterator[tuple[Stack, FakeProvider]]:
-    def make(provider: FakeProvider) -> Stack:
-        artifacts = Artifacts(tmp_path, Redactor()).create()
-        harvester = LogHarvester(artifacts.logs_dir)
-        return Stack(build_spec(workers=2), provider, artifacts, harvester, progress=quiet)
+def always_ready(*_args: Any) -> Any:
+    return lambda: ProbeResult(True, "fake: ready")
 
-    yield make  # type: ignore[misc]
+
+@pytest.fixture
+def fake_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    # No real database or HTTP behind the fakes: every probe answers ready.
+    monkeypatch.setattr("orchestrator.stack.postgres_ready", always_ready)
+    monkeypatch.setattr("orchestrator.stack.http_ready", always_ready)
+
+    def make(provider: FakeProvider) -> Stack:
+        harvester = LogHarvester(tmp_path / "logs")
+        spec = backend_spec(workers=2)
+        return Stack(spec, provider, harvester, BackendProfile(), progress=quiet)
+
+    yield make
 
 
 def test_teardown_runs_every_step_in_reverse_order_and_collects_the_errors(
-    tmp_path: Path, fake_stack: Any
+    fake_stack: Any,
 ) -> None:
     provider = FakeProvider(failing=frozenset({"backend", "worker-1", "db", "provider"}))
     stack: Stack = fake_stack(provider)
     stack.state.database = provider.start_database(stack.spec)
-    for service in stack.spec.services_in_start_order():
-        stack.state.services.append(provider.start_service(stack.spec, service, None))
+    for service in stack.spec.services:
+        for instance in service.instances():
+            running = provider.start_service(stack.spec, service, instance, stack.state.database)
+            stack.state.services[instance] = running
     provider.calls.clear()
 
     with pytest.raises(TeardownErrors) as caught:
@@ -453,12 +466,13 @@ def test_teardown_runs_every_step_in_reverse_order_and_collects_the_errors(
     ]
     calls = provider.calls
     assert sorted(calls[:2]) == ["stop worker-1", "stop worker-2"]  # workers drain together
-    assert calls[2:] == ["stop backend", "stop migrate", "stop db", "close"]
-    assert stack.state.services == [] and stack.state.database is None
-    assert "teardown" in json.loads((tmp_path / "stack.json").read_text())["timings"]
+    assert sorted(calls[2:4]) == ["stop backend", "stop migrate"]
+    assert calls[4:] == ["stop db", "close"]
+    assert stack.state.services == {} and stack.state.database is None
+    assert "teardown" in stack.state.timings
 
 
-def test_a_failed_start_stops_what_was_started(tmp_path: Path, fake_stack: Any) -> None:
+def test_a_failed_start_stops_what_was_started(fake_stack: Any) -> None:
     provider = FakeProvider(migrate_code=1)
 
     with pytest.raises(StackStartError) as caught, fake_stack(provider):
@@ -468,11 +482,11 @@ def test_a_failed_start_stops_what_was_started(tmp_path: Path, fake_stack: Any) 
     calls = provider.calls
     assert calls[:2] == ["prepare", "start db"]
     assert sorted(calls[2:4]) == ["start backend", "start migrate"]
+    assert "start worker-1" not in calls  # workers wait for migrations
     assert sorted(calls[4:6]) == ["stop backend", "stop migrate"]
     assert calls[6:] == ["stop db", "close"]
     assert (caught.value.service, caught.value.exit_code) == ("migrate", 1)
     assert caught.value.log_tail == "last line of migrate"
-    assert (tmp_path / "stack.json").is_file()
 
 
 def test_a_failed_start_keeps_its_error_when_the_teardown_fails_too(fake_stack: Any) -> None:
@@ -485,3 +499,20 @@ def test_a_failed_start_keeps_its_error_when_the_teardown_fails_too(fake_stack: 
         "while stopping the half-started stack: teardown failed: db: db would not stop"
     ]
     assert provider.calls[-2:] == ["stop db", "close"]
+
+
+def test_dependents_start_only_after_their_dependencies_are_ready(fake_stack: Any) -> None:
+    provider = FakeProvider()
+
+    with fake_stack(provider) as stack:
+        started = list(provider.calls)
+
+    assert started.index("start worker-1") > started.index("start migrate")
+    assert set(stack.state.timings) >= {
+        "db ready",
+        "migrate done",
+        "backend ready",
+        "2 worker ready",
+        "total",
+        "teardown",
+    }

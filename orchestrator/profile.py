@@ -1,0 +1,144 @@
+"""App profiles: everything the orchestrator knows about one application, in one object.
+
+A profile says which services make up the app's stack (`services`), what its database needs
+(`database`), which container images it runs (`prepare_images`), what a command run against
+the stack is told (`environment`), how to reset its data between tests (`reset`). The core
+modules never name an application; they only call these.
+
+Select one with `--app module:attr` (or `path/to/file.py:attr`), `STACK_APP`, or
+`app = "..."` under `[tool.ci-stack]` in pyproject.toml. Write your own by subclassing
+`AppProfile` (see `examples/notes_app/profile.py`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import OrchestratorError, PrerequisiteMissing
+from orchestrator.spec import DatabaseSpec, ServiceSpec, StackSpec, new_run_id
+
+if TYPE_CHECKING:
+    from orchestrator.config import OrchestratorConfig
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ContainerImage:
+    """An image a container provider can run: its tag and (when known) its id."""
+
+    tag: str
+    image_id: str | None = None
+    facts: Mapping[str, Any] | None = None  # for stack.json (digest, build status, ...)
+
+
+class AppProfile:
+    """Base class: override `services` (and more as needed)."""
+
+    name: str = "app"
+    # The service whose URL tests get as STACK_BACKEND_URL (the app's front door).
+    web_service: str | None = None
+
+    def database(self, config: OrchestratorConfig) -> DatabaseSpec:
+        return DatabaseSpec()
+
+    def services(self, config: OrchestratorConfig) -> tuple[ServiceSpec, ...]:
+        raise NotImplementedError(f"{type(self).__name__} must define services(config)")
+
+    def spec(
+        self, config: OrchestratorConfig, run_id: str | None = None, password: str | None = None
+    ) -> StackSpec:
+        database = self.database(config)
+        if password is not None:
+            database = replace(database, password=password)
+        return StackSpec(
+            run_id=run_id or new_run_id(),
+            app=self.name,
+            database=database,
+            services=self.services(config),
+            timeout=config.timeout,
+        )
+
+    def images_available(self, client: Any) -> tuple[bool, str]:
+        """Cheap (nothing built or pulled): can `prepare_images` succeed here? `auto` asks
+        this before it picks a container provider; (False, why) makes it fall back."""
+        return True, "the profile does not say"
+
+    def prepare_images(
+        self, client: Any, progress: Progress, log_path: Path | None = None
+    ) -> Mapping[str, ContainerImage]:
+        """Build or find the images that `database().image` and services' `image` name;
+        one progress line per step, the whole build output appended to `log_path`."""
+        raise PrerequisiteMissing(
+            f"app profile {self.name!r} has no container images",
+            "use --provider local, or give the profile a prepare_images()",
+        )
+
+    def environment(self, spec: StackSpec) -> dict[str, str]:
+        """Extra variables for a command run against the stack (beyond the STACK_* ones)."""
+        return {}
+
+    def reset(self, base_url: str, seed: bool, headers: Mapping[str, str]) -> dict[str, Any]:
+        """Bring the app's data back to a known state (the pytest `reset_db` fixture)."""
+        raise OrchestratorError(f"app profile {self.name!r} has no reset")
+
+
+class ProfileNotFound(OrchestratorError):
+    """`--app` / STACK_APP names something that is not an AppProfile."""
+
+
+def load_profile(reference: str) -> AppProfile:
+    """`package.module:attr` or `path/to/file.py:attr` → the AppProfile it names.
+
+    `attr` may be a profile instance, an AppProfile subclass, or a function returning one."""
+    module_ref, sep, attr = reference.rpartition(":")
+    if not sep or not module_ref or not attr:
+        raise ProfileNotFound(
+            f"app profile {reference!r} is not of the form module:attr or path/to/file.py:attr"
+        )
+    module = _import(module_ref, reference)
+    try:
+        target = getattr(module, attr)
+    except AttributeError:
+        raise ProfileNotFound(
+            f"app profile {reference!r}: {module_ref} has no attribute {attr!r}"
+        ) from None
+    if (isinstance(target, type) and issubclass(target, AppProfile)) or (
+        callable(target) and not isinstance(target, AppProfile)
+    ):
+        target = target()
+    if not isinstance(target, AppProfile):
+        raise ProfileNotFound(
+            f"app profile {reference!r} is a {type(target).__name__}, not an AppProfile"
+        )
+    return target
+
+
+def _import(module_ref: str, reference: str) -> Any:
+    if module_ref.endswith(".py") or "/" in module_ref:
+        path = Path(module_ref).expanduser().resolve()
+        if not path.is_file():
+            raise ProfileNotFound(f"app profile {reference!r}: no file {path}")
+        name = f"ci_stack_profile_{abs(hash(str(path)))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ProfileNotFound(f"app profile {reference!r}: {path} is not a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        # The profile's own folder is importable, so it can import its app.
+        sys.path.insert(0, str(path.parent))
+        spec.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(module_ref)
+    except ModuleNotFoundError as exc:
+        raise ProfileNotFound(
+            f"app profile {reference!r}: module {exc.name!r} not found "
+            "(is it installed or on PYTHONPATH? a file path works too: path/to/profile.py:attr)"
+        ) from None

@@ -1,0 +1,161 @@
+"""Every misuse ends in one line naming the problem and the fix, with the documented exit
+code, and leaves nothing behind — never a traceback. Cases from fault injection (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.orchestrator_cli import local_run_args, run_cli
+from tests.fixtures.stack_checks import live_pids_of_run
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if not line.startswith("stack  ")]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_an_artifacts_folder_under_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+
+    result = run_cli(*local_run_args(tmp_path / "file" / "artifacts", "true"))
+
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert f"cannot write the artifacts folder {tmp_path / 'file' / 'artifacts'}" in line
+    assert "Fix: pass --artifacts" in line
+
+
+def test_an_artifacts_path_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "artifacts").write_text("not a folder")
+
+    result = run_cli(*local_run_args(tmp_path / "artifacts", "true"))
+
+    assert result.returncode == 2
+    assert "cannot write the artifacts folder" in one_line(result.stderr)
+    assert (tmp_path / "artifacts").read_text() == "not a folder"  # nothing lost
+
+
+def test_an_unwritable_artifacts_folder_is_one_line() -> None:
+    # /proc refuses new entries even to root, as a read-only folder refuses a user.
+    result = run_cli(*local_run_args(Path("/proc/ci-stack-artifacts"), "true"))
+
+    assert result.returncode == 2
+    assert "cannot write the artifacts folder /proc/ci-stack-artifacts" in one_line(result.stderr)
+
+
+def test_a_missing_pg_tmpdir_is_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+
+    result = run_cli(*local_run_args(tmp_path / "a", "true"), env={"STACK_PG_TMPDIR": str(missing)})
+
+    assert result.returncode == 2
+    line = [x for x in result.stderr.splitlines() if x.startswith("orchestrator:")]
+    assert (
+        len(line) == 1
+        and f"the database folder {missing} (STACK_PG_TMPDIR) does not exist" in line[0]
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "says"),
+    [
+        (["no-such-command-xyz"], 127, "command not found: no-such-command-xyz"),
+        (["/no/such/file"], 127, "command not found: /no/such/file (no such file)"),
+        (["./README.md"], 126, "command not executable: ./README.md"),
+    ],
+)
+def test_a_command_that_cannot_run_exits_like_a_shell_before_any_stack_starts(
+    tmp_path: Path, command: list[str], code: int, says: str
+) -> None:
+    result = run_cli(*local_run_args(tmp_path / "a", *command))
+
+    assert result.returncode == code
+    assert says in one_line(result.stderr)
+    assert not (tmp_path / "a").exists()  # no stack was started for it
+
+
+def test_a_directory_is_not_executable(tmp_path: Path) -> None:
+    result = run_cli(*local_run_args(tmp_path / "a", str(tmp_path)))
+
+    assert result.returncode == 126
+
+
+def test_too_many_workers_for_the_database_is_refused_up_front(tmp_path: Path) -> None:
+    result = run_cli("run", "--provider", "local", "--workers", "80", "--artifacts",
+                     str(tmp_path / "a"), "--", "true")  # fmt: skip
+
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert "--workers 80 would need up to" in line
+    assert "use --workers 23 or fewer" in line
+
+
+@pytest.mark.slow
+def test_a_command_killed_by_a_signal_exits_128_plus_n(tmp_path: Path) -> None:
+    result = run_cli(*local_run_args(tmp_path / "a", "sh", "-c", "kill -9 $$"), timeout=90)
+
+    assert result.returncode == 137, result.stderr
+    facts = json.loads((tmp_path / "a" / "stack.json").read_text())
+    assert facts["command_status"] == 137
+    assert facts["verdict"] == "failed"
+
+
+@pytest.mark.slow
+def test_background_processes_of_the_command_do_not_outlive_the_run(tmp_path: Path) -> None:
+    pid_file = tmp_path / "bg.pid"
+    script = f"nohup sleep 300 >/dev/null 2>&1 & echo $! > {pid_file}"
+
+    result = run_cli(*local_run_args(tmp_path / "a", "sh", "-c", script), timeout=90)
+
+    assert result.returncode == 0, result.stderr
+    pid = int(pid_file.read_text())
+    assert (
+        not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    )
+    facts = json.loads((tmp_path / "a" / "stack.json").read_text())
+    assert live_pids_of_run(facts["run_id"]) == []
+
+
+@pytest.mark.slow
+def test_a_second_run_into_a_held_folder_is_refused_naming_the_live_run(tmp_path: Path) -> None:
+    from tests.fixtures.orchestrator_cli import CliProcess
+
+    folder = tmp_path / "shared"
+    first = CliProcess("up", "--provider", "local", "--workers", "0", "--json",
+                       "--artifacts", str(folder))  # fmt: skip
+    try:
+        run_id = json.loads(first.next_stdout_line(timeout=60))["STACK_RUN_ID"]
+
+        second = run_cli(*local_run_args(folder, "true"))
+    finally:
+        first.kill()
+
+    assert second.returncode == 2
+    line = one_line(second.stderr)
+    assert f"the artifacts folder {folder} is in use by run {run_id} (pid " in line
+    assert "pass --artifacts another folder" in line
+
+
+def test_the_cli_without_its_dependencies_says_how_to_install_them(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # A python that finds our code but none of its dependencies (no site-packages).
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "orchestrator", "run", "--", "true"],
+        cwd=root, capture_output=True, text=True, timeout=30, check=False,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert "is not installed. Fix: pip install -e '.[orchestrator]'" in line
+    assert stat.S_ISDIR((root / "orchestrator").stat().st_mode)
