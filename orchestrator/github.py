@@ -186,7 +186,7 @@ def job_summary_markdown(markdown: str, artifact_url: str | None) -> str:
             "the paths above are inside it."
         )
     else:
-        evidence = "Evidence: no artifact was uploaded; the paths above are in the artifacts dir."
+        evidence = "Evidence: the paths above are in this run's artifacts folder (no link known)."
     text = body + "\n" + evidence + "\n"
     if len(text.encode("utf-8")) > SUMMARY_LIMIT_BYTES:
         cut = text.encode("utf-8")[: SUMMARY_LIMIT_BYTES - 4096].decode("utf-8", "ignore")
