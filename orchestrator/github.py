@@ -170,14 +170,14 @@ def print_annotations(
 
 
 def job_summary_markdown(markdown: str, artifact_url: str | None) -> str:
-    """`markdown` fit for the job summary: relative links become plain paths (they would
-    resolve against the run page), absolute ones stay; one line links the artifact."""
+    """`markdown` fit for the job summary: relative links become their plain paths (as links
+    they would resolve against the run page), absolute ones stay; one line links the artifact."""
 
     def unlink(match: re.Match[str]) -> str:
-        text, target = match.group(1), match.group(2)
+        target = match.group(2)
         if _ABSOLUTE.match(target):
             return match.group(0)
-        return text if text.startswith("`") else f"`{text}`"
+        return f"`{target}`"  # where it is inside the artifact, as plain text
 
     body = _LINK.sub(unlink, markdown).rstrip() + "\n"
     if artifact_url:
@@ -186,7 +186,7 @@ def job_summary_markdown(markdown: str, artifact_url: str | None) -> str:
             "the paths above are inside it."
         )
     else:
-        evidence = "Evidence: no artifact was uploaded; the paths above are in the artifacts dir."
+        evidence = "Evidence: the paths above are in this run's artifacts folder (no link known)."
     text = body + "\n" + evidence + "\n"
     if len(text.encode("utf-8")) > SUMMARY_LIMIT_BYTES:
         cut = text.encode("utf-8")[: SUMMARY_LIMIT_BYTES - 4096].decode("utf-8", "ignore")
