@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from orchestrator.artifacts.junit import JunitCase, evidence_markers, failure_location, read_cases
 from orchestrator.errors import OrchestratorError
-from orchestrator.junit import JunitCase, evidence_markers, failure_location, read_cases
 
 ANNOTATION_LIMIT = 50  # GitHub shows at most 50 error annotations per job (10 per step)
 SUMMARY_LIMIT_BYTES = 1024 * 1024  # $GITHUB_STEP_SUMMARY's limit per step

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from orchestrator.errors import OrchestratorError
-from orchestrator.github import print_annotations
-from orchestrator.junit import (
+from orchestrator.artifacts.junit import (
     JunitCase,
     JunitUnreadable,
     count_outcomes,
@@ -32,6 +30,8 @@ from orchestrator.junit import (
     read_cases,
     write_merged,
 )
+from orchestrator.errors import OrchestratorError
+from orchestrator.github import print_annotations
 
 SHARDS_DIR = "shards"
 EXIT_RED = 1

@@ -1,22 +1,132 @@
-"""junit.xml read into totals and test cases: the fallback when no results.jsonl exists."""
+"""pytest's junit.xml: read as test cases (and totals), written back as one merged file.
+
+The one junit reader: the report falls back on it when a run has no results.jsonl, `merge`
+combines shards with it, GitHub annotations come from its cases. Standard library only.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from orchestrator.artifacts.layout import FAILED_TEST_FILE
+from orchestrator.errors import OrchestratorError
+
+Outcome = Literal["passed", "failed", "error", "skipped"]
+_PROBLEMS: tuple[Outcome, ...] = ("failed", "error", "skipped")
+_TAGS: dict[str, Outcome] = {"failure": "failed", "error": "error", "skipped": "skipped"}
+# "tests/test_x.py:12: AssertionError": pytest's location line of a traceback entry
+_LOCATION = re.compile(r"^([^\s:][^:\n]*\.py):(\d+):", re.MULTILINE)
 
 
-@dataclass
+class JunitUnreadable(OrchestratorError):
+    """A junit.xml that exists but is not pytest's XML."""
+
+
+@dataclass(frozen=True)
 class JunitCase:
+    """One `<testcase>`: its names, time, outcome and the failure text pytest wrote."""
+
     classname: str
     name: str
     seconds: float
-    outcome: str  # passed | failed | error | skipped
-    message: str
-    text: str
-    file: str | None
-    line: int | None
+    outcome: Outcome
+    message: str = ""
+    text: str = ""
+    suite: str = ""
+    file: str | None = None  # pytest writes file/line only with junit_family=xunit1
+    line: int | None = None
+
+    @property
+    def junit_name(self) -> str:
+        """`classname::name`, the form `artifacts` uses to match evidence folders."""
+        return f"{self.classname}::{self.name}"
+
+    def location(self) -> tuple[str, int]:
+        """`(file, line)` of the failure in the test's own file when the traceback shows it;
+        else the last location in the traceback; else the test module's path, line 1."""
+        module_file = self.classname.replace(".", "/")
+        return failure_location(self.text, module_file) or (_module_path(self.classname), 1)
+
+
+def failure_location(text: str, module: str) -> tuple[str, int] | None:
+    """The last `path.py:line:` of a pytest traceback inside `module` (a path without `.py`,
+    e.g. `tests/test_x`), else the last one at all; None when the text shows none."""
+    found = [(path, int(line)) for path, line in _LOCATION.findall(text)]
+    in_module = [
+        (path, line)
+        for path, line in found
+        if _is_module_of(path.removesuffix(".py").removeprefix("./"), module)
+    ]
+    candidates = in_module or found
+    return candidates[-1] if candidates else None
+
+
+def junit_name(nodeid: str) -> str:
+    """The `classname::name` pytest's junitxml writes for a node id (its mangle_test_address)."""
+    path, bracket, params = nodeid.partition("[")
+    names = path.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+    names[-1] += bracket + params
+    return ".".join(names[:-1]) + "::" + names[-1]
+
+
+def evidence_markers(folder: Path, *, below: bool = False) -> dict[str, tuple[str, Path]]:
+    """junit name -> (node id, evidence folder) from the pytest plugin's `tests/<slug>/test.json`
+    markers in `folder` (`below`: also in folders under it, e.g. a merged run's shards)."""
+    pattern = f"**/tests/*/{FAILED_TEST_FILE}" if below else f"tests/*/{FAILED_TEST_FILE}"
+    found: dict[str, tuple[str, Path]] = {}
+    for marker in sorted(folder.glob(pattern)):
+        try:
+            nodeid = json.loads(marker.read_text(encoding="utf-8")).get("nodeid")
+        except (OSError, ValueError, AttributeError):
+            continue  # a marker cut short by a killed run: that test keeps its junit name
+        if isinstance(nodeid, str) and nodeid:
+            found[junit_name(nodeid)] = (nodeid, marker.parent)
+    return found
+
+
+def read_cases(path: Path, suite: str = "") -> list[JunitCase]:
+    """Every test case of a junit.xml (`<testsuites>` or a bare `<testsuite>`)."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise JunitUnreadable(f"{path} is not valid junit XML ({exc})") from exc
+    if root.tag not in ("testsuites", "testsuite"):
+        raise JunitUnreadable(f"{path} has <{root.tag}> at its root, not <testsuites>")
+    cases = []
+    for element in root.iter("testcase"):
+        outcome: Outcome = "passed"
+        message = text = ""
+        for child in element:
+            tag_outcome = _TAGS.get(child.tag)
+            if tag_outcome is None:
+                continue
+            # A failed teardown after a failure adds an <error>: the worse one counts first.
+            if outcome == "passed" or _PROBLEMS.index(tag_outcome) < _PROBLEMS.index(outcome):
+                outcome = tag_outcome
+                message = child.get("message") or ""
+                text = child.text or ""
+        line = element.get("line")
+        cases.append(
+            JunitCase(
+                classname=element.get("classname", ""),
+                name=element.get("name", ""),
+                seconds=float(element.get("time") or 0),
+                outcome=outcome,
+                message=message,
+                text=text,
+                suite=suite,
+                file=element.get("file"),
+                line=int(line) + 1 if line and line.isdigit() else None,  # junit's are 0-based
+            )
+        )
+    return cases
 
 
 @dataclass
@@ -34,38 +144,61 @@ class JunitTotals:
 
 
 def read_junit(path: Path) -> JunitTotals | None:
-    """Totals and cases of a junit.xml; None when it is missing or not well-formed."""
+    """Totals and cases of a junit.xml; None when it is missing or not pytest's XML."""
     try:
-        root = ET.parse(path).getroot()
-    except (OSError, ET.ParseError):
+        cases = read_cases(path)
+        suites = _suites_of(ET.parse(path).getroot())
+    except (OSError, JunitUnreadable, ET.ParseError):
         return None
-    totals = JunitTotals()
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    totals = JunitTotals(cases=cases)
     for suite in suites:
         totals.tests += int(suite.get("tests", 0))
         totals.failures += int(suite.get("failures", 0))
         totals.errors += int(suite.get("errors", 0))
         totals.skipped += int(suite.get("skipped", 0))
         totals.seconds += float(suite.get("time", 0) or 0)
-        totals.cases += [_case(element) for element in suite.iter("testcase")]
     return totals
 
 
-def _case(element: ET.Element) -> JunitCase:
-    outcome, problem = "passed", None
-    for tag in ("failure", "error", "skipped"):
-        found = element.find(tag)
-        if found is not None:
-            outcome, problem = ("failed" if tag == "failure" else tag), found
-            break
-    line = element.get("line")
-    return JunitCase(
-        classname=element.get("classname", ""),
-        name=element.get("name", ""),
-        seconds=float(element.get("time", 0) or 0),
-        outcome=outcome,
-        message=(problem.get("message") or "") if problem is not None else "",
-        text=(problem.text or "") if problem is not None else "",
-        file=element.get("file"),
-        line=int(line) + 1 if line and line.isdigit() else None,
-    )
+def write_merged(suites: Sequence[tuple[str, Path]], dest: Path) -> None:
+    """One `<testsuites>` holding every shard's `<testsuite>`, renamed after its shard."""
+    merged = ET.Element("testsuites")
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    seconds = 0.0
+    for name, path in suites:
+        for suite in _suites_of(ET.parse(path).getroot()):
+            suite.set("name", name)
+            for key in totals:
+                totals[key] += int(suite.get(key, 0))
+            seconds += float(suite.get("time") or 0)
+            merged.append(suite)
+    for key, value in totals.items():
+        merged.set(key, str(value))
+    merged.set("time", f"{seconds:.3f}")
+    merged.set("name", "merged")
+    ET.indent(merged)
+    ET.ElementTree(merged).write(dest, encoding="utf-8", xml_declaration=True)
+
+
+def count_outcomes(cases: Iterable[JunitCase]) -> dict[Outcome, int]:
+    counts: dict[Outcome, int] = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
+    for case in cases:
+        counts[case.outcome] += 1
+    return counts
+
+
+def _suites_of(root: ET.Element) -> list[ET.Element]:
+    return [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+
+
+def _is_module_of(module: str, dotted_path: str) -> bool:
+    return dotted_path == module or dotted_path.startswith(module + "/")
+
+
+def _module_path(classname: str) -> str:
+    # "tests.orchestrator.test_x.TestClass" -> "tests/orchestrator/test_x.py" (classes are
+    # CamelCase by pytest's convention, modules are not)
+    parts = classname.split(".")
+    while len(parts) > 1 and parts[-1][:1].isupper():
+        parts.pop()
+    return "/".join(parts) + ".py"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import github, merge
-from orchestrator.junit import JunitCase
+from orchestrator.artifacts.junit import JunitCase
 
 pytest_plugins = ["pytester"]
 

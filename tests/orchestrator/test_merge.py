@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import merge
-from orchestrator.junit import count_outcomes, read_cases
+from orchestrator.artifacts.junit import count_outcomes, read_cases
 
 pytest_plugins = ["pytester"]
 

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.junit import count_outcomes, read_cases
+from orchestrator.artifacts.junit import count_outcomes, read_cases
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "ci.yml"
