@@ -175,6 +175,7 @@ def bench(session: nox.Session) -> None:
         "bench_bus",
         "bench_stack",
         "bench_report",
+        "bench_bulk_payload",
     ):
         session.run("python", "-m", f"benchmarks.{module}")
 

@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from psycopg_pool import ConnectionPool
 from backend.bus.compat import apply_pgmq_compat
 from benchmarks.results import percentile, write_result
 from orchestrator.embedded_postgres import EmbeddedPostgres
+from orchestrator.process_group import ProcessGroup
 from orchestrator.util import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 
 
 class Process:
-    """One `python -m <module> <args>` child with its output in a log file."""
+    """One `python -m <module> <args>` child (its own process group), output in a log file."""
 
     def __init__(
         self, name: str, module: str, args: list[str], env: dict[str, str], folder: Path
@@ -82,18 +82,14 @@ class Process:
         self.command = [sys.executable, "-m", module, *args]
         self.env = {**os.environ, **env}
         self.log_path = folder / f"{name}.log"
-        self.popen: subprocess.Popen[bytes] | None = None
+        self.group: ProcessGroup | None = None
+
+    @property
+    def popen(self) -> subprocess.Popen[bytes] | None:
+        return None if self.group is None else self.group.process
 
     def start(self) -> Self:
-        with self.log_path.open("wb") as log:
-            self.popen = subprocess.Popen(
-                self.command,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO_ROOT,
-                start_new_session=True,
-            )
+        self.group = ProcessGroup(self.command, self.env, output=self.log_path, cwd=REPO_ROOT)
         return self
 
     def check_alive(self) -> None:
@@ -106,14 +102,7 @@ class Process:
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, wait, then SIGKILL the process group."""
-        if self.popen is None or self.popen.poll() is not None:
-            return None if self.popen is None else self.popen.returncode
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            return self.popen.wait(timeout=5)
+        return None if self.group is None else self.group.stop(timeout)
 
 
 class BenchStack:
