@@ -328,8 +328,10 @@ def _state_file(path: Path | None, run: Run) -> Iterator[None]:
         "environment": run.environment(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(state, indent=2) + "\n")
-    path.chmod(0o600)  # it holds the database URL
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(state, indent=2) + "\n")
+    partial.chmod(0o600)  # it holds the database URL
+    partial.replace(path)  # readers see the whole file or none
     try:
         yield
     finally:

@@ -132,13 +132,17 @@ def _failures(
 
 
 def _from_report(test: ReportedTest) -> Failure:
+    """Annotate the line of the test's own file that failed (the call into a page object,
+    not the helper's inside), else where it crashed, else where the test is defined."""
     module = test.nodeid.split("::", 1)[0]
+    traced = failure_location(test.longrepr, module.removesuffix(".py"))
     where = test.crash or test.location
-    if where and where.rpartition(":")[2].isdigit():
+    if traced is not None and traced[0].removeprefix("./") == module:
+        position = traced
+    elif where and where.rpartition(":")[2].isdigit():
         path, _, line = where.rpartition(":")
         position = (path, int(line))
-    else:  # no recorded crash: the traceback's own lines, else the module's first line
-        traced = failure_location(test.longrepr, module.removesuffix(".py"))
+    else:
         position = traced or (module, 1)
     message = (test.message or test.outcome).strip()
     return Failure(*position, _titled(test.nodeid, test.outcome), message)

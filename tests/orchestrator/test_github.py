@@ -172,6 +172,19 @@ def test_annotations_from_the_reports_run_data_use_its_crash_location() -> None:
     ]
 
 
+def test_a_failure_inside_a_helper_is_annotated_at_the_tests_own_line() -> None:
+    traceback = (
+        "e2e/test_a.py:19: in test_x\n    expect_status(detail.status)\n"
+        "e2e/pages.py:35: in expect_status\n    expect(badge).to_have_attribute(...)\nE   boom"
+    )
+    run = _Run([_Reported("e2e/test_a.py::test_x", "failed", "boom", crash="e2e/pages.py:35",
+                          longrepr=traceback)])  # fmt: skip
+
+    assert github.github_annotations(run) == [
+        "::error file=e2e/test_a.py,line=19,title=e2e/test_a.py%3A%3Atest_x::boom",
+    ]
+
+
 def test_annotations_from_load_run_when_the_report_is_installed(failed_run: Path) -> None:
     api = merge.report_api()
     if api is None:

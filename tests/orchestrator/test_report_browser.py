@@ -60,9 +60,9 @@ def test_the_demo_failure_report_explains_the_failure_from_file_url(
     failure = page.locator("article.failure").first
     expect(failure.locator("h3")).to_contain_text(DEMO_NODEID)
     expect(failure.locator("pre.message")).to_contain_text(
-        "Locator expected to have text 'COMPLETED'"
+        "Locator expected to have attribute 'COMPLETED'"
     )
-    expect(failure.locator("pre.longrepr")).to_contain_text("expect(detail.status)")
+    expect(failure.locator("pre.longrepr")).to_contain_text("expect_status(detail.status")
     screenshot = failure.locator(".shot img")
     expect(screenshot).to_be_visible()
     assert screenshot.evaluate("img => img.complete && img.naturalWidth > 0")
@@ -72,13 +72,17 @@ def test_the_demo_failure_report_explains_the_failure_from_file_url(
     assert "browser" in sources
     assert "backend" in sources
     assert any(source.startswith("worker-") for source in sources)
-    expect(rows.filter(has_text="POST /api/commands → 201")).to_have_count(1)
+    assert "access" in sources  # the backend's own record of each request the test made
+    # The POST once as the browser saw it and once as the backend's access record.
+    posts = rows.filter(has_text="POST /api/commands → 201")
+    expect(posts).to_have_count(2)
+    assert sorted(posts.locator("td.src").all_inner_texts()) == ["access", "browser"]
     expect(rows.filter(has_text="moved to troubleshooting queue")).to_have_count(1)
     # One correlation id links the browser's POST to the backend's send and the worker's run.
-    post = rows.filter(has_text="POST /api/commands → 201")
+    post = posts.filter(has=page.locator("td.src", has_text="browser"))
     post.locator(".cid").click()
     linked = failure.locator("table.timeline tbody tr.hit td.src").all_inner_texts()
-    assert {"browser", "backend"} <= set(linked)
+    assert {"browser", "access", "backend"} <= set(linked)
     assert any(source.startswith("worker-") for source in linked)
     expect(failure.locator("table.timeline tbody tr.dim").first).to_be_attached()
     # Every record behind the timeline is this test's, of this run.
@@ -92,7 +96,7 @@ def test_the_demo_failure_report_explains_the_failure_from_file_url(
             assert record.get("run_id", run_id) == run_id, sliced
     first_row = page.locator("#tests tbody tr").first
     expect(first_row).to_contain_text(DEMO_NODEID)
-    expect(first_row).to_contain_text("e2e/test_demo_failure.py:14")
+    expect(first_row).to_contain_text("e2e/test_demo_failure.py:15")  # where the test is defined
 
 
 def _green_folder(tmp_path: Path) -> Path:

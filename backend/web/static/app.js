@@ -244,6 +244,9 @@
  *   settings-submit              save button
  *   settings-reload              reload from the server
  *   settings-saved               "Settings saved." after a 200
+ *   live-settings                the live workers' effective settings panel
+ *   live-settings-table          its table
+ *   live-settings-rows           one row per worker and setting (data-worker, data-setting)
  */
 (() => {
   "use strict";
