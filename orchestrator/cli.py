@@ -290,7 +290,7 @@ def _run_or_up(args: argparse.Namespace) -> int:
             signal.signal(signum, handler)
     if args.command == "run":
         print(
-            f"artifacts  {config.artifacts}/  (summary: {config.artifacts}/summary.md)",
+            f"artifacts  {config.artifacts}/  (report: {config.artifacts}/index.html)",
             file=sys.stderr,
         )
     return status if status is not None else 0
