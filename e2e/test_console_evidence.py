@@ -70,10 +70,13 @@ def test_each_api_call_logs_one_event_with_the_response_request_id(
     assert (event["method"], event["path"], event["status"]) == ("POST", "/api/commands", 201)
 
     # Every call of the session: exactly one api_call event per response, and no more events.
-    # commands list, config, command types, the POST, and each page's nav count
+    # commands list, config and the live workers' settings, command types, the POST, and each
+    # page's nav count
     paths = sorted(urlsplit(r.url).path for r in responses)
     assert paths == sorted(
-        ["/api/commands", "/api/config", "/api/command-types", "/api/commands"] + ["/api/stats"] * 3
+        ["/api/commands", "/api/config", "/api/config/effective", "/api/command-types"]
+        + ["/api/commands"]
+        + ["/api/stats"] * 3
     )
     for response in responses:
         request_id = response.header_value("X-Request-Id")
