@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from orchestrator.artifacts import Artifacts, RunInfo, finish_run
+from orchestrator.artifacts import Artifacts, RunInfo, Verdict, finish_run
 from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import (
     ENV_APP,
@@ -37,8 +37,6 @@ from orchestrator.providers.registry import Choice, choose_provider
 from orchestrator.redaction import Redactor
 from orchestrator.spec import StackSpec
 from orchestrator.stack import ServiceExit, Stack, stderr_progress
-
-Verdict = Literal["passed", "failed", "error"]
 
 
 @dataclass
