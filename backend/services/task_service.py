@@ -128,9 +128,7 @@ class TaskService:
     def subscribe(self, task_id: str, after: int = 0) -> queue.Queue[Any] | None:
         """A queue that receives the task's events from number `after + 1` on (1-based: its
         past ones, then live ones); None for unknown ids."""
-        with self._lock:
-            self._sweep_locked()
-            task = self._tasks.get(task_id)
+        task = self._live_task(task_id)
         if task is None:
             return None
         subscription: queue.Queue[Any] = queue.Queue()
@@ -142,9 +140,7 @@ class TaskService:
 
     def progress_of(self, task_id: str) -> tuple[int, bool] | None:
         """(events emitted so far, finished?) of a known task; None for unknown ids."""
-        with self._lock:
-            self._sweep_locked()
-            task = self._tasks.get(task_id)
+        task = self._live_task(task_id)
         if task is None:
             return None
         with task.lock:
@@ -159,9 +155,7 @@ class TaskService:
                     task.subscribers.remove(subscription)
 
     def status(self, task_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            self._sweep_locked()
-            task = self._tasks.get(task_id)
+        task = self._live_task(task_id)
         if task is None:
             return None
         with task.lock:
@@ -192,6 +186,12 @@ class TaskService:
             with self._lock:
                 self._running -= 1
                 self._idle.notify_all()
+
+    def _live_task(self, task_id: str) -> _Task | None:
+        """The task with that id, after forgetting expired ones; None if there is none."""
+        with self._lock:
+            self._sweep_locked()
+            return self._tasks.get(task_id)
 
     def _sweep_locked(self) -> None:
         now = time.perf_counter()
