@@ -21,6 +21,9 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "uv|virtualenv"
 
 PYTHON = "3.11"
+# After Ctrl-C nox gives its child this long before SIGTERM/SIGKILL: the orchestrator needs
+# it to stop CMD and tear the stack down (containers included), or leftovers would remain.
+TEARDOWN_GRACE_S = 60.0
 E2E_TESTS = ["e2e", "tests/integration"]
 UP_STATE = Path(".ci-stack/up.json")  # written by `orchestrator up` for this checkout
 # pytest options that take a value as the next argument (so it is not a path).
@@ -141,6 +144,7 @@ def e2e(session: nox.Session) -> None:
     session.run(
         "python", "-m", "orchestrator", "run", "--artifacts", artifacts, "--",
         "pytest", *pytest_args,
+        interrupt_timeout=TEARDOWN_GRACE_S, terminate_timeout=TEARDOWN_GRACE_S,
     )  # fmt: skip
 
 
