@@ -99,12 +99,12 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
         if setting.flag is None:
             continue
         default = _DEFAULT_TEXT.get(setting.name, getattr(defaults, setting.name))
-        if setting.parse is flag:
-            parser.add_argument(setting.flag, action="store_const", const=True, default=None,
-                                help=_help(setting.name, default))  # fmt: skip
-        else:
-            parser.add_argument(setting.flag, type=_argument_type(setting.name), default=None,
-                                help=_help(setting.name, default))  # fmt: skip
+        how: dict[str, Any] = (
+            {"action": "store_const", "const": True}
+            if setting.parse is flag
+            else {"type": _argument_type(setting.name)}
+        )
+        parser.add_argument(setting.flag, default=None, help=_help(setting.name, default), **how)
 
 
 class _Parser(argparse.ArgumentParser):

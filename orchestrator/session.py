@@ -48,7 +48,6 @@ class Run:
     spec: StackSpec
     choice: Choice
     artifacts: Artifacts
-    redactor: Redactor
     harvester: LogHarvester
     stack: Stack
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
@@ -116,12 +115,10 @@ class Run:
         facts["finished_at"] = datetime.now(UTC).isoformat()
         self.artifacts.write_json("stack.json", facts)
         problems = [self.error] if self.error else []
-        problems += [str(e) for e in self.exited]
-        if self.harvester.incomplete():
-            problems.append(
-                "evidence is incomplete: "
-                + "; ".join(f"{k}: {v}" for k, v in self.harvester.incomplete().items())
-            )
+        problems += facts["services_exited"]
+        if facts["incomplete_logs"]:
+            lost = "; ".join(f"{k}: {v}" for k, v in facts["incomplete_logs"].items())
+            problems.append(f"evidence is incomplete: {lost}")
         info = RunInfo(
             run_id=self.run_id,
             provider=self.choice.name,
@@ -167,7 +164,7 @@ def open_stack(
         harvester = LogHarvester(artifacts.logs_dir, redact=redactor, run_id=spec.run_id)
         provider = choice.plugin.create(config)
         stack = Stack(spec, provider, harvester, app, progress)
-        run = Run(config, app, spec, choice, artifacts, redactor, harvester, stack)
+        run = Run(config, app, spec, choice, artifacts, harvester, stack)
         try:
             with stack:
                 run.write_stack_json()

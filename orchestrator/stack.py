@@ -11,17 +11,20 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from orchestrator.errors import StackStartError, TeardownErrors
 from orchestrator.log_harvest import LogHarvester
 from orchestrator.providers.base import Provider, Running, RunningDatabase, RunningService
 from orchestrator.readiness import ProbeFn, Readiness, http_ready, job_done, postgres_ready
 from orchestrator.spec import DB_SERVICE, HttpProbe, ServiceSpec, StackSpec
+
+if TYPE_CHECKING:
+    from orchestrator.profile import AppProfile
 
 Progress = Callable[[str], None]
 _print_lock = threading.Lock()
@@ -67,7 +70,7 @@ class Stack:
         spec: StackSpec,
         provider: Provider,
         harvester: LogHarvester,
-        app: Any,  # AppProfile (prepare_images for container providers)
+        app: AppProfile,  # a container provider asks it for its images
         progress: Progress = stderr_progress,
     ) -> None:
         self.spec = spec
@@ -81,14 +84,13 @@ class Stack:
         self._changed = threading.Condition(self._lock)
         self._failure: str | None = None
         self._started_at = 0.0
-        self._ready_at: float | None = None
 
     # -- what runs --------------------------------------------------------------------------
 
     def url(self, service: str) -> str:
-        """The base URL of a (ready) service from this machine."""
-        for name, running in self.state.services.items():
-            if (name == service or name.startswith(f"{service}-")) and running.url:
+        """The base URL of a started service (its first instance) from this machine."""
+        for running in self.instances(self.spec.service(service)):
+            if running.url:
                 return running.url
         raise KeyError(f"no running service {service!r} with a URL")
 
@@ -143,8 +145,7 @@ class Stack:
             # The first real failure, not the "aborted" echoes of its siblings.
             primary = [e for e in errors if "start aborted" not in str(e)]
             raise (primary or errors)[0]
-        self._ready_at = time.perf_counter()
-        self.state.timings["total"] = self._ready_at - self._started_at
+        self.state.timings["total"] = time.perf_counter() - self._started_at
         self.progress(
             "ready  "
             + " · ".join(
@@ -369,6 +370,3 @@ class Stack:
             "timings": dict(self.state.timings),
             **self.state.facts,
         }
-
-    def urls(self) -> Mapping[str, str]:
-        return {n: r.url for n, r in self.state.services.items() if r.url}
