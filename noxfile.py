@@ -1,4 +1,4 @@
-"""Sessions: tests, sse, e2e, up, bench, images, lint, typecheck. Each is a thin call into the code.
+"""Sessions: tests, slow, sse, e2e, up, bench, images, lint, typecheck: thin calls into the code.
 
 `nox -s e2e -- PATH_OR_NODEID ...` runs just those (paths replace the default ones; options
 such as `-k`, `-x`, `--lf` keep them). A stack started by `nox -s up` in this checkout is
@@ -111,11 +111,24 @@ def _healthy_up_stack() -> dict[str, str] | None:
     return dict(state["environment"])
 
 
+# The two lanes of the pytest suite: `tests` (the README's test command, minutes) and `slow`
+# (image builds, docker tests, whole-stack and workflow replays). `.ci/run` runs both.
+FAST_LANE = "not slow and not docker"
+SLOW_LANE = "slow or docker"
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the full pytest suite (unit, integration, SSE baselines) on an embedded stack."""
+    """The fast lane: unit, integration and SSE baseline tests on embedded stacks."""
     _install(session, "tests,e2e")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-m", FAST_LANE, *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def slow(session: nox.Session) -> None:
+    """The slow lane: image builds, docker tests, whole-stack runs and the workflow replay."""
+    _install(session, "tests,e2e")
+    session.run("pytest", "-m", SLOW_LANE, *session.posargs)
 
 
 @nox.session(python=PYTHON)
