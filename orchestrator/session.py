@@ -1,7 +1,8 @@
 """A run: one stack with everything around it, started and finished in one place.
 
 `open_stack(config)` resolves the app profile and the provider, takes the artifacts folder
-(one run owns it: an earlier run's content is cleared, a live run's folder is refused),
+(one run owns it: an earlier run's content is cleared; a live run's folder, or one that is
+not an earlier run's, is refused before anything starts),
 starts the Stack with a LogHarvester stamping this run's id, and on the way out stops it and
 finishes the run once: stack.json, log slices of failed tests, summary.md, index.html, the
 GitHub job summary. The CLI (`run`, `up`), the pytest plugin and library users all get the
@@ -157,9 +158,8 @@ def open_stack(
     progress(f"provider {choice.name} ({choice.reason})")
     spec = app.spec(config, password=password or secrets.token_urlsafe(18))
     redactor = Redactor(spec.secrets)
-    with FolderLock.take(config.artifacts, spec.run_id) as lock:
+    with FolderLock.take(config.artifacts, spec.run_id):  # refused, or ours and emptied
         artifacts = Artifacts(config.artifacts, redactor)
-        lock.clear_folder()
         artifacts.create()
         harvester = LogHarvester(artifacts.logs_dir, redact=redactor, run_id=spec.run_id)
         provider = choice.plugin.create(config)
