@@ -35,7 +35,7 @@ import pytest
 
 from orchestrator.artifacts import layout
 from orchestrator.artifacts.finish import finish_run
-from orchestrator.artifacts.layout import Artifacts
+from orchestrator.artifacts.layout import LOSSES_ENV, Artifacts, WriteLosses
 from orchestrator.artifacts.run_info import RunInfo, Verdict
 from orchestrator.contract import (
     ENV_ARTIFACTS_DIR,
@@ -88,13 +88,22 @@ class EvidenceSession:
     folder_lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # warm
     started_at: str = field(default_factory=lambda: utc_now())  # noqa: PLW0108 (defined below)
     _phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _artifacts: Artifacts | None = None
 
     def folder(self) -> Path | None:
         return self.fixed_folder
 
     def artifacts(self) -> Artifacts | None:
+        """The folder's writer, one for the session: it records what could not be written
+        (run and lazy modes: also in the run's journal, for the run that finishes it)."""
         folder = self.folder()
-        return Artifacts(folder, redactor_from_env()) if folder is not None else None
+        if folder is None:
+            return None
+        if self._artifacts is None or self._artifacts.root != folder:
+            journal = os.environ.get(LOSSES_ENV) if self.mode != "warm" else None
+            losses = WriteLosses(folder, Path(journal) if journal else None)
+            self._artifacts = Artifacts(folder, redactor_from_env(), losses)
+        return self._artifacts
 
     # -- hooks (the session is registered as a plugin) ---------------------------------------
 
@@ -130,10 +139,19 @@ class EvidenceSession:
             return
         artifacts = self.artifacts()
         _move_junit(self, artifacts)
-        if self.mode == "warm" and artifacts is not None:
+        if artifacts is None:
+            return
+        if self.mode == "warm":
             run = _warm_run_info(session.config, self, exitstatus)
             finished = finish_run(artifacts, run, logs_dir=self.stack_logs)
-            print(f"\nevidence  {artifacts.root}/  (report: {finished.report})", file=sys.stderr)
+            lost = artifacts.losses
+            state = f"  EVIDENCE INCOMPLETE ({lost.summary()})" if lost else ""
+            print(
+                f"\nevidence  {artifacts.root}/{state}  (report: {finished.report})",
+                file=sys.stderr,
+            )
+        elif artifacts.losses:  # the run finishing the folder says it too
+            print(f"\nci-stack: evidence incomplete: {artifacts.losses.summary()}", file=sys.stderr)
 
     # -- one report per phase --------------------------------------------------------------
 
