@@ -183,13 +183,10 @@ def _write_record(handle: IO[str], run_id: str) -> None:
         "host": socket.gethostname(),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps(record))
-        handle.flush()
-    except OSError:
-        pass
+    data = json.dumps(record).encode()
+    with contextlib.suppress(OSError):  # unbuffered: nothing is left to fail at close
+        os.ftruncate(handle.fileno(), 0)
+        os.pwrite(handle.fileno(), data, 0)
 
 
 def _earlier_evidence(folder: Path, names: set[str]) -> bool:
