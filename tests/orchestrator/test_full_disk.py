@@ -111,7 +111,7 @@ def test_a_disk_full_from_the_start_fails_no_writer_and_says_so(tmpfs: Path) -> 
     folder = tmpfs / "artifacts"
     folder.mkdir()  # an empty folder: the run may take it
     namespace: dict[str, object] = {}
-    exec(FILL, namespace)  # noqa: S102 (our own text): the same filler the suite uses
+    exec(FILL, namespace)  # our own text: the same filler the suite uses
     namespace["fill"](tmpfs)  # type: ignore[operator]
 
     result = run_cli(*local_run_args(folder, sys.executable, "-c", "print('ran')"), timeout=120)
