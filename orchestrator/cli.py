@@ -289,10 +289,7 @@ def _run_or_up(args: argparse.Namespace) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if args.command == "run":
-        print(
-            f"artifacts  {config.artifacts}/  (report: {config.artifacts}/index.html)",
-            file=sys.stderr,
-        )
+        print(run.artifacts_line(), file=sys.stderr)  # says so when evidence is missing
     return status if status is not None else 0
 
 
@@ -368,7 +365,7 @@ def _run_command(run: Run, cmd: list[str]) -> int:
 
     # RUN_ENV/OWNER_ENV: `clean` stops CMD too if we are killed (it has its own session).
     owner = {RUN_ENV: run.run_id, OWNER_ENV: Owner.current().encode()}
-    env = {**os.environ, **run.environment(), **owner}
+    env = {**os.environ, **run.command_environment(), **owner}
     try:
         child = ProcessGroup(cmd, env, capture=False, stdin=None)
     except OSError:  # it went away or lost its mode since the check

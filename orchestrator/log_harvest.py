@@ -2,11 +2,14 @@
 
 Each source runs in its own daemon thread and writes to `<logs_dir>/<name>.jsonl` (SSE) or
 `<logs_dir>/<name>.log` (streams), one flushed line at a time, so files can be tailed live.
-Every line passes through `redact` before it reaches the disk or `tail()`.
+Every line passes through `redact` before it reaches the disk or `tail()`. A full disk never
+stops a source (it must keep draining its child): lines that cannot be written are counted,
+and recorded in the run's `WriteLosses` when one is given.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -22,6 +25,7 @@ from typing import IO, Any, Literal
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
+from orchestrator.artifacts.layout import WriteLosses, error_reason
 from orchestrator.contract import (
     EVENT_CONNECTION_CLOSE,
     EVENT_CONNECTION_OPEN,
@@ -61,39 +65,62 @@ class _Sink:
     """One output file of this run: thread-safe, flushed per line, redacted, remembers its
     last lines. JSON records are stamped with the run id (`run_id`)."""
 
-    def __init__(self, path: Path, redact: Callable[[str], str], run_id: str | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        redact: Callable[[str], str],
+        run_id: str | None,
+        losses: WriteLosses | None = None,
+    ) -> None:
         self.path = path
         self._redact = redact
         self._run_id = run_id
+        self._losses = losses
         self._lock = threading.Lock()
         self._recent: deque[str] = deque(maxlen=_TAIL_KEEP)
-        # "w": a file holds one run's lines only, never an earlier run's.
-        self._file: IO[str] | None = path.open("w", encoding="utf-8")
+        self._closed = False
         self.write_error: str | None = None
+        self._why = ""  # the error, as WriteLosses records it
         self.dropped = 0
+        self._file: IO[str] | None = None
+        try:
+            # "w": a file holds one run's lines only, never an earlier run's.
+            self._file = path.open("w", encoding="utf-8")
+        except OSError as exc:
+            self._lost(exc)
 
     def write(self, line: str) -> None:
         """Never raises for a full or broken disk: the source must keep draining its child.
         After a write error the file keeps what it had; later lines are only counted."""
         safe = self._redact(line)
         with self._lock:
-            if self._file is None:
+            if self._closed:
                 raise RuntimeError(f"log file {self.path} is closed")
             self._recent.append(safe)
-            if self.write_error is not None:
-                self.dropped += 1
+            if self._file is None or self.write_error is not None:
+                self._drop()
                 return
             try:
                 self._file.write(safe + "\n")
                 self._file.flush()
             except OSError as exc:
-                self.write_error = f"{type(exc).__name__}: {exc}"
-                self.dropped += 1
-                logger.warning(
-                    "Log file %s: %s; its later lines are dropped (the service keeps running)",
-                    self.path,
-                    self.write_error,
-                )
+                self._lost(exc)
+                self._drop()
+
+    def _lost(self, exc: OSError) -> None:
+        """The first write error: later lines are only counted."""
+        self.write_error = f"{type(exc).__name__}: {exc}"
+        self._why = error_reason(exc)
+        logger.warning(
+            "Log file %s: %s; its later lines are dropped (the service keeps running)",
+            self.path,
+            self.write_error,
+        )
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        if self._losses is not None:
+            self._losses.record(self.path, self._why)
 
     def write_json(self, record: Any) -> None:
         redacted = _redact_values(record, self._redact)
@@ -119,6 +146,9 @@ class _Sink:
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             if self._file is not None:
                 try:
                     if self.write_error is not None and self.dropped:
@@ -207,12 +237,14 @@ class LogHarvester:
         redact: Callable[[str], str] = _identity,
         *,
         run_id: str | None = None,
+        losses: WriteLosses | None = None,
         read_timeout: float = 30.0,
         max_backoff: float = 5.0,
     ) -> None:
         self.logs_dir = logs_dir
         self.redact = redact
         self.run_id = run_id
+        self.losses = losses  # where lines that could not be written are recorded
         self.read_timeout = read_timeout  # no bytes (not even a heartbeat) this long = lost
         self.max_backoff = max_backoff
         self._stopping = threading.Event()
@@ -297,8 +329,9 @@ class LogHarvester:
         key = f"{name}{suffix}"
         if not name or "/" in name or key in self._sinks:
             raise ValueError(f"log source name {name!r} is empty, has a '/' or is taken")
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-        sink = _Sink(self.logs_dir / key, self.redact, self.run_id)
+        with contextlib.suppress(OSError):  # the sink records it when it cannot open its file
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
+        sink = _Sink(self.logs_dir / key, self.redact, self.run_id, self.losses)
         self._sinks[key] = sink
         return sink
 

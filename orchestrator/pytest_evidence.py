@@ -18,6 +18,7 @@ Where it writes (nothing at all when none applies):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,7 +35,7 @@ import pytest
 
 from orchestrator.artifacts import layout
 from orchestrator.artifacts.finish import finish_run
-from orchestrator.artifacts.layout import Artifacts
+from orchestrator.artifacts.layout import LOSSES_ENV, Artifacts, WriteLosses
 from orchestrator.artifacts.run_info import RunInfo, Verdict
 from orchestrator.contract import (
     ENV_ARTIFACTS_DIR,
@@ -45,6 +46,8 @@ from orchestrator.contract import (
     ENV_RUN_ID,
     RUN_ENV,
 )
+from orchestrator.errors import PrerequisiteMissing
+from orchestrator.folder_lock import FolderLock
 from orchestrator.pytest_plugin import test_failed
 from orchestrator.redaction import Redactor
 from orchestrator.sse_client import SSEClient, record_clients
@@ -82,15 +85,25 @@ class EvidenceSession:
     stack_logs: Path | None = None  # warm mode: the up run's logs/
     stack_folder: Path | None = None  # warm mode: the up run's folder (its stack.json)
     staging: Path | None = None  # temp dir that junit.xml is written into
+    folder_lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # warm
     started_at: str = field(default_factory=lambda: utc_now())  # noqa: PLW0108 (defined below)
     _phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _artifacts: Artifacts | None = None
 
     def folder(self) -> Path | None:
         return self.fixed_folder
 
     def artifacts(self) -> Artifacts | None:
+        """The folder's writer, one for the session: it records what could not be written
+        (run and lazy modes: also in the run's journal, for the run that finishes it)."""
         folder = self.folder()
-        return Artifacts(folder, redactor_from_env()) if folder is not None else None
+        if folder is None:
+            return None
+        if self._artifacts is None or self._artifacts.root != folder:
+            journal = os.environ.get(LOSSES_ENV) if self.mode != "warm" else None
+            losses = WriteLosses(folder, Path(journal) if journal else None)
+            self._artifacts = Artifacts(folder, redactor_from_env(), losses)
+        return self._artifacts
 
     # -- hooks (the session is registered as a plugin) ---------------------------------------
 
@@ -126,10 +139,19 @@ class EvidenceSession:
             return
         artifacts = self.artifacts()
         _move_junit(self, artifacts)
-        if self.mode == "warm" and artifacts is not None:
+        if artifacts is None:
+            return
+        if self.mode == "warm":
             run = _warm_run_info(session.config, self, exitstatus)
             finished = finish_run(artifacts, run, logs_dir=self.stack_logs)
-            print(f"\nevidence  {artifacts.root}/  (report: {finished.report})", file=sys.stderr)
+            lost = artifacts.losses
+            state = f"  EVIDENCE INCOMPLETE ({lost.summary()})" if lost else ""
+            print(
+                f"\nevidence  {artifacts.root}/{state}  (report: {finished.report})",
+                file=sys.stderr,
+            )
+        elif artifacts.losses:  # the run finishing the folder says it too
+            print(f"\nci-stack: evidence incomplete: {artifacts.losses.summary()}", file=sys.stderr)
 
     # -- one report per phase --------------------------------------------------------------
 
@@ -238,7 +260,7 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = session.worker = hasattr(config, "workerinput")
     config.pluginmanager.register(session, _PLUGIN_NAME)
     if session.mode == "warm" and session.fixed_folder is not None and not worker:
-        _replace_folder(session.fixed_folder)
+        _take_folder(session, session.fixed_folder)
     if not worker and not getattr(config.option, "xmlpath", None):
         # pytest writes junit.xml unredacted: into a temp dir, moved in at the end.
         session.staging = Path(tempfile.mkdtemp(prefix=f"ci-stack-{_run_label()}-junit-"))
@@ -267,27 +289,21 @@ def _run_label() -> str:
     return os.environ.get("STACK_RUN_ID") or f"pytest-{os.getpid()}"
 
 
-def _replace_folder(folder: Path) -> None:
-    """One session, one folder: an earlier session's evidence is removed, never mixed in."""
-    if not folder.exists():
-        return
-    ours = {layout.RESULTS_FILE, layout.RUN_FILE, layout.SUMMARY_FILE, layout.REPORT_FILE}
-    names = {p.name for p in folder.iterdir()}
+def _take_folder(session: EvidenceSession, folder: Path) -> None:
+    """One session, one folder: held for the session, an earlier session's evidence removed
+    (never mixed in); a folder that is not an earlier session's, or a live one's, refused."""
+    names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
     if layout.STACK_FILE in names or "logs" in names:
         raise pytest.UsageError(
             f"--stack-artifacts {folder} is a stack's run folder (it has stack.json or logs/); "
             "name another folder for this session's evidence (default: artifacts/pytest)."
         )
-    if names and not names & (ours | {"tests", layout.JUNIT_FILE}):
-        raise pytest.UsageError(
-            f"--stack-artifacts {folder} holds files that are not a test session's evidence; "
-            "name an empty or new folder."
-        )
-    for child in folder.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+    hold = contextlib.ExitStack()
+    try:
+        hold.enter_context(FolderLock.take(folder, f"pytest-{os.getpid()}", "--stack-artifacts"))
+    except PrerequisiteMissing as exc:
+        raise pytest.UsageError(str(exc)) from None
+    session.folder_lock = hold
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -296,6 +312,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         return
     if session.staging is not None:  # the session ended early (e.g. a usage error)
         shutil.rmtree(session.staging, ignore_errors=True)
+    session.folder_lock.close()  # the folder is free for the next session
     if config.pluginmanager.is_registered(session):
         config.pluginmanager.unregister(session)
 

@@ -109,7 +109,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
         config = config.with_values(artifacts=config.artifacts / worker)
     with open_stack(config, finish=False) as run:
         request.config.stash[_OWN_RUN_KEY] = run
-        environment = run.environment()
+        environment = run.command_environment()
         saved = {key: os.environ.get(key) for key in environment}
         os.environ.update(environment)  # evidence hooks and helpers find the stack
         try:

@@ -1,7 +1,8 @@
 """A run: one stack with everything around it, started and finished in one place.
 
 `open_stack(config)` resolves the app profile and the provider, takes the artifacts folder
-(one run owns it: an earlier run's content is cleared, a live run's folder is refused),
+(one run owns it: an earlier run's content is cleared; a live run's folder, or one that is
+not an earlier run's, is refused before anything starts),
 starts the Stack with a LogHarvester stamping this run's id, and on the way out stops it and
 finishes the run once: stack.json, log slices of failed tests, summary.md, index.html, the
 GitHub job summary. The CLI (`run`, `up`), the pytest plugin and library users all get the
@@ -10,14 +11,18 @@ same folder.
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from orchestrator.artifacts import Artifacts, RunInfo, Verdict, finish_run
+from orchestrator.artifacts.layout import LOSSES_ENV, REPORT_FILE, WriteLosses
 from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import (
     ENV_APP,
@@ -81,6 +86,19 @@ class Run:
             env[ENV_BACKEND_URL] = self.backend_url
         return {**env, **self.app.environment(self.spec)}
 
+    def command_environment(self) -> dict[str, str]:
+        """`environment()`, and where the command's evidence writers record what they could
+        not write (the run's journal of losses, read back when the run finishes)."""
+        journal = self.artifacts.losses.journal
+        return {**self.environment(), **({LOSSES_ENV: str(journal)} if journal else {})}
+
+    def artifacts_line(self) -> str:
+        """The CLI's last line: where the evidence is, and whether some of it is missing."""
+        root = self.config.artifacts
+        lost = self.artifacts.losses
+        state = f"  EVIDENCE INCOMPLETE ({lost.summary()})" if lost else ""
+        return f"artifacts  {root}/{state}  (report: {root}/{REPORT_FILE})"
+
     @property
     def verdict(self) -> Verdict:
         if self.error is not None or self.exited:
@@ -100,7 +118,6 @@ class Run:
             "verdict": self.verdict,
             "error": self.error,
             "services_exited": [str(e) for e in self.exited],
-            "incomplete_logs": self.harvester.incomplete(),
         }
 
     def write_stack_json(self) -> None:
@@ -116,9 +133,6 @@ class Run:
         self.artifacts.write_json("stack.json", facts)
         problems = [self.error] if self.error else []
         problems += facts["services_exited"]
-        if facts["incomplete_logs"]:
-            lost = "; ".join(f"{k}: {v}" for k, v in facts["incomplete_logs"].items())
-            problems.append(f"evidence is incomplete: {lost}")
         info = RunInfo(
             run_id=self.run_id,
             provider=self.choice.name,
@@ -132,7 +146,10 @@ class Run:
             started_at=self.started_at,
             finished_at=facts["finished_at"],
         )
-        finished = finish_run(self.artifacts, info)  # slices, run.json, summary.md, index.html
+        # slices, run.json, summary.md, index.html; what could not be written is in them
+        finished = finish_run(self.artifacts, info)
+        if self.artifacts.losses.journal is not None:
+            self.artifacts.losses.journal.unlink(missing_ok=True)
         if running_on_github():
             # Failures as annotations on the PR; the summary with no dead relative links.
             print_annotations(finished.data)
@@ -157,11 +174,12 @@ def open_stack(
     progress(f"provider {choice.name} ({choice.reason})")
     spec = app.spec(config, password=password or secrets.token_urlsafe(18))
     redactor = Redactor(spec.secrets)
-    with FolderLock.take(config.artifacts, spec.run_id) as lock:
-        artifacts = Artifacts(config.artifacts, redactor)
-        lock.clear_folder()
-        artifacts.create()
-        harvester = LogHarvester(artifacts.logs_dir, redact=redactor, run_id=spec.run_id)
+    with FolderLock.take(config.artifacts, spec.run_id):  # refused, or ours and emptied
+        losses = WriteLosses(config.artifacts, journal=_journal(spec.run_id))
+        artifacts = Artifacts(config.artifacts, redactor, losses).create()
+        harvester = LogHarvester(
+            artifacts.logs_dir, redact=redactor, run_id=spec.run_id, losses=losses
+        )
         provider = choice.plugin.create(config)
         stack = Stack(spec, provider, harvester, app, progress)
         run = Run(config, app, spec, choice, artifacts, harvester, stack)
@@ -178,3 +196,14 @@ def open_stack(
         finally:
             if finish:
                 run.finish()
+
+
+def _journal(run_id: str) -> Path | None:
+    """An empty file outside the artifacts folder (whose disk may fill up) where the run's
+    command records what it could not write; None when even that cannot be made."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=f"ci-stack-{run_id}-losses-", suffix=".jsonl")
+    except OSError:
+        return None
+    os.close(handle)
+    return Path(name)

@@ -1,10 +1,16 @@
-"""Finishing a run's folder once: slices for each failed test, run.json, summary.md, index.html."""
+"""Finishing a run's folder once: slices for each failed test, run.json, summary.md, index.html.
+
+On a full disk it writes what still fits and says what is missing: the room reserved when
+the folder was created goes to index.html first (the full report, else a short page), then
+run.json and summary.md; each names the files that could not be written and why.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from dataclasses import dataclass, replace
+from html import escape
 from pathlib import Path
 
 from orchestrator.artifacts import layout
@@ -35,24 +41,57 @@ def finish_run(
     rerun_prefix: str = DEFAULT_RERUN,
 ) -> FinishedRun:
     """Call once when a run ends. `logs_dir` is where the stack's logs are (default: the
-    folder's own logs/; a pytest session against a warm stack passes that stack's)."""
-    artifacts.root.mkdir(parents=True, exist_ok=True)
+    folder's own logs/; a pytest session against a warm stack passes that stack's). Never
+    raises for a write that fails: `artifacts.losses` (and the files) say what is missing."""
+    with artifacts.recording(artifacts.root):
+        artifacts.root.mkdir(parents=True, exist_ok=True)
     logs = artifacts.logs_dir if logs_dir is None else logs_dir
     # A last pass over files others wrote (a non-pytest CMD's own files); the logs are
     # skipped: the harvester redacts every line it writes.
-    artifacts.redact_files(skip=logs)
-    artifacts.write_json(layout.RUN_FILE, run.to_json())
+    with artifacts.recording("(the redaction pass over files others wrote)"):
+        artifacts.redact_files(skip=logs)
     write_slices(artifacts, failed_test_folders(artifacts), logs, run.run_id)
-    data = load_run(artifacts.root, info=run)
+    artifacts.losses.merge_journal()  # what the run's command could not write
+    data = load_run(artifacts.root, info=_with_losses(run, artifacts))
     if logs != artifacts.logs_dir and logs.is_dir():  # a warm stack's logs, elsewhere
         data = replace(data, logs=os.path.relpath(logs, artifacts.root))
-    summary = artifacts.write_text(layout.SUMMARY_FILE, render_summary(data, "", rerun_prefix))
+    artifacts.release_reserve()
     report = artifacts.write_text(
         layout.REPORT_FILE,
         render_report(data, rerun_prefix=rerun_prefix, folder_hint=str(artifacts.root)),
     )
+    if layout.REPORT_FILE in artifacts.losses.describe():  # the short page fits the reserve
+        artifacts.write_text(layout.REPORT_FILE, short_report(_with_losses(run, artifacts)))
+    data = replace(data, info=_with_losses(run, artifacts))
+    artifacts.write_json(layout.RUN_FILE, data.info.to_json())
+    summary = artifacts.write_text(layout.SUMMARY_FILE, render_summary(data, "", rerun_prefix))
     github = artifacts.redactor(render_summary(data, artifact_url, rerun_prefix))
     return FinishedRun(artifacts.root, summary, report, github, data)
+
+
+def _with_losses(run: RunInfo, artifacts: Artifacts) -> RunInfo:
+    return replace(run, incomplete=artifacts.losses.describe())
+
+
+def short_report(run: RunInfo) -> str:
+    """index.html when the full report does not fit: the verdict and what is missing."""
+    lost = "".join(
+        f"<li><code>{escape(name)}</code>: {escape(why)}</li>"
+        for name, why in run.incomplete.items()
+    )
+    error = f"<pre>{escape(run.error)}</pre>" if run.error else ""
+    return (
+        '<!doctype html><meta charset="utf-8">'
+        f"<title>{escape(run.verdict)}: {escape(run.app)} on {escape(run.provider)}</title>"
+        f"<h1>{escape(run.verdict)}: {escape(run.app)} on {escape(run.provider)}</h1>"
+        f"<p>run <code>{escape(run.run_id)}</code>, command exit status "
+        f"{escape(str(run.command_status))}</p>{error}"
+        "<h2>Evidence incomplete</h2><p>The full report could not be written; these files "
+        f"are missing or short:</p><ul>{lost}</ul>"
+        '<p>See <a href="summary.md">summary.md</a>, <a href="run.json">run.json</a>, '
+        '<a href="results.jsonl">results.jsonl</a> and <a href="logs/">logs/</a> '
+        "if they could be written.</p>\n"
+    )
 
 
 def failed_test_folders(artifacts: Artifacts) -> dict[str, Path]:

@@ -172,6 +172,9 @@ def _header(data: RunData) -> str:
         if info.error
         else ""
     )
+    if info.incomplete:
+        lost = "\n".join(f"{name}: {why}" for name, why in info.incomplete.items())
+        error += f'<h4>Evidence incomplete</h4><pre class="message">{escape(lost)}</pre>'
     return (
         f'<header class="v-{escape(verdict)}"><h1><span class="badge s-{escape(verdict)}">'
         f"{escape(verdict)}</span> {escape(info.app)} on {escape(info.provider)}</h1>"

@@ -24,6 +24,8 @@ class RunInfo:
     stack: dict[str, Any] = field(default_factory=dict)  # the stack.json facts
     started_at: str | None = None  # ISO 8601 UTC
     finished_at: str | None = None
+    # Evidence that could not be written (a full disk): path in the folder -> why.
+    incomplete: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -48,4 +50,5 @@ class RunInfo:
             stack=dict(data.get("stack") or {}),
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
+            incomplete={str(k): str(v) for k, v in (data.get("incomplete") or {}).items()},
         )

@@ -37,6 +37,9 @@ def render_summary(
         )
     if info.error:
         lines += ["", "## Stack error", "", fence(info.error.strip())]
+    if info.incomplete:
+        lines += ["", "## Evidence incomplete", ""]
+        lines += [f"- {code_span(name)}: {why}" for name, why in info.incomplete.items()]
     if data.failures:
         lines += ["", f"## Failures ({len(data.failures)})", ""]
         for number, test in enumerate(data.failures, start=1):

@@ -276,6 +276,8 @@ def test_a_warm_stack_session_writes_and_finishes_its_own_folder(
     stale = pytester.path / "artifacts" / "pytest" / "tests" / "stale-test"
     stale.mkdir(parents=True)
     (stale.parent.parent / RESULTS_FILE).write_text("{}\n")
+    # an earlier version's session: no marker, but its run.json
+    (stale.parent.parent / "run.json").write_text('{"run_id": "old", "verdict": "passed"}')
 
     run_inner(pytester)
 
@@ -305,8 +307,39 @@ def test_a_warm_stack_session_refuses_a_folder_that_is_not_evidence(
     result = run_inner(pytester, f"--stack-artifacts={mine}")
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "not a test session's evidence" in result.stderr.str()
+    assert "is not empty and holds no .ci-stack-run.json" in result.stderr.str()
+    assert "Fix: pass --stack-artifacts a new or empty folder" in result.stderr.str()
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]  # no marker left either
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_a_warm_stack_session_never_empties_a_folder_that_merely_holds_evidence_names(
+    pytester: pytest.Pytester, backend: RecordingBackend
+) -> None:
+    mine = pytester.path / "mine"
+    (mine / ".git").mkdir(parents=True)
+    (mine / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (mine / RESULTS_FILE).write_text("{}\n")
+    pytester.makepyfile(test_green="def test_green():\n    pass\n")
+
+    result = run_inner(pytester, f"--stack-artifacts={mine}")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (mine / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n"
+    assert sorted(p.name for p in mine.iterdir()) == [".git", RESULTS_FILE]
+
+
+def test_a_warm_stack_session_reuses_its_own_earlier_folder(
+    pytester: pytest.Pytester, backend: RecordingBackend
+) -> None:
+    pytester.makepyfile(test_green="def test_green():\n    pass\n")
+    own = pytester.path / "artifacts" / "pytest"
+
+    for _ in range(2):
+        result = run_inner(pytester)
+        assert result.ret == 0
+    assert len(_results(own)) == 1
+    assert (own / ".ci-stack-run.json").is_file()
 
 
 def test_a_warm_stack_session_never_clears_the_stacks_own_folder(
