@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
         )
         return
     from orchestrator.config import OrchestratorConfig
+    from orchestrator.github import mask_secrets
     from orchestrator.session import open_stack
 
     config = OrchestratorConfig.load()
@@ -108,6 +110,9 @@ def stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
     if worker:  # plain `pytest -n N`: a stack per xdist worker, each with its own folder
         config = config.with_values(artifacts=config.artifacts / worker)
     with open_stack(config, finish=False) as run:
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else nullcontext():
+            mask_secrets(run.artifacts.redactor.needles)  # in the job log, not a test's output
         request.config.stash[_OWN_RUN_KEY] = run
         environment = run.environment()
         saved = {key: os.environ.get(key) for key in environment}
