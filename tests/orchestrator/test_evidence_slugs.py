@@ -96,7 +96,7 @@ def _ids(page: str) -> list[str]:
 SLUG = re.compile(r"^[a-z0-9-]+$")
 
 
-@pytest.mark.parametrize("nodeid", NODEIDS + ["", "..", "x" * 1000, "é" * 300 + "::t"])
+@pytest.mark.parametrize("nodeid", [*NODEIDS, "", "..", "x" * 1000, "é" * 300 + "::t"])
 def test_a_slug_is_safe_bounded_and_readable(nodeid: str) -> None:
     slug = util.test_slug(nodeid)
 

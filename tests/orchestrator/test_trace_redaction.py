@@ -148,9 +148,10 @@ def test_redact_zip_rewrites_text_members_and_keeps_the_rest(tmp_path: Path) -> 
         ]
         assert archive.read("screencast/page-1.jpeg") == JPEG  # untouched
         assert json.loads(archive.read("trace.trace"))["text"] == f"pw {MASK}"
-        assert archive.read("resources/aa.html") == f"<p>{DSN}</p>".replace(
-            quote(PASSWORD, safe=""), MASK
-        ).encode()
+        assert (
+            archive.read("resources/aa.html")
+            == f"<p>{DSN}</p>".replace(quote(PASSWORD, safe=""), MASK).encode()
+        )
         assert archive.read("resources/bb.bin") == JPEG + MASK.encode() + JPEG
     assert oct(trace.stat().st_mode & 0o777) == "0o640"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trace.zip"]  # no temp file left
