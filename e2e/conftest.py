@@ -20,6 +20,7 @@ from playwright.sync_api import BrowserContext, ConsoleMessage, Page
 from orchestrator.browser import find_chromium
 from orchestrator.pytest_evidence import adopt_stack_folder, evidence_artifacts, write_test_file
 from orchestrator.pytest_plugin import TEST_ID_HEADER, StackHandle, test_failed
+from orchestrator.util import test_slug
 
 # The demo failure is only collected on request (it fails on purpose).
 collect_ignore = [] if os.environ.get("E2E_DEMO_FAILURE") else ["test_demo_failure.py"]
@@ -36,13 +37,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def output_path(output_path: str, request: pytest.FixtureRequest, stack: StackHandle) -> str:
-    """Playwright's per-test folder: tests/<slug>/ of the evidence folder, when there is one
-    (after `stack`: a self-started stack names its folder only once it runs)."""
+    """Playwright's per-test folder: the test's tests/<slug>/ of the evidence folder, when
+    there is one (after `stack`: a self-started stack names its folder only once it runs),
+    else the same slug under Playwright's --output folder."""
     adopt_stack_folder(request.config, stack.artifacts_dir)
     artifacts = evidence_artifacts(request.config)
     if artifacts is None:
-        return output_path
-    return str((artifacts.tests_dir / Path(output_path).name).absolute())
+        return str(Path(output_path).parent / test_slug(request.node.nodeid))
+    return str(artifacts.test_dir(request.node.nodeid).absolute())
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@
   workflow command per failed test of a junit.xml (or of an artifacts folder, whose
   `tests/*/test.json` give the exact node ids), escaped as GitHub's toolkit does.
 - `print_annotations(source)`: prints them when `GITHUB_ACTIONS=true`, else nothing.
+- `mask_secrets(values)`: `::add-mask::<value>` for each (same condition; `mask_commands`
+  the lines), printed when a run has made its secrets and before anything could print them.
 - `write_job_summary(markdown, artifact_url)`: appends to `$GITHUB_STEP_SUMMARY` with every
   relative link turned into plain text (it would resolve against the run page and 404) and one
   absolute link to the uploaded artifact when its URL is known.
@@ -18,7 +20,7 @@ import argparse
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -166,6 +168,27 @@ def print_annotations(
     if not running_on_github(env):
         return 0
     lines = github_annotations(source)
+    out = stream or sys.stdout
+    for line in lines:
+        out.write(line + "\n")
+    out.flush()
+    return len(lines)
+
+
+def mask_commands(secrets: Iterable[str], *, env: Mapping[str, str] | None = None) -> list[str]:
+    """`::add-mask::<value>` for each secret when running on GitHub Actions, else none."""
+    if not running_on_github(env):
+        return []
+    return [f"::add-mask::{escape_data(value)}" for value in dict.fromkeys(secrets) if value]
+
+
+def mask_secrets(
+    secrets: Iterable[str], *, env: Mapping[str, str] | None = None, stream: TextIO | None = None
+) -> int:
+    """Print `mask_commands(secrets)`, so that the job log shows `***` wherever a secret is
+    printed later (by us, a test, or a service); how many printed. Call it before anything
+    that could print them, at the start of a line."""
+    lines = mask_commands(secrets, env=env)
     out = stream or sys.stdout
     for line in lines:
         out.write(line + "\n")

@@ -4,7 +4,8 @@ For every test (passed too) one line in `results.jsonl`: node id, outcome, durat
 file:line, phase, message and the failure with its code frame; for each failed test
 `tests/<slug>/test.json` and the transcripts of the SSE clients it opened. Every file is
 written through the run's Redactor (the password in STACK_DATABASE_URL) the moment it is
-written; junit.xml is written into a temp dir and moved in redacted when the session ends.
+written; the zips in a test's folder (Playwright's traces) are redacted once the test is
+torn down; junit.xml is written into a temp dir and moved in redacted when the session ends.
 
 Where it writes (nothing at all when none applies):
 - under `orchestrator run` (CI_STACK_RUN_ID set): the run's STACK_ARTIFACTS_DIR; the run
@@ -24,6 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +39,7 @@ from orchestrator.artifacts import layout
 from orchestrator.artifacts.finish import finish_run
 from orchestrator.artifacts.layout import LOSSES_ENV, Artifacts, WriteLosses
 from orchestrator.artifacts.run_info import RunInfo, Verdict
+from orchestrator.artifacts.zip_redaction import redact_zip
 from orchestrator.contract import (
     ENV_ARTIFACTS_DIR,
     ENV_BACKEND_URL,
@@ -132,6 +135,20 @@ class EvidenceSession:
         # each xdist worker self-starts a stack with its own folder and records its tests.
         if not self.worker or self.mode == "lazy":
             self.record(report, self.rootdir)
+            if report.when == "teardown":
+                self.redact_zips(report.nodeid)
+
+    def redact_zips(self, nodeid: str) -> None:
+        """The test's zips (Playwright saved its traces as its fixtures were torn down),
+        redacted now rather than only when the run finishes."""
+        artifacts = self.artifacts()
+        if artifacts is None:
+            return
+        for path in sorted(artifacts.test_dir(nodeid).rglob("*.zip")):
+            try:
+                redact_zip(path, artifacts.redactor)
+            except zipfile.BadZipFile:
+                continue  # not a zip after all; finishing the run passes it by too
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

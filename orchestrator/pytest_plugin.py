@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
         )
         return
     from orchestrator.config import OrchestratorConfig
+    from orchestrator.github import mask_commands
     from orchestrator.session import open_stack
 
     config = OrchestratorConfig.load()
@@ -108,6 +110,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
     if worker:  # plain `pytest -n N`: a stack per xdist worker, each with its own folder
         config = config.with_values(artifacts=config.artifacts / worker)
     with open_stack(config, finish=False) as run:
+        _print_uncaptured(request.config, mask_commands(run.artifacts.redactor.needles))
         request.config.stash[_OWN_RUN_KEY] = run
         environment = run.command_environment()
         saved = {key: os.environ.get(key) for key in environment}
@@ -127,6 +130,21 @@ def stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def _print_uncaptured(config: pytest.Config, lines: list[str]) -> None:
+    """Lines on the terminal itself, each at the start of a line (workflow commands such as
+    GitHub's masks must reach the job log now, not in a test's captured output)."""
+    if not lines:
+        return
+    capture = config.pluginmanager.getplugin("capturemanager")
+    terminal = config.pluginmanager.getplugin("terminalreporter")
+    with capture.global_and_fixture_disabled() if capture else nullcontext():
+        for line in lines:
+            if terminal is not None:
+                terminal.write_line(line)
+            else:
+                print(line, flush=True)
 
 
 @pytest.hookimpl(trylast=True)

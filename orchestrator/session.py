@@ -35,7 +35,12 @@ from orchestrator.contract import (
 )
 from orchestrator.errors import OrchestratorError
 from orchestrator.folder_lock import FolderLock
-from orchestrator.github import print_annotations, running_on_github, write_job_summary
+from orchestrator.github import (
+    mask_secrets,
+    print_annotations,
+    running_on_github,
+    write_job_summary,
+)
 from orchestrator.log_harvest import LogHarvester
 from orchestrator.profile import AppProfile, load_profile
 from orchestrator.providers.registry import Choice, choose_provider
@@ -174,6 +179,7 @@ def open_stack(
     progress(f"provider {choice.name} ({choice.reason})")
     spec = app.spec(config, password=password or secrets.token_urlsafe(18))
     redactor = Redactor(spec.secrets)
+    mask_secrets(redactor.needles)  # on GitHub Actions: *** in the job log from now on
     with FolderLock.take(config.artifacts, spec.run_id):  # refused, or ours and emptied
         losses = WriteLosses(config.artifacts, journal=_journal(spec.run_id))
         artifacts = Artifacts(config.artifacts, redactor, losses).create()

@@ -14,17 +14,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SLUG_READABLE_LENGTH = 80  # characters of the node id kept readable in a test's slug
+SLUG_HASH_LENGTH = 10  # hex digits of the node id's hash that end every slug
+
+
 def test_slug(nodeid: str) -> str:
-    """The folder name of a test's artifacts: the same one pytest-playwright uses."""
-    try:
-        from slugify import slugify as playwright_slugify  # python-slugify, via pytest-playwright
-    except ImportError:
-        return slugify(nodeid, max_length=255)
-    name = playwright_slugify(nodeid)
-    if len(name) < 256:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:7]
-    return f"{name[:100]}-{digest}-{name[-100:]}"
+    """The folder name of a test's artifacts (tests/<slug>/), and its anchor in the report.
+
+    One per node id: a readable part (lower-case letters, digits and `-`, head and tail of
+    long ids) followed by a hash of the whole node id, so ids that differ only in what the
+    readable part drops (`[a b]`, `[a/b]`, `[A-B]`, emoji) still get their own folders, also
+    on case-insensitive filesystems. At most 91 characters, never `.` or `..`.
+    """
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", nodeid).strip("-").lower() or "test"
+    if len(readable) > SLUG_READABLE_LENGTH:
+        keep = (SLUG_READABLE_LENGTH - 1) // 2
+        readable = f"{readable[:keep].rstrip('-')}-{readable[-keep:].lstrip('-')}"
+    digest = hashlib.sha256(nodeid.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{readable}-{digest[:SLUG_HASH_LENGTH]}"
 
 
 def test_id_for(nodeid: str) -> str:

@@ -12,10 +12,12 @@ import json
 import os
 import tempfile
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from orchestrator.artifacts.zip_redaction import redact_zip
 from orchestrator.redaction import Redactor
 from orchestrator.util import test_slug
 
@@ -190,12 +192,20 @@ class Artifacts:
         return path
 
     def redact_files(self, skip: Path | None = None) -> list[Path]:
-        """Pass every text file (except those under `skip`) through the redactor, also those
-        written by others; binary files (screenshots, traces) are left alone."""
+        """Pass every file (except those under `skip`) through the redactor, also those
+        written by others: text files, and the members of zips (Playwright's traces); other
+        binary files (screenshots, videos) are left alone."""
         changed = []
         skipped = skip.resolve() if skip is not None else None
         for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
             if skipped is not None and path.resolve().is_relative_to(skipped):
+                continue
+            if zipfile.is_zipfile(path):
+                try:
+                    if redact_zip(path, self.redactor):
+                        changed.append(path)
+                except (zipfile.BadZipFile, OSError):
+                    pass  # a damaged zip stays as it is (it is no readable evidence either)
                 continue
             try:
                 text = path.read_text(encoding="utf-8")
