@@ -106,8 +106,8 @@ class MergedRun:
             f"shard {s.name} gave no results: {s.problem}" for s in self.shards if s.problem
         ]
         by_shards: dict[tuple[str, ...], list[str]] = {}
-        for name, shards in self.duplicates.items():
-            by_shards.setdefault(tuple(shards), []).append(name)
+        for name, ran_in in self.duplicates.items():
+            by_shards.setdefault(tuple(ran_in), []).append(name)
         for shards, names in by_shards.items():
             shown = ", ".join(names[:DUPLICATES_NAMED])
             more = (
