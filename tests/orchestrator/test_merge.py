@@ -212,8 +212,10 @@ def counts_everywhere(out: Path) -> dict[str, int]:
     index = (out / "index.html").read_text()
     root = ET.parse(out / "junit.xml").getroot()
     header = re.search(r"<span>tests <b>(\d+) — ", index)
+    stated = re.search(r"^- tests: (\d+) ·", summary, re.MULTILINE)
+    assert stated is not None, summary
     return {
-        "summary.md": int(re.search(r"^- tests: (\d+) ·", summary, re.MULTILINE)[1]),  # type: ignore[index]
+        "summary.md": int(stated[1]),
         "index.html": int(header[1]) if header else index.count("<tr class="),
         "junit.xml tests=": int(root.get("tests", "-1")),
         "junit.xml testcases": len(root.findall(".//testcase")),
