@@ -210,7 +210,7 @@ def _failure(number: int, shard: ShardRun, case: JunitCase) -> list[str]:
     if evidence:
         label = markdown_text(f"{shard.name}/{evidence}/")
         lines += [f"Evidence: [{label}]({shard.folder}/{evidence}/)", ""]
-    text = case.text or case.message  # pytest's text holds the message (its `E` lines)
+    text = case.text if case.message in case.text else f"{case.text}\n\n{case.message}"
     text, left = keep_last_lines(text.strip(), max(MESSAGE_LIMIT, len(case.message) + 500))
     if left:
         text = f"… {left} earlier line(s) in {shard.folder}/junit.xml\n{text}"
