@@ -19,8 +19,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
+from orchestrator.arguments import OneLineParser
 from orchestrator.config import SETTINGS, SETTINGS_BY_NAME, OrchestratorConfig, flag
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing, StackStartError
 
@@ -107,15 +108,8 @@ def _stack_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(setting.flag, default=None, help=_help(setting.name, default), **how)
 
 
-class _Parser(argparse.ArgumentParser):
-    """Bad options end in one line on stderr (the problem, then where help is), exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see: {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python -m orchestrator",
         description="Throwaway test stacks: start, run a command against it, stop.",
         epilog=EPILOG,

@@ -1,41 +1,55 @@
 """`python -m orchestrator merge --out DIR SHARD_DIR...`: one verdict from many shard folders.
 
 Each SHARD_DIR is one run's artifacts folder (e.g. one CI matrix leg's downloaded artifact).
-DIR gets a copy of every shard under `shards/<name>/` (so every link stays inside DIR), one
-`junit.xml` holding every shard's suite, one `summary.md` and one `index.html` listing every
-test with a link into the evidence of the shard that ran it. Exit status: 0 when every shard
-reported and no test failed, 1 otherwise, 2 for bad arguments. `--annotate` prints a GitHub
+DIR gets a copy of every shard under `shards/<name>/` (so every link stays inside DIR; a
+symbolic link is copied as a link when it points inside its shard, else left out, never
+followed), one `junit.xml` holding every shard's suite, one `summary.md` and one
+`index.html` listing every test with a link into the evidence of the shard that ran it. All
+three count the same tests: those of the shards whose junit.xml could be read.
+
+Exit status: 0 when every expected shard reported, no test ran in two shards and no test
+failed; 1 otherwise (the summary, the page and stderr say why); 2 for bad arguments
+(`--expect` below 1 or below the number of SHARD_DIRs). `--annotate` prints a GitHub
 `::error` line per failed test (when GITHUB_ACTIONS=true), titled by its node id.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import html
 import importlib
 import json
+import os
+import re
 import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from orchestrator.arguments import EXIT_USAGE, OneLineParser, positive_count
 from orchestrator.artifacts.junit import (
     JunitCase,
     JunitUnreadable,
     count_outcomes,
     evidence_markers,
+    junit_name,
     read_cases,
     write_merged,
 )
+from orchestrator.artifacts.summary import DETAILED_FAILURES, MESSAGE_LIMIT, SUMMARY_LINE
+from orchestrator.artifacts.text import code_span, fence, keep_last_lines, shorten
 from orchestrator.errors import OrchestratorError
 from orchestrator.github import print_annotations
 
 SHARDS_DIR = "shards"
 EXIT_RED = 1
-EXIT_USAGE = 2
+EMPTY_SHARD = "the folder is empty (did the leg upload its artifacts?)"
+NO_JUNIT = "no junit.xml (did the shard run?)"
+DUPLICATES_NAMED = 10  # tests named in the reason when many ran in the same shards
+# Markdown that would turn a name or a message into markup (or a table cell border).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~])")
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,7 @@ class ShardRun:
     evidence: dict[str, str] = field(default_factory=dict)  # junit name -> tests/<slug>
     problem: str | None = None  # why this shard gave no results
     report: str = ""  # its index.html or summary.md (relative to the merged folder), if any
+    links_left_out: tuple[str, ...] = ()  # symbolic links pointing outside the shard
 
     @property
     def seconds(self) -> float:
@@ -71,10 +86,50 @@ class MergedRun:
         return [(shard, case) for shard in self.shards for case in shard.cases]
 
     @property
-    def passed(self) -> bool:
+    def duplicates(self) -> dict[str, list[str]]:
+        """junit name -> the shards that each ran it, for tests that ran in more than one."""
+        ran_in: dict[str, list[str]] = {}
+        for shard, case in self.cases:
+            ran_in.setdefault(case.junit_name, []).append(shard.name)
+        return {name: shards for name, shards in ran_in.items() if len(shards) > 1}
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the merge is red, one sentence each; empty when it is green."""
+        reasons = []
+        if self.missing:
+            reasons.append(
+                f"{self.missing} of {self.expected} expected shards never arrived "
+                "(a leg that died before it uploaded its artifacts)"
+            )
+        reasons += [
+            f"shard {s.name} gave no results: {s.problem}" for s in self.shards if s.problem
+        ]
+        by_shards: dict[tuple[str, ...], list[str]] = {}
+        for name, ran_in in self.duplicates.items():
+            by_shards.setdefault(tuple(ran_in), []).append(name)
+        for shards, names in by_shards.items():
+            shown = ", ".join(names[:DUPLICATES_NAMED])
+            more = (
+                f" and {len(names) - DUPLICATES_NAMED} more"
+                if len(names) > DUPLICATES_NAMED
+                else ""
+            )
+            which = f"test {shown}" if len(names) == 1 else f"{len(names)} tests ({shown}{more})"
+            reasons.append(
+                f"{which} ran in more than one shard: {', '.join(shards)} "
+                "(shards must split the suite, not repeat it)"
+            )
         counts = count_outcomes(case for _, case in self.cases)
-        no_problem = all(shard.problem is None for shard in self.shards) and not self.missing
-        return no_problem and counts["failed"] == 0 and counts["error"] == 0
+        if counts["failed"]:
+            reasons.append(f"{counts['failed']} test(s) failed")
+        if counts["error"]:
+            reasons.append(f"{counts['error']} test(s) had an error")
+        return reasons
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons
 
 
 def merge_shards(
@@ -88,8 +143,8 @@ def merge_shards(
     for source in shard_dirs:
         name = _unique(source.resolve().name, used)
         target = out / SHARDS_DIR / name
-        shutil.copytree(source, target)
-        shard = _read_shard(name, target)
+        left_out = copy_shard(source, target)
+        shard = dataclasses.replace(_read_shard(name, target), links_left_out=tuple(left_out))
         shards.append(shard)
         if shard.problem is None:
             junits.append((name, target / "junit.xml"))
@@ -101,7 +156,8 @@ def merge_shards(
 
 
 def render_summary(merged: MergedRun) -> str:
-    """The merged summary.md; links are relative to the merged folder."""
+    """The merged summary.md; links are relative to the merged folder. Names and messages
+    cannot turn into markup: names are escaped, failure text sits in a fenced block."""
     counts = count_outcomes(case for _, case in merged.cases)
     verdict = "passed" if merged.passed else "FAILED"
     lines = [
@@ -109,38 +165,71 @@ def render_summary(merged: MergedRun) -> str:
         "",
         f"- tests: {len(merged.cases)} · passed {counts['passed']} · failed {counts['failed']}"
         f" · errors {counts['error']} · skipped {counts['skipped']}",
-        *(
-            [f"- **{merged.missing} of {merged.expected} expected shards never arrived**"]
-            if merged.missing
-            else []
-        ),
+    ]
+    reasons = merged.reasons
+    if reasons:
+        lines += ["", "## Why this merge is red", ""]
+        lines += [f"- {markdown_text(reason)}" for reason in reasons]
+    lines += [
         "",
         "| shard | provider | tests | failed | test time | report |",
         "|---|---|---|---|---|---|",
     ]
     for shard in merged.shards:
         shard_counts = count_outcomes(shard.cases)
-        report = f"[{Path(shard.report).name}]({shard.report})" if shard.report else "—"
+        report = (
+            f"[{markdown_text(Path(shard.report).name)}]({shard.report})" if shard.report else "—"
+        )
         failed = shard_counts["failed"] + shard_counts["error"]
+        tests = str(len(shard.cases)) if shard.problem is None else shard.problem
+        provider = str(shard.facts.get("provider", "?"))
         lines.append(
-            f"| {shard.name} | {shard.facts.get('provider', '?')} | "
-            f"{len(shard.cases) if shard.problem is None else shard.problem} | {failed} | "
-            f"{shard.seconds:.1f}s | {report} |"
+            f"| {markdown_text(shard.name)} | {markdown_text(provider)} | {markdown_text(tests)}"
+            f" | {failed} | {shard.seconds:.1f}s | {report} |"
         )
     failures = [(s, c) for s, c in merged.cases if c.outcome in ("failed", "error")]
     if failures:
-        lines += ["", "## Failures", ""]
-        for shard, case in failures:
-            message = " ".join(case.message.split())[:300]
-            evidence = shard.evidence.get(case.junit_name)
-            link = (
-                f" — evidence: [{shard.name}/{evidence}/]({shard.folder}/{evidence}/)"
-                if evidence
-                else ""
-            )
-            lines.append(f"- `{case.junit_name}` ({shard.name}): {message}{link}")
+        lines += ["", f"## Failures ({len(failures)})", ""]
+        for number, (shard, case) in enumerate(failures, start=1):
+            if number <= DETAILED_FAILURES:
+                lines += _failure(number, shard, case)
+            else:
+                lines.append(f"{number}. {code_span(case.junit_name)} ({case.outcome})")
     lines += ["", "Report: [index.html](index.html) · [junit.xml](junit.xml)"]
     return "\n".join(lines) + "\n"
+
+
+def _failure(number: int, shard: ShardRun, case: JunitCase) -> list[str]:
+    """One failed test: its name, shard, evidence link, and its text in a fenced block."""
+    lines = [
+        f"### {number}. {code_span(case.junit_name)} ({case.outcome}, shard "
+        f"{markdown_text(shard.name)})",
+        "",
+    ]
+    evidence = shard.evidence.get(case.junit_name)
+    if evidence:
+        label = markdown_text(f"{shard.name}/{evidence}/")
+        lines += [f"Evidence: [{label}]({shard.folder}/{evidence}/)", ""]
+    text = case.text if case.message in case.text else f"{case.text}\n\n{case.message}"
+    text, left = keep_last_lines(text.strip(), max(MESSAGE_LIMIT, len(case.message) + 500))
+    if left:
+        text = f"… {left} earlier line(s) in {shard.folder}/junit.xml\n{text}"
+    reason = shorten(case.message or case.text, SUMMARY_LINE) or "(no message)"
+    return [
+        *lines,
+        "<details>",
+        f"<summary>{html.escape(reason, quote=False)}</summary>",
+        "",
+        fence(text or "(no message)"),
+        "",
+        "</details>",
+        "",
+    ]
+
+
+def markdown_text(text: str) -> str:
+    """`text` as plain text in Markdown: its markup characters (and `|`) escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
 def report_api() -> Any | None:
@@ -163,22 +252,32 @@ def _evidence_report(api: Any, merged: MergedRun) -> str:
     report's relative links work from the merged folder), rendered by the report module."""
     tests = []
     for shard in merged.shards:
+        if shard.problem is not None:
+            continue  # no junit.xml to count: its tests are in none of the three files
+        # The tests junit.xml counts (results.jsonl may hold more of a run cut short).
+        counted = {case.junit_name for case in shard.cases}
         for test in api.load_run(merged.root / shard.folder).tests:
+            if junit_name(test.nodeid) not in counted:
+                continue
             evidence = test.evidence and _moved_under(test.evidence, shard.folder)
             tests.append(dataclasses.replace(test, evidence=evidence))
     tests.sort(key=lambda test: not test.failed)
     providers = sorted({str(s.facts.get("provider", "?")) for s in merged.shards})
+    reasons = merged.reasons
     info = api.RunInfo(
         run_id=", ".join(str(s.facts.get("run_id", s.name)) for s in merged.shards),
         provider=" + ".join(providers),
         verdict="passed" if merged.passed else "failed",
-        error=(
-            f"{merged.missing} of {merged.expected} expected shards never arrived"
-            if merged.missing
-            else None
-        ),
+        error=why_red(reasons),
     )
     return str(api.render_report(api.RunData(merged.root, info, tests, has_junit=True)))
+
+
+def why_red(reasons: Sequence[str]) -> str | None:
+    """The reasons as the page's error text; None when there are none."""
+    if not reasons:
+        return None
+    return "This merge is red because:\n" + "\n".join(f"- {reason}" for reason in reasons)
 
 
 def _moved_under(evidence: Any, folder: str) -> Any:
@@ -208,31 +307,22 @@ def render_listing(merged: MergedRun) -> str:
             f"<td>{case.seconds:.2f}s</td>"
             f'<td><a href="{html.escape(target)}">{label}</a></td></tr>'
         )
-    problems = "".join(
-        f"<li>{html.escape(s.name)}: {html.escape(s.problem)}</li>"
-        for s in merged.shards
-        if s.problem
-    )
+    problems = "".join(f"<li>{html.escape(reason)}</li>" for reason in merged.reasons)
     summary = html.escape(render_summary(merged))
     return (
         "<!doctype html><meta charset=utf-8><title>e2e run (merged)</title>"
         "<style>body{font-family:sans-serif;margin:1.5em}td,th{padding:2px 8px;text-align:left}"
         "tr.failed,tr.error{background:#fdd}tr.skipped{color:#777}pre{white-space:pre-wrap}</style>"
         f"<pre>{summary}</pre>"
-        + (f"<h2>Shards without results</h2><ul>{problems}</ul>" if problems else "")
+        + (f"<h2>Why this merge is red</h2><ul>{problems}</ul>" if problems else "")
         + "<h2>Tests</h2><table><tr><th>outcome</th><th>test</th><th>shard</th><th>time</th>"
         f"<th></th></tr>{''.join(rows)}</table>\n"
     )
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see: {self.prog} --help)\n")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """The `merge` command; returns its exit status."""
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="python -m orchestrator merge",
         description="Merge shard artifacts folders into one (junit.xml, summary.md, index.html).",
     )
@@ -240,10 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("shard_dirs", nargs="+", type=Path, metavar="SHARD_DIR")
     parser.add_argument(
         "--expect",
-        type=int,
+        type=positive_count,
         default=None,
         metavar="N",
-        help="how many shards there should be: fewer make the verdict red (a leg that died)",
+        help="how many shards there should be (1 or more, not fewer than the SHARD_DIRs "
+        "given): fewer SHARD_DIRs make the verdict red (a leg that died)",
     )
     parser.add_argument(
         "--annotate",
@@ -251,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="print ::error annotations for the failed tests when GITHUB_ACTIONS=true",
     )
     args = parser.parse_args(argv)
-    problem = _check_arguments(args.out, args.shard_dirs)
+    problem = _check_arguments(args.out, args.shard_dirs, args.expect)
     if problem:
         print(f"merge: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -263,20 +354,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.annotate:
         print_annotations(args.out)
     counts = count_outcomes(case for _, case in merged.cases)
-    missing = [s.name for s in merged.shards if s.problem]
-    if merged.missing:
-        missing.append(f"{merged.missing} expected shard(s) that never arrived")
     print(
         f"merge  {len(merged.shards)} shards · {len(merged.cases)} tests · passed "
         f"{counts['passed']} · failed {counts['failed']} · errors {counts['error']} · skipped "
-        f"{counts['skipped']}" + (f" · no results from {', '.join(missing)}" if missing else "")
-        + f"  ->  {args.out}/",
+        f"{counts['skipped']}  ->  {args.out}/",
         file=sys.stderr,
     )
+    for shard in merged.shards:
+        if shard.links_left_out:
+            print(
+                f"merge  shard {shard.name}: not copied, symbolic link(s) pointing outside it: "
+                + ", ".join(shard.links_left_out),
+                file=sys.stderr,
+            )
+    for reason in merged.reasons:
+        print(f"merge  red: {reason}", file=sys.stderr)
     return 0 if merged.passed else EXIT_RED
 
 
-def _check_arguments(out: Path, shard_dirs: Sequence[Path]) -> str | None:
+def _check_arguments(out: Path, shard_dirs: Sequence[Path], expect: int | None) -> str | None:
+    if expect is not None and expect < len(shard_dirs):
+        return (
+            f"--expect {expect} but {len(shard_dirs)} shard folders were given. Fix: pass "
+            f"--expect {len(shard_dirs)} (the number of legs), or only the shards' folders"
+        )
     for folder in shard_dirs:
         if not folder.is_dir():
             return f"{folder} is not a folder; give the shards' artifacts folders"
@@ -289,6 +390,31 @@ def _check_arguments(out: Path, shard_dirs: Sequence[Path]) -> str | None:
     return None
 
 
+def copy_shard(source: Path, target: Path) -> list[str]:
+    """Copy a shard folder; a symbolic link is copied as a link when it points (relatively)
+    inside the shard, else left out, never followed. Returns the links left out."""
+    root = source.resolve()
+    left_out: list[str] = []
+
+    def outside_links(folder: str, names: list[str]) -> set[str]:
+        skipped = set()
+        for name in names:
+            path = Path(folder) / name
+            if path.is_symlink() and not _points_inside(path, root):
+                skipped.add(name)
+                left_out.append(path.relative_to(source).as_posix())
+        return skipped
+
+    shutil.copytree(source, target, symlinks=True, ignore=outside_links)
+    return sorted(left_out)
+
+
+def _points_inside(link: Path, root: Path) -> bool:
+    """A relative link whose target (followed to the end) is inside `root`."""
+    destination = os.readlink(link)
+    return not os.path.isabs(destination) and link.resolve().is_relative_to(root)
+
+
 def _read_shard(name: str, folder: Path) -> ShardRun:
     relative = f"{SHARDS_DIR}/{name}"
     facts = _read_facts(folder / "stack.json")
@@ -296,7 +422,7 @@ def _read_shard(name: str, folder: Path) -> ShardRun:
     report = pages[0] if pages else ""
     junit = folder / "junit.xml"
     if not junit.is_file():
-        problem = "no junit.xml (did the shard run?)"
+        problem = NO_JUNIT if any(folder.iterdir()) else EMPTY_SHARD
         return ShardRun(name, relative, (), facts, problem=problem, report=report)
     try:
         cases = read_cases(junit, suite=name)
@@ -304,8 +430,8 @@ def _read_shard(name: str, folder: Path) -> ShardRun:
         problem = str(exc).replace(str(folder), name)
         return ShardRun(name, relative, (), facts, problem=problem, report=report)
     evidence = {
-        name: marker.relative_to(folder).as_posix()
-        for name, (_, marker) in evidence_markers(folder).items()
+        test: marker.relative_to(folder).as_posix()
+        for test, (_, marker) in evidence_markers(folder).items()
     }
     return ShardRun(name, relative, tuple(cases), facts, evidence, report=report)
 

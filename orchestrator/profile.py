@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -89,14 +90,40 @@ class AppProfile:
         raise OrchestratorError(f"app profile {self.name!r} has no reset")
 
 
-class ProfileNotFound(OrchestratorError):
+class ProfileError(OrchestratorError):
+    """`--app` / STACK_APP names no usable AppProfile (see the two cases below)."""
+
+
+class ProfileNotFound(ProfileError):
     """`--app` / STACK_APP names something that is not an AppProfile."""
+
+
+class ProfileBroken(ProfileError):
+    """The profile's code failed: a syntax error, or an exception at import or when its
+    factory ran. One line: where (file:line) and the error."""
+
+    def __init__(self, reference: str, stage: str, error: BaseException) -> None:
+        where = _where(error)
+        said = error.msg if isinstance(error, SyntaxError) else str(error)  # no "(file, line)"
+        text = " ".join(str(said).split()) or "(no message)"
+        if len(text) > ERROR_TEXT_LIMIT:
+            text = text[:ERROR_TEXT_LIMIT].rstrip() + " …"
+        super().__init__(
+            f"app profile {reference!r} failed {stage}: {where}{type(error).__name__}: {text}."
+            " Fix: correct it there, or name another profile (--app or STACK_APP)"
+        )
+        self.reference = reference
+        self.error = error
+
+
+ERROR_TEXT_LIMIT = 300  # characters of the profile's own error message in ProfileBroken
 
 
 def load_profile(reference: str) -> AppProfile:
     """`package.module:attr` or `path/to/file.py:attr` → the AppProfile it names.
 
-    `attr` may be a profile instance, an AppProfile subclass, or a function returning one."""
+    `attr` may be a profile instance, an AppProfile subclass, or a function returning one.
+    A profile that does not load raises ProfileNotFound or ProfileBroken (one line each)."""
     module_ref, sep, attr = reference.rpartition(":")
     if not sep or not module_ref or not attr:
         raise ProfileNotFound(
@@ -112,7 +139,12 @@ def load_profile(reference: str) -> AppProfile:
     if (isinstance(target, type) and issubclass(target, AppProfile)) or (
         callable(target) and not isinstance(target, AppProfile)
     ):
-        target = target()
+        try:
+            target = target()
+        except OrchestratorError:
+            raise  # already one line saying what and how to fix
+        except Exception as exc:
+            raise ProfileBroken(reference, f"when {attr}() ran", exc) from exc
     if not isinstance(target, AppProfile):
         raise ProfileNotFound(
             f"app profile {reference!r} is a {type(target).__name__}, not an AppProfile"
@@ -122,23 +154,59 @@ def load_profile(reference: str) -> AppProfile:
 
 def _import(module_ref: str, reference: str) -> Any:
     if module_ref.endswith(".py") or "/" in module_ref:
-        path = Path(module_ref).expanduser().resolve()
-        if not path.is_file():
-            raise ProfileNotFound(f"app profile {reference!r}: no file {path}")
-        name = f"ci_stack_profile_{abs(hash(str(path)))}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ProfileNotFound(f"app profile {reference!r}: {path} is not a Python module")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        # The profile's own folder is importable, so it can import its app.
-        sys.path.insert(0, str(path.parent))
-        spec.loader.exec_module(module)
-        return module
+        return _import_file(module_ref, reference)
     try:
         return importlib.import_module(module_ref)
     except ModuleNotFoundError as exc:
+        if not _names_parent(exc.name, module_ref):
+            raise ProfileBroken(reference, "to import", exc) from exc
         raise ProfileNotFound(
             f"app profile {reference!r}: module {exc.name!r} not found "
             "(is it installed or on PYTHONPATH? a file path works too: path/to/profile.py:attr)"
         ) from None
+    except OrchestratorError:
+        raise
+    except Exception as exc:  # SyntaxError included: it is an Exception
+        raise ProfileBroken(reference, "to import", exc) from exc
+
+
+def _import_file(module_ref: str, reference: str) -> Any:
+    path = Path(module_ref).expanduser().resolve()
+    if not path.is_file():
+        raise ProfileNotFound(f"app profile {reference!r}: no file {path}")
+    name = f"ci_stack_profile_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ProfileNotFound(f"app profile {reference!r}: {path} is not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    # The profile's own folder is importable, so it can import its app.
+    folder = str(path.parent)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(name, None)  # a half-run module is not left behind
+        sys.path.remove(folder)
+        if isinstance(exc, OrchestratorError) or not isinstance(exc, Exception):
+            raise
+        raise ProfileBroken(reference, "to import", exc) from exc
+    return module
+
+
+def _names_parent(missing: str | None, module_ref: str) -> bool:
+    """True when the module not found is `module_ref` itself or a package above it."""
+    return missing is not None and (module_ref == missing or module_ref.startswith(missing + "."))
+
+
+def _where(error: BaseException) -> str:
+    """`file:line: ` of an error: a syntax error's own place, else the innermost frame of
+    its traceback outside the import machinery; "" when there is none."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{error.filename}:{error.lineno}: "
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not frame.filename.startswith("<") and frame.filename != __file__
+    ]
+    return f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""

@@ -83,6 +83,22 @@ def test_failed(request: pytest.FixtureRequest) -> bool:
     return any(r.failed for r in reports.values())
 
 
+def load_profile_or_exit(reference: str) -> Any:
+    """The app profile `reference` names; one that does not load (a syntax error, an
+    exception at import) ends the session as a usage error: one line, exit status 4. An
+    xdist worker cannot end the session (xdist reports that as an INTERNALERROR): there the
+    tests that need the stack fail with that line, without a traceback."""
+    from orchestrator.profile import ProfileError, load_profile
+
+    try:
+        return load_profile(reference)
+    except ProfileError as exc:
+        problem = f"ci-stack: {exc}"  # raised below, outside this block: no chained traceback
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        pytest.fail(problem, pytrace=False)
+    pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 # -- fixtures ---------------------------------------------------------------------------
 
 
@@ -109,7 +125,8 @@ def stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
     worker = os.environ.get("PYTEST_XDIST_WORKER")
     if worker:  # plain `pytest -n N`: a stack per xdist worker, each with its own folder
         config = config.with_values(artifacts=config.artifacts / worker)
-    with open_stack(config, finish=False) as run:
+    app = load_profile_or_exit(config.app)
+    with open_stack(config, app=app, finish=False) as run:
         _print_uncaptured(request.config, mask_commands(run.artifacts.redactor.needles))
         request.config.stash[_OWN_RUN_KEY] = run
         environment = run.command_environment()
@@ -201,9 +218,8 @@ def sse_client(backend_url: str, test_id: str) -> Iterator[Callable[..., Any]]:
 def reset_db(stack: StackHandle, test_id: str) -> Callable[..., dict[str, Any]]:
     """`reset_db(seed=False)`: the app profile's reset; returns what it reports."""
     from orchestrator.config import OrchestratorConfig
-    from orchestrator.profile import load_profile
 
-    profile = load_profile(stack.app or OrchestratorConfig.load().app)
+    profile = load_profile_or_exit(stack.app or OrchestratorConfig.load().app)
 
     def reset(seed: bool = False) -> dict[str, Any]:
         return profile.reset(stack.backend_url, seed, {TEST_ID_HEADER: test_id})

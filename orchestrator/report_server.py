@@ -5,12 +5,14 @@ The folder is served on a free port; its index.html then turns each trace link i
 in server mode, so no browser of Playwright's own is needed) and redirects to it. The page
 opens in the Chromium that `orchestrator.browser.find_chromium()` finds (the system one
 included); without a display the URL is printed instead. Ctrl-C stops everything.
+Nothing outside the folder is served: a symbolic link that leads out of it answers 403.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import re
 import signal
@@ -21,17 +23,18 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
+from orchestrator.arguments import EXIT_USAGE, OneLineParser, port_number
 from orchestrator.artifacts.layout import REPORT_FILE
 from orchestrator.artifacts.report import SERVER_PROBE, TRACE_ROUTE
 from orchestrator.browser import find_chromium, playwright_chromium
 from orchestrator.errors import PrerequisiteMissing
 
-EXIT_USAGE = 2
 DEFAULT_FOLDER = Path("artifacts/e2e")
 VIEWER_START_SECONDS = 30.0
 _LISTENING = re.compile(r"Listening on (http://\S+)")
@@ -134,9 +137,13 @@ class ReportServer:
     ) -> None:
         self.stop()
 
+    def inside(self, path: Path) -> bool:
+        """True when `path`, every symbolic link followed, is in the served folder."""
+        return path.resolve().is_relative_to(self.folder)
+
     def viewer_for(self, relative: str) -> TraceViewer:
         trace = (self.folder / relative).resolve()
-        if not trace.is_relative_to(self.folder) or not trace.is_file():
+        if not self.inside(trace) or not trace.is_file():
             raise FileNotFoundError(relative)
         with self._lock:
             viewer = self._viewers.get(trace)
@@ -158,6 +165,12 @@ class _Handler(SimpleHTTPRequestHandler):
             self._view_trace(unquote(path[len(TRACE_ROUTE) + 2 :]))
         else:
             super().do_GET()
+
+    def send_head(self) -> BytesIO | BinaryIO | None:  # GET and HEAD of files and folders
+        if not self.state.inside(Path(self.translate_path(self.path))):
+            self.send_error(403, "outside the served folder (a symbolic link leads out of it)")
+            return None
+        return super().send_head()
 
     def _view_trace(self, relative: str) -> None:
         try:
@@ -208,13 +221,15 @@ def open_in_browser(url: str) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m orchestrator report", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "folder", nargs="?", type=Path, default=None, help="run folder (default artifacts/e2e)"
     )
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: free)")
+    parser.add_argument(
+        "--port", type=port_number, default=0, help="port on 127.0.0.1, 1-65535 (default: free)"
+    )
     parser.add_argument("--no-open", action="store_true", help="print the URL, open nothing")
     return parser
 
@@ -229,10 +244,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    try:
+        server = ReportServer(folder, args.port)
+    except OSError as exc:
+        print(f"orchestrator report: {cannot_listen(args.port, exc)}", file=sys.stderr)
+        return EXIT_USAGE
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with ReportServer(folder, args.port) as server:
+        with server:
             url = server.url + REPORT_FILE
             opened = None if args.no_open else open_in_browser(url)
             how = f"opened in {opened}" if opened else "open it in a browser"
@@ -242,6 +262,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def cannot_listen(port: int, error: OSError) -> str:
+    """One line: why the server could not listen on `port`, and what to do."""
+    fix = "Fix: pass another --port, or leave --port out for a free one."
+    if error.errno == errno.EADDRINUSE:
+        return f"port {port} on 127.0.0.1 is in use. {fix}"
+    if error.errno == errno.EACCES:
+        return f"port {port} on 127.0.0.1 needs privileges this user lacks. {fix}"
+    return f"cannot listen on 127.0.0.1 port {port}: {error.strerror or error}. {fix}"
 
 
 if __name__ == "__main__":

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import html
 import json
+import os
 import re
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 
 from orchestrator import merge
 from orchestrator.artifacts.junit import count_outcomes, read_cases
+from tests.fixtures.orchestrator_cli import run_cli
 
 pytest_plugins = ["pytester"]
 
@@ -60,9 +65,16 @@ def test_merged_totals_equal_one_unsharded_run(shards: Path, tmp_path: Path) -> 
     whole = read_cases(shards / "whole" / "junit.xml")
     merged = read_cases(out / "junit.xml")
     assert sorted(c.junit_name for c in merged) == sorted(c.junit_name for c in whole)
-    assert count_outcomes(merged) == count_outcomes(whole) == {
-        "passed": 9, "failed": 1, "error": 0, "skipped": 1,
-    }
+    assert (
+        count_outcomes(merged)
+        == count_outcomes(whole)
+        == {
+            "passed": 9,
+            "failed": 1,
+            "error": 0,
+            "skipped": 1,
+        }
+    )
     root = ET.parse(out / "junit.xml").getroot()
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("11", "1", "1")
     suites = sorted(s.get("name", "") for s in root.iter("testsuite"))
@@ -107,7 +119,9 @@ def test_a_shard_without_results_makes_the_verdict_red(shards: Path, tmp_path: P
 
     assert merge.main(["--out", str(out), *passing_only]) == merge.EXIT_RED
     summary = (out / "summary.md").read_text()
-    assert "| e2e-docker-2 | ? | no junit.xml (did the shard run?) |" in summary
+    assert (
+        "| e2e-docker-2 | ? | the folder is empty (did the leg upload its artifacts?) |" in summary
+    )
 
 
 def test_merge_refuses_bad_arguments_in_one_line(
@@ -148,7 +162,7 @@ def test_fewer_shards_than_expected_is_red(shards: Path, tmp_path: Path) -> None
     out = tmp_path / "merged"
     only_one = str(shards / "e2e-local-1")
     assert merge.main(["--out", str(out), "--expect", "2", only_one]) == merge.EXIT_RED
-    assert "- **1 of 2 expected shards never arrived**" in (out / "summary.md").read_text()
+    assert "- 1 of 2 expected shards never arrived" in (out / "summary.md").read_text()
 
 
 def test_annotate_prints_the_failures_on_github(
@@ -177,3 +191,218 @@ def test_index_is_the_evidence_report_over_all_shards(shards: Path, tmp_path: Pa
     for target in links:
         assert (out / target).exists(), target  # the report's links work from the merged root
     assert "test_fails" in index and "test_many" in index
+
+
+# -- issue 16: a merge never passes or counts silently wrong; the CLI as a subprocess --------
+
+
+def merge_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return run_cli("merge", *(str(arg) for arg in args))
+
+
+def passing_and_failing(shards: Path) -> tuple[Path, Path]:
+    """(the shard whose tests all passed, the one that ran the failing test)."""
+    one, two = shards / "e2e-local-1", shards / "e2e-local-2"
+    return (two, one) if any((one / "tests").glob("*/test.json")) else (one, two)
+
+
+def counts_everywhere(out: Path) -> dict[str, int]:
+    """The number of tests each merged file states (and the testcases junit.xml holds)."""
+    summary = (out / "summary.md").read_text()
+    index = (out / "index.html").read_text()
+    root = ET.parse(out / "junit.xml").getroot()
+    header = re.search(r"<span>tests <b>(\d+) — ", index)
+    stated = re.search(r"^- tests: (\d+) ·", summary, re.MULTILINE)
+    assert stated is not None, summary
+    return {
+        "summary.md": int(stated[1]),
+        "index.html": int(header[1]) if header else index.count("<tr class="),
+        "junit.xml tests=": int(root.get("tests", "-1")),
+        "junit.xml testcases": len(root.findall(".//testcase")),
+    }
+
+
+def why_red(out: Path) -> list[str]:
+    """The bullets of summary.md's "Why this merge is red" section, as rendered text."""
+    rendered = MarkdownIt("commonmark").render((out / "summary.md").read_text())
+    section = rendered.split("<h2>Why this merge is red</h2>", 1)
+    assert len(section) == 2, rendered
+    items = section[1].split("</ul>", 1)[0]
+    return [html.unescape(item) for item in re.findall(r"<li>(.*?)</li>", items, re.DOTALL)]
+
+
+def test_a_test_in_two_shards_is_refused_naming_it_and_the_shards(
+    shards: Path, tmp_path: Path
+) -> None:
+    green, _ = passing_and_failing(shards)
+    again = tmp_path / "again" / "e2e-local-9"
+    shutil.copytree(green, again)
+    out = tmp_path / "merged"
+
+    result = merge_cli("--out", out, green, again)
+
+    assert result.returncode == merge.EXIT_RED, result.stderr
+    names = sorted(case.junit_name for case in read_cases(green / "junit.xml"))
+    said = f"{len(names)} tests ({', '.join(names[:3])}"
+    shards_named = f"ran in more than one shard: {green.name}, e2e-local-9"
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("merge  red: ")]
+    assert said in line and shards_named in line, line
+    (reason,) = why_red(out)
+    assert said in reason and shards_named in reason
+    index = (out / "index.html").read_text()
+    assert html.escape(said) in index and html.escape(shards_named) in index
+    assert (out / "summary.md").read_text().startswith("# e2e run (merged, 2 shards): FAILED")
+
+
+@pytest.mark.parametrize(
+    ("expect", "says"),
+    [
+        ("-1", "argument --expect: '-1' is not a whole number of 1 or more"),
+        ("0", "argument --expect: '0' is not a whole number of 1 or more"),
+        ("two", "argument --expect: 'two' is not a whole number of 1 or more"),
+        ("2", "--expect 2 but 3 shard folders were given. Fix: pass --expect 3"),
+    ],
+)
+def test_expect_is_at_least_one_and_not_fewer_than_the_folders(
+    shards: Path, tmp_path: Path, expect: str, says: str
+) -> None:
+    three = [shards / "e2e-local-1", shards / "e2e-local-2", shards / "whole"]
+    out = tmp_path / "merged"
+
+    result = merge_cli("--expect", expect, "--out", out, *three)
+
+    assert result.returncode == merge.EXIT_USAGE
+    assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+    assert not out.exists()  # nothing written for a bad command line
+
+
+def _empty_shard(shards: Path, tmp_path: Path) -> tuple[list[Path], str]:
+    empty = tmp_path / "e2e-local-3"
+    empty.mkdir()
+    return [shards / "e2e-local-1", shards / "e2e-local-2", empty], (
+        "shard e2e-local-3 gave no results: the folder is empty"
+    )
+
+
+def _truncated_junit(shards: Path, tmp_path: Path) -> tuple[list[Path], str]:
+    green, red = passing_and_failing(shards)
+    cut = tmp_path / "cut" / green.name
+    shutil.copytree(green, cut)  # its results.jsonl still lists every test
+    junit = cut / "junit.xml"
+    junit.write_bytes(junit.read_bytes()[: junit.stat().st_size // 2])
+    return [cut, red], (
+        f"shard {green.name} gave no results: {green.name}/junit.xml is not valid junit XML"
+    )
+
+
+def _missing_leg(shards: Path, tmp_path: Path) -> tuple[list[Path], str]:
+    green, _ = passing_and_failing(shards)
+    return [green], "1 of 2 expected shards never arrived"
+
+
+def _failed_test(shards: Path, tmp_path: Path) -> tuple[list[Path], str]:
+    return [shards / "e2e-local-1", shards / "e2e-local-2"], "1 test(s) failed"
+
+
+@pytest.mark.parametrize(
+    "case", [_empty_shard, _truncated_junit, _missing_leg, _failed_test], ids=lambda c: c.__name__
+)
+def test_a_red_merge_says_why_and_counts_the_same_everywhere(
+    shards: Path, tmp_path: Path, case: object
+) -> None:
+    folders, reason = case(shards, tmp_path)  # type: ignore[operator]
+    out = tmp_path / "merged"
+    expect = ["--expect", "2"] if case is _missing_leg else []
+
+    result = merge_cli(*expect, "--out", out, *folders)
+
+    assert result.returncode == merge.EXIT_RED, result.stderr
+    assert "Traceback" not in result.stderr
+    assert any(reason in line for line in why_red(out)), why_red(out)
+    index = (out / "index.html").read_text()
+    assert html.escape(reason) in index and "This merge is red because:" in index
+    assert any(line.startswith(f"merge  red: {reason}") for line in result.stderr.splitlines())
+    counts = counts_everywhere(out)
+    assert len(set(counts.values())) == 1, counts
+
+
+def test_failure_text_stays_one_code_block_in_the_merged_summary(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("STACK_SHARD", raising=False)
+    pytester.makepyfile(test_hostile=HOSTILE_TEST)
+    shard = tmp_path / "e2e-local-1"
+    with monkeypatch.context() as mp:
+        run_into(pytester, mp, shard)
+    out = tmp_path / "merged"
+
+    assert merge_cli("--out", out, shard).returncode == merge.EXIT_RED
+
+    assert_one_code_block((out / "summary.md").read_text())
+
+
+def test_failure_text_stays_one_code_block_in_a_single_run_summary(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from orchestrator.artifacts import load_run, render_summary
+
+    monkeypatch.delenv("STACK_SHARD", raising=False)
+    pytester.makepyfile(test_hostile=HOSTILE_TEST)
+    shard = tmp_path / "run"
+    with monkeypatch.context() as mp:
+        run_into(pytester, mp, shard)
+
+    assert_one_code_block(render_summary(load_run(shard)))
+
+
+# A failure message that would end a ``` fence, open raw HTML and close the <details>.
+HOSTILE_MESSAGE = "```\\n</details>\\n<img src=x onerror=alert(1)>\\n# not a heading | a | b |"
+HOSTILE_TEST = f"def test_hostile():\n    raise AssertionError('{HOSTILE_MESSAGE}')\n"
+
+
+def assert_one_code_block(markdown: str) -> None:
+    """A CommonMark renderer shows the message whole, in code blocks only: no raw HTML of it
+    and no heading or table made of it."""
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    raw_html = " ".join(t.content for t in tokens if t.type == "html_block")
+    raw_html += " ".join(
+        child.content
+        for t in tokens
+        if t.type == "inline"
+        for child in t.children or ()
+        if child.type == "html_inline"
+    )
+    assert "<img" not in raw_html, raw_html
+    assert raw_html.count("</details>") == raw_html.count("<details>"), raw_html
+    code = [t.content for t in tokens if t.type in ("fence", "code_block")]
+    whole = "```\n</details>\n<img src=x onerror=alert(1)>\n# not a heading | a | b |"
+    assert any(whole in block for block in code), code
+    rendered = MarkdownIt("commonmark").render(markdown)
+    assert "<h1>not a heading" not in rendered and "<img" not in rendered
+
+
+def test_merge_copies_symlinks_as_links_or_not_at_all(shards: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("the target's content, never to be copied\n")
+    shard = tmp_path / "linked" / "e2e-local-1"
+    shutil.copytree(shards / "e2e-local-1", shard)
+    (shard / "etc-link").symlink_to(secret.parent)  # a folder outside
+    (shard / "secret-link").symlink_to(secret)  # a file outside
+    (shard / "sneaky-link").symlink_to(Path("..") / ".." / "outside" / "secret.txt")
+    (shard / "report-link").symlink_to("index.html")  # inside the shard: kept as a link
+    out = tmp_path / "merged"
+
+    result = merge_cli("--out", out, shard)
+
+    copied = out / "shards" / "e2e-local-1"
+    for name in ("etc-link", "secret-link", "sneaky-link"):
+        assert not (copied / name).exists() and not (copied / name).is_symlink(), name
+    assert (copied / "report-link").is_symlink()
+    assert os.readlink(copied / "report-link") == "index.html"
+    leaked = [p for p in out.rglob("*") if p.is_file() and "never to be copied" in p.read_text()]
+    assert leaked == []
+    assert (
+        "not copied, symbolic link(s) pointing outside it: etc-link, secret-link, sneaky-link"
+        in (result.stderr)
+    )

@@ -4,6 +4,7 @@ code, and leaves nothing behind — never a traceback. Cases from fault injectio
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 
 from tests.fixtures.orchestrator_cli import local_run_args, run_cli
 from tests.fixtures.stack_checks import live_pids_of_run
+
+pytest_plugins = ["pytester"]
 
 
 def one_line(stderr: str) -> str:
@@ -175,3 +178,82 @@ def test_clean_with_images_checks_docker_and_keeps_the_current_tags() -> None:
     assert "Docker: checked" in result.stderr
     assert "Traceback" not in result.stderr
     assert not [line for line in result.stdout.splitlines() if line.endswith(":latest")]
+
+
+# -- an app profile that does not load (issue 16) ------------------------------------------
+
+BROKEN_PROFILES = {
+    "syntax": ("from orchestrator.profile import AppProfile\nprofile = AppProfile(\n", 2,
+               "SyntaxError: '(' was never closed"),
+    "raises": ("import os\n\nraise RuntimeError('no config for ' + 'this app')\n", 3,
+               "RuntimeError: no config for this app"),
+}  # fmt: skip
+
+
+def _broken_profile(tmp_path: Path, kind: str, form: str) -> tuple[str, str, dict[str, str]]:
+    """(--app reference, the file:line it must name, env) for a profile broken as `kind`,
+    named as a file path or as a module on PYTHONPATH."""
+    source, line, _ = BROKEN_PROFILES[kind]
+    module = f"ci_stack_broken_{kind}_profile"
+    path = tmp_path / f"{module}.py"
+    path.write_text(source)
+    if form == "file":
+        return f"{path}:profile", f"{path}:{line}", {}
+    pythonpath = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    return f"{module}:profile", f"{path}:{line}", {"PYTHONPATH": pythonpath}
+
+
+@pytest.mark.parametrize("form", ["file", "module"])
+@pytest.mark.parametrize("kind", sorted(BROKEN_PROFILES))
+def test_a_profile_that_does_not_load_is_one_line_with_its_place(
+    tmp_path: Path, kind: str, form: str
+) -> None:
+    reference, place, env = _broken_profile(tmp_path, kind, form)
+
+    result = run_cli(*local_run_args(tmp_path / "a", "true")[:-2], "--app", reference,
+                     "--", "true", env=env)  # fmt: skip
+
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert f"app profile {reference!r} failed to import: {place}: " in line
+    assert BROKEN_PROFILES[kind][2] in line
+    assert "Fix: " in line
+    assert not (tmp_path / "a").exists()  # no stack was started for it
+
+
+def test_a_profile_factory_that_raises_is_one_line_with_its_place(tmp_path: Path) -> None:
+    path = tmp_path / "factory_profile.py"
+    path.write_text("def make():\n    return {}['missing']\n")
+
+    result = run_cli("compose", "--app", f"{path}:make")
+
+    assert result.returncode == 2
+    line = one_line(result.stderr)
+    assert f"failed when make() ran: {path}:2: KeyError: 'missing'" in line
+
+
+@pytest.mark.parametrize("workers", [None, "2"])
+def test_the_pytest_plugin_reports_a_broken_profile_in_one_line(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    workers: str | None,
+) -> None:  # fmt: skip
+    reference, place, _ = _broken_profile(tmp_path, "syntax", "file")
+    for name in ("STACK_BACKEND_URL", "STACK_RUN_ID", "STACK_ARTIFACTS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STACK_APP", reference)
+    monkeypatch.setenv("STACK_ARTIFACTS", str(tmp_path / "artifacts"))
+    pytester.makepyfile(test_uses_stack="def test_a(stack):\n    pass\n\n"
+                        "def test_b(stack):\n    pass\n")  # fmt: skip
+    args = ["-p", "no:cacheprovider", "-p", "no:playwright"]
+
+    result = pytester.runpytest_subprocess(*args, *(["-n", workers] if workers else []))
+
+    output = result.stdout.str() + result.stderr.str()
+    assert "INTERNALERROR" not in output and "Traceback" not in output, output
+    mentions = [line for line in output.splitlines() if "failed to import" in line]
+    assert mentions and all(f"{place}: SyntaxError" in line for line in mentions), output
+    if workers is None:  # the session ends as a usage error, before any test runs
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        assert len(mentions) == 1
+    else:  # an xdist worker cannot end the session: each test needing the stack fails
+        result.assert_outcomes(errors=2)
