@@ -7,6 +7,7 @@ reused, as Playwright's `reuseExistingServer` does; `STACK_RESET=1` resets its d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -156,13 +157,12 @@ def e2e(session: nox.Session) -> None:
 def up(session: nox.Session) -> None:
     """Start the stack and keep it running until Ctrl-C; `nox -s e2e` then reuses it."""
     _install(session, "tests,e2e")
-    try:
+    # Ctrl-C is how `up` ends; nox has waited for the orchestrator's teardown by then.
+    with contextlib.suppress(KeyboardInterrupt):
         session.run(
             "python", "-m", "orchestrator", "up", "--state", str(UP_STATE), *session.posargs,
             interrupt_timeout=INTERRUPT_GRACE_S, terminate_timeout=TEARDOWN_GRACE_S,
         )  # fmt: skip
-    except KeyboardInterrupt:  # Ctrl-C is how `up` ends; nox waited for the teardown
-        pass
     session.log("stack stopped")
 
 

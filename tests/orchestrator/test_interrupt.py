@@ -56,8 +56,9 @@ class GroupProcess:
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"still running {timeout:.0f}s after SIGINT:\n"
-                                 f"{self.output()[-3000:]}") from None
+            raise AssertionError(
+                f"still running {timeout:.0f}s after SIGINT:\n{self.output()[-3000:]}"
+            ) from None
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -79,9 +80,9 @@ def _docker_leftovers(run_id: str) -> list[str]:
     client = docker_client(timeout=60)
     try:
         filters = {"label": f"{RUN_LABEL}={run_id}"}
-        return [f"container {c.name}" for c in client.containers.list(all=True, filters=filters)] + [
-            f"network {n.name}" for n in client.networks.list(filters=filters)
-        ]
+        containers = client.containers.list(all=True, filters=filters)
+        networks = client.networks.list(filters=filters)
+        return [f"container {c.name}" for c in containers] + [f"network {n.name}" for n in networks]
     finally:
         client.close()
 
