@@ -7,6 +7,7 @@ reused, as Playwright's `reuseExistingServer` does; `STACK_RESET=1` resets its d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,8 +22,12 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "uv|virtualenv"
 
 PYTHON = "3.11"
-# After Ctrl-C nox gives its child this long before SIGTERM/SIGKILL: the orchestrator needs
-# it to stop CMD and tear the stack down (containers included), or leftovers would remain.
+# After Ctrl-C nox waits INTERRUPT_GRACE_S for its child (a terminal's Ctrl-C reached it too),
+# then sends SIGTERM (a Ctrl-C sent to nox alone reaches the child this way) and waits
+# TEARDOWN_GRACE_S before SIGKILL: the orchestrator needs that to stop CMD and tear the stack
+# down (containers included) and write its report, or leftovers would remain. A SIGTERM that
+# arrives while it is already stopping changes nothing (the orchestrator only notes it).
+INTERRUPT_GRACE_S = 1.0
 TEARDOWN_GRACE_S = 60.0
 E2E_TESTS = ["e2e", "tests/integration"]
 # Every version our sessions and CI install, resolved from pyproject.toml's ranges (the
@@ -163,7 +168,7 @@ def e2e(session: nox.Session) -> None:
     session.run(
         "python", "-m", "orchestrator", "run", "--artifacts", artifacts, "--",
         "pytest", *pytest_args,
-        interrupt_timeout=TEARDOWN_GRACE_S, terminate_timeout=TEARDOWN_GRACE_S,
+        interrupt_timeout=INTERRUPT_GRACE_S, terminate_timeout=TEARDOWN_GRACE_S,
     )  # fmt: skip
 
 
@@ -171,12 +176,13 @@ def e2e(session: nox.Session) -> None:
 def up(session: nox.Session) -> None:
     """Start the stack and keep it running until Ctrl-C; `nox -s e2e` then reuses it."""
     _install(session, "tests,e2e")
-    try:
+    # Ctrl-C is how `up` ends; nox has waited for the orchestrator's teardown by then.
+    with contextlib.suppress(KeyboardInterrupt):
         session.run(
-            "python", "-m", "orchestrator", "up", "--state", str(UP_STATE), *session.posargs
-        )
-    except KeyboardInterrupt:  # Ctrl-C is how `up` ends: the stack is already stopped
-        session.log("stack stopped")
+            "python", "-m", "orchestrator", "up", "--state", str(UP_STATE), *session.posargs,
+            interrupt_timeout=INTERRUPT_GRACE_S, terminate_timeout=TEARDOWN_GRACE_S,
+        )  # fmt: skip
+    session.log("stack stopped")
 
 
 @nox.session(python=PYTHON, default=False)

@@ -1,4 +1,5 @@
-"""`clean`: remove what dead runs left behind — processes, containers, networks, temp dirs.
+"""`clean`: remove what dead runs left behind — processes, containers, networks, temp dirs;
+with `--images` also this checkout's stale images (never another checkout's).
 
 Only what provably belongs to a dead run is removed; the report says what was skipped and
 why, and whether Docker could be checked at all.
@@ -22,12 +23,14 @@ class CleanReport:
     removed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     docker: str = "not checked"
+    images: str | None = None  # with --images: what was removed and kept, why
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{len(self.removed)} leftover(s) removed, {len(self.skipped)} skipped "
             f"(their runs may be alive); Docker: {self.docker}"
         )
+        return f"{text}; {self.images}" if self.images else text
 
 
 def _run_processes() -> dict[int, tuple[str, str | None]]:
@@ -81,14 +84,17 @@ def clean_containers(report: CleanReport, run_id: str | None = None) -> None:
 
 
 def clean_images(report: CleanReport) -> None:
-    """Our dangling build stages and old content-hash tags (the current ones stay)."""
+    """This checkout's untagged build stages and old content-hash tags; the current ones,
+    unlabelled images and other checkouts' stay (see `orchestrator.images.stale`)."""
     from orchestrator.images import docker_client, remove_stale_images
 
     client = docker_client(timeout=120)
     try:
-        report.removed += [f"image {name}" for name in remove_stale_images(client)]
+        pruned = remove_stale_images(client)
     finally:
         client.close()
+    report.removed += [f"image {name}" for name in pruned.removed]
+    report.images = pruned.summary()
 
 
 def clean_all(run_id: str | None = None, *, images: bool = False) -> CleanReport:

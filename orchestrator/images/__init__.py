@@ -12,7 +12,8 @@ one line per step on stderr (`progress`) and can log their whole output to a fil
 Modules: `results` (names, results, the error), `hashing` (inputs hash and tag), `paths`,
 `wheels` (the backend's wheels), `context` (build contexts), `client` (docker-py), `progress`,
 `base` (where a base comes from; `can_provide_images`), `build` (builds, :latest),
-`bootstrap` (the offline base), `stale` (`remove_stale_images`), `cli`.
+`bootstrap` (the offline base), `stale` (`remove_stale_images`: only this checkout's, by
+the `ci-stack.checkout` label every build puts on its image and build stages), `cli`.
 """
 
 from orchestrator.images.base import (
@@ -35,9 +36,10 @@ from orchestrator.images.cli import main
 from orchestrator.images.client import docker_client
 from orchestrator.images.context import BuildContext, build_context, write_build_context
 from orchestrator.images.hashing import ContextSource, image_inputs_hash, image_tag
-from orchestrator.images.paths import default_cache_dir, default_repo_root
+from orchestrator.images.paths import checkout_id, default_cache_dir, default_repo_root
 from orchestrator.images.progress import BuildProgress
 from orchestrator.images.results import (
+    CHECKOUT_LABEL,
     IMAGE_NAMES,
     IMAGE_REPOSITORY,
     LABEL_PREFIX,
@@ -47,12 +49,13 @@ from orchestrator.images.results import (
     ImageName,
     ImageResult,
 )
-from orchestrator.images.stale import current_tags, remove_stale_images
+from orchestrator.images.stale import Pruned, current_tags, remove_stale_images
 from orchestrator.images.wheels import WheelSet, prepare_wheels, project_source_files
 
 __all__ = [
     "BASE_TAG",
     "BOOTSTRAP_COMMAND",
+    "CHECKOUT_LABEL",
     "DEBIAN_MIRROR",
     "DEBIAN_SECURITY_MIRROR",
     "IMAGE_NAMES",
@@ -68,6 +71,7 @@ __all__ = [
     "ImageBuildFailed",
     "ImageName",
     "ImageResult",
+    "Pruned",
     "PullFailed",
     "WheelSet",
     "bootstrap_base_image",
@@ -75,6 +79,7 @@ __all__ = [
     "build_context",
     "build_images",
     "can_provide_images",
+    "checkout_id",
     "current_tags",
     "default_cache_dir",
     "default_repo_root",

@@ -21,10 +21,14 @@ from orchestrator.images.context import (
     write_context_tar,
 )
 from orchestrator.images.hashing import image_inputs_hash, image_tag
-from orchestrator.images.paths import default_repo_root
+from orchestrator.images.paths import checkout_id, default_repo_root
 from orchestrator.images.progress import BuildProgress
 from orchestrator.images.results import (
+    CHECKOUT_BUILD_ARG,
+    CHECKOUT_LABEL,
+    IMAGE_LABEL,
     IMAGE_NAMES,
+    INPUTS_HASH_LABEL,
     LABEL_PREFIX,
     TAIL_LINES,
     BaseChoice,
@@ -143,13 +147,18 @@ def _build_one(
     status: BuildStatus = "cached"
     if existing is None:
         progress.step(name, f"building {tag} FROM {found.ref} ({found.source})")
+        checkout = checkout_id(root)  # on the image and its build stages: `clean` scopes by it
         all_labels = {
             **labels,
-            f"{LABEL_PREFIX}.image": name,
-            f"{LABEL_PREFIX}.inputs-hash": inputs_hash,
+            IMAGE_LABEL: name,
+            INPUTS_HASH_LABEL: inputs_hash,
             f"{LABEL_PREFIX}.base-image": found.ref,
+            CHECKOUT_LABEL: checkout,
         }
-        _docker_build(client, context, tag, buildargs, all_labels, nocache=force, progress=progress)
+        build_args = {**buildargs, CHECKOUT_BUILD_ARG: checkout}
+        _docker_build(
+            client, context, tag, build_args, all_labels, nocache=force, progress=progress
+        )
         existing = local_image(client, tag)
         status = "built"
     if existing is None:

@@ -63,10 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     prune = commands.add_parser(
-        "prune", parents=[common], help="remove stale ci-stack/* tags and dangling build stages"
+        "prune",
+        parents=[common],
+        help="remove this checkout's stale ci-stack/* tags and build stages",
     )
     prune.add_argument(
-        "--all", action="store_true", help="also the current content-hash tags (rebuilt next run)"
+        "--all",
+        action="store_true",
+        help="also this checkout's current content-hash tags (rebuilt next run)",
     )
 
     ctx = commands.add_parser(
@@ -104,8 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_results(list(built.values()), as_json=args.json)
         elif args.command == "prune":
             with client_scope(None) as client:
-                for removed in remove_stale_images(client, keep_current=not args.all):
-                    print(f"removed {removed}")
+                pruned = remove_stale_images(client, keep_current=not args.all)
+            for removed in pruned.removed:
+                print(f"removed {removed}")
+            print(f"prune: {pruned.summary()}", file=sys.stderr)
         else:
             write_build_context(build_context(args.name), args.dest)
             print(f"docker build --network host {args.dest}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -17,6 +18,12 @@ def default_repo_root() -> Path:
             "run from a checkout of the project (pip install -e .), or pass repo_root",
         )
     return root
+
+
+def checkout_id(repo_root: Path | None = None) -> str:
+    """Names a checkout on the images it builds: 16 hex digits of a hash of its absolute root."""
+    root = (repo_root or default_repo_root()).resolve()
+    return hashlib.sha256(str(root).encode("utf-8")).hexdigest()[:16]
 
 
 def default_cache_dir() -> Path:

@@ -15,6 +15,12 @@ BuildStatus = Literal["built", "cached"]
 
 IMAGE_REPOSITORY = "ci-stack"
 LABEL_PREFIX = "ci-stack"
+IMAGE_LABEL = f"{LABEL_PREFIX}.image"  # which image (or build stage) this is: ours
+INPUTS_HASH_LABEL = f"{LABEL_PREFIX}.inputs-hash"  # the content hash its tag is named after
+CHECKOUT_LABEL = f"{LABEL_PREFIX}.checkout"  # the checkout that built it (`checkout_id`)
+# The build arg that carries the checkout id into the Dockerfile, for build stages' labels
+# (the labels a build is given land on its final stage only); not part of the inputs hash.
+CHECKOUT_BUILD_ARG = "CI_STACK_CHECKOUT"
 
 SUBPROCESS_TIMEOUT_S = 1200
 TAIL_LINES = 40

@@ -1,48 +1,108 @@
-"""`clean --images`: remove our images that no build would use any more.
+"""`clean --images` and `images prune`: remove this checkout's images that no build would use.
 
-Ours are the images carrying the `ci-stack.image` label (every image we build or import has
-it). Stale are the `ci-stack/<name>:<hash>` tags other than the ones this checkout would build
-now, and our untagged (dangling) images: stages of earlier builds. The offline base and
-`:latest` tags are kept; an image a container still uses is left alone (Docker refuses).
+The Docker daemon is shared: other checkouts (and other tools) keep images there, and may be
+running them. So an image is removed only when it provably is this checkout's:
+
+- it carries `ci-stack.checkout=<checkout_id()>` (every build labels its image, and the
+  backend's build stage, with the checkout that built it);
+- a tag: it is the image's own build tag (`ci-stack/<ci-stack.image>:<inputs hash>`), not
+  the tag of an image made FROM ours (those inherit our labels, e.g. `ci-stack/notes:*`),
+  and not one of the tags this checkout would build now (current); `:latest` and the offline
+  base are shared and stay;
+- untagged (a build stage, or a build whose tag moved on): it carries our label.
+
+Everything else stays: unlabelled images (built before the label existed, or by hand) and
+other checkouts'. An image a container uses stays too (Docker refuses). `Pruned.summary()`
+says in one line what was removed and what was kept, why, with counts.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import PrerequisiteMissing
 from orchestrator.images.base import BaseResolver
 from orchestrator.images.bootstrap import BASE_TAG
 from orchestrator.images.context import build_context
 from orchestrator.images.hashing import image_inputs_hash, image_tag
-from orchestrator.images.results import IMAGE_NAMES, IMAGE_REPOSITORY, LABEL_PREFIX
+from orchestrator.images.paths import checkout_id, default_repo_root
+from orchestrator.images.results import (
+    CHECKOUT_LABEL,
+    IMAGE_LABEL,
+    IMAGE_NAMES,
+    IMAGE_REPOSITORY,
+    INPUTS_HASH_LABEL,
+    ImageName,
+)
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
 log = logging.getLogger(__name__)
 
+# Why an image stayed, as `Pruned.summary()` words it.
+KEPT_CURRENT = "current"
+KEPT_SHARED = ":latest or the offline base"
+KEPT_UNLABELLED = "no checkout label"
+KEPT_FOREIGN = "another checkout's"
+KEPT_DERIVED = "made FROM ours by something else"
+KEPT_UNKNOWN = "current tag unknown"
+KEPT_IN_USE = "in use"
+
+
+@dataclass
+class Pruned:
+    """What a prune removed, and how many it kept for which reason."""
+
+    checkout: str
+    removed: list[str] = field(default_factory=list)
+    kept: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{count} {why}" for why, count in self.kept.most_common())
+        kept = f"kept {sum(self.kept.values())}" + (f" ({reasons})" if reasons else "")
+        return f"images of checkout {self.checkout}: removed {len(self.removed)}, {kept}"
+
 
 def current_tags(
     client: DockerClient, *, repo_root: Path | None = None, cache_dir: Path | None = None
 ) -> set[str]:
     """The content-hash tags `build_images()` would use now, for bases already local."""
-    resolver = BaseResolver(client, repo_root=repo_root)
-    tags = set()
+    return _current(client, repo_root=repo_root, cache_dir=cache_dir)[0]
+
+
+def _current(
+    client: DockerClient, *, repo_root: Path | None, cache_dir: Path | None
+) -> tuple[set[str], set[ImageName]]:
+    """(current tags, names whose current tag could not be worked out)."""
+    root = repo_root or default_repo_root()
+    resolver = BaseResolver(client, repo_root=root)
+    tags: set[str] = set()
+    unknown: set[ImageName] = set()
     for name in IMAGE_NAMES:
+        if not (root / "images" / name / "Dockerfile").is_file():
+            unknown.add(name)  # this checkout does not build it: leave its images alone
+            continue
         try:
             found = resolver.resolve_local(name)
         except PrerequisiteMissing:
             continue  # no base here: no build of it can be current
-        context = build_context(name, repo_root=repo_root, cache_dir=cache_dir)
+        try:
+            context = build_context(name, repo_root=root, cache_dir=cache_dir)
+        except PrerequisiteMissing as exc:
+            log.info("kept every %s image: its current tag is unknown (%s)", name, exc)
+            unknown.add(name)
+            continue
         digest = image_inputs_hash(
             context.files, base_image_id=found.image_id, buildargs={"BASE_IMAGE": found.ref}
         )
         tags.add(image_tag(name, digest))
-    return tags
+    return tags, unknown
 
 
 def remove_stale_images(
@@ -54,39 +114,81 @@ def remove_stale_images(
     repository: str = IMAGE_REPOSITORY,
     current: Iterable[str] | None = None,
     label: str | None = None,
-) -> list[str]:
-    """Remove stale tags under `repository/` and our dangling images; what was removed.
+) -> Pruned:
+    """Remove this checkout's stale tags under `repository/` and its untagged images.
 
     `keep_current=False` removes the current content-hash tags too (the next run rebuilds);
     `current` gives them instead of computing them (`current_tags`); `label` (`key=value`)
-    touches only images that carry it, e.g. one run's label.
+    touches only images that carry it, e.g. one run's label. `repo_root` names the checkout
+    (default: the one this package belongs to).
     """
-    from docker.errors import APIError
-
+    root = repo_root or default_repo_root()
+    pruned = Pruned(checkout_id(root))
     keep: set[str] = set()
+    unknown: set[ImageName] = set()
     if keep_current:
-        keep = set(current) if current is not None else current_tags(
-            client, repo_root=repo_root, cache_dir=cache_dir
-        )
-    keep |= {BASE_TAG}
-    removed: list[str] = []
-    ours = {"label": [f"{LABEL_PREFIX}.image", *([label] if label else [])]}
-    for image in client.images.list(filters=ours):
-        for tag in image.tags:
+        if current is not None:
+            keep = set(current)
+        else:
+            keep, unknown = _current(client, repo_root=root, cache_dir=cache_dir)
+    filters = {"label": label} if label else None
+    why: str | None
+    for image in client.images.list(filters=filters):
+        labels: dict[str, str] = dict(image.labels or {})
+        ours = [tag for tag in image.tags if tag.startswith(repository + "/")]
+        if not image.tags and IMAGE_LABEL in labels:
+            why = _not_ours(labels, pruned.checkout)
+            _remove_or_keep(client, image.id, why, pruned)
+        for tag in ours:
             repo, _, version = tag.rpartition(":")
-            if not repo.startswith(repository + "/") or version == "latest" or tag in keep:
-                continue
-            try:
-                client.images.remove(tag)
-            except APIError as exc:
-                log.info("kept %s: %s", tag, getattr(exc, "explanation", exc))
-                continue
-            removed.append(tag)
-    for image in client.images.list(filters={**ours, "dangling": True}):
+            if version == "latest" or tag == BASE_TAG:
+                why = KEPT_SHARED
+            else:
+                why = _not_ours(labels, pruned.checkout)
+            if why is None and not _built_as(labels, repo, version, repository):
+                why = KEPT_DERIVED
+            if why is None and tag in keep:
+                why = KEPT_CURRENT
+            if why is None and labels.get(IMAGE_LABEL) in unknown:
+                why = KEPT_UNKNOWN
+            _remove_or_keep(client, tag, why, pruned)
+    return pruned
+
+
+def _not_ours(labels: dict[str, str], checkout: str) -> str | None:
+    owner = labels.get(CHECKOUT_LABEL)
+    if not owner:
+        return KEPT_UNLABELLED
+    return None if owner == checkout else KEPT_FOREIGN
+
+
+def _built_as(labels: dict[str, str], repo: str, version: str, repository: str) -> bool:
+    """Whether `repo:version` is the tag this image was built under (not one FROM it)."""
+    inputs_hash = labels.get(INPUTS_HASH_LABEL, "")
+    return (
+        repo == f"{repository}/{labels.get(IMAGE_LABEL)}"
+        and bool(version)
+        and inputs_hash.startswith(version)
+    )
+
+
+def _remove_or_keep(client: DockerClient, ref: str, why: str | None, pruned: Pruned) -> None:
+    """Remove `ref` (a tag, or an untagged image's id) unless there is a reason to keep it."""
+    from docker.errors import APIError, NotFound
+
+    if why is None:
         try:
-            client.images.remove(image.id)
+            client.images.remove(ref)
+        except NotFound:
+            return  # gone meanwhile
         except APIError as exc:
-            log.info("kept %s: %s", image.short_id, getattr(exc, "explanation", exc))
-            continue
-        removed.append(image.id)
-    return removed
+            log.info("kept %s: %s", ref, _explanation(exc))
+            why = KEPT_IN_USE
+        else:
+            pruned.removed.append(ref)
+            return
+    pruned.kept[why] += 1
+
+
+def _explanation(exc: Any) -> str:
+    return str(getattr(exc, "explanation", None) or exc)

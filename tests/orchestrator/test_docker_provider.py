@@ -311,22 +311,13 @@ def test_remove_labelled_removes_a_dead_run_and_keeps_the_others(
     _leftover(docker_api, image, dead)
     _leftover(docker_api, image, alive)
     try:
-        # Every other run present counts as live: this machine may be running other stacks.
-        present = {
-            *(
-                c.labels.get(RUN_LABEL)
-                for c in docker_api.containers.list(all=True, filters={"label": RUN_LABEL})
-            ),
-            *(
-                (n.attrs.get("Labels") or {}).get(RUN_LABEL)
-                for n in docker_api.networks.list(filters={"label": RUN_LABEL})
-            ),
-        }
-        keep_runs = {str(r) for r in present if r and r != dead}
+        # Every run but `dead` counts as live: this daemon is shared, and a stack another
+        # checkout starts meanwhile must not be touched (a snapshot of the runs present
+        # would miss it).
         skipped: list[str] = []
 
         removed = remove_labelled(
-            keep=lambda labels: "alive" if labels.get(RUN_LABEL) in keep_runs else None,
+            keep=lambda labels: None if labels.get(RUN_LABEL) == dead else "alive",
             skipped=skipped,
         )
 

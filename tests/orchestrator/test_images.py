@@ -417,34 +417,74 @@ def test_can_provide_images_uses_a_local_base(docker_api, tmp_path: Path) -> Non
         docker_api.images.remove(f"{repository}:1", force=True)
 
 
+def _import_build(
+    client: Any, repository: str, name: str, digest: str, checkout: str | None, **extra: str
+) -> str:
+    """A tiny image labelled as a build of `name` with inputs hash `digest` by `checkout`."""
+    labels = {
+        f"{images.LABEL_PREFIX}.image": name,
+        f"{images.LABEL_PREFIX}.inputs-hash": digest,
+        **({images.CHECKOUT_LABEL: checkout} if checkout else {}),
+        **RUN_LABELS,
+        **extra,
+    }
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("marker")
+        content = uuid.uuid4().bytes
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    tag = f"{repository}/{name}:{digest[:16]}"
+    repo, _, version = tag.rpartition(":")
+    client.api.import_image_from_data(
+        archive.getvalue(), repository=repo, tag=version,
+        changes=[f"LABEL {key}={value}" for key, value in labels.items()],
+    )  # fmt: skip
+    return str(client.images.get(tag).id)
+
+
 @pytest.mark.docker
-def test_stale_images_go_current_and_latest_stay(docker_api) -> None:
+def test_only_this_checkouts_stale_images_go(docker_api, tmp_path: Path) -> None:
     repository = f"ci-stack-test-{uuid.uuid4().hex[:8]}"
-    kept = _import_tiny_image(docker_api, f"{repository}/backend", "current", b"a")
-    for tag in ("old", "latest"):
-        docker_api.api.tag(kept, f"{repository}/backend", tag)
-    replaced = _import_tiny_image(docker_api, f"{repository}/postgres-pgmq", "x", b"b")
-    newer = _import_tiny_image(docker_api, f"{repository}/postgres-pgmq", "x", b"c")  # b: dangling
+    mine, other = images.checkout_id(tmp_path), images.checkout_id(tmp_path / "other")
+    h = [uuid.uuid4().hex * 2 for _ in range(6)]
+    current = _import_build(docker_api, repository, "backend", h[0], mine)
+    docker_api.api.tag(current, f"{repository}/backend", "latest")
+    old = _import_build(docker_api, repository, "backend", h[1], mine)
+    replaced = _import_build(docker_api, repository, "postgres-pgmq", h[2], mine)
+    newer = _import_build(docker_api, repository, "postgres-pgmq", h[2], mine)  # replaced: untagged
+    foreign = _import_build(docker_api, repository, "backend", h[3], other)
+    unlabelled = _import_build(docker_api, repository, "backend", h[4], None)
+    # An app's image made FROM our backend inherits its labels, under a tag of its own.
+    derived = _import_build(docker_api, repository, "backend", h[0], mine)
+    docker_api.api.tag(derived, f"{repository}/notes", h[5][:16])
+    docker_api.images.remove(f"{repository}/backend:{h[0][:16]}")  # back to `current`'s
+    docker_api.api.tag(current, f"{repository}/backend", h[0][:16])
     run_label = "{}={}".format(*next(iter(RUN_LABELS.items())))
+    current_tags = {f"{repository}/backend:{h[0][:16]}", f"{repository}/postgres-pgmq:{h[2][:16]}"}
     try:
-        removed = images.remove_stale_images(
-            docker_api,
-            repository=repository,
-            current={f"{repository}/backend:current", f"{repository}/postgres-pgmq:x"},
-            label=run_label,
-        )
-        assert sorted(removed) == sorted([f"{repository}/backend:old", replaced])
-        assert sorted(docker_api.images.get(kept).tags) == [
-            f"{repository}/backend:current", f"{repository}/backend:latest",
-        ]
-        assert docker_api.images.get(newer).tags == [f"{repository}/postgres-pgmq:x"]
+        pruned = images.remove_stale_images(
+            docker_api, repository=repository, current=current_tags, label=run_label,
+            repo_root=tmp_path,
+        )  # fmt: skip
+        assert sorted(pruned.removed) == sorted([f"{repository}/backend:{h[1][:16]}", replaced])
+        assert pruned.kept == {
+            "current": 2, ":latest or the offline base": 1, "another checkout's": 1,
+            "no checkout label": 1, "made FROM ours by something else": 1,
+        }  # fmt: skip
+        assert "removed 2, kept 6 (2 current, " in pruned.summary()
+        left = {image.id for image in docker_api.images.list(filters={"label": run_label})}
+        assert left >= {current, newer, foreign, unlabelled, derived}
+        assert not left & {old, replaced}
 
         everything = images.remove_stale_images(
-            docker_api, keep_current=False, repository=repository, label=run_label
-        )
-        assert sorted(everything) == sorted(
-            [f"{repository}/backend:current", f"{repository}/postgres-pgmq:x"]
-        )
+            docker_api, keep_current=False, repository=repository, label=run_label,
+            repo_root=tmp_path,
+        )  # fmt: skip
+        assert sorted(everything.removed) == sorted(current_tags)
+        assert sorted(docker_api.images.get(foreign).tags) == [f"{repository}/backend:{h[3][:16]}"]
+        assert docker_api.images.get(unlabelled).tags == [f"{repository}/backend:{h[4][:16]}"]
+        assert docker_api.images.get(derived).tags == [f"{repository}/notes:{h[5][:16]}"]
     finally:
         for image in docker_api.images.list(filters={"label": run_label}):
             if any(tag.startswith(repository) for tag in image.tags) or not image.tags:
@@ -466,7 +506,10 @@ def test_builds_print_a_line_per_step_and_log_everything(
     log_path = tmp_path / "logs" / "images.log"
     with images.BuildProgress(stream=out, log_path=log_path) as progress:
         result = images.build_images(
-            ["postgres-pgmq"], repo_root=root, client=docker_api, progress=progress,
+            ["postgres-pgmq"],
+            repo_root=root,
+            client=docker_api,
+            progress=progress,
             labels=RUN_LABELS,
         )["postgres-pgmq"]
     try:

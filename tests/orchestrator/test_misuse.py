@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.checkout import make_checkout, run_cli_in
 from tests.fixtures.orchestrator_cli import local_run_args, run_cli
 from tests.fixtures.stack_checks import live_pids_of_run
 
@@ -165,19 +166,25 @@ def test_the_cli_without_its_dependencies_says_how_to_install_them(tmp_path: Pat
 
 
 @pytest.mark.docker
-def test_clean_with_images_checks_docker_and_keeps_the_current_tags() -> None:
+def test_clean_with_images_checks_docker_and_touches_no_other_checkouts_images(
+    tmp_path: Path,
+) -> None:
+    from orchestrator.images import checkout_id
     from orchestrator.providers.docker import docker_answers
 
     ok, why = docker_answers()
     if not ok:
         pytest.skip(why)
+    # A checkout of the test's own, which built nothing: every image on the daemon is another's.
+    root = make_checkout(tmp_path / "checkout")
 
-    result = run_cli("clean", "--run-id", "no-such-run", "--images", timeout=300)
+    result = run_cli_in(root, "clean", "--run-id", "no-such-run", "--images", timeout=300)
 
     assert result.returncode == 0, result.stderr
     assert "Docker: checked" in result.stderr
+    assert f"images of checkout {checkout_id(root)}: removed 0, kept " in result.stderr
     assert "Traceback" not in result.stderr
-    assert not [line for line in result.stdout.splitlines() if line.endswith(":latest")]
+    assert result.stdout == ""
 
 
 # -- an app profile that does not load (issue 16) ------------------------------------------

@@ -1,0 +1,144 @@
+"""Never harm what isn't ours: the real `clean --images` and `images prune` of one checkout
+remove its stale images and build stages, and leave another checkout's and unlabelled ones.
+
+Two checkouts of the test's own (each with the orchestrator package, so the CLI run from it
+names it) build tiny two-stage images through the real build path, FROM a base the test
+imports; every image carries the test's run label and is removed by it at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import images
+from orchestrator.contract import RUN_LABEL
+from orchestrator.errors import PrerequisiteMissing
+from orchestrator.images.results import CHECKOUT_BUILD_ARG
+from tests.fixtures.checkout import make_checkout, run_cli_in, write_dockerfile
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def docker_api() -> Iterator[Any]:
+    try:
+        client = images.docker_client(timeout=300)
+    except PrerequisiteMissing as exc:
+        pytest.skip(str(exc))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def run_label(docker_api: Any) -> Iterator[str]:
+    """A label value for this test alone; everything carrying it is removed at the end."""
+    label = f"{RUN_LABEL}=pytest-ownership-{uuid.uuid4().hex[:8]}"
+    yield label
+    for image in docker_api.images.list(filters={"label": label}):
+        docker_api.images.remove(image.id, force=True)
+
+
+def _import(client: Any, ref: str, labels: dict[str, str]) -> str:
+    """A one-file image made by `docker import` (no registry), with `labels`."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        content = uuid.uuid4().bytes
+        info = tarfile.TarInfo("marker")
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    repository, _, tag = ref.rpartition(":")
+    client.api.import_image_from_data(
+        archive.getvalue(), repository=repository, tag=tag,
+        changes=[f"LABEL {key}={value}" for key, value in labels.items()],
+    )  # fmt: skip
+    return str(client.images.get(ref).id)
+
+
+def _dockerfile(base: str, version: str) -> str:
+    """Two stages like the backend's: the first labels itself with the building checkout."""
+    return (
+        f"ARG BASE_IMAGE={base}\n"
+        "FROM ${BASE_IMAGE} AS build\n"
+        f"ARG {CHECKOUT_BUILD_ARG}=\n"
+        f"LABEL {images.LABEL_PREFIX}.image=test-build-stage "
+        f"{images.CHECKOUT_LABEL}=${{{CHECKOUT_BUILD_ARG}}}\n"
+        "FROM ${BASE_IMAGE}\n"
+        "COPY --from=build /marker /copied\n"
+        f"LABEL version={version}\n"
+    )
+
+
+def _build(client: Any, root: Path, label: str) -> str:
+    key, value = label.split("=", 1)
+    built = images.build_images(
+        ["postgres-pgmq"], repo_root=root, client=client, labels={key: value},
+        progress=images.BuildProgress(io.StringIO()),
+    )  # fmt: skip
+    return built["postgres-pgmq"].tag
+
+
+def _stages(client: Any, checkout: str, label: str) -> set[str]:
+    filters = {"label": [label, f"{images.CHECKOUT_LABEL}={checkout}"], "dangling": True}
+    return {image.id for image in client.images.list(filters=filters)}
+
+
+def _tags(client: Any, label: str) -> set[str]:
+    return {tag for image in client.images.list(filters={"label": label}) for tag in image.tags}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("clean", "--run-id", "pytest-no-such-run", "--images"), ("images", "prune")],
+    ids=["clean --images", "images prune"],
+)
+def test_only_this_checkouts_stale_images_and_stages_go(
+    command: tuple[str, ...], docker_api: Any, run_label: str, tmp_path: Path
+) -> None:
+    key, value = run_label.split("=", 1)
+    base = f"ci-stack-test-{uuid.uuid4().hex[:8]}/base:1"
+    _import(docker_api, base, {key: value})
+    mine = make_checkout(tmp_path / "mine", {"postgres-pgmq": _dockerfile(base, "1")})
+    stale = _build(docker_api, mine, run_label)
+    write_dockerfile(mine, "postgres-pgmq", _dockerfile(base, "2"))
+    current = _build(docker_api, mine, run_label)
+    other = make_checkout(tmp_path / "other", {"postgres-pgmq": _dockerfile(base, "3")})
+    foreign = _build(docker_api, other, run_label)
+    # As built before images carried the checkout: ours by every other label.
+    digest = uuid.uuid4().hex
+    unlabelled = f"{images.IMAGE_REPOSITORY}/postgres-pgmq:{digest[:16]}"
+    _import(docker_api, unlabelled, {
+        key: value, f"{images.LABEL_PREFIX}.image": "postgres-pgmq",
+        f"{images.LABEL_PREFIX}.inputs-hash": digest,
+    })  # fmt: skip
+    my_stages = _stages(docker_api, images.checkout_id(mine), run_label)
+    other_stages = _stages(docker_api, images.checkout_id(other), run_label)
+    assert len(my_stages) == 1 and len(other_stages) == 1  # the build stages are labelled
+    assert len({stale, current, foreign}) == 3
+
+    result = run_cli_in(mine, *command, timeout=300)
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert _tags(docker_api, run_label) == {base, current, foreign, unlabelled}
+    assert _stages(docker_api, images.checkout_id(mine), run_label) == set()
+    assert _stages(docker_api, images.checkout_id(other), run_label) == other_stages
+    removed = sorted(line.split()[-1] for line in result.stdout.splitlines())
+    assert removed == sorted([stale, *my_stages])
+    summary = re.search(
+        r"images of checkout (\w+): removed (\d+), kept \d+ \((.*)\)", result.stderr
+    )
+    assert summary is not None, result.stderr
+    assert summary[1] == images.checkout_id(mine)
+    assert summary[2] == "2"
+    kept = dict((why, int(n)) for n, why in re.findall(r"(\d+) ([^,]+)", summary[3]))
+    assert kept["current"] >= 1
+    assert kept["another checkout's"] >= 1
+    assert kept["no checkout label"] >= 1
