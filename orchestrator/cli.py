@@ -394,7 +394,11 @@ def _unrunnable(program: str) -> tuple[int, str] | None:
             return EXIT_NOT_FOUND, f"command not found: {program} (is it installed and on PATH?)"
         return None
     path = Path(program)
-    if not path.exists():
+    try:
+        found = path.exists()
+    except PermissionError:  # a folder on its way we may not enter (another user's, say)
+        return EXIT_NOT_EXECUTABLE, f"command not executable: {program} (permission denied)"
+    if not found:
         return EXIT_NOT_FOUND, f"command not found: {program} (no such file)"
     if path.is_dir() or not os.access(path, os.X_OK):
         return EXIT_NOT_EXECUTABLE, (

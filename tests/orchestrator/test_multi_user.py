@@ -26,6 +26,7 @@ import pytest
 
 from e2e import isolation
 from e2e.isolation import LockDirNotOurs, StackLock, StackLockTimeout, private_dir
+from orchestrator.cli import EXIT_NOT_EXECUTABLE
 from orchestrator.embedded_postgres import BASE_DIR_ENV, clean_leftovers, find_leftovers
 from orchestrator.embedded_postgres.leftovers import require_owned, temp_prefix
 from orchestrator.errors import PrerequisiteMissing
@@ -255,6 +256,24 @@ def other_user() -> Iterator[OtherUser]:
         yield probe
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_command_in_a_folder_the_user_cannot_enter_is_one_line(other_user: OtherUser) -> None:
+    """`run -- /root-only/tool` as another user: exit 126 and one line, before any stack."""
+    private = Path(tempfile.mkdtemp(prefix="ci-stack-root-only-"))
+    try:
+        tool = private / "tool"
+        tool.write_text("#!/bin/sh\n")
+        tool.chmod(0o755)
+        args = ["-m", "orchestrator", "run", "--provider", "local", "--", str(tool)]
+        env = _base_env(other_user.home, other_user.python)
+        result = other_user.run([str(other_user.python), *args], env)
+    finally:
+        shutil.rmtree(private)
+    assert result.returncode == EXIT_NOT_EXECUTABLE, result.stdout
+    assert result.stdout.splitlines() == [
+        f"orchestrator: command not executable: {tool} (permission denied)"
+    ]
 
 
 def _join_docker_group(user: OtherUser) -> None:
