@@ -26,7 +26,7 @@ import pytest
 
 from e2e import isolation
 from e2e.isolation import LockDirNotOurs, StackLock, StackLockTimeout, private_dir
-from orchestrator.cli import EXIT_NOT_EXECUTABLE
+from orchestrator.cli import EXIT_NOT_EXECUTABLE, EXIT_USAGE
 from orchestrator.embedded_postgres import BASE_DIR_ENV, clean_leftovers, find_leftovers
 from orchestrator.embedded_postgres.leftovers import require_owned, temp_prefix
 from orchestrator.errors import PrerequisiteMissing
@@ -274,6 +274,28 @@ def test_command_in_a_folder_the_user_cannot_enter_is_one_line(other_user: Other
     assert result.stdout.splitlines() == [
         f"orchestrator: command not executable: {tool} (permission denied)"
     ]
+
+
+@pytest.mark.docker
+def test_wheel_cache_in_a_home_the_user_cannot_write_is_one_line(other_user: OtherUser) -> None:
+    """A service user's home is often /nonexistent: say where the cache can go instead."""
+    from orchestrator.providers.docker import docker_answers
+
+    answers, why = docker_answers()
+    if not answers:
+        pytest.skip(why)
+    _join_docker_group(other_user)
+    artifacts = other_user.home / "artifacts-no-home"
+    args = ["-m", "orchestrator", "run", "--provider", "docker", "--artifacts", str(artifacts)]
+    env = _base_env(Path("/nonexistent"), other_user.python)
+    result = other_user.run([str(other_user.python), *args, "--", "true"], env)
+    assert result.returncode == EXIT_USAGE, result.stdout
+    assert "Traceback" not in result.stdout
+    assert result.stdout.splitlines()[-1] == (
+        "orchestrator: cannot create the wheel cache /nonexistent/.cache/ci-stack/wheels "
+        "(Permission denied). Fix: set CI_STACK_CACHE_DIR (or XDG_CACHE_HOME, or HOME) to a "
+        "folder you can write"
+    )
 
 
 def _join_docker_group(user: OtherUser) -> None:
