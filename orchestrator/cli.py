@@ -329,8 +329,10 @@ def _state_file(path: Path | None, run: Run) -> Iterator[None]:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(state, indent=2) + "\n")
-    partial.chmod(0o600)  # it holds the database URL
+    # It holds the database URL: 0600 from its first byte (other users share the machine).
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # also when a killed `up` left it with another mode
+        out.write(json.dumps(state, indent=2) + "\n")
     partial.replace(path)  # readers see the whole file or none
     try:
         yield
