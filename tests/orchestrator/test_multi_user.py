@@ -18,6 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,8 +304,14 @@ def _join_docker_group(user: OtherUser) -> None:
     if "DOCKER_HOST" in os.environ or not DOCKER_SOCKET.exists():
         return
     group = DOCKER_SOCKET.stat().st_gid
-    if group not in os.getgrouplist(user.name, pwd.getpwnam(user.name).pw_gid):
-        subprocess.run(["usermod", "-aG", str(group), user.name], check=True)
+    primary = pwd.getpwnam(user.name).pw_gid
+    deadline = time.monotonic() + 30  # a parallel worker may hold the lock on /etc/group
+    while group not in os.getgrouplist(user.name, primary):
+        result = subprocess.run(
+            ["usermod", "-aG", str(group), user.name], capture_output=True, text=True, check=False
+        )
+        if time.monotonic() > deadline:
+            pytest.fail(f"usermod -aG {group} {user.name} failed: {result.stderr.strip()}")
 
 
 def _smoke_run(
