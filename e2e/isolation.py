@@ -4,7 +4,7 @@ Most tests only touch data they create (their own commands, their own command ty
 pytest-xdist workers run them side by side. A few change what every test sees (the stored
 worker/retry config: max_attempts of every command sent meanwhile). Those request
 `exclusive_stack`; every other test holds `shared_stack` (autouse). Both are one reader-writer
-lock per stack, shared by all pytest processes on the machine through `fcntl.flock`:
+lock per stack, shared by all pytest processes of one user on the machine through `fcntl.flock`:
 
 - shared: many at once; exclusive: alone, after the running shared holders finish;
 - a waiting exclusive holder keeps a "gate" lock, so new shared holders queue behind it
@@ -14,6 +14,10 @@ Test modules import `shared_stack_fixture` so that it applies to their tests (an
 fixture is a module's fixture; the `_fixture` names keep parameters from shadowing it), and
 mark exclusive tests `@pytest.mark.xdist_group("global-state")` so `--dist loadgroup` runs
 them on one worker, one after the other, instead of having several workers wait for each other.
+
+The lock files live in a folder of the user's own (`ci-stack-e2e-locks-<uid>` in the temp dir,
+mode 0700): another user's runs on the same machine have their own stacks, and a folder one
+user made is never one another user must write into.
 """
 
 from __future__ import annotations
@@ -22,16 +26,17 @@ import fcntl
 import functools
 import hashlib
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
 import pytest
 
-LOCK_DIR = Path(tempfile.gettempdir()) / "ci-stack-e2e-locks"
+LOCK_DIR_PREFIX = "ci-stack-e2e-locks-"
 LOCK_WAIT_S = 600.0  # longest wait for the lock: more than the slowest test of the suite
 POLL_S = 0.05
 GLOBAL_STATE_GROUP = "global-state"
@@ -41,12 +46,35 @@ class StackLockTimeout(RuntimeError):
     """Another test held the stack's lock for longer than LOCK_WAIT_S."""
 
 
+class LockDirNotOurs(RuntimeError):
+    """The lock folder exists but is not this user's private folder."""
+
+
+def default_lock_dir() -> Path:
+    """This user's lock folder in the temp dir: `ci-stack-e2e-locks-<uid>`."""
+    return Path(tempfile.gettempdir()) / f"{LOCK_DIR_PREFIX}{os.getuid()}"
+
+
+def private_dir(directory: Path) -> Path:
+    """`directory`, made 0700 if missing; refused unless it is ours and only ours to write."""
+    with suppress(FileExistsError):
+        directory.mkdir(mode=0o700, parents=True)
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise LockDirNotOurs(
+            f"the e2e lock folder {directory} is not a folder only uid {os.getuid()} can write "
+            f"(owner uid {info.st_uid}, mode {stat.filemode(info.st_mode)}). "
+            "Fix: remove it (another user or program made it), or set TMPDIR to a folder of yours"
+        )
+    return directory
+
+
 class StackLock:
     """Reader-writer lock for the tests of one stack, keyed by its backend URL."""
 
-    def __init__(self, backend_url: str, directory: Path = LOCK_DIR) -> None:
+    def __init__(self, backend_url: str, directory: Path | None = None) -> None:
         digest = hashlib.sha256(backend_url.encode()).hexdigest()[:16]
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = private_dir(directory or default_lock_dir())
         self.gate_path = directory / f"{digest}.gate"
         self.rw_path = directory / f"{digest}.rw"
 

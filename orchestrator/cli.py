@@ -320,8 +320,10 @@ def _state_file(path: Path | None, run: Run) -> Iterator[None]:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(state, indent=2) + "\n")
-    partial.chmod(0o600)  # it holds the database URL
+    # It holds the database URL: 0600 from its first byte (other users share the machine).
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # also when a killed `up` left it with another mode
+        out.write(json.dumps(state, indent=2) + "\n")
     partial.replace(path)  # readers see the whole file or none
     try:
         yield
@@ -385,7 +387,11 @@ def _unrunnable(program: str) -> tuple[int, str] | None:
             return EXIT_NOT_FOUND, f"command not found: {program} (is it installed and on PATH?)"
         return None
     path = Path(program)
-    if not path.exists():
+    try:
+        found = path.exists()
+    except PermissionError:  # a folder on its way we may not enter (another user's, say)
+        return EXIT_NOT_EXECUTABLE, f"command not executable: {program} (permission denied)"
+    if not found:
         return EXIT_NOT_FOUND, f"command not found: {program} (no such file)"
     if path.is_dir() or not os.access(path, os.X_OK):
         return EXIT_NOT_EXECUTABLE, (

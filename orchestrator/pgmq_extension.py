@@ -20,8 +20,9 @@ from orchestrator.errors import PrerequisiteMissing
 EXTENSION_NAME = "pgmq"
 _PGMQ_FIX = "pip install pgmq==1.1.4 (it bundles the PGMQ 1.13.0 SQL)"
 _WRITE_FIX = (
-    "run as root, or use the pgserver binaries (pip install pgserver==0.1.4 and drop "
-    "--pg-bindir / STACK_PG_BINDIR), whose extension directory lives in your environment"
+    "run as root or as the directory's owner (once: the files stay for every user), or use "
+    "the pgserver binaries (pip install pgserver==0.1.4 and drop --pg-bindir / "
+    "STACK_PG_BINDIR) in an environment of your own"
 )
 
 # Upstream's pgmq.control, minus `module_pathname`: the bundled script is pure SQL.

@@ -16,12 +16,13 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from orchestrator.embedded_postgres.install import Install
-from orchestrator.embedded_postgres.leftovers import TEMP_PREFIX
+from orchestrator.embedded_postgres.leftovers import TEMP_PREFIX, require_owned
 from orchestrator.embedded_postgres.run_as import RunAs
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing
 
 BINDIR_ENV = "STACK_PG_BINDIR"
 INSTALL_CACHE_ROOT = Path("/var/tmp")
+_WHAT = "cached PostgreSQL install"
 BINARIES_FIX = (
     "pip install pgserver==0.1.4, or pass --pg-bindir / set STACK_PG_BINDIR "
     "to a PostgreSQL bin directory"
@@ -88,8 +89,10 @@ def _cached_copy(install: Install) -> Path:
     name = f"{TEMP_PREFIX}pginstall-{install.version}-{digest.hexdigest()[:12]}"
     final = INSTALL_CACHE_ROOT / name
     copied_root = final / package.name / root.name
-    if (copied_root / "bin" / "postgres").is_file():
-        return copied_root
+    if os.path.lexists(final):  # a predictable name in a shared dir: ours, or refused
+        require_owned(final, os.geteuid(), _WHAT)
+        if (copied_root / "bin" / "postgres").is_file():
+            return copied_root
     staging = Path(tempfile.mkdtemp(dir=INSTALL_CACHE_ROOT, prefix=f".{name}-"))
     try:
         shutil.copytree(root, staging / package.name / root.name, symlinks=True)
@@ -103,6 +106,7 @@ def _cached_copy(install: Install) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    require_owned(final, os.geteuid(), _WHAT)
     return copied_root
 
 

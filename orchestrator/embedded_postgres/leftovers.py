@@ -2,7 +2,9 @@
 
 Each server lives in a temp dir named `ci-stack-<run id>-pg-*` under /dev/shm when it is
 roomy, else the temp dir. An owner file in it says which process made it, so leftovers of
-dead runs can be told from the dirs of live sessions.
+dead runs can be told from the dirs of live sessions. These roots are shared by every user of
+the machine: only dirs owned by us (or, as root, by the user our servers run as) are ever
+looked into or removed; another user's dirs, live or not, are theirs to clean.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import glob
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
 
 from orchestrator.embedded_postgres.processes import kill_server
-from orchestrator.errors import TeardownErrors
+from orchestrator.embedded_postgres.run_as import RunAs
+from orchestrator.errors import PrerequisiteMissing, TeardownErrors
 from orchestrator.proc import ProcessInfo
 
 BASE_DIR_ENV = "STACK_PG_TMPDIR"
@@ -79,6 +83,43 @@ def _owner_alive(tmp: Path) -> bool:
     return info is not None and info.state != "Z" and info.start_ticks == owner["start_ticks"]
 
 
+def our_uids() -> frozenset[int]:
+    """The owners a dir of ours can have: us, and as root also the user servers run as."""
+    uids = {os.geteuid()}
+    try:
+        run_as = RunAs.for_current_process()
+    except PrerequisiteMissing:
+        run_as = None  # no server can have run as anyone else
+    if run_as is not None:
+        uids.add(run_as.uid)
+    return frozenset(uids)
+
+
+def owned_privately(path: Path, uids: frozenset[int]) -> bool:
+    """True when `path` is a dir (not a symlink) owned by one of `uids`, writable by no one else."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid in uids and not info.st_mode & 0o022
+
+
+def require_owned(path: Path, uid: int, what: str) -> Path:
+    """`path`, after checking that a cache dir under a shared root is `uid`'s alone.
+
+    Its name is predictable, so another user could have made it first; a server must never
+    start from files someone else can change.
+    """
+    if not owned_privately(path, frozenset({uid})):
+        info = path.lstat()
+        raise PrerequisiteMissing(
+            f"the {what} {path} is not private to uid {uid} "
+            f"(owner uid {info.st_uid}, mode {stat.filemode(info.st_mode)})",
+            f"remove it (another user or program made it): rm -rf {path}",
+        )
+    return path
+
+
 def find_leftovers(run_id: str | None = None) -> list[Path]:
     """Our server temp dirs in the temp roots (base dir, /dev/shm, the temp dir).
 
@@ -86,10 +127,11 @@ def find_leftovers(run_id: str | None = None) -> list[Path]:
     dirs of any run whose owning process is gone, so a concurrent session is left alone.
     """
     pattern = glob.escape(temp_prefix(run_id)) + "*" if run_id else f"{TEMP_PREFIX}*-pg-*"
-    found = [p for root in _temp_roots() for p in root.glob(pattern)]
+    uids = our_uids()
+    found = [p for root in _temp_roots() for p in root.glob(pattern) if owned_privately(p, uids)]
     if run_id is None:
         found = [p for p in found if not _owner_alive(p)]
-    return sorted(p for p in found if p.is_dir() and not p.is_symlink())
+    return sorted(found)
 
 
 def clean_leftovers(run_id: str | None = None) -> list[str]:

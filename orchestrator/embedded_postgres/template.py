@@ -9,10 +9,11 @@ import tempfile
 from pathlib import Path
 
 from orchestrator.embedded_postgres.binaries import INSTALL_CACHE_ROOT, Install
-from orchestrator.embedded_postgres.leftovers import TEMP_PREFIX
+from orchestrator.embedded_postgres.leftovers import TEMP_PREFIX, require_owned
 from orchestrator.embedded_postgres.run_as import RunAs, run_as_kwargs, run_or_fail
 
 _INITDB_OPTIONS = ("-E", "UTF8", "--locale=C", "-N", "--auth=trust")
+_WHAT = "template data dir"
 
 
 def template_data_dir(install: Install, run_as: RunAs | None, user: str) -> Path:
@@ -36,8 +37,10 @@ def template_data_dir(install: Install, run_as: RunAs | None, user: str) -> Path
     digest = hashlib.sha256("|".join(identity).encode()).hexdigest()[:12]
     name = f"{TEMP_PREFIX}pgdata-{install.version}-{digest}"
     final = INSTALL_CACHE_ROOT / name
-    if (final / "PG_VERSION").is_file():
-        return final
+    if os.path.lexists(final):  # a predictable name in a shared dir: ours, or refused
+        require_owned(final, uid, _WHAT)
+        if (final / "PG_VERSION").is_file():
+            return final
     staging = Path(tempfile.mkdtemp(dir=INSTALL_CACHE_ROOT, prefix=f".{name}-"))
     try:
         if run_as is not None:
@@ -51,4 +54,4 @@ def template_data_dir(install: Install, run_as: RunAs | None, user: str) -> Path
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return final
+    return require_owned(final, uid, _WHAT)

@@ -81,7 +81,13 @@ def prepare_wheels(*, repo_root: Path | None = None, cache_dir: Path | None = No
         )
     root = repo_root or default_repo_root()
     wheel_dir = (cache_dir or default_cache_dir()) / "wheels"
-    wheel_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        wheel_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a service user whose home is /nonexistent
+        raise PrerequisiteMissing(
+            f"cannot create the wheel cache {wheel_dir} ({exc.strerror})",
+            "set CI_STACK_CACHE_DIR (or XDG_CACHE_HOME, or HOME) to a folder you can write",
+        ) from exc
     python_tag = f"cp{_IMAGE_PYTHON[0]}{_IMAGE_PYTHON[1]}"
 
     project = _read_pyproject(root).get("project", {})
