@@ -21,7 +21,6 @@ import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,15 +37,6 @@ STALE_AFTER_DAYS = 7.0
 def store_root(uid: int) -> Path:
     """The snapshot store of the OS user `uid`."""
     return INSTALL_CACHE_ROOT / f"{TEMP_PREFIX}pgsnap-{uid}"
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """One snapshot: `data_dir` to copy, and whether this run built it."""
-
-    name: str
-    data_dir: Path
-    built: bool
 
 
 class SnapshotStore:
@@ -75,21 +65,25 @@ class SnapshotStore:
 
     # -- reading ------------------------------------------------------------------------------
 
+    def ensure(self, name: str, build: Callable[[Path], None]) -> bool:
+        """Make the snapshot `name` complete: `build(data_dir)` fills it when it is missing or
+        incomplete (once for concurrent callers). True when this call built it."""
+        with self._lock(name, fcntl.LOCK_SH):
+            if self._complete(name):
+                return False
+        return self._build(name, build)
+
     @contextlib.contextmanager
-    def use(self, name: str, build: Callable[[Path], None]) -> Iterator[Snapshot]:
-        """The complete snapshot `name`, held against removal while the caller copies it;
-        `build(data_dir)` makes it first when it is missing or incomplete."""
-        for attempt in range(2):
-            with self._lock(name, fcntl.LOCK_SH):
-                if self._complete(name):
-                    os.utime(self.root / name / MARKER)  # last use, for the stale sweep
-                    yield Snapshot(name, self.root / name / DATA, built=attempt > 0)
-                    return
-            if attempt == 0:
-                self._build(name, build)
-        raise OrchestratorError(
-            f"the snapshot {self.root / name} is incomplete right after its build"
-        )
+    def reading(self, name: str) -> Iterator[Path]:
+        """The data dir of the complete snapshot `name`, safe from removal while held."""
+        with self._lock(name, fcntl.LOCK_SH):
+            if not self._complete(name):
+                raise OrchestratorError(
+                    f"the snapshot {self.root / name} is missing or incomplete. "
+                    "Fix: run again (it is rebuilt)"
+                )
+            os.utime(self.root / name / MARKER)  # last use, for the stale sweep
+            yield self.root / name / DATA
 
     def _complete(self, name: str) -> bool:
         folder = self.root / name
@@ -101,10 +95,10 @@ class SnapshotStore:
 
     # -- building -----------------------------------------------------------------------------
 
-    def _build(self, name: str, build: Callable[[Path], None]) -> None:
+    def _build(self, name: str, build: Callable[[Path], None]) -> bool:
         with self._lock(name, fcntl.LOCK_EX):
             if self._complete(name):
-                return  # a concurrent run built it while we waited
+                return False  # a concurrent run built it while we waited
             # Holding the exclusive lock: whatever else carries this name is a dead attempt.
             self._remove(self.root / name)
             for dead in self.root.glob(f".{name}-*"):
@@ -124,6 +118,7 @@ class SnapshotStore:
             finally:
                 self._remove(staging)
         self.sweep(keep=name)
+        return True
 
     def sweep(self, keep: str) -> list[str]:
         """Remove snapshots of `keep`'s family unused for STALE_AFTER_DAYS (skipping any

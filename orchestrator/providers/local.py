@@ -136,40 +136,53 @@ class LocalProvider:
         return {"python": sys.executable, "pg_bindir": str(bindir)}
 
     def start_database(self, spec: StackSpec) -> LocalDatabase:
-        """Launch the server in the background and return at once with its URLs."""
+        """Launch the server in the background and return at once with its URLs.
+
+        With a schema in the spec, the data dir comes from its snapshot, built here first
+        when missing. A snapshot that cannot be built is not used: the schema jobs then run
+        in the stack as usual, which reports their failure with their logs.
+        """
         facts: dict[str, Any] = {}
-        snapshot_store: SnapshotStore | None = None
-        if spec.database.schema is not None:
-            snapshot_store, facts["snapshot_store"] = SnapshotStore.open(
-                RunAs.for_current_process()
-            )
+        snapshot = self._snapshot(spec, facts)
         server = self._server(spec, password=spec.database.password, port=free_port())
         url = server.url(spec.database.name)
-        database = LocalDatabase(
-            server, url, url, schema_ready=snapshot_store is not None, facts=facts
-        )
+        database = LocalDatabase(server, url, url, schema_ready=snapshot is not None, facts=facts)
 
         def start() -> None:
             try:
-                if snapshot_store is None or spec.database.schema is None:
+                if snapshot is None:
                     server.start()
                     server.create_database(spec.database.name)
-                    return
-                name = self._snapshot_name(spec, spec.database.schema)
-                with snapshot_store.use(
-                    name, lambda dest: self._build_snapshot(spec, dest)
-                ) as snap:
-                    facts["snapshot"] = {"name": snap.name, "built": snap.built}
-                    server.use_source(snap.data_dir)
-                    server.start()  # copies the snapshot first, under the store's read lock
+                else:
+                    store, name = snapshot
+                    with store.reading(name) as data_dir:
+                        server.use_source(data_dir)
+                        server.start()  # copies the snapshot first
             except BaseException as exc:
                 server.stop()
                 database.starting.set_exception(exc)
             else:
                 database.starting.set_result(None)
 
-        threading.Thread(target=start, name="db-start", daemon=True).start()
+        threading.Thread(target=start, name=f"{spec.run_id}-db-start", daemon=True).start()
         return database
+
+    def _snapshot(self, spec: StackSpec, facts: dict[str, Any]) -> tuple[SnapshotStore, str] | None:
+        """(store, name) of the spec's complete schema snapshot, or None to start fresh."""
+        schema = spec.database.schema
+        if schema is None:
+            return None
+        store, facts["snapshot_store"] = SnapshotStore.open(RunAs.for_current_process())
+        if store is None:
+            return None
+        name = self._snapshot_name(spec, schema)
+        try:
+            built = store.ensure(name, lambda dest: self._build_snapshot(spec, dest))
+        except StackStartError as exc:
+            facts["snapshot"] = f"{name}: not built ({exc.service}: {exc.last_answer})"
+            return None
+        facts["snapshot"] = f"{name}: {'built now' if built else 'reused'}"
+        return store, name
 
     def _server(self, spec: StackSpec, password: str | None, port: int | None) -> EmbeddedPostgres:
         return EmbeddedPostgres(

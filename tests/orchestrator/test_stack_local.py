@@ -390,6 +390,7 @@ class FakeService:
 
 class FakeDatabase(FakeService):
     host_url = service_url = "postgresql://fake/db"
+    schema_ready = False  # a fresh database: the schema jobs run
 
 
 class FakeProvider:
