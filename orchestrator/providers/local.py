@@ -121,9 +121,15 @@ class LocalProcess:
 class LocalProvider:
     name = "local"
 
-    def __init__(self, pg_bindir: Path | None = None, pg_tmpdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        pg_bindir: Path | None = None,
+        pg_tmpdir: Path | None = None,
+        snapshot_root: Path | None = None,  # default: the user's store under /var/tmp
+    ) -> None:
         self.pg_bindir = pg_bindir
         self.pg_tmpdir = pg_tmpdir
+        self.snapshot_root = snapshot_root
         self.owner = Owner.current()  # stamped on every process: `clean` checks it lives
 
     def prepare(self, spec: StackSpec, app: AppProfile) -> dict[str, Any]:
@@ -172,7 +178,9 @@ class LocalProvider:
         schema = spec.database.schema
         if schema is None:
             return None
-        store, facts["snapshot_store"] = SnapshotStore.open(RunAs.for_current_process())
+        store, facts["snapshot_store"] = SnapshotStore.open(
+            RunAs.for_current_process(), self.snapshot_root
+        )
         if store is None:
             return None
         name = self._snapshot_name(spec, schema)
