@@ -255,11 +255,14 @@ class Stack:
             raise exc
 
     def _wait_for(self, names: tuple[str, ...]) -> None:
+        """Until `names` are ready, or one failed. Each of them fails by its own deadline, so
+        a waiter started early (say, while the database comes up) does not time out first and
+        hide the real diagnosis; twice the timeout is only a backstop."""
         wanted = set(names)
         with self._changed:
             self._changed.wait_for(
                 lambda: wanted <= self._ready or self._failure is not None,
-                timeout=self.spec.timeout,
+                timeout=2 * self.spec.timeout,
             )
             if self._failure is not None:
                 raise StackStartError(
@@ -268,7 +271,7 @@ class Stack:
             if not wanted <= self._ready:
                 late = ", ".join(sorted(wanted - self._ready))
                 raise StackStartError(
-                    late, "readiness", f"not ready after {self.spec.timeout:.0f}s"
+                    late, "readiness", f"not ready after {2 * self.spec.timeout:.0f}s"
                 )
 
     def _wait_ready(self, service: ServiceSpec) -> None:
