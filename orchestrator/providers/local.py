@@ -27,6 +27,7 @@ from orchestrator.embedded_postgres.install import Install
 from orchestrator.embedded_postgres.run_as import RunAs
 from orchestrator.embedded_postgres.snapshot import SnapshotStore
 from orchestrator.errors import PrerequisiteMissing, StackStartError
+from orchestrator.images.paths import default_cache_dir
 from orchestrator.ownership import Owner
 from orchestrator.pgmq_extension import install_pgmq_extension
 from orchestrator.process_group import ProcessGroup
@@ -247,7 +248,7 @@ class LocalProvider:
         owner = {RUN_ENV: spec.run_id, OWNER_ENV: self.owner.encode()}
         with tempfile.TemporaryDirectory(prefix=f"ci-stack-{spec.run_id}-job-") as folder:
             output = Path(folder) / "output.log"
-            group = ProcessGroup(command, {**os.environ, **env, **owner}, output=output)
+            group = ProcessGroup(command, service_environment({**env, **owner}), output=output)
             try:
                 code: int | None = group.wait(timeout=spec.timeout)
             except subprocess.TimeoutExpired:
@@ -278,12 +279,27 @@ class LocalProvider:
         }
         command, env = rendered(service, values)
         owner = {RUN_ENV: spec.run_id, OWNER_ENV: self.owner.encode()}
-        group = ProcessGroup(command, {**os.environ, **env, **owner})
+        group = ProcessGroup(command, service_environment({**env, **owner}))
         url = f"http://{HOST}:{port}" if port is not None else None
         return LocalProcess(instance, group, url)
 
     def close(self) -> None:
         """Nothing besides the services and the database (stopped by the Stack)."""
+
+
+def service_environment(extra: dict[str, str]) -> dict[str, str]:
+    """Our environment plus `extra`, with a bytecode cache for Python services.
+
+    With PYTHONDONTWRITEBYTECODE set (common in CI images) every service process compiles
+    every module it imports from source, on every run: that doubles a Python service's
+    start-up. Such services write their bytecode under the user's cache dir instead
+    (PYTHONPYCACHEPREFIX: never next to the sources, which is what the setting protects).
+    """
+    env = {**os.environ, **extra}
+    if env.get("PYTHONDONTWRITEBYTECODE") and not env.get("PYTHONPYCACHEPREFIX"):
+        env.pop("PYTHONDONTWRITEBYTECODE")
+        env["PYTHONPYCACHEPREFIX"] = str(default_cache_dir() / "pycache")
+    return env
 
 
 class LocalPlugin:
