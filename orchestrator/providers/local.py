@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -40,9 +41,7 @@ if TYPE_CHECKING:
     from orchestrator.profile import AppProfile
 
 HOST = "127.0.0.1"
-
-
-JOB_LOG_LINES = 40
+JOB_LOG_LINES = 40  # of a schema job's output, in the error when it fails
 
 
 @dataclass
@@ -166,7 +165,10 @@ class LocalProvider:
                         server.use_source(data_dir)
                         server.start()  # copies the snapshot first
             except BaseException as exc:
-                server.stop()
+                try:
+                    server.stop()  # a failed start() has; a failed CREATE DATABASE has not
+                except Exception as cleanup:
+                    exc.add_note(f"stopping the server after the failed start: {cleanup}")
                 database.starting.set_exception(exc)
             else:
                 database.starting.set_result(None)
@@ -226,9 +228,12 @@ class LocalProvider:
         return f"{spec.app}-{install.version}-{digest[:16]}"
 
     def _build_snapshot(self, spec: StackSpec, dest: Path) -> None:
-        """A fresh server, the schema jobs run against it, its data dir saved to `dest`."""
+        """A fresh server, the schema jobs run against it, its data dir saved to `dest`.
+
+        It has a password of its own (TCP is never trusted: another local user could change
+        what later runs clone); each run's server sets the run's password."""
         assert spec.database.schema is not None
-        server = self._server(spec, password=None, port=None)
+        server = self._server(spec, password=secrets.token_urlsafe(18), port=None)
         with server:
             server.create_database(spec.database.name)
             for job in spec.database.schema.jobs:
