@@ -36,6 +36,8 @@ E2E_TESTS = ["e2e", "tests/integration"]
 LOCK = Path("constraints.txt")
 LOCKED_EXTRAS = ("tests", "e2e", "dev")
 UP_STATE = Path(".ci-stack/up.json")  # written by `orchestrator up` for this checkout
+# What `nox -s bench` compares stack start-up against when BENCH_BASELINE is not set.
+BENCH_BASELINE_COMMIT = "09e4a01"
 # pytest options that take a value as the next argument (so it is not a path).
 VALUE_OPTIONS = {
     "-k",
@@ -195,8 +197,9 @@ def images(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks; JSON results land in artifacts/bench/."""
+    """Run the benchmarks (stack start-up against BENCH_BASELINE); JSON in artifacts/bench/."""
     _install(session, "tests,e2e")
+    baseline = os.environ.get("BENCH_BASELINE") or str(_bench_baseline(session))
     for module in (
         "bench_embedded_postgres",
         "bench_reset",
@@ -206,7 +209,26 @@ def bench(session: nox.Session) -> None:
         "bench_report",
         "bench_bulk_payload",
     ):
-        session.run("python", "-m", f"benchmarks.{module}")
+        session.run("python", "-m", f"benchmarks.{module}", env={"BENCH_BASELINE": baseline})
+
+
+def _bench_baseline(session: nox.Session) -> Path:
+    """A checkout of BENCH_BASELINE_COMMIT with its own venv, made once in nox's cache."""
+    checkout = Path(session.cache_dir, f"bench-baseline-{BENCH_BASELINE_COMMIT[:12]}").resolve()
+    python = checkout / ".venv" / "bin" / "python"
+    if python.is_file():
+        return checkout
+    if not checkout.is_dir():
+        session.run(
+            "git", "worktree", "add", "--detach", str(checkout), BENCH_BASELINE_COMMIT,
+            external=True,
+        )  # fmt: skip
+    session.run("uv", "venv", "-q", "-p", PYTHON, str(checkout / ".venv"), external=True)
+    session.run(
+        "uv", "pip", "install", "-q", "-p", str(python), "-e", f"{checkout}[tests,e2e]",
+        external=True,
+    )  # fmt: skip
+    return checkout
 
 
 @nox.session(python=PYTHON)

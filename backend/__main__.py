@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
 from backend.config import ConfigError, Settings
+
+# Seconds `serve` and `worker` wait for the database after their imports (unset: no wait).
+DATABASE_WAIT_ENV = "DATABASE_WAIT_SECONDS"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backend.app import create_app
         from backend.server import serve
 
+        if not wait_for_database(settings):
+            return 1
+
         if args.threads:
             try:
                 settings = replace(settings, waitress_threads=args.threads).checked()
@@ -52,7 +59,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return migrate(settings)
     from backend.bus.worker_cli import run_worker
 
+    if not wait_for_database(settings):
+        return 1
     return run_worker(settings, args)
+
+
+def wait_for_database(settings: Settings) -> bool:
+    """Imports done, wait up to DATABASE_WAIT_SECONDS for the database to answer (a stack
+    starts us while it comes up); False, said on stderr, when it never did."""
+    seconds = os.environ.get(DATABASE_WAIT_ENV, "").strip()
+    if not seconds:
+        return True
+    from backend.db import wait_until_answering
+
+    try:
+        timeout = float(seconds)
+    except ValueError:
+        print(
+            f"backend: {DATABASE_WAIT_ENV}={seconds!r} is not a number of seconds", file=sys.stderr
+        )
+        return False
+    problem = wait_until_answering(settings.database_url, timeout)
+    if problem is not None:
+        print(
+            f"backend: the database did not answer within {timeout:g}s: {problem}", file=sys.stderr
+        )
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -32,6 +32,19 @@ def describe_database(url: str) -> str:
     return f"'{name}' at {host}{port}"
 
 
+def wait_until_answering(url: str, timeout: float, interval: float = 0.02) -> str | None:
+    """Connect to `url` until it works or `timeout` passes; None, or the last error."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        try:
+            with psycopg.connect(url, connect_timeout=PROBE_CONNECT_TIMEOUT):
+                return None
+        except psycopg.OperationalError as exc:
+            if time.perf_counter() >= deadline:
+                return str(exc).strip()
+        time.sleep(interval)  # the server is starting: its next answer is milliseconds away
+
+
 class Database:
     """A psycopg pool; `transaction()` commits on success and rolls back on error.
 

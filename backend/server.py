@@ -53,6 +53,7 @@ def serve(app: Flask, host: str, port: int) -> int:
         if report.timed_out:
             logger.warning("Shutdown waiters timed out: %s", ", ".join(report.timed_out))
         drained.set()
+        server.pull_trigger()  # wake the socket loop now, not after its current step
 
     def on_stop_signal(signum: int, _frame: FrameType | None) -> None:
         if shutdown_started.is_set():

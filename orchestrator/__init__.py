@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from orchestrator.providers.base import Provider, ProviderPlugin
     from orchestrator.session import Run, open_stack
     from orchestrator.spec import (
+        DatabaseSchema,
         DatabaseSpec,
         ExitProbe,
         HttpProbe,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 _PUBLIC = {
     "AppProfile": "orchestrator.profile",
     "ContainerImage": "orchestrator.profile",
+    "DatabaseSchema": "orchestrator.spec",
     "DatabaseSpec": "orchestrator.spec",
     "ExitProbe": "orchestrator.spec",
     "HttpProbe": "orchestrator.spec",
@@ -47,6 +49,7 @@ _PUBLIC = {
 __all__ = [
     "AppProfile",
     "ContainerImage",
+    "DatabaseSchema",
     "DatabaseSpec",
     "ExitProbe",
     "HttpProbe",

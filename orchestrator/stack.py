@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 _print_lock = threading.Lock()
 SERVICE_STOP_TIMEOUT = 10.0
+DATABASE_POLL_INTERVAL = 0.02  # a connection attempt is cheap; the services wait on it
 GROUP_TAIL_INSTANCES = 3  # log tails shown when a replicated service fails to start
 
 
@@ -130,11 +131,15 @@ class Stack:
         self.state.facts["prepare"] = self._timed(
             "prepare", lambda: self.provider.prepare(spec, self.app)
         )
-        self._timed(f"{DB_SERVICE} ready", self._start_database)
+        launched = time.perf_counter()
+        database = self.provider.start_database(spec)  # may still be starting
+        self.state.database = database
+        self._follow(database)
         services = [s for s in spec.services if s.instances()]
         self._ready |= {s.name for s in spec.services if not s.instances()}  # e.g. 0 workers
-        with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
-            futures = [pool.submit(self._bring_up, s) for s in services]
+        with ThreadPoolExecutor(max_workers=len(services) + 1) as pool:
+            futures = [pool.submit(self._database_ready, launched)]
+            futures += [pool.submit(self._bring_up, s) for s in services]
             errors: list[BaseException] = []
             for future in futures:
                 try:
@@ -166,24 +171,56 @@ class Stack:
             self.state.timings[label] = seconds
         self.progress(f"{self.provider.name}  {label} {seconds:.2f}s")
 
-    def _start_database(self) -> None:
-        database = self.provider.start_database(self.spec)
-        self.state.database = database
-        self._follow(database)
-        Readiness(
-            service=DB_SERVICE,
-            awaited=self.spec.database.probe.description,
-            probe=postgres_ready(database.host_url, self.spec.database.extensions),
-            exit_code=database.exit_code,
-            log_tail=lambda: self.log_tail(DB_SERVICE),
-            poll_interval=0.1,
-        ).wait(self.spec.timeout)
-        self.state.database_facts = database.describe()
+    def _database_ready(self, launched: float) -> None:
+        """Wait until the database answers; services that wait for it start meanwhile."""
+        database = self.state.database
+        assert database is not None
+        try:
+            Readiness(
+                service=DB_SERVICE,
+                awaited=self.spec.database.probe.description,
+                probe=postgres_ready(database.host_url, self.spec.database.extensions),
+                exit_code=database.exit_code,
+                log_tail=lambda: self.log_tail(DB_SERVICE),
+                poll_interval=DATABASE_POLL_INTERVAL,
+                abort=lambda: self._failure,
+            ).wait(self.spec.timeout)
+            self.state.database_facts = database.describe()
+        except BaseException:
+            with self._changed:
+                self._failure = self._failure or f"{DB_SERVICE} failed"
+                self._changed.notify_all()
+            raise
+        self._record(f"{DB_SERVICE} ready", time.perf_counter() - launched)
+        with self._changed:
+            self._ready.add(DB_SERVICE)
+            self._changed.notify_all()
+
+    def _schema_cloned(self, service: ServiceSpec) -> bool:
+        """True for a schema job whose result the database already holds (a clone)."""
+        schema = self.spec.database.schema
+        database = self.state.database
+        return (
+            schema is not None
+            and service.name in schema.jobs
+            and database is not None
+            and database.schema_ready
+        )
 
     def _bring_up(self, service: ServiceSpec) -> None:
         """Wait for dependencies, start every instance, wait on the probe, mark ready."""
         try:
-            self._wait_for(service.depends_on)
+            if self._schema_cloned(service):
+                self.state.facts.setdefault("skipped", []).append(
+                    f"{service.name}: the database was cloned from its schema snapshot"
+                )
+                self._record(f"{service.name} done", 0.0)
+                with self._changed:
+                    self._ready.add(service.name)
+                    self._changed.notify_all()
+                return
+            database_first = () if service.waits_for_database else (DB_SERVICE,)
+            self._wait_for((*database_first, *service.depends_on))
             started = time.perf_counter()
             assert self.state.database is not None
             for instance in service.instances():
@@ -218,11 +255,14 @@ class Stack:
             raise exc
 
     def _wait_for(self, names: tuple[str, ...]) -> None:
-        wanted = set(names) - {DB_SERVICE}
+        """Until `names` are ready, or one failed. Each of them fails by its own deadline, so
+        a waiter started early (say, while the database comes up) does not time out first and
+        hide the real diagnosis; twice the timeout is only a backstop."""
+        wanted = set(names)
         with self._changed:
             self._changed.wait_for(
                 lambda: wanted <= self._ready or self._failure is not None,
-                timeout=self.spec.timeout,
+                timeout=2 * self.spec.timeout,
             )
             if self._failure is not None:
                 raise StackStartError(
@@ -231,7 +271,7 @@ class Stack:
             if not wanted <= self._ready:
                 late = ", ".join(sorted(wanted - self._ready))
                 raise StackStartError(
-                    late, "readiness", f"not ready after {self.spec.timeout:.0f}s"
+                    late, "readiness", f"not ready after {2 * self.spec.timeout:.0f}s"
                 )
 
     def _wait_ready(self, service: ServiceSpec) -> None:

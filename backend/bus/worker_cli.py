@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 from commandbus import RetryPolicy
+from commandbus._core.pgmq_sql import PGMQ_NOTIFY_CHANNEL
 from commandbus.sync import SyncWorker
 from commandbus.sync.worker import ReceivedCommand
 from psycopg import Connection
@@ -83,6 +84,21 @@ class IdAwareWorker(SyncWorker):
         if isinstance(message, dict):
             self.ids.remember_message(message)
         return super()._process_message(msg_id, message, conn)
+
+    def _run_with_notify(self, poll_interval: float) -> None:
+        """The library's idle loop (pinned version, see backend/bus/compat.py), but each wait
+        ends by itself after one notification: the library `break`s out of psycopg's
+        notifies() generator, which then holds the connection's lock until it is collected,
+        so a stop right after a notification hung on the listen connection's exit."""
+        with self._pool.connection() as listen_conn:
+            listen_conn.autocommit = True
+            listen_conn.execute(f"LISTEN {PGMQ_NOTIFY_CHANNEL}_{self._queue_name}")
+            while not self._stop_event.is_set():
+                self._drain_queue()  # everything available, then wait
+                if self._stop_event.is_set():
+                    return
+                for _ in listen_conn.notifies(timeout=poll_interval, stop_after=1):
+                    pass
 
     def apply_live_settings(self, options: WorkerOptions) -> None:
         """Use new retry and visibility settings from the next message on (the library reads
@@ -181,6 +197,18 @@ class WorkerRuntime:
         logger.info("Received %s: draining in-flight commands", signal.Signals(signum).name)
         threading.Thread(target=self._drain_then_stop, name="drain", daemon=True).start()
 
+    def _wake_listener(self) -> None:
+        """The library's idle loop waits up to poll_interval for a NOTIFY on its queue's
+        channel: send one, so it sees the stop now (other workers just poll once more).
+        `_queue_name` is the library's (pinned version, see backend/bus/compat.py)."""
+        assert self.worker is not None
+        channel = f"{PGMQ_NOTIFY_CHANNEL}_{self.worker._queue_name}"
+        try:
+            with self.pool.connection(timeout=1) as conn:
+                conn.execute("SELECT pg_notify(%s, '')", (channel,))
+        except Exception as exc:  # the loop still ends after its poll interval
+            logger.info("Could not wake the worker loop (%s); it stops within a poll", exc)
+
     def _drain_then_stop(self) -> None:
         assert self.worker is not None
         # SyncWorker.run() clears its stop flag as it starts, so a stop() before that would be
@@ -189,6 +217,7 @@ class WorkerRuntime:
             pass
         if not self._finished.is_set():
             self.worker.stop(timeout=self.options.drain_timeout)
+            self._wake_listener()
         # The library's loop exits after its current wait; if a handler still hangs past
         # the bound, leave anyway: its message is redelivered after the visibility timeout.
         if not self._finished.wait(self.options.poll_interval + 3):

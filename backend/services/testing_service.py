@@ -5,10 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-
-from sqlalchemy import create_engine, pool, text
-from sqlalchemy.engine import Connection as SAConnection
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
 from backend.db import sqlalchemy_url
 from backend.services import seed_data
@@ -16,6 +13,10 @@ from backend.services.master_data import sync_master_data_from_setup
 from backend.services.migration_service import upgrade_on_connection
 from backend.utils.errors import ServiceBusyException
 from backend.utils.reset_lock import ResetLock
+
+if TYPE_CHECKING:  # SQLAlchemy is imported on the first reset: the server starts without it
+    from sqlalchemy.engine import Connection as SAConnection
+    from sqlalchemy.engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class TestingService:
 
     def _get_engine(self) -> Engine:
         if self._engine is None:
+            from sqlalchemy import create_engine, pool
+
             self._engine = create_engine(
                 sqlalchemy_url(self.database_url),
                 poolclass=pool.QueuePool,
@@ -71,20 +74,32 @@ class TestingService:
                     "the reset did not start",
                     retry_after=2,
                 )
-            # One transaction: readers see the old database or the new one, never half of it.
+            self._reset_in_one_transaction(seed)
+        finally:
+            self.reset_lock.release_reset()
+        seconds = time.perf_counter() - started
+        logger.info("Database reset complete in %.3fs (seeded=%s)", seconds, seed)
+        return ResetResult(seeded=seed, seconds=seconds)
+
+    def _reset_in_one_transaction(self, seed: bool) -> None:
+        """Readers see the old database or the new one, never half of it. A database error
+        is raised as psycopg's, which the app's handlers translate (SQLAlchemy's wrapper is
+        not imported until the first reset)."""
+        from sqlalchemy.exc import DBAPIError
+
+        try:
             with self._get_engine().begin() as conn:
-                conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
                 drop_everything(conn)
                 upgrade_on_connection(conn)
                 raw = conn.connection.driver_connection
                 sync_master_data_from_setup(raw)  # type: ignore[arg-type]
                 if seed:
                     seed_data.load_full_dataset(raw)  # type: ignore[arg-type]
-        finally:
-            self.reset_lock.release_reset()
-        seconds = time.perf_counter() - started
-        logger.info("Database reset complete in %.3fs (seeded=%s)", seconds, seed)
-        return ResetResult(seeded=seed, seconds=seconds)
+        except DBAPIError as exc:
+            if isinstance(exc.orig, Exception):
+                raise exc.orig from exc
+            raise
 
     def close(self) -> None:
         if self._engine is not None:
@@ -95,7 +110,7 @@ def drop_everything(conn: SAConnection) -> None:
     """Remove every object our migrations made, leaving an empty `public` schema."""
     conn.exec_driver_sql(_DROP_NON_PUBLIC)
     tables = (
-        conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+        conn.exec_driver_sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         .scalars()
         .all()
     )
@@ -103,11 +118,9 @@ def drop_everything(conn: SAConnection) -> None:
         names = ", ".join(f'public."{name}"' for name in tables)
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {names} CASCADE")
     sequences = (
-        conn.execute(
-            text(
-                "SELECT sequence_name FROM information_schema.sequences"
-                " WHERE sequence_schema = 'public'"
-            )
+        conn.exec_driver_sql(
+            "SELECT sequence_name FROM information_schema.sequences"
+            " WHERE sequence_schema = 'public'"
         )
         .scalars()
         .all()

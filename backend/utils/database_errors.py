@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 import psycopg
-import sqlalchemy.exc
 from flask import Flask, Response
 from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
@@ -36,8 +35,6 @@ def translate_database_error(
     exc: BaseException, database: Database
 ) -> BusinessLogicException | None:
     """The caller-facing error for a database failure, or None when it is a server bug."""
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
-        return translate_database_error(exc.orig, database)
     if isinstance(exc, PoolTimeout):
         reason = database.probe()
         if reason is not None:
@@ -60,7 +57,8 @@ def translate_database_error(
 
 
 def init_app(app: Flask, database: Database) -> None:
-    """Register the handlers for psycopg, psycopg_pool and SQLAlchemy errors."""
+    """Register the handlers for psycopg and psycopg_pool errors (the one SQLAlchemy user, the
+    testing reset, raises the psycopg error its DBAPIError wraps)."""
 
     def handle(exc: Exception) -> Response:
         translated = translate_database_error(exc, database)
@@ -69,5 +67,5 @@ def init_app(app: Flask, database: Database) -> None:
         logger.warning("Database error answered as %s: %s", translated.error_code, exc)
         return handle_business(translated)
 
-    for kind in (PoolTimeout, psycopg.Error, sqlalchemy.exc.DBAPIError):
+    for kind in (PoolTimeout, psycopg.Error):
         app.register_error_handler(kind, handle)

@@ -56,7 +56,12 @@ class EmbeddedPostgres:
         stop_timeout: float = 10.0,
         base_dir: Path | None = None,
         settings: Mapping[str, str] | None = None,
+        source: Path | None = None,
+        port: int | None = None,
     ) -> None:
+        """`source`: a stopped data dir to start from (a snapshot) instead of the install's
+        freshly initdb'ed one. `port`: listen there (else a free one is picked), so the URL
+        is known before start()."""
         if run_id is not None and not _RUN_ID_PATTERN.fullmatch(run_id):
             raise ValueError(f"run_id {run_id!r} must match {_RUN_ID_PATTERN.pattern}")
         self._settings = {**SERVER_SETTINGS, **(settings or {})}
@@ -71,7 +76,9 @@ class EmbeddedPostgres:
         self._run_as: RunAs | None = None
         self._tmp: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._port: int | None = None
+        self._source = source
+        self._requested_port = port
+        self._port: int | None = port
         self._started_seconds: float | None = None
 
     def __enter__(self) -> Self:
@@ -128,6 +135,25 @@ class EmbeddedPostgres:
         self._launch()
         self._set_password()
 
+    def use_source(self, data_dir: Path) -> None:
+        """Start from the stopped data dir `data_dir` (e.g. a snapshot); before start() only."""
+        if self._tmp is not None:
+            raise OrchestratorError("EmbeddedPostgres.use_source() after start(); stop() first")
+        self._source = data_dir
+
+    def save_data_dir(self, dest: Path) -> None:
+        """Stop the server cleanly and copy its data dir to `dest` (e.g. for a snapshot)."""
+        if self._proc is None:
+            raise self._not_started("save_data_dir")
+        stop_postmaster(self._proc, self.data_dir, self._stop_timeout)
+        self._proc = None
+        if self._run_as is not None:
+            os.chown(dest.parent, self._run_as.uid, self._run_as.gid)
+        copy = ["cp", "-R", "--preserve=mode", str(self.data_dir), str(dest)]
+        run_or_fail("copying the data dir", copy, **self._subprocess_kwargs())
+        for name in ("postmaster.opts", "pg_hba.conf"):  # this server's; each run writes its own
+            (dest / name).unlink(missing_ok=True)
+
     def stop(self) -> None:
         """Fast shutdown (bounded wait, then SIGKILL), then remove the temp dir. Idempotent."""
         errors: list[str] = []
@@ -146,7 +172,7 @@ class EmbeddedPostgres:
             except OSError as exc:
                 errors.append(f"removing {self._tmp}: {exc}")
             self._tmp = None
-        self._port = None
+        self._port = self._requested_port
         if errors:
             raise TeardownErrors(errors)
 
@@ -265,7 +291,7 @@ class EmbeddedPostgres:
     def _create_data_dir(self) -> None:
         """Copy the install's template data dir (initdb'ed once) and set this server's auth."""
         assert self._install is not None
-        template = template_data_dir(self._install, self._run_as, self.user)
+        template = self._source or template_data_dir(self._install, self._run_as, self.user)
         copy = ["cp", "-R", "--preserve=mode", str(template), str(self.data_dir)]
         run_or_fail("copying the template data dir", copy, **self._subprocess_kwargs())
         method = "trust" if self._password is None else "scram-sha-256"
@@ -279,8 +305,9 @@ class EmbeddedPostgres:
 
     def _launch(self) -> None:
         assert self._install is not None
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            self._port = free_port()
+        attempts = 1 if self._requested_port is not None else _START_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            self._port = self._requested_port or free_port()
             settings = {
                 "port": str(self._port),
                 "listen_addresses": HOST,
@@ -304,5 +331,5 @@ class EmbeddedPostgres:
                 return
             except StackStartError as exc:
                 bind_failed = any(marker in exc.log_tail for marker in _BIND_ERRORS)
-                if exc.exit_code is None or not bind_failed or attempt == _START_ATTEMPTS:
+                if exc.exit_code is None or not bind_failed or attempt == attempts:
                     raise

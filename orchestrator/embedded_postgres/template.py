@@ -12,7 +12,8 @@ from orchestrator.embedded_postgres.binaries import INSTALL_CACHE_ROOT, Install
 from orchestrator.embedded_postgres.leftovers import TEMP_PREFIX, require_owned
 from orchestrator.embedded_postgres.run_as import RunAs, run_as_kwargs, run_or_fail
 
-_INITDB_OPTIONS = ("-E", "UTF8", "--locale=C", "-N", "--auth=trust")
+# 1 MB WAL segments (not 16): every server copies the template, WAL included.
+_INITDB_OPTIONS = ("-E", "UTF8", "--locale=C", "-N", "--auth=trust", "--wal-segsize=1")
 _WHAT = "template data dir"
 
 

@@ -48,6 +48,9 @@ class RunningService(Running, Protocol):
 class RunningDatabase(Running, Protocol):
     host_url: str  # reachable from this machine (tests, STACK_DATABASE_URL)
     service_url: str  # as the services see it
+    # True when it was started from a copy that already holds what the spec's schema jobs
+    # build (the Stack skips them); known as soon as start_database() returns.
+    schema_ready: bool
 
 
 class Provider(Protocol):

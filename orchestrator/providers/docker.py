@@ -168,6 +168,8 @@ class _Box:
 
 
 class DockerDatabase(_Box):
+    schema_ready = False  # a fresh container: the schema jobs run
+
     def __init__(
         self,
         container: DockerContainer,

@@ -488,6 +488,30 @@ def test_sigterm_right_after_start_up_stops_promptly_and_cleanly(
         assert conn.execute("SELECT count(*) FROM worker_heartbeat").fetchone() == (0,)
 
 
+def test_sigterm_with_nothing_in_flight_stops_at_once_not_after_the_poll_interval(
+    make_migrated_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """An idle worker waits for a notification up to its poll interval; a stop wakes it, so
+    a throwaway stack is not held up by that wait (30 s here)."""
+    url = make_migrated_database()
+    workers = WorkerSet(url, tmp_path)
+    worker = workers.start(
+        "idle", "--poll-interval", "30", "--heartbeat-interval", "0.2", "--drain-timeout", "5"
+    )
+    try:
+        signalled = time.perf_counter()
+        worker.signal(signal.SIGTERM)
+        exit_code = worker.wait(timeout=15)
+        took = time.perf_counter() - signalled
+    finally:
+        workers.stop_all()
+    log = worker.log_text()
+    assert exit_code == 0, log
+    assert took < 3.0, log
+    assert "Drain bound exceeded" not in log
+    assert "exited cleanly" in log
+
+
 def test_sigterm_with_a_hung_command_exits_0_by_the_drain_bound(
     make_migrated_database: Callable[[], str], tmp_path: Path
 ) -> None:

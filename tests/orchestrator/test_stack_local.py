@@ -130,7 +130,9 @@ def test_stack_json_records_what_ran(finished_run: FinishedRun) -> None:
     assert all(seconds >= 0 for seconds in facts["timings"].values())
     assert facts["urls"]["backend"] == finished_run.environment["STACK_BACKEND_URL"]
     assert facts["services"]["backend"]["url"] == facts["urls"]["backend"]
-    assert set(facts["services"]) == {"migrate", "backend", "worker-1", "worker-2"}
+    # migrate ran once into the schema snapshot; this run's database is a clone of it.
+    assert set(facts["services"]) == {"backend", "worker-1", "worker-2"}
+    assert facts["skipped"] == ["migrate: the database was cloned from its schema snapshot"]
     assert all(isinstance(s["pid"], int) for s in facts["services"].values())
     database = facts["database"]
     assert database["kind"] == "embedded"
@@ -148,7 +150,9 @@ def test_stack_json_after_teardown_keeps_the_services_and_adds_the_teardown_time
     facts = json.loads((finished_run.folder / "stack.json").read_text())
 
     assert "teardown" in facts["timings"]
-    assert set(facts["services"]) == {"migrate", "backend", "worker-1", "worker-2"}
+    # migrate ran once into the schema snapshot; this run's database is a clone of it.
+    assert set(facts["services"]) == {"backend", "worker-1", "worker-2"}
+    assert facts["skipped"] == ["migrate: the database was cloned from its schema snapshot"]
     assert facts["database"]["port"] == finished_run.stack_json_when_ready["database"]["port"]
 
 
@@ -156,10 +160,11 @@ def test_stack_json_after_teardown_keeps_the_services_and_adds_the_teardown_time
 def test_logs_of_every_service_are_harvested(finished_run: FinishedRun) -> None:
     logs = finished_run.folder / "logs"
 
-    for name in ("backend.jsonl", "backend.log", "migrate.log", "worker-1.log", "worker-2.log"):
+    for name in ("backend.jsonl", "backend.log", "worker-1.log", "worker-2.log"):
         assert (logs / name).is_file(), f"missing logs/{name}"
-    for name in ("backend.log", "migrate.log", "worker-1.log", "worker-2.log"):
+    for name in ("backend.log", "worker-1.log", "worker-2.log"):
         assert (logs / name).stat().st_size > 0, f"logs/{name} is empty"
+    assert not (logs / "migrate.log").exists()  # skipped: the database is a snapshot's clone
     assert f"worker-1-{finished_run.run_id}" in (logs / "worker-1.log").read_text()
 
 
@@ -390,6 +395,7 @@ class FakeService:
 
 class FakeDatabase(FakeService):
     host_url = service_url = "postgresql://fake/db"
+    schema_ready = False  # a fresh database: the schema jobs run
 
 
 class FakeProvider:
@@ -478,17 +484,16 @@ def test_a_failed_start_stops_what_was_started(fake_stack: Any) -> None:
     with pytest.raises(StackStartError) as caught, fake_stack(provider):
         pytest.fail("started although migrate failed")
 
-    # The backend boots alongside migrations (unless the failure aborts the start first):
-    # whatever started is stopped, then the db, then the provider.
+    # The backend boots alongside migrations (unless migrate failed first); what started is
+    # stopped, then the db, then the provider.
     calls = provider.calls
     assert calls[:2] == ["prepare", "start db"]
     assert "start migrate" in calls
     assert "start worker-1" not in calls  # workers wait for migrations
-    started = sorted(c.removeprefix("start ") for c in calls[2:] if c.startswith("start "))
-    stops = [c for c in calls if c.startswith("stop ") and c != "stop db"]
-    assert sorted(c.removeprefix("stop ") for c in stops) == started
+    started = {call.split()[1] for call in calls[2:] if call.startswith("start ")}
+    stopped = {call.split()[1] for call in calls[2:-2] if call.startswith("stop ")}
+    assert stopped == started
     assert calls[-2:] == ["stop db", "close"]
-    assert max(calls.index(c) for c in stops) < calls.index("stop db")
     assert (caught.value.service, caught.value.exit_code) == ("migrate", 1)
     assert caught.value.log_tail == "last line of migrate"
 
