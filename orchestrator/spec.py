@@ -9,11 +9,13 @@ the service: `{python}` (the interpreter: this one locally, `python` in a contai
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 DB_PORT = 5432
 DB_SERVICE = "db"  # the database's name in specs, logs and on container networks
@@ -72,6 +74,8 @@ class ServiceSpec:
     `depends_on` names services that must be ready (jobs: exited 0) before this one starts.
     `log_stream` is the path of an SSE log stream on this service's URL, followed from the
     moment it is ready. `image` names one of the app profile's images (containers only).
+    `waits_for_database`: the service waits itself until the database answers, so it is
+    started while the database comes up (it imports meanwhile) instead of after.
     """
 
     name: str
@@ -84,6 +88,7 @@ class ServiceSpec:
     depends_on: tuple[str, ...] = ()
     replicas: int | None = None
     log_stream: str | None = None
+    waits_for_database: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name == DB_SERVICE:
@@ -104,6 +109,33 @@ class ServiceSpec:
 
 
 @dataclass(frozen=True)
+class DatabaseSchema:
+    """What the app's one-shot `jobs` build in a fresh database, named by `key`.
+
+    Equal keys mean equal results, so a provider may start the database from a copy made
+    after the jobs ran once (and skip them); any change to what they read must change the
+    key. `from_files` makes one from the files that decide it (say, the migrations).
+    """
+
+    key: str
+    jobs: tuple[str, ...]
+
+    @classmethod
+    def from_files(cls, jobs: tuple[str, ...], paths: Iterable[Path]) -> DatabaseSchema:
+        """A key hashing the names and contents of `paths` (folders: every file under them)."""
+        digest = hashlib.sha256()
+        for path in paths:
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            for file in files:
+                if "__pycache__" in file.parts:
+                    continue
+                digest.update(f"{file.relative_to(path.parent)}\0".encode())
+                digest.update(file.read_bytes())
+                digest.update(b"\0")
+        return cls(key=digest.hexdigest()[:20], jobs=jobs)
+
+
+@dataclass(frozen=True)
 class DatabaseSpec:
     """The stack's PostgreSQL: embedded locally, a container on docker."""
 
@@ -114,6 +146,7 @@ class DatabaseSpec:
     extensions: tuple[str, ...] = ()
     port: int = DB_PORT
     max_connections: int = 200  # the budget a profile checks its services against
+    schema: DatabaseSchema | None = None  # what the app's jobs build: may be cloned, not rebuilt
 
     @property
     def probe(self) -> PostgresProbe:
@@ -143,6 +176,10 @@ class StackSpec:
                 missing.append(probed)
             if missing:
                 raise ValueError(f"{service.name} refers to unknown service(s) {missing}")
+        schema = self.database.schema
+        for job in schema.jobs if schema is not None else ():
+            if job not in names or not self.service(job).is_job:
+                raise ValueError(f"the database schema names {job!r}, which is not a job")
         self.start_levels()  # raises on a dependency cycle
 
     @property

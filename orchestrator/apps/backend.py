@@ -17,7 +17,15 @@ import requests
 from orchestrator.config import ConfigError, OrchestratorConfig
 from orchestrator.errors import OrchestratorError
 from orchestrator.profile import AppProfile, ContainerImage, Progress
-from orchestrator.spec import DatabaseSpec, ExitProbe, HttpJudge, HttpProbe, ServiceSpec, StackSpec
+from orchestrator.spec import (
+    DatabaseSchema,
+    DatabaseSpec,
+    ExitProbe,
+    HttpJudge,
+    HttpProbe,
+    ServiceSpec,
+    StackSpec,
+)
 
 BACKEND_PORT = 8000
 READY_PATH = "/api/health/readyz"
@@ -30,6 +38,17 @@ WORKER_CONCURRENCY = 4
 WORKER_CONNECTIONS = (2 * WORKER_CONCURRENCY + 3) + (WORKER_CONCURRENCY + 1)
 BACKEND_CONNECTIONS = 20 + 4 + 1 + 2
 MAX_CONNECTIONS = 400
+# What decides the schema `migrate` builds: a change to any of it makes a new schema key.
+_BACKEND = Path(__file__).resolve().parents[2] / "backend"
+SCHEMA_SOURCES = (
+    _BACKEND / "migrations",
+    _BACKEND / "setup",
+    _BACKEND / "db.py",
+    _BACKEND / "services" / "migrate_command.py",
+    _BACKEND / "services" / "migration_service.py",
+    _BACKEND / "services" / "master_data.py",
+    _BACKEND.parent / "pyproject.toml",  # the pinned libraries whose SQL it runs
+)
 # Short SSE intervals keep the heartbeat baselines fast against a stack; exported to tests.
 SSE_HEARTBEAT_INTERVAL = "1"
 TASK_STREAM_IDLE_INTERVAL = "1"
@@ -109,6 +128,7 @@ class BackendProfile(AppProfile):
             image="postgres-pgmq",
             extensions=("pgmq",),
             max_connections=MAX_CONNECTIONS,
+            schema=DatabaseSchema.from_files(("migrate",), SCHEMA_SOURCES),
         )
 
     def services(self, config: OrchestratorConfig) -> tuple[ServiceSpec, ...]:
