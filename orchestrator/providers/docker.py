@@ -24,6 +24,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -247,7 +248,11 @@ class DockerProvider:
         client = self._docker()
         started = time.perf_counter()
         log_path = self.logs_dir / "images.log" if self.logs_dir is not None else None
-        self._images = dict(app.prepare_images(client, lambda _line: None, log_path))
+        # The run's network is made while the images are found (or built): one wait less.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            network = pool.submit(self._ensure_network, spec.run_id)
+            self._images = dict(app.prepare_images(client, lambda _line: None, log_path))
+            network.result()
         seconds = time.perf_counter() - started
         wanted = {s.image for s in spec.services if s.image} | {spec.database.image}
         missing = sorted(str(name) for name in wanted - set(self._images))
@@ -279,14 +284,16 @@ class DockerProvider:
 
     def schema_image_tag(self, spec: StackSpec) -> str:
         """`<db image repository>-schema:<key>`: the key covers the schema's own key, the
-        database image and what the jobs are given (user, database, extensions)."""
+        jobs' commands, the database image and what the jobs are given (user, database,
+        extensions). Not the jobs' image: the schema's key speaks for what they read."""
         db = spec.database
         assert db.schema is not None
         image = self._image(db.image)
+        jobs = [spec.service(job) for job in db.schema.jobs]
         key = cache_key(
             {
                 "schema": db.schema.key,
-                "jobs": list(db.schema.jobs),
+                "jobs": [[job.name, list(job.command), dict(job.env)] for job in jobs],
                 "image": image.image_id or image.tag,
                 "user": db.user,
                 "database": db.name,
