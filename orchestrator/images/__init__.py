@@ -10,9 +10,10 @@ args): a tag that exists is a build that needs no doing. Pulls, bootstraps and b
 one line per step on stderr (`progress`) and can log their whole output to a file.
 
 Modules: `results` (names, results, the error), `hashing` (inputs hash and tag), `paths`,
-`wheels` (the backend's wheels), `context` (build contexts), `client` (docker-py), `progress`,
-`base` (where a base comes from; `can_provide_images`), `build` (builds, :latest),
-`bootstrap` (the offline base), `stale` (`remove_stale_images`), `cli`.
+`wheels` (the backend's installed dependencies), `context` (build contexts), `client`
+(docker-py), `progress`, `base` (where a base comes from; `can_provide_images`), `build`
+(builds, side by side; :latest), `bootstrap` (the offline base), `stale`
+(`remove_stale_images`), `cli`.
 """
 
 from orchestrator.images.base import (
@@ -48,7 +49,7 @@ from orchestrator.images.results import (
     ImageResult,
 )
 from orchestrator.images.stale import current_tags, remove_stale_images
-from orchestrator.images.wheels import WheelSet, prepare_wheels, project_source_files
+from orchestrator.images.wheels import DependencyTree, prepare_dependencies, project_source_files
 
 __all__ = [
     "BASE_TAG",
@@ -65,11 +66,11 @@ __all__ = [
     "BuildProgress",
     "BuildStatus",
     "ContextSource",
+    "DependencyTree",
     "ImageBuildFailed",
     "ImageName",
     "ImageResult",
     "PullFailed",
-    "WheelSet",
     "bootstrap_base_image",
     "bootstrap_unavailable",
     "build_context",
@@ -82,7 +83,7 @@ __all__ = [
     "image_inputs_hash",
     "image_tag",
     "main",
-    "prepare_wheels",
+    "prepare_dependencies",
     "project_source_files",
     "pull_image",
     "remove_stale_images",

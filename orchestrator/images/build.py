@@ -9,10 +9,11 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.images.base import BaseResolver
+from orchestrator.images.base import BaseImage, BaseResolver
 from orchestrator.images.bootstrap import BASE_TAG
 from orchestrator.images.client import client_scope, local_image
 from orchestrator.images.context import (
@@ -70,31 +71,40 @@ def build_images(
 ) -> dict[ImageName, ImageResult]:
     """Build each image unless its content-hash tag exists already; report what happened.
 
-    Progress goes to stderr, one line per step (`progress` overrides where); the whole build
-    output is appended to `log_path` when given (e.g. `<artifacts>/logs/images.log`).
-    `force` builds again without Docker's layer cache (e.g. to pick up newer apt packages).
-    `labels` are added to what gets built (not part of the content hash).
+    The bases are resolved first, one after the other (so the offline base is bootstrapped
+    once at most), then the images are built side by side: while one waits on apt, the
+    other builds. Progress goes to stderr, one line per step (`progress` overrides where);
+    the whole build output is appended to `log_path` when given (e.g.
+    `<artifacts>/logs/images.log`). `force` builds again without Docker's layer cache (e.g.
+    to pick up newer apt packages). `labels` are added to what gets built (not part of the
+    content hash). The first failure is raised once every build has ended.
     """
-    results: dict[ImageName, ImageResult] = {}
     with contextlib.ExitStack() as stack:
         report = progress or stack.enter_context(BuildProgress(log_path=log_path))
         docker_api = stack.enter_context(client_scope(client))
         resolver = BaseResolver(
             docker_api, repo_root=repo_root, progress=report, offline_tag=offline_tag, labels=labels
         )
+        bases: dict[ImageName, BaseImage] = {}
         for name in names:
-            results[name] = _build_one(
-                docker_api,
-                name,
-                resolver=resolver,
-                base=base,
-                force=force,
-                repo_root=repo_root,
-                cache_dir=cache_dir,
-                progress=report,
-                labels=labels or {},
-            )
-    return results
+            report.begin(name)
+            bases[name] = resolver.resolve(name, base)
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+            futures = {
+                name: pool.submit(
+                    _build_one,
+                    docker_api,
+                    name,
+                    found=bases[name],
+                    force=force,
+                    repo_root=repo_root,
+                    cache_dir=cache_dir,
+                    progress=report,
+                    labels=labels or {},
+                )
+                for name in names
+            }
+        return {name: future.result() for name, future in futures.items()}
 
 
 def tag_latest(
@@ -119,8 +129,7 @@ def _build_one(
     client: DockerClient,
     name: ImageName,
     *,
-    resolver: BaseResolver,
-    base: BaseChoice,
+    found: BaseImage,
     force: bool,
     repo_root: Path | None,
     cache_dir: Path | None,
@@ -128,9 +137,7 @@ def _build_one(
     labels: Mapping[str, str],
 ) -> ImageResult:
     started = time.monotonic()
-    progress.begin(name)
     root = repo_root or default_repo_root()
-    found = resolver.resolve(name, base)
     context = build_context(name, repo_root=root, cache_dir=cache_dir)
     progress.step(name, f"context ready ({len(context.files)} files)")
     buildargs = {"BASE_IMAGE": found.ref}

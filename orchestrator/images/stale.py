@@ -65,8 +65,10 @@ def remove_stale_images(
 
     keep: set[str] = set()
     if keep_current:
-        keep = set(current) if current is not None else current_tags(
-            client, repo_root=repo_root, cache_dir=cache_dir
+        keep = (
+            set(current)
+            if current is not None
+            else current_tags(client, repo_root=repo_root, cache_dir=cache_dir)
         )
     keep |= {BASE_TAG}
     removed: list[str] = []

@@ -122,7 +122,9 @@ def snapshot_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the build inputs, so edits made to the checkout meanwhile don't move tags."""
     root = tmp_path_factory.mktemp("repo")
     shutil.copytree(
-        REPO_ROOT / "images", root / "images", ignore=shutil.ignore_patterns("wheels", "pgmq")
+        REPO_ROOT / "images",
+        root / "images",
+        ignore=shutil.ignore_patterns("deps", "project", "pgmq"),
     )
     for relative, source in images.project_source_files(REPO_ROOT).items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -215,6 +217,53 @@ def test_postgres_image_serves_pgmq(docker_api, built) -> None:
         assert fsync == ("off",)
         exit_code, _ = container.exec_run(["pg_isready", "-h", "127.0.0.1", "-U", "app"])
         assert exit_code == 0
+    finally:
+        container.remove(force=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_postgres_image_starts_from_its_initdbed_template(docker_api, built) -> None:
+    """POSTGRES_USER=postgres: the data dir made at build time is copied into the tmpfs,
+    with this container's password (quotes and all) and database; no initdb at start."""
+    import psycopg
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+    password = 'it\'s "quoted"'
+    container = docker_api.containers.run(
+        built["postgres-pgmq"].tag,
+        detach=True,
+        environment={"POSTGRES_PASSWORD": password, "POSTGRES_DB": "fromtemplate"},
+        tmpfs={"/var/lib/postgresql/data": "rw"},
+        ports={"5432/tcp": ("127.0.0.1", None)},
+        labels=RUN_LABELS,
+    )
+    try:
+        container.reload()
+        port = container.ports["5432/tcp"][0]["HostPort"]
+        keywords = {"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "fromtemplate"}
+        retrying = Retrying(
+            stop=stop_after_delay(30),
+            wait=wait_fixed(0.1),
+            retry=retry_if_exception_type(psycopg.OperationalError),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                container.reload()
+                if container.status == "exited":
+                    pytest.fail(f"postgres exited:\n{container.logs().decode(errors='replace')}")
+                connection = psycopg.connect(connect_timeout=2, password=password, **keywords)
+        with connection:
+            connection.execute("CREATE EXTENSION pgmq")
+            database = connection.execute("SELECT current_database()").fetchone()
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(connect_timeout=2, password="wrong", **keywords).close()
+        logs = container.logs().decode(errors="replace")
+        assert database == ("fromtemplate",)
+        assert "copied from /var/lib/postgresql/template" in logs
+        assert "initialised" not in logs  # the full init did not run
     finally:
         container.remove(force=True)
 
@@ -435,7 +484,8 @@ def test_stale_images_go_current_and_latest_stay(docker_api) -> None:
         )
         assert sorted(removed) == sorted([f"{repository}/backend:old", replaced])
         assert sorted(docker_api.images.get(kept).tags) == [
-            f"{repository}/backend:current", f"{repository}/backend:latest",
+            f"{repository}/backend:current",
+            f"{repository}/backend:latest",
         ]
         assert docker_api.images.get(newer).tags == [f"{repository}/postgres-pgmq:x"]
 
@@ -466,7 +516,10 @@ def test_builds_print_a_line_per_step_and_log_everything(
     log_path = tmp_path / "logs" / "images.log"
     with images.BuildProgress(stream=out, log_path=log_path) as progress:
         result = images.build_images(
-            ["postgres-pgmq"], repo_root=root, client=docker_api, progress=progress,
+            ["postgres-pgmq"],
+            repo_root=root,
+            client=docker_api,
+            progress=progress,
             labels=RUN_LABELS,
         )["postgres-pgmq"]
     try:
