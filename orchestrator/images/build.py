@@ -156,7 +156,17 @@ def _build_one(
             f"{LABEL_PREFIX}.inputs-hash": inputs_hash,
             f"{LABEL_PREFIX}.base-image": found.ref,
         }
-        _docker_build(client, context, tag, buildargs, all_labels, nocache=force, progress=progress)
+        cache_from = [] if force else _earlier_builds(client, name)
+        _docker_build(
+            client,
+            context,
+            tag,
+            buildargs,
+            all_labels,
+            nocache=force,
+            cache_from=cache_from,
+            progress=progress,
+        )
         existing = local_image(client, tag)
         status = "built"
     if existing is None:
@@ -177,6 +187,15 @@ def _build_one(
     return result
 
 
+def _earlier_builds(client: DockerClient, name: ImageName, most: int = 3) -> list[str]:
+    """Tags of the latest earlier builds of `name`, as layer-cache sources: the builder
+    reuses their layers even when they came from `docker load` (CI restores them from its
+    cache, without the intermediate images the local layer cache needs)."""
+    found = client.images.list(filters={"label": f"{LABEL_PREFIX}.image={name}"})
+    found.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
+    return [image.tags[0] for image in found if image.tags][:most]
+
+
 def _docker_build(
     client: DockerClient,
     context: BuildContext,
@@ -185,6 +204,7 @@ def _docker_build(
     labels: Mapping[str, str],
     *,
     nocache: bool,
+    cache_from: Sequence[str] = (),
     progress: BuildProgress,
 ) -> None:
     from docker.errors import APIError
@@ -210,6 +230,7 @@ def _docker_build(
                 rm=True,
                 forcerm=True,
                 nocache=nocache,
+                cache_from=list(cache_from) or None,
                 pull=False,
                 decode=True,
             )
