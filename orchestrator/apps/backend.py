@@ -158,6 +158,7 @@ class BackendProfile(AppProfile):
                 READY_PATH, f"GET {READY_PATH}: database ok, no pending migrations", readyz_judge
             ),
             log_stream=LOG_STREAM_PATH,
+            waits_for_database=True,  # its pool connects in the background: readyz waits
         )
         # Workers read the stored config: they start once migrations are done.
         worker = ServiceSpec(

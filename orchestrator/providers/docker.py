@@ -24,7 +24,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -238,6 +238,10 @@ class DockerProvider:
         self._network: Network | None = None
         self._schema_image: ContainerImage | None = None  # the database with its schema
         self._owner = Owner.current().encode()  # on every label: `clean` checks it lives
+        # Services that wait for the database themselves, started with it (see start_database)
+        self._early: dict[str, Future[DockerService]] = {}
+        self._claimed: set[str] = set()
+        self._starter: ThreadPoolExecutor | None = None
 
     # -- prepare ------------------------------------------------------------------------------
 
@@ -408,7 +412,30 @@ class DockerProvider:
         database.facts.update(host=host, port=port, aliases=[DB_SERVICE], pgdata_tmpfs=PGDATA)
         if self._schema_image is not None:
             database.facts["schema_image"] = self._schema_image.tag
+        self._start_early(spec, database)
         return database
+
+    def _start_early(self, spec: StackSpec, database: DockerDatabase) -> None:
+        """Start, while the database comes up, the containers of services that wait for it
+        themselves (`waits_for_database`) and need nothing else: a container's start and
+        the service's imports then overlap the database's start. `start_service` hands them
+        over; `close()` removes any that never were."""
+        early = [
+            (service, instance)
+            for service in spec.services
+            if service.waits_for_database and not service.depends_on
+            for instance in service.instances()
+        ]
+        if not early:
+            return
+        with self._lock:
+            self._starter = self._starter or ThreadPoolExecutor(max_workers=len(early))
+            for service, instance in early:
+                if instance not in self._claimed:
+                    self._claimed.add(instance)
+                    self._early[instance] = self._starter.submit(
+                        self._run_service, spec, service, instance, database
+                    )
 
     # -- services -----------------------------------------------------------------------------
 
@@ -418,6 +445,11 @@ class DockerProvider:
         schema = spec.database.schema
         if self._schema_image is not None and schema and service.name in schema.jobs:
             return SkippedJob(instance, self._schema_image.tag)
+        with self._lock:
+            early = self._early.pop(instance, None)
+            self._claimed.add(instance)
+        if early is not None:
+            return early.result()
         return self._run_service(spec, service, instance, database)
 
     def _run_service(
@@ -457,6 +489,9 @@ class DockerProvider:
         """Remove leftover containers of this run (those not stopped by the Stack), then its
         network and anything else carrying its label. Raises if something stays."""
         try:
+            if self._starter is not None:
+                self._starter.shutdown(wait=True)  # an early start still under way ends first
+                self._starter = None
             if self._run_id is not None:
                 leftovers = remove_labelled(run_id=self._run_id, client=self._docker())
                 for what in leftovers:
