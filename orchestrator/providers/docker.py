@@ -11,8 +11,9 @@ Fast start and stop: the database image holds an initdb'ed data dir that its ent
 copies into the tmpfs PGDATA (no initdb per run). When the spec names the database's schema
 (`DatabaseSpec.schema`), its jobs (say, migrations) run once per schema key against a
 database whose data dir is then committed as an image, `<db image>-schema:<key>`; later runs
-start the database from that image and don't run the jobs. A stop kills and removes (the
-run is over and its database is thrown away: there is nothing to drain).
+start the database from that image and don't run the jobs. Services that wait for the
+database themselves (`waits_for_database`) are started with it. A stop kills and removes
+(the run is over and its database is thrown away: there is nothing to drain).
 """
 
 from __future__ import annotations
@@ -449,7 +450,9 @@ class DockerProvider:
             early = self._early.pop(instance, None)
             self._claimed.add(instance)
         if early is not None:
-            return early.result()
+            running = early.result()
+            running.facts["started_with_database"] = True
+            return running
         return self._run_service(spec, service, instance, database)
 
     def _run_service(

@@ -251,6 +251,16 @@ def test_the_database_starts_from_the_schema_image_and_migrate_does_not_run(
     assert migrations["ok"] is True and not migrations["pending"]
 
 
+def test_the_backend_starts_with_the_database_the_workers_once_it_is_ready(
+    finished_run: FinishedRun,
+) -> None:
+    facts = json.loads((finished_run.folder / "stack.json").read_text())["services"]
+    assert facts["backend"]["started_with_database"] is True  # it waits for it itself
+    assert "started_with_database" not in facts["worker-1"]  # they need it up
+    containers = finished_run.containers
+    assert containers["db"]["State"]["StartedAt"] <= containers["backend"]["State"]["StartedAt"]
+
+
 def test_the_database_is_killed_not_shut_down(finished_run: FinishedRun) -> None:
     db_log = (finished_run.folder / "logs" / "db.log").read_text()
     assert "database system is ready to accept connections" in db_log
