@@ -9,7 +9,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,13 +71,14 @@ def build_images(
 ) -> dict[ImageName, ImageResult]:
     """Build each image unless its content-hash tag exists already; report what happened.
 
-    The bases are resolved first, one after the other (so the offline base is bootstrapped
-    once at most), then the images are built side by side: while one waits on apt, the
-    other builds. Progress goes to stderr, one line per step (`progress` overrides where);
-    the whole build output is appended to `log_path` when given (e.g.
-    `<artifacts>/logs/images.log`). `force` builds again without Docker's layer cache (e.g.
-    to pick up newer apt packages). `labels` are added to what gets built (not part of the
-    content hash). The first failure is raised once every build has ended.
+    The build contexts are prepared (the backend's dependencies installed on the host) while
+    the bases are resolved, one after the other (so the offline base is bootstrapped once at
+    most); then the images are built side by side: while one waits on apt, the other builds.
+    Progress goes to stderr, one line per step (`progress` overrides where); the whole build
+    output is appended to `log_path` when given (e.g. `<artifacts>/logs/images.log`).
+    `force` builds again without Docker's layer cache (e.g. to pick up newer apt packages).
+    `labels` are added to what gets built (not part of the content hash). The first failure
+    is raised once every build has ended.
     """
     with contextlib.ExitStack() as stack:
         report = progress or stack.enter_context(BuildProgress(log_path=log_path))
@@ -85,20 +86,24 @@ def build_images(
         resolver = BaseResolver(
             docker_api, repo_root=repo_root, progress=report, offline_tag=offline_tag, labels=labels
         )
-        bases: dict[ImageName, BaseImage] = {}
-        for name in names:
-            report.begin(name)
-            bases[name] = resolver.resolve(name, base)
-        with ThreadPoolExecutor(max_workers=max(1, len(names))) as pool:
+        root = repo_root or default_repo_root()
+        with ThreadPoolExecutor(max_workers=max(1, 2 * len(names))) as pool:
+            contexts = {
+                name: pool.submit(build_context, name, repo_root=root, cache_dir=cache_dir)
+                for name in names
+            }
+            bases: dict[ImageName, BaseImage] = {}
+            for name in names:
+                report.begin(name)
+                bases[name] = resolver.resolve(name, base)
             futures = {
                 name: pool.submit(
                     _build_one,
                     docker_api,
                     name,
+                    prepared=contexts[name],
                     found=bases[name],
                     force=force,
-                    repo_root=repo_root,
-                    cache_dir=cache_dir,
                     progress=report,
                     labels=labels or {},
                 )
@@ -129,16 +134,14 @@ def _build_one(
     client: DockerClient,
     name: ImageName,
     *,
+    prepared: Future[BuildContext],
     found: BaseImage,
     force: bool,
-    repo_root: Path | None,
-    cache_dir: Path | None,
     progress: BuildProgress,
     labels: Mapping[str, str],
 ) -> ImageResult:
     started = time.monotonic()
-    root = repo_root or default_repo_root()
-    context = build_context(name, repo_root=root, cache_dir=cache_dir)
+    context = prepared.result()
     progress.step(name, f"context ready ({len(context.files)} files)")
     buildargs = {"BASE_IMAGE": found.ref}
     inputs_hash = image_inputs_hash(

@@ -539,9 +539,12 @@ def test_builds_print_a_line_per_step_and_log_everything(
 @pytest.mark.docker
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_auto_bootstraps_the_offline_base_when_it_cannot_pull(docker_api, tmp_path: Path) -> None:
+def test_auto_bootstraps_the_offline_base_when_it_cannot_pull(
+    docker_api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if not _can_bootstrap():
         pytest.skip("needs root and debootstrap (apt-get install debootstrap)")
+    monkeypatch.setenv("CI_STACK_CACHE_DIR", str(tmp_path / "cache"))  # no root fs kept yet
     root = _repo_with_base(tmp_path, UNPULLABLE)
     offline = f"ci-stack-test-{uuid.uuid4().hex[:8]}/debian-base:bookworm"
     out = io.StringIO()
@@ -561,6 +564,18 @@ def test_auto_bootstraps_the_offline_base_when_it_cannot_pull(docker_api, tmp_pa
         assert "debian-base: debootstrap: Base system installed successfully." in text
         assert f"debian-base: bootstrapped {offline}" in text
         assert len(text.splitlines()) < 40  # a line per phase, not per package
+
+        # Made again (say after a prune): from the root fs kept in the cache, no debootstrap.
+        docker_api.images.remove(offline, force=True)
+        again = io.StringIO()
+        started = time.perf_counter()
+        made = images.bootstrap_base_image(
+            offline, client=docker_api, progress=images.BuildProgress(again), labels=RUN_LABELS
+        )
+        assert made.status == "built"
+        assert "debootstrap" not in again.getvalue()
+        assert "debian-base: root fs from " in again.getvalue()
+        assert time.perf_counter() - started < 60
     finally:
         if docker_api.images.list(name=offline):
             docker_api.images.remove(offline, force=True)
