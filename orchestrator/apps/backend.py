@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -38,26 +39,27 @@ WORKER_CONCURRENCY = 4
 WORKER_CONNECTIONS = (2 * WORKER_CONCURRENCY + 3) + (WORKER_CONCURRENCY + 1)
 BACKEND_CONNECTIONS = 20 + 4 + 1 + 2
 MAX_CONNECTIONS = 400
-# What decides the schema `migrate` builds: a change to any of it makes a new schema key.
-_BACKEND = Path(__file__).resolve().parents[2] / "backend"
-SCHEMA_SOURCES = (
-    _BACKEND / "migrations",
-    _BACKEND / "setup",
-    _BACKEND / "db.py",
-    _BACKEND / "services" / "migrate_command.py",
-    _BACKEND / "services" / "migration_service.py",
-    _BACKEND / "services" / "master_data.py",
-    _BACKEND.parent / "pyproject.toml",  # the pinned libraries whose SQL it runs
-)
 # Short SSE intervals keep the heartbeat baselines fast against a stack; exported to tests.
 SSE_HEARTBEAT_INTERVAL = "1"
 TASK_STREAM_IDLE_INTERVAL = "1"
+
+# What `python -m backend migrate` reads to build the schema (and its master data): any change
+# here makes a new schema key, so a cloned database is never older than the migrations.
+SCHEMA_INPUTS = (
+    "migrations",
+    "setup",
+    "services/migrate_command.py",
+    "services/migration_service.py",
+    "services/master_data.py",
+)
 
 COMMON_ENV = {
     "DATABASE_URL": "{database_url}",
     "FLASK_ENV": "testing",
     "LOG_LEVEL": "INFO",
     "PYTHONUNBUFFERED": "1",
+    # `serve` and `worker` start while the database comes up: they import, then wait for it.
+    "DATABASE_WAIT_SECONDS": "60",
 }
 
 
@@ -117,6 +119,15 @@ def worker_command() -> tuple[str, ...]:
     )  # fmt: skip
 
 
+def schema() -> DatabaseSchema | None:
+    """The `migrate` job's result, keyed by a hash of its inputs (None: backend not found)."""
+    spec = find_spec("backend")  # finds the package without importing the app
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    return DatabaseSchema.from_files(("migrate",), [package / name for name in SCHEMA_INPUTS])
+
+
 class BackendProfile(AppProfile):
     name = "backend"
     web_service = "backend"
@@ -128,7 +139,7 @@ class BackendProfile(AppProfile):
             image="postgres-pgmq",
             extensions=("pgmq",),
             max_connections=MAX_CONNECTIONS,
-            schema=DatabaseSchema.from_files(("migrate",), SCHEMA_SOURCES),
+            schema=schema(),
         )
 
     def services(self, config: OrchestratorConfig) -> tuple[ServiceSpec, ...]:
@@ -158,7 +169,7 @@ class BackendProfile(AppProfile):
                 READY_PATH, f"GET {READY_PATH}: database ok, no pending migrations", readyz_judge
             ),
             log_stream=LOG_STREAM_PATH,
-            waits_for_database=True,  # its pool connects in the background: readyz waits
+            waits_for_database=True,  # `serve` imports, then waits until the database answers
         )
         # Workers read the stored config: they start once migrations are done.
         worker = ServiceSpec(
@@ -175,6 +186,7 @@ class BackendProfile(AppProfile):
             ),
             depends_on=("migrate",),
             replicas=config.workers,
+            waits_for_database=True,
         )
         return (migrate, backend, worker)
 

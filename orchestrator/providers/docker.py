@@ -167,6 +167,8 @@ class _Box:
 
 
 class DockerDatabase(_Box):
+    schema_ready = False  # a fresh container: the schema jobs run
+
     def __init__(
         self,
         container: DockerContainer,
@@ -413,6 +415,7 @@ class DockerProvider:
         database.facts.update(host=host, port=port, aliases=[DB_SERVICE], pgdata_tmpfs=PGDATA)
         if self._schema_image is not None:
             database.facts["schema_image"] = self._schema_image.tag
+            database.schema_ready = True  # its data dir holds what the schema jobs make
         self._start_early(spec, database)
         return database
 
