@@ -10,10 +10,11 @@ args): a tag that exists is a build that needs no doing. Pulls, bootstraps and b
 one line per step on stderr (`progress`) and can log their whole output to a file.
 
 Modules: `results` (names, results, the error), `hashing` (inputs hash and tag), `paths`,
-`wheels` (the backend's wheels), `context` (build contexts), `client` (docker-py), `progress`,
-`base` (where a base comes from; `can_provide_images`), `build` (builds, :latest),
-`bootstrap` (the offline base), `stale` (`remove_stale_images`: only this checkout's, by
-the `ci-stack.checkout` label every build puts on its image and build stages), `cli`.
+`wheels` (the backend's installed dependencies), `context` (build contexts), `client`
+(docker-py), `progress`, `base` (where a base comes from; `can_provide_images`), `build`
+(builds, side by side; :latest), `bootstrap` (the offline base), `stale`
+(`remove_stale_images`: only this checkout's, by the `ci-stack.checkout` label every
+build puts on its image and build stages), `cli`.
 """
 
 from orchestrator.images.base import (
@@ -50,7 +51,7 @@ from orchestrator.images.results import (
     ImageResult,
 )
 from orchestrator.images.stale import Pruned, current_tags, remove_stale_images
-from orchestrator.images.wheels import WheelSet, prepare_wheels, project_source_files
+from orchestrator.images.wheels import DependencyTree, prepare_dependencies, project_source_files
 
 __all__ = [
     "BASE_TAG",
@@ -68,12 +69,12 @@ __all__ = [
     "BuildProgress",
     "BuildStatus",
     "ContextSource",
+    "DependencyTree",
     "ImageBuildFailed",
     "ImageName",
     "ImageResult",
     "Pruned",
     "PullFailed",
-    "WheelSet",
     "bootstrap_base_image",
     "bootstrap_unavailable",
     "build_context",
@@ -87,7 +88,7 @@ __all__ = [
     "image_inputs_hash",
     "image_tag",
     "main",
-    "prepare_wheels",
+    "prepare_dependencies",
     "project_source_files",
     "pull_image",
     "remove_stale_images",

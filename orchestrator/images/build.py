@@ -9,10 +9,11 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.images.base import BaseResolver
+from orchestrator.images.base import BaseImage, BaseResolver
 from orchestrator.images.bootstrap import BASE_TAG
 from orchestrator.images.client import client_scope, local_image
 from orchestrator.images.context import (
@@ -74,31 +75,46 @@ def build_images(
 ) -> dict[ImageName, ImageResult]:
     """Build each image unless its content-hash tag exists already; report what happened.
 
+    The build contexts are prepared (the backend's dependencies installed on the host) while
+    the bases are resolved, one after the other (so the offline base is bootstrapped once at
+    most); then the images are built side by side: while one waits on apt, the other builds.
     Progress goes to stderr, one line per step (`progress` overrides where); the whole build
     output is appended to `log_path` when given (e.g. `<artifacts>/logs/images.log`).
     `force` builds again without Docker's layer cache (e.g. to pick up newer apt packages).
-    `labels` are added to what gets built (not part of the content hash).
+    `labels` are added to what gets built (not part of the content hash). The first failure
+    is raised once every build has ended.
     """
-    results: dict[ImageName, ImageResult] = {}
     with contextlib.ExitStack() as stack:
         report = progress or stack.enter_context(BuildProgress(log_path=log_path))
         docker_api = stack.enter_context(client_scope(client))
         resolver = BaseResolver(
             docker_api, repo_root=repo_root, progress=report, offline_tag=offline_tag, labels=labels
         )
-        for name in names:
-            results[name] = _build_one(
-                docker_api,
-                name,
-                resolver=resolver,
-                base=base,
-                force=force,
-                repo_root=repo_root,
-                cache_dir=cache_dir,
-                progress=report,
-                labels=labels or {},
-            )
-    return results
+        root = repo_root or default_repo_root()
+        with ThreadPoolExecutor(max_workers=max(1, 2 * len(names))) as pool:
+            contexts = {
+                name: pool.submit(build_context, name, repo_root=root, cache_dir=cache_dir)
+                for name in names
+            }
+            bases: dict[ImageName, BaseImage] = {}
+            for name in names:
+                report.begin(name)
+                bases[name] = resolver.resolve(name, base)
+            futures = {
+                name: pool.submit(
+                    _build_one,
+                    docker_api,
+                    name,
+                    prepared=contexts[name],
+                    found=bases[name],
+                    force=force,
+                    progress=report,
+                    labels=labels or {},
+                    checkout=checkout_id(root),
+                )
+                for name in names
+            }
+        return {name: future.result() for name, future in futures.items()}
 
 
 def tag_latest(
@@ -123,19 +139,17 @@ def _build_one(
     client: DockerClient,
     name: ImageName,
     *,
-    resolver: BaseResolver,
-    base: BaseChoice,
+    prepared: Future[BuildContext],
+    found: BaseImage,
     force: bool,
-    repo_root: Path | None,
-    cache_dir: Path | None,
     progress: BuildProgress,
     labels: Mapping[str, str],
+    checkout: str,
 ) -> ImageResult:
+    """Build `name` unless its content-hash tag exists; labelled with the `checkout` that
+    built it (on the image and its build stages: `clean --images` scopes by it)."""
     started = time.monotonic()
-    progress.begin(name)
-    root = repo_root or default_repo_root()
-    found = resolver.resolve(name, base)
-    context = build_context(name, repo_root=root, cache_dir=cache_dir)
+    context = prepared.result()
     progress.step(name, f"context ready ({len(context.files)} files)")
     buildargs = {"BASE_IMAGE": found.ref}
     inputs_hash = image_inputs_hash(
@@ -147,7 +161,6 @@ def _build_one(
     status: BuildStatus = "cached"
     if existing is None:
         progress.step(name, f"building {tag} FROM {found.ref} ({found.source})")
-        checkout = checkout_id(root)  # on the image and its build stages: `clean` scopes by it
         all_labels = {
             **labels,
             IMAGE_LABEL: name,
@@ -155,9 +168,16 @@ def _build_one(
             f"{LABEL_PREFIX}.base-image": found.ref,
             CHECKOUT_LABEL: checkout,
         }
-        build_args = {**buildargs, CHECKOUT_BUILD_ARG: checkout}
+        cache_from = [] if force else _earlier_builds(client, name)
         _docker_build(
-            client, context, tag, build_args, all_labels, nocache=force, progress=progress
+            client,
+            context,
+            tag,
+            {**buildargs, CHECKOUT_BUILD_ARG: checkout},  # for the labels of build stages
+            all_labels,
+            nocache=force,
+            cache_from=cache_from,
+            progress=progress,
         )
         existing = local_image(client, tag)
         status = "built"
@@ -179,6 +199,15 @@ def _build_one(
     return result
 
 
+def _earlier_builds(client: DockerClient, name: ImageName, most: int = 3) -> list[str]:
+    """Tags of the latest earlier builds of `name`, as layer-cache sources: the builder
+    reuses their layers even when they came from `docker load` (CI restores them from its
+    cache, without the intermediate images the local layer cache needs)."""
+    found = client.images.list(filters={"label": f"{LABEL_PREFIX}.image={name}"})
+    found.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
+    return [image.tags[0] for image in found if image.tags][:most]
+
+
 def _docker_build(
     client: DockerClient,
     context: BuildContext,
@@ -187,6 +216,7 @@ def _docker_build(
     labels: Mapping[str, str],
     *,
     nocache: bool,
+    cache_from: Sequence[str] = (),
     progress: BuildProgress,
 ) -> None:
     from docker.errors import APIError
@@ -212,6 +242,7 @@ def _docker_build(
                 rm=True,
                 forcerm=True,
                 nocache=nocache,
+                cache_from=list(cache_from) or None,
                 pull=False,
                 decode=True,
             )

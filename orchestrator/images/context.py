@@ -1,4 +1,5 @@
-"""Build contexts: `images/<name>/` plus generated files (PGMQ's files or the wheels)."""
+"""Build contexts: `images/<name>/` plus generated files (PGMQ's files, or the backend's
+installed dependencies and its package's sources)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,17 @@ from orchestrator.errors import PrerequisiteMissing
 from orchestrator.images.hashing import FIXED_MTIME, ContextSource, file_mode
 from orchestrator.images.paths import default_repo_root
 from orchestrator.images.results import ImageName
-from orchestrator.images.wheels import prepare_wheels
+from orchestrator.images.wheels import SITE_ARCHIVE, prepare_dependencies, project_source_files
 from orchestrator.pgmq_extension import extension_files
 
 _GENERATED_DIRS: dict[ImageName, tuple[str, ...]] = {
     # Folders of the image directory that this module fills; never read from disk.
     "postgres-pgmq": ("pgmq",),
-    "backend": ("wheels",),
+    "backend": ("deps", "project"),
 }
+# The packages of the project that an image runs (the orchestrator shares the distribution
+# but never runs in the image: a change to it does not rebuild the image).
+_PROJECT_PACKAGES: dict[ImageName, tuple[str, ...]] = {"backend": ("backend",)}
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ class BuildContext:
 def build_context(
     name: ImageName, *, repo_root: Path | None = None, cache_dir: Path | None = None
 ) -> BuildContext:
-    """The files of `images/<name>/` plus the generated ones (PGMQ files or wheels)."""
+    """The files of `images/<name>/` plus the generated ones (PGMQ files, or the installed
+    dependencies as `deps/site-packages.tar.gz` and the package sources under `project/`)."""
     root = repo_root or default_repo_root()
     directory = root / "images" / name
     if not (directory / "Dockerfile").is_file():
@@ -49,10 +54,13 @@ def build_context(
         for file_name, text in extension_files().items():
             files[f"pgmq/{file_name}"] = text.encode("utf-8")
     else:
-        wheels = prepare_wheels(repo_root=root, cache_dir=cache_dir)
-        for wheel in wheels.deps:
-            files[f"wheels/deps/{wheel.name}"] = wheel
-        files[f"wheels/project/{wheels.project.name}"] = wheels.project
+        files[f"deps/{SITE_ARCHIVE}"] = prepare_dependencies(
+            repo_root=root, cache_dir=cache_dir
+        ).archive
+        packages = _PROJECT_PACKAGES[name]
+        for relative, path in project_source_files(root).items():
+            if relative.split("/", 1)[0] in packages:
+                files[f"project/{relative}"] = path
     dockerfile = (directory / "Dockerfile").read_text(encoding="utf-8")
     return BuildContext(name=name, files=files, default_base=dockerfile_default_base(dockerfile))
 

@@ -9,6 +9,7 @@ one is given, so the terminal stays short and nothing is lost.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +30,7 @@ class BuildProgress:
         self.verbose = verbose  # also show every log line on the stream
         self._log: TextIO | None = None
         self._started: dict[str, float] = {}
+        self._lock = threading.RLock()  # images are built side by side: whole lines
 
     def __enter__(self) -> BuildProgress:
         return self
@@ -55,12 +57,17 @@ class BuildProgress:
         if len(shown) > _SHOWN_TEXT:
             shown = shown[: _SHOWN_TEXT - 3] + "..."
         line = f"{PREFIX}  {subject}: {shown} {self.elapsed(subject):.1f}s"
-        self.stream.write(line + "\n")
-        self.stream.flush()
-        self.log(subject, f"== {text.strip()} ({self.elapsed(subject):.1f}s)")
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            self.log(subject, f"== {text.strip()} ({self.elapsed(subject):.1f}s)")
 
     def log(self, subject: str, line: str) -> None:
         """A line for the log file (and the stream too when verbose)."""
+        with self._lock:
+            self._log_line(subject, line)
+
+    def _log_line(self, subject: str, line: str) -> None:
         if self.verbose:
             self.stream.write(f"{PREFIX}  {subject} | {line.rstrip()}\n")
         if self.log_path is None:

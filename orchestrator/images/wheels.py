@@ -1,10 +1,17 @@
-"""The backend's wheels, built on the host into a cache keyed by what they are made from.
+"""The backend's dependencies, installed and byte-compiled on the host, as one archive.
 
-Containers here can't reach PyPI over HTTPS, so the image installs these wheels offline.
+Containers here can't reach PyPI over HTTPS, and an install inside the image costs a pip
+(a venv with ensurepip) and its resolver on every build. So the host installs the
+dependencies once (`uv pip install --target`, else pip) into a folder, byte-compiles it
+(hash-checked .pyc: valid whatever the files' times in the image), and packs it as a
+reproducible `site-packages.tar.gz`, cached under a key of what it is made from; the image
+only unpacks it (`ADD`).
 """
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import logging
 import os
 import re
@@ -12,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import tempfile
 import time
 import tomllib
@@ -22,24 +30,23 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import PrerequisiteMissing
-from orchestrator.images.hashing import FIXED_MTIME, cache_key, content_digest
+from orchestrator.images.hashing import FIXED_MTIME, cache_key
 from orchestrator.images.paths import default_cache_dir, default_repo_root
 from orchestrator.images.results import SUBPROCESS_TIMEOUT_S, TAIL_LINES, ImageBuildFailed
 
 log = logging.getLogger(__name__)
 
-_IMAGE_PYTHON = (3, 11)  # what both backend bases run: wheels must be built for it
+_IMAGE_PYTHON = (3, 11)  # what both backend bases run: the tree must be built for it
 _PROJECT_META_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "MANIFEST.in")
+SITE_ARCHIVE = "site-packages.tar.gz"
 
 
 @dataclass(frozen=True)
-class WheelSet:
-    """The backend's wheels: third-party dependencies and the project's own wheel."""
+class DependencyTree:
+    """The backend's third-party dependencies, installed: one archive of site-packages."""
 
-    deps: tuple[Path, ...]
-    project: Path
-    deps_cached: bool
-    project_cached: bool
+    archive: Path
+    cached: bool
 
 
 def project_source_files(repo_root: Path) -> dict[str, Path]:
@@ -64,28 +71,29 @@ def project_source_files(repo_root: Path) -> dict[str, Path]:
     return files
 
 
-def prepare_wheels(*, repo_root: Path | None = None, cache_dir: Path | None = None) -> WheelSet:
-    """Build (or reuse) the backend's wheels on the host.
+def prepare_dependencies(
+    *, repo_root: Path | None = None, cache_dir: Path | None = None
+) -> DependencyTree:
+    """Install (or reuse) the backend's dependencies as one archive of site-packages.
 
-    Third-party wheels are keyed by the project's dependency list and the versions installed
-    in this environment (used as constraints, so the image runs what the tests were run
-    with); the project's wheel by the content of its source files. Either is rebuilt only
-    when its key changes.
+    Keyed by the project's dependency list and the versions installed in this environment
+    (used as constraints, so the image runs what the tests were run with): rebuilt only
+    when the key changes.
     """
     if sys.version_info[:2] != _IMAGE_PYTHON:
         wanted = ".".join(map(str, _IMAGE_PYTHON))
         raise PrerequisiteMissing(
             f"the backend image runs Python {wanted} but this is Python "
-            f"{sys.version_info.major}.{sys.version_info.minor}: its compiled wheels won't fit",
+            f"{sys.version_info.major}.{sys.version_info.minor}: its compiled packages won't fit",
             f"run the orchestrator from a Python {wanted} virtualenv",
         )
     root = repo_root or default_repo_root()
-    wheel_dir = (cache_dir or default_cache_dir()) / "wheels"
+    cache = (cache_dir or default_cache_dir()) / "site"
     try:
-        wheel_dir.mkdir(parents=True, exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # e.g. a service user whose home is /nonexistent
         raise PrerequisiteMissing(
-            f"cannot create the wheel cache {wheel_dir} ({exc.strerror})",
+            f"cannot create the image cache {cache} ({exc.strerror})",
             "set CI_STACK_CACHE_DIR (or XDG_CACHE_HOME, or HOME) to a folder you can write",
         ) from exc
     python_tag = f"cp{_IMAGE_PYTHON[0]}{_IMAGE_PYTHON[1]}"
@@ -94,8 +102,9 @@ def prepare_wheels(*, repo_root: Path | None = None, cache_dir: Path | None = No
     requirements = [str(requirement) for requirement in project.get("dependencies", [])]
     project_name = str(project.get("name", ""))
     constraints = _installed_pins(exclude=_canonical_name(project_name))
-    deps_key = cache_key(
+    key = cache_key(
         {
+            "layout": "site-packages/1",
             "python": python_tag,
             "platform": sysconfig.get_platform(),
             "requirements": requirements,
@@ -103,55 +112,81 @@ def prepare_wheels(*, repo_root: Path | None = None, cache_dir: Path | None = No
         }
     )
 
-    def make_deps(out: Path, scratch: Path) -> None:
+    def make(out: Path, scratch: Path) -> None:
         constraints_file = scratch / "constraints.txt"
         constraints_file.write_text("\n".join(constraints) + "\n", encoding="utf-8")
-        _run_pip(
+        site = scratch / "site"
+        _run(
             [
-                "wheel",
-                *("--wheel-dir", str(out)),
+                *_installer(),
+                *("--target", str(site)),
                 *("--constraint", str(constraints_file)),
                 *requirements,
             ],
-            what="the backend's dependencies",
+            what="install the backend's dependencies",
         )
+        shutil.rmtree(site / "bin", ignore_errors=True)  # scripts with this host's shebangs
+        (site / ".lock").unlink(missing_ok=True)  # uv's, for the folder it installed into
+        _byte_compile(site)
+        _pack(site, out / SITE_ARCHIVE)
 
-    deps_dir, deps_cached = _cached_dir(wheel_dir / f"deps-{deps_key}", make_deps)
+    folder, cached = _cached_dir(cache / f"site-{key}", make)
+    _prune(cache, "site-", keep=2)
+    return DependencyTree(archive=folder / SITE_ARCHIVE, cached=cached)
 
-    sources = project_source_files(root)
-    project_key = cache_key(
-        {"python": python_tag, "sources": {n: content_digest(p) for n, p in sources.items()}}
+
+def _installer() -> list[str]:
+    """`uv pip install` (fast) when uv is here, else this interpreter's pip."""
+    uv = shutil.which("uv")
+    if uv is not None:
+        return [uv, "pip", "install", "--quiet", "--python", sys.executable]
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip", "--disable-pip-version-check", "install", "-q"]
+    raise PrerequisiteMissing(
+        "neither uv nor pip is here to install the backend image's dependencies",
+        f"install one: `{sys.executable} -m ensurepip` or `pip install uv`",
     )
 
-    def make_project(out: Path, scratch: Path) -> None:
-        source_root = scratch / "src"
-        for relative, path in sources.items():
-            (source_root / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, source_root / relative)
-        _run_pip(
-            ["wheel", "--no-deps", "--wheel-dir", str(out), str(source_root)],
-            what="the project's own wheel",
-            env={"SOURCE_DATE_EPOCH": str(FIXED_MTIME)},
-        )
 
-    project_dir, project_cached = _cached_dir(wheel_dir / f"project-{project_key}", make_project)
-    _prune(wheel_dir, "deps-", keep=2)
-    _prune(wheel_dir, "project-", keep=3)
+def _byte_compile(site: Path) -> None:
+    """Hash-checked .pyc for every module: containers import without compiling (they may
+    not write .pyc), and the files' times in the image don't matter."""
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "compileall", "-q", "-j0",
+            "--invalidation-mode", "unchecked-hash", str(site),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0:  # a module for another Python version: it is never imported
+        log.debug("compileall: %s", (result.stdout + result.stderr)[-2000:])
 
-    project_wheels = sorted(project_dir.glob("*.whl"))
-    if len(project_wheels) != 1:
-        raise ImageBuildFailed(
-            "backend",
-            f"expected one project wheel in {project_dir}, found {len(project_wheels)}",
-            [],
-            hint=f"delete {project_dir} and build again",
-        )
-    return WheelSet(
-        deps=tuple(sorted(deps_dir.glob("*.whl"))),
-        project=project_wheels[0],
-        deps_cached=deps_cached,
-        project_cached=project_cached,
-    )
+
+def _pack(site: Path, archive: Path) -> None:
+    """A reproducible .tar.gz of `site`: sorted names, fixed times and owners, mode from the
+    file (executable or not), gzip without a timestamp. Same tree, same bytes."""
+
+    def normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime = FIXED_MTIME
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        executable = info.isdir() or info.mode & 0o100
+        info.mode = 0o755 if executable else 0o644
+        return info
+
+    with (
+        open(archive, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for path in sorted(site.rglob("*")):
+            if path.is_symlink() or not (path.is_file() or path.is_dir()):
+                continue
+            tar.add(path, arcname=path.relative_to(site).as_posix(), recursive=False,
+                    filter=normalized)  # fmt: skip
 
 
 def _read_pyproject(repo_root: Path) -> dict[str, Any]:
@@ -222,31 +257,25 @@ def _prune(directory: Path, prefix: str, *, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _run_pip(args: list[str], *, what: str, env: Mapping[str, str] | None = None) -> None:
-    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
-    log.info("building wheels: %s", what)
+def _run(command: list[str], *, what: str) -> None:
+    log.info("building the backend image's dependencies: %s", what)
     log.debug("running %s", " ".join(command))
     try:
         result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            env={**os.environ, **(env or {})},
-            timeout=SUBPROCESS_TIMEOUT_S,
-            check=False,
+            command, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S, check=False
         )
     except subprocess.TimeoutExpired as exc:
         raise ImageBuildFailed(
-            "backend", f"pip took over {SUBPROCESS_TIMEOUT_S}s for {what}", []
+            "backend", f"{command[0]} took over {SUBPROCESS_TIMEOUT_S}s to {what}", []
         ) from exc
     for line in result.stdout.splitlines():
-        log.debug("pip: %s", line)
+        log.debug("%s: %s", Path(command[0]).name, line)
     if result.returncode != 0:
         lines = (result.stdout + result.stderr).splitlines()
         raise ImageBuildFailed(
             "backend",
-            f"pip could not build the wheels of {what} (exit {result.returncode})",
+            f"could not {what} (`{' '.join(command[:4])} ...` exited {result.returncode})",
             lines[-TAIL_LINES:],
-            hint="the wheels are built on this host with its pip configuration; check that "
-            "`pip download <package>` works here",
+            hint="the dependencies are installed on this host with its uv/pip configuration; "
+            "check that `pip download <package>` works here",
         )

@@ -4,20 +4,28 @@ One user-defined network per run, `ci-stack-<run_id>`, on which the containers a
 by alias (`db` and each service instance's name). Images come from the app profile's
 `prepare_images()`. Published ports bind to 127.0.0.1 only while the daemon is local. Every
 container and the network carry `RUN_LABEL`, so `close()` and `python -m orchestrator clean`
-find whatever a run left. Containers run with an init, so a stop signal reaches the service
-at once. Nothing happens at import time: Ryuk is switched off when a provider is made.
+find whatever a run left. Nothing happens at import time: Ryuk is switched off when a
+provider is made.
+
+Fast start and stop: the database image holds an initdb'ed data dir that its entrypoint
+copies into the tmpfs PGDATA (no initdb per run). When the spec names the database's schema
+(`DatabaseSpec.schema`), its jobs (say, migrations) run once per schema key against a
+database whose data dir is then committed as an image, `<db image>-schema:<key>`; later runs
+start the database from that image and don't run the jobs. Services that wait for the
+database themselves (`waits_for_database`) are started with it. A stop kills and removes
+(the run is over and its database is thrown away: there is nothing to drain).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import logging
-import math
 import os
+import secrets
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -25,12 +33,15 @@ from urllib.parse import quote
 from orchestrator.contract import OWNER_LABEL, RUN_ENV, RUN_LABEL
 from orchestrator.embedded_postgres import SERVER_SETTINGS
 from orchestrator.errors import PrerequisiteMissing, StackStartError
-from orchestrator.images import docker_client
+from orchestrator.images import LABEL_PREFIX, docker_client
+from orchestrator.images.client import local_image
+from orchestrator.images.hashing import cache_key
 from orchestrator.ownership import Owner
 from orchestrator.profile import ContainerImage
 from orchestrator.providers.base import LogLines, RunningDatabase
 from orchestrator.providers.docker_resources import remove_labelled
-from orchestrator.spec import DB_PORT, DB_SERVICE, ServiceSpec, StackSpec, rendered
+from orchestrator.readiness import Readiness, postgres_ready
+from orchestrator.spec import DB_PORT, DB_SERVICE, DatabaseSchema, ServiceSpec, StackSpec, rendered
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -46,10 +57,11 @@ log = logging.getLogger(__name__)
 SERVICE_LABEL = "ci-stack.service"
 PUBLISH_IP_ENV = "CI_STACK_PUBLISH_IP"
 PGDATA = "/var/lib/postgresql/data"
+# The database image's entrypoint fills an empty PGDATA from the data dir this names.
+TEMPLATE_ENV = "CI_STACK_PGDATA_TEMPLATE"
+SCHEMA_PGDATA = "/var/lib/postgresql/schema"  # where a schema image holds its data dir
+SCHEMA_KEY_LABEL = f"{LABEL_PREFIX}.schema-key"
 GONE = -1  # exit_code() of a container that no longer exists
-# Our services shut down gracefully in about a second; don't wait the Stack's 10 s for one
-# that hangs (the teardown budget is 5 s in all).
-STOP_TIMEOUT_S = 4.0
 
 
 def postgres_command(max_connections: int) -> list[str]:
@@ -86,9 +98,7 @@ def default_publish_ip() -> str:
 
 
 class _Box:
-    """One started container: its state, logs, stop-and-remove, and facts for stack.json."""
-
-    stop_timeout: float = STOP_TIMEOUT_S
+    """One started container: its state, logs, kill-and-remove, and facts for stack.json."""
 
     def __init__(self, name: str, container: DockerContainer, image: ContainerImage) -> None:
         self.name = name
@@ -133,26 +143,14 @@ class _Box:
         return bytes(raw).decode("utf-8", errors="replace").rstrip("\n")
 
     def stop(self, timeout: float) -> None:
-        """The image's stop signal (through the init: SIGTERM, SIGINT for postgres), up to
-        `timeout` s (at most `stop_timeout`), then SIGKILL; then remove the container.
+        """Kill and remove the container in one call (`timeout` is not needed).
 
-        A container that already exited or is gone is fine (not a stop timeout); any other
+        The run is over when its stack stops, and the database (a tmpfs) goes with it: a
+        graceful drain would only cost time. A container already gone is fine; any other
         Docker error is raised."""
         from docker.errors import APIError, NotFound
 
         started = time.perf_counter()
-        grace = max(0, math.ceil(min(timeout, self.stop_timeout)))
-        with contextlib.suppress(NotFound):
-            if self.exit_code() is None:
-                self.wrapped.stop(timeout=grace)
-                code = self.exit_code()
-                seconds = time.perf_counter() - started
-                if code == 137 and seconds >= grace:
-                    log.warning(
-                        "%s ignored its stop signal for %ss and was killed", self.name, grace
-                    )
-                else:
-                    log.debug("%s stopped in %.2fs with exit code %s", self.name, seconds, code)
         try:
             self.wrapped.remove(v=True, force=True)
         except NotFound:
@@ -162,6 +160,7 @@ class _Box:
                 raise
         finally:
             self.container.get_docker_client().client.close()
+        log.debug("%s killed and removed in %.2fs", self.name, time.perf_counter() - started)
 
     def describe(self) -> dict[str, Any]:
         return dict(self.facts)
@@ -180,6 +179,35 @@ class DockerDatabase(_Box):
         super().__init__(DB_SERVICE, container, image)
         self.host_url = host_url
         self.service_url = service_url
+
+
+class SkippedJob:
+    """A schema job that does not run: the database started with its result in it."""
+
+    url: str | None = None
+
+    def __init__(self, name: str, schema_image: str) -> None:
+        self.name = name
+        self.line = (
+            f"{name}: not run, the database was started from {schema_image}, "
+            f"whose data dir holds what {name} made for this schema"
+        )
+        self.facts: dict[str, Any] = {"skipped": True, "schema_image": schema_image}
+
+    def exit_code(self) -> int | None:
+        return 0
+
+    def logs(self) -> LogLines | None:
+        return [self.line]
+
+    def log_tail(self, lines: int) -> str | None:
+        return self.line
+
+    def stop(self, timeout: float) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.facts)
 
 
 class DockerService(_Box):
@@ -211,7 +239,12 @@ class DockerProvider:
         self._images: dict[str, ContainerImage] = {}
         self._run_id: str | None = None
         self._network: Network | None = None
+        self._schema_image: ContainerImage | None = None  # the database with its schema
         self._owner = Owner.current().encode()  # on every label: `clean` checks it lives
+        # Services that wait for the database themselves, started with it (see start_database)
+        self._early: dict[str, Future[DockerService]] = {}
+        self._claimed: set[str] = set()
+        self._starter: ThreadPoolExecutor | None = None
 
     # -- prepare ------------------------------------------------------------------------------
 
@@ -222,7 +255,11 @@ class DockerProvider:
         client = self._docker()
         started = time.perf_counter()
         log_path = self.logs_dir / "images.log" if self.logs_dir is not None else None
-        self._images = dict(app.prepare_images(client, lambda _line: None, log_path))
+        # The run's network is made while the images are found (or built): one wait less.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            network = pool.submit(self._ensure_network, spec.run_id)
+            self._images = dict(app.prepare_images(client, lambda _line: None, log_path))
+            network.result()
         seconds = time.perf_counter() - started
         wanted = {s.image for s in spec.services if s.image} | {spec.database.image}
         missing = sorted(str(name) for name in wanted - set(self._images))
@@ -232,6 +269,7 @@ class DockerProvider:
                 "that its prepare_images() does not provide",
                 "return them from prepare_images(), or use --provider local",
             )
+        schema_facts = self._prepare_schema(spec, client) if spec.database.schema else None
         version = client.version()
         return {
             "docker": {
@@ -246,13 +284,119 @@ class DockerProvider:
                 for name, image in self._images.items()
             },
             "images_seconds": round(seconds, 3),
+            **({"schema": schema_facts} if schema_facts else {}),
         }
+
+    # -- the database's schema as an image ----------------------------------------------------
+
+    def schema_image_tag(self, spec: StackSpec) -> str:
+        """`<db image repository>-schema:<key>`: the key covers the schema's own key, the
+        jobs' commands, the database image and what the jobs are given (user, database,
+        extensions). Not the jobs' image: the schema's key speaks for what they read."""
+        db = spec.database
+        assert db.schema is not None
+        image = self._image(db.image)
+        jobs = [spec.service(job) for job in db.schema.jobs]
+        key = cache_key(
+            {
+                "schema": db.schema.key,
+                "jobs": [[job.name, list(job.command), dict(job.env)] for job in jobs],
+                "image": image.image_id or image.tag,
+                "user": db.user,
+                "database": db.name,
+                "extensions": list(db.extensions),
+            }
+        )
+        return f"{image.tag.rpartition(':')[0]}-schema:{key}"
+
+    def _prepare_schema(self, spec: StackSpec, client: DockerClient) -> dict[str, Any]:
+        """Find or make the schema image; facts for stack.json. A failure to make it is
+        logged and the run goes on without it (its jobs then run, and fail, as usual)."""
+        schema = spec.database.schema
+        assert schema is not None
+        tag = self.schema_image_tag(spec)
+        facts: dict[str, Any] = {"key": schema.key, "jobs": list(schema.jobs), "image": tag}
+        started = time.perf_counter()
+        found = local_image(client, tag)
+        if found is None:
+            try:
+                self._make_schema_image(spec, schema, tag)
+            except Exception as exc:  # an optimisation failed: the run proceeds without it
+                log.warning("no schema image %s (the jobs will run): %s", tag, exc)
+                return {**facts, "status": "failed", "error": str(exc)[:500]}
+            found = local_image(client, tag)
+            if found is None:
+                return {**facts, "status": "failed", "error": "the commit left no image"}
+            facts["status"] = "built"
+        else:
+            facts["status"] = "cached"
+        facts["seconds"] = round(time.perf_counter() - started, 3)
+        self._schema_image = ContainerImage(tag, found[0], facts=facts)
+        return facts
+
+    def _make_schema_image(self, spec: StackSpec, schema: DatabaseSchema, tag: str) -> None:
+        """Start the database with its data dir in the container, run the schema's jobs
+        against it, stop it cleanly and commit the container as `tag`."""
+        db = spec.database
+        image = self._image(db.image)
+        password = secrets.token_urlsafe(18)  # the build's own: no run's secret in an image
+        builder = (
+            self._container(spec, "schema-db", image, alias=DB_SERVICE)
+            .with_envs(
+                POSTGRES_USER=db.user,
+                POSTGRES_PASSWORD=password,
+                POSTGRES_DB=db.name,
+                PGDATA=SCHEMA_PGDATA,
+            )
+            .with_command(postgres_command(db.max_connections))
+        )
+        self._publish(builder, DB_PORT)
+        builder.start()
+        host, port = self._published("schema-db", builder, DB_PORT)
+        box = DockerDatabase(builder, image, *_database_urls(spec, host, port, password))
+        try:
+            Readiness(
+                service=DB_SERVICE,
+                awaited=f"{db.probe.description} (building {tag})",
+                probe=postgres_ready(box.host_url, db.extensions),
+                exit_code=box.exit_code,
+                log_tail=lambda: box.log_tail(40) or "",
+                poll_interval=0.05,
+            ).wait(spec.timeout)
+            for job in schema.jobs:
+                ran = self._run_service(spec, spec.service(job), f"{job}-schema", box)
+                try:
+                    code = int(ran.wrapped.wait(timeout=spec.timeout)["StatusCode"])
+                    if code != 0:
+                        raise StackStartError(
+                            job,
+                            f"exit code 0 (building {tag})",
+                            f"exit code {code}",
+                            ran.log_tail(40) or "",
+                            exit_code=code,
+                        )
+                finally:
+                    ran.stop(0)
+            box.wrapped.stop(timeout=30)  # the image's stop signal: a clean shutdown
+            config = dict(self._docker().images.get(image.tag).attrs["Config"])
+            env = [e for e in config.get("Env") or [] if not e.startswith(f"{TEMPLATE_ENV}=")]
+            config["Env"] = [*env, f"{TEMPLATE_ENV}={SCHEMA_PGDATA}"]
+            config["Labels"] = {
+                **(config.get("Labels") or {}),
+                f"{LABEL_PREFIX}.image": f"{db.image}-schema",
+                SCHEMA_KEY_LABEL: schema.key,
+            }
+            repository, _, version = tag.rpartition(":")
+            box.wrapped.commit(repository, version, conf=config)
+            log.info("made %s: the database after %s", tag, ", ".join(schema.jobs))
+        finally:
+            box.stop(0)
 
     # -- database -----------------------------------------------------------------------------
 
     def start_database(self, spec: StackSpec) -> DockerDatabase:
         db = spec.database
-        image = self._image(db.image)
+        image = self._schema_image or self._image(db.image)
         container = (
             self._container(spec, DB_SERVICE, image)
             .with_envs(
@@ -267,19 +411,54 @@ class DockerProvider:
         self._publish(container, DB_PORT)
         container.start()
         host, port = self._published(DB_SERVICE, container, DB_PORT)
-        credentials = f"{quote(db.user, safe='')}:{quote(db.password, safe='')}"
-        database = DockerDatabase(
-            container,
-            image,
-            host_url=f"postgresql://{credentials}@{host}:{port}/{quote(db.name)}",
-            service_url=f"postgresql://{credentials}@{DB_SERVICE}:{DB_PORT}/{quote(db.name)}",
-        )
+        database = DockerDatabase(container, image, *_database_urls(spec, host, port, db.password))
         database.facts.update(host=host, port=port, aliases=[DB_SERVICE], pgdata_tmpfs=PGDATA)
+        if self._schema_image is not None:
+            database.facts["schema_image"] = self._schema_image.tag
+            database.schema_ready = True  # its data dir holds what the schema jobs make
+        self._start_early(spec, database)
         return database
+
+    def _start_early(self, spec: StackSpec, database: DockerDatabase) -> None:
+        """Start, while the database comes up, the containers of services that wait for it
+        themselves (`waits_for_database`) and need nothing else: a container's start and
+        the service's imports then overlap the database's start. `start_service` hands them
+        over; `close()` removes any that never were."""
+        early = [
+            (service, instance)
+            for service in spec.services
+            if service.waits_for_database and not service.depends_on
+            for instance in service.instances()
+        ]
+        if not early:
+            return
+        with self._lock:
+            self._starter = self._starter or ThreadPoolExecutor(max_workers=len(early))
+            for service, instance in early:
+                if instance not in self._claimed:
+                    self._claimed.add(instance)
+                    self._early[instance] = self._starter.submit(
+                        self._run_service, spec, service, instance, database
+                    )
 
     # -- services -----------------------------------------------------------------------------
 
     def start_service(
+        self, spec: StackSpec, service: ServiceSpec, instance: str, database: RunningDatabase
+    ) -> DockerService | SkippedJob:
+        schema = spec.database.schema
+        if self._schema_image is not None and schema and service.name in schema.jobs:
+            return SkippedJob(instance, self._schema_image.tag)
+        with self._lock:
+            early = self._early.pop(instance, None)
+            self._claimed.add(instance)
+        if early is not None:
+            running = early.result()
+            running.facts["started_with_database"] = True
+            return running
+        return self._run_service(spec, service, instance, database)
+
+    def _run_service(
         self, spec: StackSpec, service: ServiceSpec, instance: str, database: RunningDatabase
     ) -> DockerService:
         image = self._image(service.image)
@@ -316,6 +495,9 @@ class DockerProvider:
         """Remove leftover containers of this run (those not stopped by the Stack), then its
         network and anything else carrying its label. Raises if something stays."""
         try:
+            if self._starter is not None:
+                self._starter.shutdown(wait=True)  # an early start still under way ends first
+                self._starter = None
             if self._run_id is not None:
                 leftovers = remove_labelled(run_id=self._run_id, client=self._docker())
                 for what in leftovers:
@@ -355,9 +537,15 @@ class DockerProvider:
             return self._network
 
     def _container(
-        self, spec: StackSpec, service: str, image: ContainerImage, **run_kwargs: Any
+        self,
+        spec: StackSpec,
+        service: str,
+        image: ContainerImage,
+        alias: str | None = None,
+        **run_kwargs: Any,
     ) -> DockerContainer:
-        """A container of this run; `init`: a stop signal reaches the service at once."""
+        """A container of this run, reached on its network as `alias` (default: `service`);
+        `init`: a signal reaches the service at once."""
         from testcontainers.core.container import DockerContainer
 
         labels = {RUN_LABEL: spec.run_id, SERVICE_LABEL: service, OWNER_LABEL: self._owner}
@@ -365,7 +553,7 @@ class DockerProvider:
             DockerContainer(image.tag, labels=labels, init=True, **run_kwargs)
             .with_name(container_name(spec.run_id, service))
             .with_network(self._ensure_network(spec.run_id))
-            .with_network_aliases(service)
+            .with_network_aliases(alias or service)
         )
 
     def _publish(self, container: DockerContainer, port: int) -> None:
@@ -460,6 +648,16 @@ def follow_logs(container_id: str) -> Iterator[bytes]:
         return  # removed before we got to it; log_tail falls back to nothing
     finally:
         client.close()
+
+
+def _database_urls(spec: StackSpec, host: str, port: int, password: str) -> tuple[str, str]:
+    """The database's URLs (from this machine, from the run's network)."""
+    db = spec.database
+    credentials = f"{quote(db.user, safe='')}:{quote(password, safe='')}"
+    return (
+        f"postgresql://{credentials}@{_url_host(host)}:{port}/{quote(db.name)}",
+        f"postgresql://{credentials}@{DB_SERVICE}:{DB_PORT}/{quote(db.name)}",
+    )
 
 
 def _is_loopback(ip: str) -> bool:

@@ -89,8 +89,23 @@ def _wait_for_status(url: str, wanted: str, timeout: float) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def schema_image(docker_api: Any, built: Any) -> str:
+    """The database-with-schema image of the backend's current schema (made if missing), so
+    the observed run starts from it whatever ran before."""
+    from orchestrator.providers.docker import DockerProvider
+
+    provider = DockerProvider()
+    try:
+        facts = provider.prepare(BackendProfile().spec(OrchestratorConfig()), BackendProfile())
+    finally:
+        provider.close()
+    assert facts["schema"]["status"] in ("built", "cached"), facts["schema"]
+    return str(facts["schema"]["image"])
+
+
+@pytest.fixture(scope="module")
 def finished_run(
-    docker_api: Any, built: Any, tmp_path_factory: pytest.TempPathFactory
+    docker_api: Any, built: Any, schema_image: str, tmp_path_factory: pytest.TempPathFactory
 ) -> FinishedRun:
     folder = tmp_path_factory.mktemp("docker-stack")
     password = secrets.token_urlsafe(18)
@@ -150,7 +165,8 @@ def test_a_command_travels_through_pgmq_to_a_worker(finished_run: FinishedRun) -
 
 def test_every_container_and_the_network_carry_the_run_label(finished_run: FinishedRun) -> None:
     run_id = finished_run.run_id
-    assert set(finished_run.containers) == {"db", "migrate", "backend", "worker-1", "worker-2"}
+    # migrate did not run: the database started from the schema image
+    assert set(finished_run.containers) == {"db", "backend", "worker-1", "worker-2"}
     for service, attrs in finished_run.containers.items():
         assert attrs["Config"]["Labels"][RUN_LABEL] == run_id, service
         assert attrs["Name"] == f"/ci-stack-{run_id}-{service}"
@@ -201,7 +217,9 @@ def test_stack_json_records_images_and_docker(
         assert prepare["images"][name]["image_id"] == result.image_id
         assert prepare["images"][name]["status"] in ("built", "cached")
     assert facts["services"]["backend"]["image"] == built["backend"].tag
-    assert facts["database"]["image"] == built["postgres-pgmq"].tag
+    db_repository = built["postgres-pgmq"].tag.rpartition(":")[0]
+    assert facts["database"]["image"] == prepare["schema"]["image"]
+    assert facts["database"]["image"].startswith(f"{db_repository}-schema:")
     assert {"db ready", "migrate done", "backend ready", "2 worker ready", "total"} <= set(
         facts["timings"]
     )
@@ -209,7 +227,8 @@ def test_stack_json_records_images_and_docker(
 
 def test_logs_of_every_service_are_followed(finished_run: FinishedRun) -> None:
     logs = finished_run.folder / "logs"
-    for name in ("db.log", "migrate.log", "backend.log", "backend.jsonl", "worker-1.log"):
+    # (no migrate.log: migrate did not run, the database was cloned with its schema)
+    for name in ("db.log", "backend.log", "backend.jsonl", "worker-1.log"):
         assert (logs / name).is_file(), f"missing logs/{name}"
         assert (logs / name).stat().st_size > 0, f"logs/{name} is empty"
     assert "database system is ready to accept connections" in (logs / "db.log").read_text()
@@ -217,6 +236,82 @@ def test_logs_of_every_service_are_followed(finished_run: FinishedRun) -> None:
     # Lines are whole: every line of a JSON-logging service parses.
     for line in (logs / "worker-1.log").read_text().splitlines():
         assert json.loads(line)["logger"], line
+
+
+def test_the_database_starts_from_the_schema_image_and_migrate_does_not_run(
+    finished_run: FinishedRun, schema_image: str
+) -> None:
+    facts = json.loads((finished_run.folder / "stack.json").read_text())
+    assert facts["prepare"]["schema"]["status"] == "cached"
+    assert facts["database"]["schema_image"] == schema_image
+    assert "migrate" not in finished_run.containers  # no container ran it
+    db_log = (finished_run.folder / "logs" / "db.log").read_text()
+    assert f"{PGDATA} copied from /var/lib/postgresql/schema" in db_log  # no initdb, no migrate
+    migrations = finished_run.readyz.json()["checks"]["migrations"]
+    assert migrations["ok"] is True and not migrations["pending"]
+
+
+def test_the_backend_starts_with_the_database_the_workers_once_it_is_ready(
+    finished_run: FinishedRun,
+) -> None:
+    facts = json.loads((finished_run.folder / "stack.json").read_text())["services"]
+    assert facts["backend"]["started_with_database"] is True  # it waits for it itself
+    assert "started_with_database" not in facts["worker-1"]  # they need it up
+    containers = finished_run.containers
+    assert containers["db"]["State"]["StartedAt"] <= containers["backend"]["State"]["StartedAt"]
+
+
+def test_the_database_is_killed_not_shut_down(finished_run: FinishedRun) -> None:
+    db_log = (finished_run.folder / "logs" / "db.log").read_text()
+    assert "database system is ready to accept connections" in db_log
+    assert "received fast shutdown request" not in db_log
+    assert "database system is shut down" not in db_log
+
+
+@pytest.mark.usefixtures("built")
+def test_the_schema_jobs_run_once_per_schema_key_then_their_result_is_cloned(
+    docker_api: Any, tmp_path: Path
+) -> None:
+    import psycopg
+
+    from orchestrator.providers.docker import DockerProvider
+    from orchestrator.spec import DatabaseSchema
+
+    profile = BackendProfile()
+    spec = profile.spec(OrchestratorConfig(workers=1))
+    schema = DatabaseSchema(key=f"test-{uuid.uuid4().hex}", jobs=("migrate",))
+    spec = replace(spec, database=replace(spec.database, schema=schema))
+    made = DockerProvider()
+    tag = None
+    try:
+        facts = made.prepare(spec, profile)["schema"]
+        assert facts["status"] == "built", facts
+        tag = facts["image"]
+        assert labelled(docker_api, spec.run_id)[0] == []  # the builder's containers are gone
+        image = docker_api.images.get(tag)
+        assert image.labels["ci-stack.schema-key"] == schema.key
+
+        second = replace(spec, run_id=f"{spec.run_id}-2")
+        harvester = LogHarvester(tmp_path / "logs", redact=Redactor(second.secrets))
+        with Stack(second, DockerProvider(), harvester, profile, progress=quiet) as stack:
+            assert stack.state.facts["prepare"]["schema"]["status"] == "cached"
+            jobs = docker_api.containers.list(
+                all=True,
+                filters={"label": [f"{RUN_LABEL}={second.run_id}", f"{SERVICE_LABEL}=migrate"]},
+            )
+            assert jobs == []  # migrate did not run: its result came with the database
+            with psycopg.connect(stack.database_url, connect_timeout=5) as connection:
+                head = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+                types = connection.execute("SELECT count(*) FROM command_type").fetchone()
+            wrong = stack.database_url.replace(second.database.password, "not-the-password")
+            with pytest.raises(psycopg.OperationalError, match="password authentication"):
+                psycopg.connect(wrong, connect_timeout=5).close()
+        assert len(head) == 1
+        assert types is not None and types[0] > 0  # master data came with the schema
+    finally:
+        made.close()
+        if tag is not None:
+            docker_api.images.remove(tag, force=True)  # this test's own image (a unique key)
 
 
 def test_the_password_never_reaches_the_artifacts(finished_run: FinishedRun) -> None:

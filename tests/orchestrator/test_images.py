@@ -122,7 +122,9 @@ def snapshot_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the build inputs, so edits made to the checkout meanwhile don't move tags."""
     root = tmp_path_factory.mktemp("repo")
     shutil.copytree(
-        REPO_ROOT / "images", root / "images", ignore=shutil.ignore_patterns("wheels", "pgmq")
+        REPO_ROOT / "images",
+        root / "images",
+        ignore=shutil.ignore_patterns("deps", "project", "pgmq"),
     )
     for relative, source in images.project_source_files(REPO_ROOT).items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -215,6 +217,53 @@ def test_postgres_image_serves_pgmq(docker_api, built) -> None:
         assert fsync == ("off",)
         exit_code, _ = container.exec_run(["pg_isready", "-h", "127.0.0.1", "-U", "app"])
         assert exit_code == 0
+    finally:
+        container.remove(force=True)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_postgres_image_starts_from_its_initdbed_template(docker_api, built) -> None:
+    """POSTGRES_USER=postgres: the data dir made at build time is copied into the tmpfs,
+    with this container's password (quotes and all) and database; no initdb at start."""
+    import psycopg
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+    password = 'it\'s "quoted"'
+    container = docker_api.containers.run(
+        built["postgres-pgmq"].tag,
+        detach=True,
+        environment={"POSTGRES_PASSWORD": password, "POSTGRES_DB": "fromtemplate"},
+        tmpfs={"/var/lib/postgresql/data": "rw"},
+        ports={"5432/tcp": ("127.0.0.1", None)},
+        labels=RUN_LABELS,
+    )
+    try:
+        container.reload()
+        port = container.ports["5432/tcp"][0]["HostPort"]
+        keywords = {"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "fromtemplate"}
+        retrying = Retrying(
+            stop=stop_after_delay(30),
+            wait=wait_fixed(0.1),
+            retry=retry_if_exception_type(psycopg.OperationalError),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                container.reload()
+                if container.status == "exited":
+                    pytest.fail(f"postgres exited:\n{container.logs().decode(errors='replace')}")
+                connection = psycopg.connect(connect_timeout=2, password=password, **keywords)
+        with connection:
+            connection.execute("CREATE EXTENSION pgmq")
+            database = connection.execute("SELECT current_database()").fetchone()
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(connect_timeout=2, password="wrong", **keywords).close()
+        logs = container.logs().decode(errors="replace")
+        assert database == ("fromtemplate",)
+        assert "copied from /var/lib/postgresql/template" in logs
+        assert "initialised" not in logs  # the full init did not run
     finally:
         container.remove(force=True)
 
@@ -529,9 +578,12 @@ def test_builds_print_a_line_per_step_and_log_everything(
 @pytest.mark.docker
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_auto_bootstraps_the_offline_base_when_it_cannot_pull(docker_api, tmp_path: Path) -> None:
+def test_auto_bootstraps_the_offline_base_when_it_cannot_pull(
+    docker_api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if not _can_bootstrap():
         pytest.skip("needs root and debootstrap (apt-get install debootstrap)")
+    monkeypatch.setenv("CI_STACK_CACHE_DIR", str(tmp_path / "cache"))  # no root fs kept yet
     root = _repo_with_base(tmp_path, UNPULLABLE)
     offline = f"ci-stack-test-{uuid.uuid4().hex[:8]}/debian-base:bookworm"
     out = io.StringIO()
@@ -551,6 +603,18 @@ def test_auto_bootstraps_the_offline_base_when_it_cannot_pull(docker_api, tmp_pa
         assert "debian-base: debootstrap: Base system installed successfully." in text
         assert f"debian-base: bootstrapped {offline}" in text
         assert len(text.splitlines()) < 40  # a line per phase, not per package
+
+        # Made again (say after a prune): from the root fs kept in the cache, no debootstrap.
+        docker_api.images.remove(offline, force=True)
+        again = io.StringIO()
+        started = time.perf_counter()
+        made = images.bootstrap_base_image(
+            offline, client=docker_api, progress=images.BuildProgress(again), labels=RUN_LABELS
+        )
+        assert made.status == "built"
+        assert "debootstrap" not in again.getvalue()
+        assert "debian-base: root fs from " in again.getvalue()
+        assert time.perf_counter() - started < 60
     finally:
         if docker_api.images.list(name=offline):
             docker_api.images.remove(offline, force=True)
