@@ -13,8 +13,11 @@ from backend.utils.log_capture import record_to_dict
 class JsonLineFormatter(logging.Formatter):
     """One JSON object per line, the same shape the testing log stream sends."""
 
+    # One encoder for every record (json.dumps with an argument builds one per call).
+    _encoder = json.JSONEncoder(default=str)
+
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(record_to_dict(record), default=str)
+        return self._encoder.encode(record_to_dict(record))
 
 
 def configure_logging(level: str = "INFO", json_lines: bool = True) -> None:
