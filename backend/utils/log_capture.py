@@ -33,19 +33,6 @@ def record_to_dict(record: logging.LogRecord) -> dict[str, Any]:
     On every record a worker logs (two per command): the extras are the keys a standard
     record lacks (one set difference in C), the timestamp's seconds are formatted once per
     second (`utc_stamp`)."""
-    attributes = record.__dict__
-    extra_keys = attributes.keys() - _STANDARD_ATTRS
-    extra = (
-        {
-            key: _json_safe(value)
-            for key, value in attributes.items()
-            if key in extra_keys and not key.startswith("_")
-        }
-        if extra_keys
-        else {}
-    )
-    if record.exc_info and record.exc_info[0] is not None:
-        extra["exception"] = logging.Formatter().formatException(record.exc_info)
     return {
         "timestamp": utc_stamp(record.created),
         "level": record.levelname,
@@ -53,8 +40,29 @@ def record_to_dict(record: logging.LogRecord) -> dict[str, Any]:
         "message": record.getMessage(),
         "correlation_id": getattr(record, "correlation_id", None),
         "test_id": getattr(record, "test_id", None),
-        "extra": extra,
+        "extra": record_extras(record),
     }
+
+
+def record_extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's `extra` fields (JSON-safe), and its formatted exception if it has one."""
+    attributes = record.__dict__
+    extra_keys = attributes.keys() - _STANDARD_ATTRS
+    extra: dict[str, Any] = {}
+    if extra_keys:
+        # Extras are set after the standard attributes: walk from the end, in their order.
+        found = []
+        for key in reversed(attributes):
+            if key in extra_keys:
+                found.append(key)
+                if len(found) == len(extra_keys):
+                    break
+        extra = {
+            key: _json_safe(attributes[key]) for key in reversed(found) if not key.startswith("_")
+        }
+    if record.exc_info and record.exc_info[0] is not None:
+        extra["exception"] = logging.Formatter().formatException(record.exc_info)
+    return extra
 
 
 _second: tuple[int, str] = (-1, "")  # (epoch second, its ISO text): one tuple, swapped whole
