@@ -22,6 +22,7 @@ from typing import Any
 
 from benchmarks.bench_bus import (
     LIBRARY_FLAGS,
+    REPO_ROOT,
     WORKER_FLAGS,
     BenchStack,
     enqueue_library,
@@ -44,7 +45,7 @@ def short(frame: str) -> str:
     if not match:
         return frame
     path = match["file"]
-    for marker in ("site-packages/", "wt-backend-hardening/", "lib/python3"):
+    for marker in ("site-packages/", f"{REPO_ROOT}/", "lib/python3"):
         if marker in path:
             path = path.split(marker, 1)[1]
     return f"{match['func']} ({path})"
@@ -53,6 +54,7 @@ def short(frame: str) -> str:
 def summarize(raw: Path, top: int) -> dict[str, Any]:
     self_samples: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
+    inclusive_functions: Counter[str] = Counter()
     busy = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -64,6 +66,8 @@ def summarize(raw: Path, top: int) -> dict[str, Any]:
             continue  # a thread waiting is not CPU
         busy += count
         self_samples[short(frames[-1])] += count
+        for name in {short(frame) for frame in frames}:
+            inclusive_functions[name] += count
         seen_modules = set()
         for frame in frames:
             match = _FRAME.match(frame)
@@ -80,6 +84,10 @@ def summarize(raw: Path, top: int) -> dict[str, Any]:
             for name, n in self_samples.most_common(top)
         ],
         "inclusive_share": {m: round(n / busy, 3) for m, n in inclusive.most_common()},
+        "top_inclusive": [
+            {"function": name, "samples": n, "share": round(n / busy, 3)}
+            for name, n in inclusive_functions.most_common(top)
+        ],
     }
 
 
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--library", action="store_true", help="profile benchmarks.library_worker instead"
     )
+    parser.add_argument("--keep-raw", type=Path, help="copy py-spy's collapsed stacks here")
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy")
     if spy is None:
@@ -121,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         if not raw.exists():
             raise SystemExit(f"py-spy wrote no profile: {errors.decode(errors='replace')}")
         summary = summarize(raw, args.top)
+        if args.keep_raw is not None:
+            shutil.copyfile(raw, args.keep_raw)
         stack.stop_workers()
     name = "library_worker_profile" if args.library else "worker_profile"
     name += "_gil" if args.gil else ""
@@ -132,7 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"busy samples: {summary['busy_samples']} ({per_command:.3f} ms per command)")
     for row in summary["top_self"]:
         print(f"{row['share']:6.1%} {row['samples']:6d}  {row['function']}")
-    print(f"inclusive: {summary['inclusive_share']} -> {path}")
+    print("inclusive:")
+    for row in summary["top_inclusive"]:
+        print(f"{row['share']:6.1%} {row['samples']:6d}  {row['function']}")
+    print(f"by module: {summary['inclusive_share']} -> {path}")
 
 
 if __name__ == "__main__":

@@ -144,6 +144,16 @@ class SendCommandPage:
     def field_error(self, testid: str) -> Locator:
         return self.page.get_by_test_id(f"field-error-{testid}")
 
+    @property
+    def result_note(self) -> Locator:
+        """The API's note under the result (e.g. the command will reach the TSQ first)."""
+        return self.page.get_by_test_id("send-result-note")
+
+    @property
+    def bulk_notes(self) -> Locator:
+        """One item per share of the bulk that the API noted (data-field, data-expected)."""
+        return self.page.get_by_test_id("bulk-note")
+
     def send_bulk(self, behavior: str, count: int) -> None:
         self.page.get_by_test_id("behavior-type").select_option(behavior)
         self.page.get_by_test_id("bulk-count").fill(str(count))

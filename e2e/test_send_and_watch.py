@@ -88,10 +88,10 @@ def test_timeout_is_redelivered_and_completes(page: Page) -> None:
     [
         pytest.param(
             "fail_transient_then_succeed",
-            {"transient_failures": "5"},
+            {"transient_failures": "101"},
             "transient-failures",
-            "must be less than max_attempts",
-            id="transient-failures-above-max-attempts",
+            "less than or equal to 100",
+            id="transient-failures-above-100",
         ),
         pytest.param(
             "success",
@@ -140,7 +140,7 @@ def test_bad_payload_json_is_refused_before_sending(
 
 def _send_invalid_bulk(page: Page) -> SendCommandPage:
     send = SendCommandPage(page).open()
-    send.fill("fail_transient_then_succeed", transient_failures="5")
+    send.fill("fail_transient_then_succeed", transient_failures="101")
     page.get_by_test_id("bulk-count").fill("3")
     page.get_by_test_id("bulk-submit").click()
     expect(page.get_by_test_id("bulk-error")).to_be_visible()
@@ -151,7 +151,7 @@ def test_invalid_bulk_shows_field_error_and_sends_nothing(
     page: Page, api: requests.Session, test_id: str
 ) -> None:
     send = _send_invalid_bulk(page)
-    expect(send.field_error("transient-failures")).to_contain_text("must be less than max_attempts")
+    expect(send.field_error("transient-failures")).to_contain_text("less than or equal to 100")
     expect(page.get_by_test_id("bulk-panel")).to_be_hidden()
     assert _commands_of_this_test(api, test_id) == 0
 

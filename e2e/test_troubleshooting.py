@@ -10,6 +10,7 @@ from e2e.isolation import shared_stack_fixture  # noqa: F401  (the stack lock, a
 from e2e.pages import (
     PHONE,
     CommandDetailPage,
+    SendCommandPage,
     TroubleshootingPage,
     expect_no_horizontal_overflow,
     expect_status,
@@ -50,6 +51,63 @@ def test_failed_command_is_listed_with_its_error(page: Page, api: requests.Sessi
     total = int(page.get_by_test_id("tsq-total").inner_text().split()[0])
     expect(tsq.nav_count).to_have_attribute("data-state", "loaded")
     assert int(tsq.nav_count.inner_text()) == total
+
+
+def _live_max_attempts(api: requests.Session) -> int:
+    """The max_attempts the stack's live workers use (what the API checks a send against)."""
+    report = api.get("/api/config/effective")
+    report.raise_for_status()
+    return min(worker["effective"]["max_attempts"] for worker in report.json()["workers"])
+
+
+def test_command_sent_to_exhaust_its_attempts_completes_after_a_retry_from_the_queue(
+    page: Page, api: requests.Session
+) -> None:
+    """The queue's central scenario, from the UI: as many transient failures as attempts.
+    The Send page accepts it and says it will reach the queue; the operator's retry from the
+    Troubleshooting page goes on counting, so the next delivery completes it."""
+    attempts = _live_max_attempts(api)
+    send = SendCommandPage(page).open()
+    command_id = send.send("fail_transient_then_succeed", transient_failures=str(attempts))
+    expect(send.result_note).to_be_visible()
+    expect(send.result_note).to_have_attribute("data-expected", "troubleshooting_queue")
+    expect(send.result_note).to_contain_text(f"max_attempts {attempts}")
+    expect(send.result_note).to_contain_text("will reach the troubleshooting queue")
+    expect(page.get_by_test_id("send-error")).to_be_hidden()
+
+    detail = CommandDetailPage(page).open(command_id).wait_for_status(TSQ)
+    expect(detail.attempts).to_have_text(f"{attempts} / {attempts}")
+    tsq = TroubleshootingPage(page).open()
+    expect(tsq.row(command_id).get_by_test_id("tsq-error-code")).to_have_text("TRANSIENT_ERROR")
+    tsq.act(command_id, "retry")
+    expect(flash_messages(page, "success").first).to_contain_text(
+        f"Retry: command {short_id(command_id)} is now Pending."
+    )
+
+    detail = CommandDetailPage(page).open(command_id).wait_for_status("COMPLETED")
+    expect(detail.audit_event_types.last).to_have_text("COMPLETED")
+    retries = page.locator('[data-testid="audit-event"][data-event-type="OPERATOR_RETRY"]')
+    expect(retries).to_have_count(1)
+    expect(page.get_by_test_id("command-result")).to_contain_text(f'"attempt": {attempts + 1}')
+
+
+def test_bulk_that_will_reach_the_queue_is_sent_with_the_note(
+    page: Page, api: requests.Session, test_id: str
+) -> None:
+    attempts = _live_max_attempts(api)
+    send = SendCommandPage(page).open()
+    send.fill("fail_transient_then_succeed", transient_failures=str(attempts))
+    page.get_by_test_id("bulk-count").fill("2")
+    page.get_by_test_id("bulk-submit").click()
+    expect(page.get_by_test_id("bulk-state")).to_have_text("completed")
+    expect(page.get_by_test_id("bulk-error")).to_be_hidden()
+    expect(send.bulk_notes).to_have_count(1)
+    note = send.bulk_notes.first
+    expect(note).to_have_attribute("data-expected", "troubleshooting_queue")
+    expect(note).to_contain_text("2 command(s)")
+    expect(note).to_contain_text("will reach the troubleshooting queue")
+    sent = api.get("/api/commands", params={"test_id": test_id, "page_size": "1"})
+    assert sent.json()["total"] == 2
 
 
 def test_retry_sends_it_back_and_it_fails_again(page: Page, api: requests.Session) -> None:

@@ -30,7 +30,7 @@ def send_bulk() -> tuple[Response, int]:
     body = parse_body(BulkSendSchema)
     c = container()
     correlation_id, test_id = request_ids()
-    task = c.commands.bulk_task(
+    bulk = c.commands.bulk_task(
         body.command_type,
         body.shares(),
         body.payload,
@@ -39,8 +39,11 @@ def send_bulk() -> tuple[Response, int]:
         mixed=body.mix is not None,
         domain=body.domain,
     )
-    task_id = c.tasks.start_task(task, correlation_id=correlation_id, test_id=test_id)
-    return jsonify({"task_id": task_id, "total": sum(n for _, n in body.shares())}), 202
+    task_id = c.tasks.start_task(bulk.run, correlation_id=correlation_id, test_id=test_id)
+    accepted: dict[str, object] = {"task_id": task_id, "total": bulk.total}
+    if bulk.notes:  # shares that will reach the troubleshooting queue
+        accepted["notes"] = bulk.notes
+    return jsonify(accepted), 202
 
 
 @commands_bp.get("/commands")

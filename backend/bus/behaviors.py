@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from commandbus.exceptions import PermanentCommandError, TransientCommandError
@@ -25,16 +26,48 @@ class Behavior(BaseModel):
     error_message: str | None = Field(default=None, min_length=1, max_length=1000)
 
 
-def check_behavior_against_retries(behavior: Behavior, max_attempts: int) -> str | None:
-    """A reason the behavior can't end as the seed's table says, or None when it can."""
+EXPECTED_TSQ = "troubleshooting_queue"
+
+
+@dataclass(frozen=True)
+class ExhaustsRetries:
+    """A `fail_transient_then_succeed` with at least as many failures as the workers allow
+    attempts: it reaches the troubleshooting queue, and completes after `operator_retries`
+    operator retries from there (each gives it max_attempts more deliveries, and its
+    failures are counted over its whole life)."""
+
+    transient_failures: int
+    max_attempts: int
+
+    @property
+    def operator_retries(self) -> int:
+        return self.transient_failures // self.max_attempts
+
+    def note(self) -> str:
+        retries = self.operator_retries
+        return (
+            f"{self.transient_failures} transient failure(s) with max_attempts "
+            f"{self.max_attempts}: the command exhausts its attempts and will reach the "
+            f"troubleshooting queue; it completes after {retries} operator "
+            f"{'retry' if retries == 1 else 'retries'} from there"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The fields a send's response gains (`expected`, `operator_retries`, `note`)."""
+        return {
+            "expected": EXPECTED_TSQ,
+            "operator_retries": self.operator_retries,
+            "note": self.note(),
+        }
+
+
+def exhausts_retries(behavior: Behavior, max_attempts: int) -> ExhaustsRetries | None:
+    """How the behavior reaches the TSQ before it completes, or None when it doesn't."""
     if (
         behavior.type == "fail_transient_then_succeed"
         and behavior.transient_failures >= max_attempts
     ):
-        return (
-            f"must be less than max_attempts ({max_attempts}); with "
-            f"{behavior.transient_failures} failures the command would exhaust its retries"
-        )
+        return ExhaustsRetries(behavior.transient_failures, max_attempts)
     return None
 
 

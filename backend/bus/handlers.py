@@ -15,7 +15,6 @@ from pydantic import ValidationError
 
 from backend.bus.behaviors import LIFETIME_COUNTED, Behavior, execute_behavior
 from backend.bus.log_context import CommandIds
-from backend.bus.result_store import PendingResults
 from backend.utils.correlation import correlation_scope
 
 logger = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ class TestCommandHandler:
 
     The behavior and ids come with the message (CommandService puts them in its data), so a
     success costs at most one statement: count the run and store the result if none is
-    stored yet; in the worker even that rides on the completion (backend/bus/result_store.py).
+    stored yet; in the worker even that rides on the completion (backend/bus/completion.py).
     Behaviors that count deliveries over the command's life cost one more, at the start.
     A missing row or an invalid behavior is a permanent failure: retrying can't fix it.
     `pool` should be an autocommit pool (see backend/bus/pools.py).
@@ -65,12 +64,12 @@ class TestCommandHandler:
         self,
         pool: ConnectionPool[Any],
         ids: CommandIds | None = None,
-        pending: PendingResults | None = None,
+        store_results: bool = True,
     ) -> None:
         self.pool = pool
         self.ids = ids or CommandIds()
-        # In the worker, a success's result is stored by the completion (result_store.py).
-        self.pending = pending
+        # False in the worker: its completion stores a success's result (completion.py).
+        self.store_results = store_results
         self._behaviors: dict[tuple[Any, ...], Behavior] = {}
 
     def __call__(self, command: Command, context: HandlerContext) -> dict[str, Any]:
@@ -91,8 +90,7 @@ class TestCommandHandler:
                 self._count_run(command)
                 logger.info("Command attempt failed: %s", exc, extra=fields)
                 raise
-            if self.pending is not None:
-                self.pending.hand_over(context.msg_id, command.command_id, result)
+            if not self.store_results:
                 return result
             return self._store_once(command, result, fields)
 

@@ -18,13 +18,14 @@ from commandbus._core.pgmq_sql import PGMQ_NOTIFY_CHANNEL
 from commandbus.sync import SyncWorker
 from commandbus.sync.worker import ReceivedCommand
 from psycopg import Connection
+from psycopg_pool import ConnectionPool
 
 from backend.bus.compat import apply_pgmq_compat
+from backend.bus.completion import complete_in_one_statement, store_result
 from backend.bus.handlers import DomainRegistry, TestCommandHandler
 from backend.bus.heartbeat import Heartbeat
 from backend.bus.log_context import CommandContextFilter, CommandIds
 from backend.bus.pools import worker_pools
-from backend.bus.result_store import PendingResults, ResultStoringPgmq
 from backend.bus.worker_options import (
     LIVE,
     WorkerOptions,
@@ -58,25 +59,25 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     return WorkerRuntime(settings, options).run()
 
 
-class IdAwareWorker(SyncWorker):
-    """A SyncWorker that learns a message's ids before the library logs "Received command".
+class AppWorker(SyncWorker):
+    """reliable-cmd's SyncWorker with three overrides of its private per-message steps
+    (reliable-cmd 0.2.2, pinned by backend/bus/compat.py; one test each in
+    tests/backend/test_bus_fork.py):
 
-    `_process_message` is the library's per-message step (reliable-cmd 0.2.2, pinned and
-    checked by backend/bus/compat.py); the ids come from the message's `data.ids`.
+    - `_process_message`: learn the message's ids (`data.ids`) before the library logs
+      "Received command", so that record carries them;
+    - `_complete`: store the result, delete the message and finish the command in one
+      statement (backend/bus/completion.py) instead of the library's four round trips
+      plus the app's own;
+    - `apply_live_settings`: set the three attributes the library reads per message.
     """
 
-    def __init__(self, *args: Any, ids: CommandIds, pending: PendingResults, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, ids: CommandIds, completions: ConnectionPool[Any], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.ids = ids
-        self.pending = pending
-        self._pgmq = ResultStoringPgmq(self._pgmq, pending)  # type: ignore[has-type]
-
-    def _complete(self, received: ReceivedCommand, result: dict[str, Any] | None = None) -> None:
-        try:
-            super()._complete(received, result=result)
-        finally:
-            # Stored by the completion's delete, or dropped when it failed (redelivered later).
-            self.pending.take(received.msg_id)
+        self.completions = completions  # autocommit: the completion is one statement
 
     def _process_message(
         self, msg_id: int, message: dict[str, Any], conn: Connection[Any]
@@ -100,9 +101,19 @@ class IdAwareWorker(SyncWorker):
                 for _ in listen_conn.notifies(timeout=poll_interval, stop_after=1):
                     pass
 
+    def _complete(self, received: ReceivedCommand, result: dict[str, Any] | None = None) -> None:
+        command = received.command
+        if result is None or command.reply_to or received.metadata.batch_id is not None:
+            if result is not None:
+                with self.completions.connection() as conn:
+                    store_result(conn, command, result)
+            super()._complete(received, result=result)
+            return
+        with self.completions.connection() as conn:
+            complete_in_one_statement(conn, command, received.msg_id, result)
+
     def apply_live_settings(self, options: WorkerOptions) -> None:
-        """Use new retry and visibility settings from the next message on (the library reads
-        these three attributes per message; pinned version, see backend/bus/compat.py)."""
+        """Use new retry and visibility settings from the next message on."""
         self._retry_policy = retry_policy(options)
         self._visibility_timeout = options.visibility_timeout
         self._statement_timeout = options.statement_timeout_ms
@@ -120,13 +131,13 @@ class WorkerRuntime:
         self.options = options
         self.pool, self.handler_pool = worker_pools(settings.database_url, options.concurrency)
         self.ids = ids = CommandIds()
-        self.pending = PendingResults()
-        self.handler = TestCommandHandler(self.handler_pool, ids, self.pending)
+        # The worker's completion stores a success's result (backend/bus/completion.py).
+        self.handler = TestCommandHandler(self.handler_pool, ids, store_results=False)
         self.registry = DomainRegistry(options.domain, self.handler)
         # Library log lines about a command get that command's correlation and test ids.
         for handler in logging.getLogger().handlers:
             handler.addFilter(CommandContextFilter(ids))
-        self.worker: IdAwareWorker | None = None
+        self.worker: AppWorker | None = None
         self.applied = options  # what the running worker uses (follows the stored config)
         self._stopping = threading.Event()
         self._finished = threading.Event()
@@ -135,11 +146,11 @@ class WorkerRuntime:
         options = self.options
         self.pool.open(wait=True, timeout=10)
         self.handler_pool.open(wait=True, timeout=10)
-        self.worker = IdAwareWorker(
+        self.worker = AppWorker(
             self.pool,
             options.domain,
             ids=self.ids,
-            pending=self.pending,
+            completions=self.handler_pool,
             registry=self.registry,
             visibility_timeout=options.visibility_timeout,
             retry_policy=retry_policy(options),

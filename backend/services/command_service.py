@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -16,7 +17,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from backend.bus import queue_name
-from backend.bus.behaviors import Behavior, check_behavior_against_retries
+from backend.bus.behaviors import Behavior, exhausts_retries
 from backend.db import Database
 from backend.schemas.commands import CommandFilterSchema
 from backend.services.config_service import load_config
@@ -81,6 +82,16 @@ def parse_command_id(raw: str) -> uuid.UUID:
         raise RecordNotFoundException("Command", raw) from None
 
 
+@dataclass(frozen=True)
+class PreparedBulk:
+    """A validated bulk send: the task that sends it, and notes about where commands go
+    (`field`, `count` and ExhaustsRetries.as_json() per share that reaches the TSQ)."""
+
+    run: TaskFunction
+    total: int
+    notes: list[dict[str, Any]] = field(default_factory=list)
+
+
 class CommandService:
     def __init__(
         self, database: Database, bus: SyncCommandBus, gate: ResetLock, workers: WorkerRegistry
@@ -129,11 +140,6 @@ class CommandService:
         live = self.workers.live_max_attempts(conn, domain)
         return live if live is not None else load_config(conn).retry.max_attempts
 
-    def _check_behavior(self, behavior: Behavior, field: str, max_attempts: int) -> None:
-        problem = check_behavior_against_retries(behavior, max_attempts)
-        if problem:
-            raise RequestValidationException(f"{field}.transient_failures", problem)
-
     def send(
         self,
         command_type: str,
@@ -149,7 +155,7 @@ class CommandService:
         with self.gate.writing(), self.database.transaction() as conn:
             type_id, domain, name = self._resolve_type(conn, command_type, domain)
             max_attempts = self._max_attempts(conn, domain)
-            self._check_behavior(behavior, "behavior", max_attempts)
+            outlook = exhausts_retries(behavior, max_attempts)
             conn.execute(
                 """
                 INSERT INTO test_command (command_id, command_type_id, payload, behavior,
@@ -176,13 +182,15 @@ class CommandService:
                     conn=conn,
                 )
         logger.info(
-            "Sent %s command %s (%s)",
+            "Sent %s command %s (%s)%s",
             name,
             command_id,
             behavior.type,
+            f"; {outlook.note()}" if outlook else "",
             extra={"command_id": str(command_id)},
         )
-        return {"command_id": str(command_id), "status": "PENDING", "domain": domain}
+        sent = {"command_id": str(command_id), "status": "PENDING", "domain": domain}
+        return {**sent, **outlook.as_json()} if outlook else sent
 
     def bulk_task(
         self,
@@ -193,19 +201,22 @@ class CommandService:
         test_id: str | None,
         mixed: bool = False,
         domain: str | None = None,
-    ) -> TaskFunction:
+    ) -> PreparedBulk:
         """Validate now (so bad input is a 400), send later as a background task.
 
-        `mixed`: the request gave a `mix`, so errors name `mix.<i>.behavior...` fields.
+        `mixed`: the request gave a `mix`, so notes name `mix.<i>.behavior` fields.
         A non-empty payload is stored once (command_payload) and shared by every command.
         A testing reset during the send ends the task with a clear failure."""
         generation = self.gate.generation
         with self.database.transaction() as conn:
             type_id, domain, name = self._resolve_type(conn, command_type, domain)
             max_attempts = self._max_attempts(conn, domain)
-            for index, (behavior, _count) in enumerate(shares):
-                field = f"mix.{index}.behavior" if mixed else "behavior"
-                self._check_behavior(behavior, field, max_attempts)
+        notes = []
+        for index, (behavior, count) in enumerate(shares):
+            outlook = exhausts_retries(behavior, max_attempts)
+            if outlook is not None:
+                where = f"mix.{index}.behavior" if mixed else "behavior"
+                notes.append({"field": where, "count": count, **outlook.as_json()})
         # One dict per share, shared by its commands (and serialized once per chunk).
         dumped = [(behavior.model_dump(exclude_none=True), count) for behavior, count in shares]
         plan = [behavior for behavior, count in dumped for _ in range(count)]
@@ -233,7 +244,7 @@ class CommandService:
             logger.info("Bulk send of %d %s commands complete", total, name)
             return {"sent": sent, "total": total}
 
-        return run
+        return PreparedBulk(run, total, notes)
 
     def _store_shared_payload(
         self, payload: dict[str, Any], generation: int, sent: int, total: int

@@ -28,24 +28,58 @@ Entry = tuple[int, dict[str, Any]]  # (sequence number, record as a dict)
 
 
 def record_to_dict(record: logging.LogRecord) -> dict[str, Any]:
-    """The structured form of a log record sent to clients and written to artifacts."""
-    stamp = datetime.fromtimestamp(record.created, UTC)
-    extra = {
-        key: _json_safe(value)
-        for key, value in record.__dict__.items()
-        if key not in _STANDARD_ATTRS and not key.startswith("_")
-    }
-    if record.exc_info and record.exc_info[0] is not None:
-        extra["exception"] = logging.Formatter().formatException(record.exc_info)
+    """The structured form of a log record sent to clients and written to artifacts.
+
+    On every record a worker logs (two per command): the extras are the keys a standard
+    record lacks (one set difference in C), the timestamp's seconds are formatted once per
+    second (`utc_stamp`)."""
     return {
-        "timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": utc_stamp(record.created),
         "level": record.levelname,
         "logger": record.name,
         "message": record.getMessage(),
         "correlation_id": getattr(record, "correlation_id", None),
         "test_id": getattr(record, "test_id", None),
-        "extra": extra,
+        "extra": record_extras(record),
     }
+
+
+def record_extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's `extra` fields (JSON-safe), and its formatted exception if it has one."""
+    attributes = record.__dict__
+    extra_keys = attributes.keys() - _STANDARD_ATTRS
+    extra: dict[str, Any] = {}
+    if extra_keys:
+        # Extras are set after the standard attributes: walk from the end, in their order.
+        found = []
+        for key in reversed(attributes):
+            if key in extra_keys:
+                found.append(key)
+                if len(found) == len(extra_keys):
+                    break
+        extra = {
+            key: _json_safe(attributes[key]) for key in reversed(found) if not key.startswith("_")
+        }
+    if record.exc_info and record.exc_info[0] is not None:
+        extra["exception"] = logging.Formatter().formatException(record.exc_info)
+    return extra
+
+
+_second: tuple[int, str] = (-1, "")  # (epoch second, its ISO text): one tuple, swapped whole
+
+
+def utc_stamp(created: float) -> str:
+    """`created` (epoch seconds) as ISO 8601 UTC with milliseconds: 2025-01-02T03:04:05.678Z."""
+    global _second
+    second = int(created)
+    micros = round((created - second) * 1e6)  # as datetime.fromtimestamp rounds
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    cached = _second
+    if cached[0] != second:
+        text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        cached = _second = (second, text)
+    return f"{cached[1]}.{micros // 1000:03d}Z"
 
 
 _PLAIN = (str, int, float, bool, type(None))

@@ -9,7 +9,12 @@ import pytest
 from commandbus.exceptions import PermanentCommandError, TransientCommandError
 from pydantic import ValidationError
 
-from backend.bus.behaviors import Behavior, check_behavior_against_retries, execute_behavior
+from backend.bus.behaviors import (
+    EXPECTED_TSQ,
+    Behavior,
+    execute_behavior,
+    exhausts_retries,
+)
 
 
 def _field_of(exc: ValidationError) -> str:
@@ -58,25 +63,43 @@ def test_valid_behavior_keeps_its_values_and_defaults() -> None:
 
 
 @pytest.mark.parametrize(
-    ("failures", "max_attempts", "allowed"),
-    [(0, 3, True), (2, 3, True), (3, 3, False), (5, 3, False), (1, 1, False), (4, 5, True)],
+    ("failures", "max_attempts", "operator_retries"),
+    [(0, 3, 0), (2, 3, 0), (4, 5, 0), (3, 3, 1), (5, 3, 1), (1, 1, 1), (6, 3, 2), (5, 2, 2)],
 )
-def test_transient_failures_must_stay_below_max_attempts(
-    failures: int, max_attempts: int, allowed: bool
+def test_failures_at_or_above_max_attempts_reach_the_tsq_then_complete(
+    failures: int, max_attempts: int, operator_retries: int
 ) -> None:
+    """Accepted either way; at max_attempts or more failures the command reaches the TSQ,
+    and completes after failures // max_attempts operator retries."""
     behavior = Behavior(type="fail_transient_then_succeed", transient_failures=failures)
-    problem = check_behavior_against_retries(behavior, max_attempts)
-    if allowed:
-        assert problem is None
-    else:
-        assert problem is not None
-        assert f"max_attempts ({max_attempts})" in problem
+    outlook = exhausts_retries(behavior, max_attempts)
+    if operator_retries == 0:
+        assert outlook is None
+        return
+    assert outlook is not None
+    assert outlook.operator_retries == operator_retries
+    answer = outlook.as_json()
+    assert answer["expected"] == EXPECTED_TSQ == "troubleshooting_queue"
+    assert answer["operator_retries"] == operator_retries
+    assert f"max_attempts {max_attempts}" in answer["note"]
+    assert "troubleshooting queue" in answer["note"]
+    # Deliver until it succeeds, counting over its whole life: every max_attempts failures
+    # exhaust the attempts (a TSQ visit, then an operator retry).
+    failures = 0
+    for delivery in range(1, 1000):
+        try:
+            execute_behavior(behavior, delivery)
+        except TransientCommandError:
+            failures += 1
+        else:
+            break
+    assert failures // max_attempts == operator_retries
 
 
 @pytest.mark.parametrize("kind", ["success", "fail_permanent", "fail_transient", "timeout"])
-def test_retry_check_only_concerns_transient_then_succeed(kind: str) -> None:
+def test_retry_outlook_only_concerns_transient_then_succeed(kind: str) -> None:
     behavior = Behavior.model_validate({"type": kind, "transient_failures": 10})
-    assert check_behavior_against_retries(behavior, 3) is None
+    assert exhausts_retries(behavior, 3) is None
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 5])

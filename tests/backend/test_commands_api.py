@@ -183,11 +183,7 @@ def test_a_command_type_of_a_new_domain_can_be_sent(client: FlaskClient) -> None
         ({"type": "success", "execution_time_ms": "5"}, "behavior.execution_time_ms"),
         ({"type": "success", "color": "red"}, "behavior.color"),
         (
-            {"type": "fail_transient_then_succeed", "transient_failures": 3},
-            "behavior.transient_failures",
-        ),
-        (
-            {"type": "fail_transient_then_succeed", "transient_failures": 7},
+            {"type": "fail_transient_then_succeed", "transient_failures": 101},
             "behavior.transient_failures",
         ),
         (None, "behavior"),
@@ -202,16 +198,30 @@ def test_invalid_behavior_is_400_naming_the_field(
     assert _row_counts(migrated_database_url) == before
 
 
-def test_transient_failures_limit_follows_stored_max_attempts(
-    client: FlaskClient, stored_config: Callable[[dict[str, Any]], None]
+def test_failures_reaching_max_attempts_are_accepted_with_a_tsq_note(
+    client: FlaskClient,
+    stored_config: Callable[[dict[str, Any]], None],
+    migrated_database_url: str,
 ) -> None:
+    """The operator-retry scenario: more failures than attempts is a 201 that says the
+    command will reach the troubleshooting queue (checked against the max_attempts in use)."""
     behavior = {"type": "fail_transient_then_succeed", "transient_failures": 4}
-    _assert_validation_error(_send(client, behavior), "behavior.transient_failures")
-    stored_config({"retry": {"max_attempts": 5}})
+    before = _row_counts(migrated_database_url)
     response = _send(client, behavior)
     assert response.status_code == 201, json_of(response)
-    message = json_of(_send(client, {**behavior, "transient_failures": 5}))["details"]["reason"]
-    assert "max_attempts (5)" in message
+    sent = json_of(response)
+    assert sent["status"] == "PENDING"
+    assert sent["expected"] == "troubleshooting_queue"
+    assert sent["operator_retries"] == 1
+    assert "max_attempts 3" in sent["note"] and "troubleshooting queue" in sent["note"]
+    assert _row_counts(migrated_database_url)[:2] == (before[0] + 1, before[1] + 1)
+
+    stored_config({"retry": {"max_attempts": 5}})
+    below = json_of(_send(client, behavior))
+    assert "note" not in below and "expected" not in below, below
+    at = json_of(_send(client, {**behavior, "transient_failures": 5}))
+    assert at["expected"] == "troubleshooting_queue"
+    assert "max_attempts 5" in at["note"]
 
 
 def test_malformed_json_body_is_400(client: FlaskClient) -> None:
@@ -654,6 +664,38 @@ def test_bulk_mix_sends_each_share(client: FlaskClient, migrated_database_url: s
     assert types == ["fail_permanent"] * 2 + ["fail_transient_then_succeed"] + ["success"] * 3
 
 
+def test_bulk_share_reaching_max_attempts_is_sent_with_a_tsq_note(
+    client: FlaskClient, migrated_database_url: str
+) -> None:
+    test_id = _test_id()
+    exhausting = {"type": "fail_transient_then_succeed", "transient_failures": 3}
+    response = client.post(
+        "/api/commands/bulk",
+        json={
+            "command_type": "TestCommand",
+            "mix": [{"behavior": SUCCESS, "count": 1}, {"behavior": exhausting, "count": 2}],
+        },
+        headers={"X-Test-Id": test_id},
+    )
+    assert response.status_code == 202, json_of(response)
+    accepted = json_of(response)
+    (note,) = accepted["notes"]
+    assert note["field"] == "mix.1.behavior"
+    assert note["count"] == 2
+    assert note["expected"] == "troubleshooting_queue"
+    assert note["operator_retries"] == 1
+    assert "max_attempts 3" in note["note"]
+    status = _wait_for_task(client, accepted["task_id"])
+    assert status["last_event"]["event_type"] == "task_completed"
+    assert len(_commands_of(migrated_database_url, test_id)) == 3
+    plain = client.post(
+        "/api/commands/bulk",
+        json={"command_type": "TestCommand", "count": 1, "behavior": SUCCESS},
+        headers={"X-Test-Id": _test_id()},
+    )
+    assert "notes" not in json_of(plain)
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -683,7 +725,7 @@ def test_bulk_mix_sends_each_share(client: FlaskClient, migrated_database_url: s
                     {
                         "behavior": {
                             "type": "fail_transient_then_succeed",
-                            "transient_failures": 3,
+                            "transient_failures": 101,
                         },
                         "count": 1,
                     },
@@ -695,7 +737,7 @@ def test_bulk_mix_sends_each_share(client: FlaskClient, migrated_database_url: s
             {
                 "command_type": "TestCommand",
                 "count": 1,
-                "behavior": {"type": "fail_transient_then_succeed", "transient_failures": 3},
+                "behavior": {"type": "fail_transient_then_succeed", "transient_failures": -1},
             },
             "behavior.transient_failures",
         ),

@@ -704,7 +704,7 @@ def test_operator_retry_of_fail_transient_then_succeed_completes(
             assert retried.status_code == 200, json_of(retried)
             done = wait_status(client, command_id, "COMPLETED", timeout=15)
             # With the worker live, the API now checks against what it uses (2).
-            refused = client.post(
+            noted = client.post(
                 "/api/commands", json={"command_type": "TestCommand", "behavior": behavior}
             )
     finally:
@@ -716,8 +716,50 @@ def test_operator_retry_of_fail_transient_then_succeed_completes(
             "SELECT deliveries FROM test_command WHERE command_id = %s", (command_id,)
         ).fetchone()
     assert row == (3,)
-    assert refused.status_code == 400, json_of(refused)
-    assert "max_attempts (2)" in json_of(refused)["details"]["reason"]
+    assert noted.status_code == 201, json_of(noted)
+    assert json_of(noted)["expected"] == "troubleshooting_queue"
+    assert "max_attempts 2" in json_of(noted)["note"]
+
+
+def test_command_exhausting_its_attempts_is_accepted_then_completes_after_operator_retry(
+    make_migrated_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """The troubleshooting queue's central scenario, through the API: a worker with
+    --max-attempts 1 and one transient failure. The send is accepted with a note that it
+    will reach the TSQ; it does; an operator retry goes on counting and completes it."""
+    url = make_migrated_database()
+    workers = WorkerSet(url, tmp_path)
+    at = WORKER_FLAGS.index("--max-attempts")
+    flags = [*WORKER_FLAGS[: at + 1], "1", *WORKER_FLAGS[at + 2 :]]
+    behavior = {"type": "fail_transient_then_succeed", "transient_failures": 1}
+    try:
+        workers.start("one-attempt", *flags)
+        with app_client(url) as client:
+            response = client.post(
+                "/api/commands",
+                json={"command_type": "TestCommand", "behavior": behavior},
+                headers={"X-Test-Id": "tsq-scenario"},
+            )
+            assert response.status_code == 201, json_of(response)
+            sent = json_of(response)
+            command_id = sent["command_id"]
+            in_tsq = wait_status(client, command_id, "IN_TROUBLESHOOTING_QUEUE", timeout=15)
+            listed = json_of(client.get("/api/tsq"))
+            retried = client.post(f"/api/tsq/{command_id}/retry", json={"operator": "ops"})
+            assert retried.status_code == 200, json_of(retried)
+            done = wait_status(client, command_id, "COMPLETED", timeout=15)
+    finally:
+        workers.stop_all()
+    assert sent["expected"] == "troubleshooting_queue"
+    assert sent["operator_retries"] == 1
+    assert "max_attempts 1" in sent["note"]
+    assert in_tsq["attempts"] == 1, workers.story(in_tsq)
+    assert in_tsq["last_error"]["code"] == "TRANSIENT_ERROR"
+    assert command_id in [item["command_id"] for item in listed["items"]], listed
+    assert events(done) == [
+        "SENT", "RECEIVED", "MOVED_TO_TSQ", "OPERATOR_RETRY", "RECEIVED", "COMPLETED",
+    ], workers.story(done)  # fmt: skip
+    assert done["result"] == {"status": "ok", "attempt": 2}  # delivery 2 of its life
 
 
 def test_workers_follow_the_stored_config_without_restart(

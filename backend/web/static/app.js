@@ -98,6 +98,9 @@
  *   send-result                  shown after 201; data-command-id
  *   send-result-link             link to /commands/<command_id>
  *   send-result-status           status badge of the API's answer
+ *   send-result-note             the API's note when the command will reach the TSQ first
+ *                                (fail_transient_then_succeed, failures >= max attempts);
+ *                                data-expected = the answer's "expected"
  *   bulk-form                    bulk form (uses the command type and behavior above)
  *   bulk-count                   number of commands
  *   bulk-error                   error message of the bulk form
@@ -109,6 +112,8 @@
  *   bulk-sent                    "<sent> / <total>"
  *   bulk-progress-text           latest data.text
  *   bulk-result                  final summary ("Sent 10 of 10 commands." or the failure)
+ *   bulk-notes                   the 202's notes: one bulk-note <li> per share that will
+ *                                reach the TSQ first (data-field, data-expected)
  *   bulk-commands-link           link to /commands
  *   field-error-command-type     inline field errors (from details.field of a 400) ...
  *   field-error-payload

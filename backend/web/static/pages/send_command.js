@@ -13,6 +13,7 @@
   const sendError = App.byTestId("send-error");
   const sendSubmit = App.byTestId("send-submit");
   const sendResult = App.byTestId("send-result");
+  const sendNote = App.byTestId("send-result-note");
   const bulkCount = App.byTestId("bulk-count");
   const bulkError = App.byTestId("bulk-error");
   const bulkSubmit = App.byTestId("bulk-submit");
@@ -22,6 +23,7 @@
   const bulkText = App.byTestId("bulk-progress-text");
   const bulkState = App.byTestId("bulk-state");
   const bulkResult = App.byTestId("bulk-result");
+  const bulkNotes = App.byTestId("bulk-notes");
 
   const BEHAVIOR_FIELDS = ["execution_time_ms", "transient_failures", "error_code", "error_message"];
 
@@ -120,6 +122,7 @@
     event.preventDefault();
     App.clearErrors(page);
     sendResult.hidden = true;
+    sendNote.hidden = true;
     const payloadValue = readPayload();
     if (payloadValue === null) {
       return;
@@ -136,6 +139,10 @@
       App.setStatus(App.byTestId("send-result-status"), created.status);
       sendResult.dataset.commandId = created.command_id;
       sendResult.hidden = false;
+      // Accepted, but it will reach the troubleshooting queue first (the API says why).
+      sendNote.textContent = typeof created.note === "string" ? created.note : "";
+      sendNote.dataset.expected = typeof created.expected === "string" ? created.expected : "";
+      sendNote.hidden = sendNote.textContent === "";
     } catch (error) {
       App.handleApiError(error, (apiError) => App.showApiError(page, sendError, apiError));
     } finally {
@@ -162,7 +169,22 @@
     }
   }
 
-  function followTask(taskId, total) {
+  /** The 202's notes: shares of the bulk that will reach the troubleshooting queue first. */
+  function showNotes(notes) {
+    bulkNotes.replaceChildren(
+      ...notes.map((note) => {
+        const item = document.createElement("li");
+        item.dataset.testid = "bulk-note";
+        item.dataset.field = String(note.field ?? "");
+        item.dataset.expected = String(note.expected ?? "");
+        item.textContent = `${note.count} command(s): ${note.note}`;
+        return item;
+      }),
+    );
+    bulkNotes.hidden = notes.length === 0;
+  }
+
+    function followTask(taskId, total) {
     let finalText = null;
     App.followTaskStream(`/api/tasks/${encodeURIComponent(taskId)}/stream`, {
       onEvent(event) {
@@ -219,6 +241,7 @@
     bulkSent.textContent = `0 / ${count}`;
     bulkText.textContent = "";
     bulkResult.hidden = true;
+    showNotes(Array.isArray(accepted.notes) ? accepted.notes : []);
     setBulkState("running");
     bulkPanel.hidden = false;
     followTask(accepted.task_id, count);
