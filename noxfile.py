@@ -134,7 +134,8 @@ SLOW_LANE = "slow or docker"
 def tests(session: nox.Session) -> None:
     """The fast lane: unit, integration and SSE baseline tests on embedded stacks."""
     _install(session, "tests,e2e")
-    session.run("pytest", "-m", FAST_LANE, *session.posargs)
+    workers = min(4, os.cpu_count() or 1)  # tests are independent: one xdist worker per core
+    session.run("pytest", "-m", FAST_LANE, *with_parallelism(list(session.posargs), workers))
 
 
 @nox.session(python=PYTHON, default=False)

@@ -83,7 +83,14 @@ def test_failed(request: pytest.FixtureRequest) -> bool:
     return any(r.failed for r in reports.values())
 
 
-def load_profile_or_exit(reference: str) -> Any:
+def xdist_worker(config: pytest.Config) -> str | None:
+    """This process's xdist worker id, or None (asked of pytest's config, not of the
+    environment: a pytest started by a test inherits its worker's PYTEST_XDIST_WORKER)."""
+    workerinput = getattr(config, "workerinput", None)
+    return str(workerinput["workerid"]) if workerinput else None
+
+
+def load_profile_or_exit(reference: str, config: pytest.Config) -> Any:
     """The app profile `reference` names; one that does not load (a syntax error, an
     exception at import) ends the session as a usage error: one line, exit status 4. An
     xdist worker cannot end the session (xdist reports that as an INTERNALERROR): there the
@@ -94,7 +101,7 @@ def load_profile_or_exit(reference: str) -> Any:
         return load_profile(reference)
     except ProfileError as exc:
         problem = f"ci-stack: {exc}"  # raised below, outside this block: no chained traceback
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if xdist_worker(config):
         pytest.fail(problem, pytrace=False)
     pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
 
@@ -122,10 +129,10 @@ def stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
     from orchestrator.session import open_stack
 
     config = OrchestratorConfig.load()
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    worker = xdist_worker(request.config)
     if worker:  # plain `pytest -n N`: a stack per xdist worker, each with its own folder
         config = config.with_values(artifacts=config.artifacts / worker)
-    app = load_profile_or_exit(config.app)
+    app = load_profile_or_exit(config.app, request.config)
     with open_stack(config, app=app, finish=False) as run:
         _print_uncaptured(request.config, mask_commands(run.artifacts.redactor.needles))
         request.config.stash[_OWN_RUN_KEY] = run
@@ -215,11 +222,13 @@ def sse_client(backend_url: str, test_id: str) -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def reset_db(stack: StackHandle, test_id: str) -> Callable[..., dict[str, Any]]:
+def reset_db(
+    request: pytest.FixtureRequest, stack: StackHandle, test_id: str
+) -> Callable[..., dict[str, Any]]:
     """`reset_db(seed=False)`: the app profile's reset; returns what it reports."""
     from orchestrator.config import OrchestratorConfig
 
-    profile = load_profile_or_exit(stack.app or OrchestratorConfig.load().app)
+    profile = load_profile_or_exit(stack.app or OrchestratorConfig.load().app, request.config)
 
     def reset(seed: bool = False) -> dict[str, Any]:
         return profile.reset(stack.backend_url, seed, {TEST_ID_HEADER: test_id})
