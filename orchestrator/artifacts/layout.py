@@ -204,8 +204,10 @@ class Artifacts:
                 try:
                     if redact_zip(path, self.redactor):
                         changed.append(path)
-                except (zipfile.BadZipFile, OSError):
+                except zipfile.BadZipFile:
                     pass  # a damaged zip stays as it is (it is no readable evidence either)
+                except OSError as exc:  # could not be rewritten: it must not stay unredacted
+                    self._drop_unredacted(path, exc)
                 continue
             try:
                 text = path.read_text(encoding="utf-8")
@@ -213,9 +215,19 @@ class Artifacts:
                 continue
             redacted = self.redactor(text)
             if redacted != text:
-                write_atomically(path, redacted)
+                try:
+                    write_atomically(path, redacted)
+                except OSError as exc:
+                    self._drop_unredacted(path, exc)
+                    continue
                 changed.append(path)
         return changed
+
+    def _drop_unredacted(self, path: Path, error: OSError) -> None:
+        """A file of this run holding a secret that could not be rewritten (a full disk) is
+        removed, never left as it was; the loss is recorded."""
+        path.unlink(missing_ok=True)
+        self.losses.record(path, f"{error_reason(error)}; removed: it could not be redacted")
 
 
 def _umask() -> int:

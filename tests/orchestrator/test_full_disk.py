@@ -122,3 +122,28 @@ def test_a_disk_full_from_the_start_fails_no_writer_and_says_so(tmpfs: Path) -> 
     line = last_line(result.stderr)
     assert line.startswith(f"artifacts  {folder}/  EVIDENCE INCOMPLETE (No space left on device")
     assert "index.html" in line
+
+
+def test_a_file_that_cannot_be_redacted_on_a_full_disk_is_removed_not_left(tmpfs: Path) -> None:
+    from orchestrator.artifacts.layout import Artifacts
+    from orchestrator.redaction import Redactor
+
+    secret = "s3cret-password-value"
+    artifacts = Artifacts(tmpfs / "run", Redactor([secret]))
+    artifacts.root.mkdir()
+    leaky = artifacts.root / "junit.xml"  # written by another tool, not through the redactor
+    leaky.write_text(f"<testsuite><system-out>{secret}</system-out></testsuite>\n" * 50)
+    filler = os.open(tmpfs / "filler.bin", os.O_WRONLY | os.O_CREAT)
+    try:  # fill the disk: no room is left for the rewrite
+        while os.write(filler, b"x" * 65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(filler)
+
+    artifacts.redact_files()
+
+    assert not leaky.exists()
+    assert "could not be redacted" in artifacts.losses.describe()["junit.xml"]
+    assert not any(secret in p.read_text(errors="ignore") for p in tmpfs.rglob("*") if p.is_file())
