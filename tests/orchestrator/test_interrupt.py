@@ -117,6 +117,15 @@ def _assert_report(folder: Path, run_id: str) -> None:
     assert json.loads((folder / "run.json").read_text())["run_id"] == run_id
 
 
+def _nox_project(tmp_path: Path) -> Path:
+    """A folder holding our noxfile and what it reads (its state and artifacts stay there)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("noxfile.py", "pyproject.toml", "constraints.txt"):
+        shutil.copyfile(REPO_ROOT / name, project / name)
+    return project
+
+
 PROVIDERS = [
     pytest.param("local", marks=pytest.mark.slow),
     pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]),
@@ -191,10 +200,7 @@ def test_ctrl_c_on_nox_up_stops_the_stack_and_writes_the_report(
     _require(provider)
     if shutil.which("nox", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("nox is not installed here (pip install -e '.[tests]')")
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("noxfile.py", "pyproject.toml"):
-        shutil.copyfile(REPO_ROOT / name, project / name)
+    project = _nox_project(tmp_path)
     artifacts = tmp_path / "artifacts"
     nox = GroupProcess(
         [sys.executable, "-m", "nox", "-s", "up", "--force-venv-backend", "none", "--no-install",
@@ -219,3 +225,40 @@ def test_ctrl_c_on_nox_up_stops_the_stack_and_writes_the_report(
     _assert_nothing_left(run_id, provider, nox)
     _assert_report(artifacts, run_id)
     assert not state.exists()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_ctrl_c_on_nox_e2e_stops_the_tests_and_the_stack_and_writes_the_report(
+    provider: str, tmp_path: Path, run_ids: list[str]
+) -> None:
+    """The real noxfile's `e2e` session running a test that waits, stopped as a terminal does
+    (SIGINT to the group): the tests end, the stack goes, the report is written."""
+    _require(provider)
+    if shutil.which("nox", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("nox is not installed here (pip install -e '.[tests]')")
+    project = _nox_project(tmp_path)
+    said = tmp_path / "run-id.txt"
+    (project / "test_waits.py").write_text(
+        "import os, pathlib, time\n\n"
+        "def test_waits():\n"
+        f"    pathlib.Path({str(said)!r}).write_text(os.environ['STACK_RUN_ID'])\n"
+        "    time.sleep(600)\n"
+    )
+    artifacts = tmp_path / "artifacts"
+    env = {**_environment(provider), "STACK_ARTIFACTS": str(artifacts)}
+    nox = GroupProcess(
+        [sys.executable, "-m", "nox", "-s", "e2e", "--force-venv-backend", "none", "--no-install",
+         "--", "test_waits.py", "-n", "0", "-p", "no:cacheprovider"],
+        tmp_path / "out", cwd=project, env=env,
+    )  # fmt: skip
+    try:
+        wait_until(said.is_file, START_TIMEOUT[provider], message="the waiting test")
+        run_id = said.read_text()
+        run_ids.append(run_id)
+        nox.interrupt_group()
+        nox.wait(STOP_TIMEOUT)
+    finally:
+        nox.kill()
+
+    _assert_nothing_left(run_id, provider, nox)
+    _assert_report(artifacts, run_id)
