@@ -68,10 +68,7 @@ class FolderLock:
             folder.mkdir(parents=True, exist_ok=True)
             directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as exc:
-            raise PrerequisiteMissing(
-                f"cannot write the artifacts folder {folder} ({exc.strerror or exc})",
-                f"pass {option} a writable folder",
-            ) from None
+            raise _unwritable(folder, option, exc) from None
         try:
             with _flocked(directory, folder, option):
                 handle = _lock_marker(folder, option)
@@ -157,10 +154,7 @@ def _lock_marker(folder: Path, option: str) -> IO[str]:
     try:
         handle = marker.open("a+", encoding="utf-8")
     except OSError as exc:
-        raise PrerequisiteMissing(
-            f"cannot write the artifacts folder {folder} ({exc.strerror or exc})",
-            f"pass {option} a writable folder",
-        ) from None
+        raise _unwritable(folder, option, exc) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -209,3 +203,10 @@ def describe_holder(raw: str) -> str:
         )
     except (ValueError, KeyError, TypeError):
         return "another run (it left no record: an earlier version of ci-stack, or a full disk)"
+
+
+def _unwritable(folder: Path, option: str, exc: OSError) -> PrerequisiteMissing:
+    return PrerequisiteMissing(
+        f"cannot write the artifacts folder {folder} ({exc.strerror or exc})",
+        f"pass {option} a writable folder",
+    )
