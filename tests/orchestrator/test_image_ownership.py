@@ -120,7 +120,8 @@ def test_only_this_checkouts_stale_images_and_stages_go(
     })  # fmt: skip
     my_stages = _stages(docker_api, images.checkout_id(mine), run_label)
     other_stages = _stages(docker_api, images.checkout_id(other), run_label)
-    assert len(my_stages) == 1 and len(other_stages) == 1  # the build stages are labelled
+    # The build stages are labelled (a rebuild with layer cache may leave one more of them).
+    assert my_stages and other_stages
     assert len({stale, current, foreign}) == 3
 
     result = run_cli_in(mine, *command, timeout=300)
@@ -137,7 +138,7 @@ def test_only_this_checkouts_stale_images_and_stages_go(
     )
     assert summary is not None, result.stderr
     assert summary[1] == images.checkout_id(mine)
-    assert summary[2] == "2"
+    assert int(summary[2]) == 1 + len(my_stages)
     kept = dict((why, int(n)) for n, why in re.findall(r"(\d+) ([^,]+)", summary[3]))
     assert kept["current"] >= 1
     assert kept["another checkout's"] >= 1
