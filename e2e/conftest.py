@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page
 
 from orchestrator.browser import find_chromium
-from orchestrator.pytest_evidence import adopt_stack_folder, evidence_artifacts, write_test_file
+from orchestrator.pytest_evidence import evidence_artifacts, write_test_file
 from orchestrator.pytest_plugin import TEST_ID_HEADER, StackHandle, test_failed
 from orchestrator.util import test_slug
 
@@ -40,7 +40,6 @@ def output_path(output_path: str, request: pytest.FixtureRequest, stack: StackHa
     """Playwright's per-test folder: the test's tests/<slug>/ of the evidence folder, when
     there is one (after `stack`: a self-started stack names its folder only once it runs),
     else the same slug under Playwright's --output folder."""
-    adopt_stack_folder(request.config, stack.artifacts_dir)
     artifacts = evidence_artifacts(request.config)
     if artifacts is None:
         return str(Path(output_path).parent / test_slug(request.node.nodeid))

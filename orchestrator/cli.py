@@ -27,6 +27,7 @@ from orchestrator.errors import OrchestratorError, PrerequisiteMissing, StackSta
 
 if TYPE_CHECKING:
     from orchestrator.session import Run
+    from orchestrator.stack import ServiceExit
 
 EXIT_USAGE = 2  # bad option or missing prerequisite
 EXIT_STACK_FAILED = 3  # the stack did not start
@@ -225,7 +226,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from orchestrator.profile import load_profile
 
     config = OrchestratorConfig.load({"app": args.app})
-    sys.stdout.write(render_compose(load_profile(config.app).spec(config)))
+    sys.stdout.write(render_compose(load_profile(config.app, config.root).spec(config)))
     return 0
 
 
@@ -252,10 +253,13 @@ def _run_or_up(args: argparse.Namespace) -> int:
 
     guard = SignalGuard()
     previous = {s: signal.signal(s, guard) for s in (signal.SIGTERM, signal.SIGINT)}
-    status: int | None = None
+    status: int | None = None  # what this process exits with
+    command_status: int | None = None  # CMD's own
+    exited: list[ServiceExit] = []
+    run: Run | None = None
     try:
         try:
-            with open_stack(config) as run:
+            with open_stack(config, finish=False) as run:
                 if config.seed:
                     run.app.reset(run.backend_url, True, {})
                 if args.command == "up":
@@ -263,12 +267,11 @@ def _run_or_up(args: argparse.Namespace) -> int:
                     with _state_file(args.state, run):
                         threading.Event().wait()  # until a signal unwinds us
                 else:
-                    run.command = cmd
-                    status = _run_command(run, cmd)
-                    run.command_status = status
+                    command_status, exited = _run_command(run, cmd)
+                    status = command_status
                     guard.hold()
-                    if run.exited:
-                        _report_exits(run)
+                    if exited:
+                        _report_exits(run, exited)
                         status = EXIT_SERVICE_EXITED
         except Interrupted as interrupt:
             print(f"orchestrator: {interrupt}: stack stopped", file=sys.stderr)
@@ -282,6 +285,8 @@ def _run_or_up(args: argparse.Namespace) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if run is not None:  # the stack has stopped: the run's folder is finished now
+            run.finish(cmd or None, command_status, exited)
     if args.command == "run":
         print(run.artifacts_line(), file=sys.stderr)  # says so when evidence is missing
     return status if status is not None else 0
@@ -341,20 +346,22 @@ def _reset(seed: bool) -> int:
             f"reset needs a running stack, but {ENV_BACKEND_URL} is not set",
             "start one with `python -m orchestrator up` and export what it prints",
         )
-    app = load_profile(os.environ.get(ENV_APP) or OrchestratorConfig.load().app)
+    config = OrchestratorConfig.load()
+    app = load_profile(os.environ.get(ENV_APP) or config.app, config.root)
     result = app.reset(url, seed, {})
     print(f"reset: {json.dumps(result)}", file=sys.stderr)
     return 0
 
 
-def _report_exits(run: Run) -> None:
-    for gone in run.exited:
+def _report_exits(run: Run, exited: list[ServiceExit]) -> None:
+    for gone in exited:
         print(f"orchestrator: {gone}; the last lines of its log:", file=sys.stderr)
         print(run.stack.log_tail(gone.name, 20), file=sys.stderr)
 
 
-def _run_command(run: Run, cmd: list[str]) -> int:
-    """Run CMD in its own process group while watching the stack; 128+N for a signal."""
+def _run_command(run: Run, cmd: list[str]) -> tuple[int, list[ServiceExit]]:
+    """Run CMD in its own process group while watching the stack: its status (128+N for a
+    signal) and the services of the stack that exited meanwhile."""
     from orchestrator.contract import OWNER_ENV, RUN_ENV
     from orchestrator.ownership import Owner
     from orchestrator.process_group import ProcessGroup
@@ -367,15 +374,15 @@ def _run_command(run: Run, cmd: list[str]) -> int:
     except OSError:  # it went away or lost its mode since the check
         code, message = _unrunnable(cmd[0]) or (EXIT_NOT_EXECUTABLE, f"cannot run {cmd[0]}")
         print(f"orchestrator: {message}", file=sys.stderr)
-        return code
+        return code, []
     try:
-        code = _watch(run, child)
+        code, exited = _watch(run, child)
     except Interrupted as interrupt:
         _stop_command(child, first=interrupt.signum)  # what a terminal would send it
         raise
     finally:
         child.signal(signal.SIGKILL)  # whatever CMD left in its group (`nohup x &`)
-    return 128 - code if code < 0 else code
+    return (128 - code if code < 0 else code), exited
 
 
 def _unrunnable(program: str) -> tuple[int, str] | None:
@@ -400,22 +407,20 @@ def _unrunnable(program: str) -> tuple[int, str] | None:
     return None
 
 
-def _watch(run: Run, child: Any) -> int:
-    """Wait for CMD; a service of the stack that exits meanwhile ends CMD (its stack is
-    broken) and is recorded on the run."""
+def _watch(run: Run, child: Any) -> tuple[int, list[ServiceExit]]:
+    """Wait for CMD: its exit code, and the services of the stack that exited meanwhile (one
+    that exits ends CMD: its stack is broken)."""
     import subprocess
 
     while True:
         try:
             code = int(child.wait(timeout=WATCH_INTERVAL))
-            run.exited = run.stack.exited_services()  # CMD may have seen it go first
-            return code
+            return code, run.stack.exited_services()  # CMD may have seen it go first
         except subprocess.TimeoutExpired:
             exited = run.stack.exited_services()
             if exited:
-                run.exited = exited
                 _stop_command(child)  # SIGINT first: pytest still writes its reports
-                return int(child.wait())
+                return int(child.wait()), exited
 
 
 def _stop_command(child: Any, first: int = signal.SIGINT) -> None:

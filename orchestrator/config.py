@@ -122,6 +122,8 @@ class OrchestratorConfig:
     pg_bindir: Path | None = None
     pg_tmpdir: Path | None = None
     sources: Mapping[str, str] | None = None
+    # The project root: the folder of the pyproject.toml read (profiles are found from it)
+    root: Path | None = None
 
     @classmethod
     def load(
@@ -132,7 +134,8 @@ class OrchestratorConfig:
     ) -> Self:
         """Resolve every setting: `flags` (None values = not given) > env > pyproject."""
         env = os.environ if env is None else env
-        table = read_pyproject_table(pyproject if pyproject is not None else find_pyproject())
+        pyproject = pyproject if pyproject is not None else find_pyproject()
+        table = read_pyproject_table(pyproject)
         unknown = sorted(set(table) - {s.key for s in SETTINGS} - {s.name for s in SETTINGS})
         if unknown:
             raise ConfigError(
@@ -158,7 +161,8 @@ class OrchestratorConfig:
             except ValueError as exc:
                 raise ConfigError(f"{source}: {exc}") from None
             sources[setting.name] = source
-        return cls(**values, sources=sources)
+        root = pyproject.resolve().parent if pyproject is not None else None
+        return cls(**values, sources=sources, root=root)
 
     def with_values(self, **changes: Any) -> Self:
         return replace(self, **changes)
@@ -168,7 +172,7 @@ class OrchestratorConfig:
         return {
             f.name: {"value": str(getattr(self, f.name)), "from": (self.sources or {}).get(f.name)}
             for f in fields(self)
-            if f.name != "sources"
+            if f.name not in ("sources", "root")
         }
 
 

@@ -48,6 +48,15 @@ class StackStartError(OrchestratorError):
         return text
 
 
+class StartAborted(StackStartError):
+    """A service gave up starting because another one failed first (an echo of that
+    failure, never the cause: the Stack reports the sibling's own error instead)."""
+
+    def __init__(self, service: str, awaited: str, reason: str) -> None:
+        super().__init__(service, awaited, f"start aborted: {reason}")
+        self.reason = reason
+
+
 class TeardownErrors(OrchestratorError):
     """Every step of a teardown ran; these are the ones that failed."""
 

@@ -1,42 +1,41 @@
 """App profiles: everything the orchestrator knows about one application, in one object.
 
 A profile says which services make up the app's stack (`services`), what its database needs
-(`database`), which container images it runs (`prepare_images`), what a command run against
-the stack is told (`environment`), how to reset its data between tests (`reset`). The core
-modules never name an application; they only call these.
+(`database`), which container images it runs (`prepare_images`, called by the prepare step
+before a stack exists), what a command run against the stack is told (`environment`), how to
+reset its data between tests (`reset`). The core modules never name an application; they
+only call these.
 
 Select one with `--app module:attr` (or `path/to/file.py:attr`), `STACK_APP`, or
 `app = "..."` under `[tool.ci-stack]` in pyproject.toml. Write your own by subclassing
 `AppProfile` (see `examples/notes_app/profile.py`).
+
+A reference resolves the same in the CLI, the pytest plugin and every child process: a
+module is looked for in the project root (the folder of pyproject.toml, or pytest's rootdir)
+before the installed packages, a relative file path from the working directory, else from
+the project root; a local module that the standard library or an installed module of the
+same name would shadow in another process is refused (rename it, or name it by path).
+`canonical_reference` is what the CLI hands its command (STACK_APP): a file as an absolute
+path, so the command finds the very file whatever its working directory.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing
-from orchestrator.spec import DatabaseSpec, ServiceSpec, StackSpec, new_run_id
+from orchestrator.spec import ContainerImage, DatabaseSpec, ServiceSpec, StackSpec, new_run_id
 
 if TYPE_CHECKING:
     from orchestrator.config import OrchestratorConfig
-
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class ContainerImage:
-    """An image a container provider can run: its tag and (when known) its id."""
-
-    tag: str
-    image_id: str | None = None
-    facts: Mapping[str, Any] | None = None  # for stack.json (digest, build status, ...)
 
 
 class AppProfile:
@@ -68,14 +67,16 @@ class AppProfile:
 
     def images_available(self, client: Any) -> tuple[bool, str]:
         """Cheap (nothing built or pulled): can `prepare_images` succeed here? `auto` asks
-        this before it picks a container provider; (False, why) makes it fall back."""
+        this (through `orchestrator.prepare`) before it picks a container provider;
+        (False, why) makes it fall back."""
         return True, "the profile does not say"
 
     def prepare_images(
-        self, client: Any, progress: Progress, log_path: Path | None = None
+        self, client: Any, log_path: Path | None = None
     ) -> Mapping[str, ContainerImage]:
-        """Build or find the images that `database().image` and services' `image` name;
-        one progress line per step, the whole build output appended to `log_path`."""
+        """Build or find the images that `database().image` and services' `image` name
+        (called by `orchestrator.prepare` before the stack exists); the whole build output
+        appended to `log_path`."""
         raise PrerequisiteMissing(
             f"app profile {self.name!r} has no container images",
             "use --provider local, or give the profile a prepare_images()",
@@ -119,17 +120,15 @@ class ProfileBroken(ProfileError):
 ERROR_TEXT_LIMIT = 300  # characters of the profile's own error message in ProfileBroken
 
 
-def load_profile(reference: str) -> AppProfile:
-    """`package.module:attr` or `path/to/file.py:attr` → the AppProfile it names.
+def load_profile(reference: str, root: Path | None = None) -> AppProfile:
+    """`package.module:attr` or `path/to/file.py:attr` → the AppProfile it names; `root` is
+    the project root (default: the folder of the nearest pyproject.toml, else the working
+    directory).
 
     `attr` may be a profile instance, an AppProfile subclass, or a function returning one.
     A profile that does not load raises ProfileNotFound or ProfileBroken (one line each)."""
-    module_ref, sep, attr = reference.rpartition(":")
-    if not sep or not module_ref or not attr:
-        raise ProfileNotFound(
-            f"app profile {reference!r} is not of the form module:attr or path/to/file.py:attr"
-        )
-    module = _import(module_ref, reference)
+    module_ref, attr = _split(reference)
+    module = _import(module_ref, reference, root or project_root())
     try:
         target = getattr(module, attr)
     except AttributeError:
@@ -152,17 +151,53 @@ def load_profile(reference: str) -> AppProfile:
     return target
 
 
-def _import(module_ref: str, reference: str) -> Any:
-    if module_ref.endswith(".py") or "/" in module_ref:
-        return _import_file(module_ref, reference)
+def canonical_reference(reference: str, root: Path | None = None) -> str:
+    """`reference` as a child process must be told it: a file as its absolute path (found
+    as `load_profile` finds it), a module unchanged."""
+    module_ref, attr = _split(reference)
+    if not _is_file_reference(module_ref):
+        return reference
+    found = _find_file(module_ref, root or project_root())
+    return f"{found}:{attr}" if found is not None else reference
+
+
+def project_root() -> Path:
+    """The folder of the nearest pyproject.toml from the working directory, else it."""
+    from orchestrator.config import find_pyproject
+
+    found = find_pyproject()
+    return found.parent if found is not None else Path.cwd().resolve()
+
+
+def _split(reference: str) -> tuple[str, str]:
+    module_ref, sep, attr = reference.rpartition(":")
+    if not sep or not module_ref or not attr:
+        raise ProfileNotFound(
+            f"app profile {reference!r} is not of the form module:attr or path/to/file.py:attr"
+        )
+    return module_ref, attr
+
+
+def _is_file_reference(module_ref: str) -> bool:
+    return module_ref.endswith(".py") or "/" in module_ref
+
+
+def _import(module_ref: str, reference: str, root: Path) -> Any:
+    if _is_file_reference(module_ref):
+        return _import_file(module_ref, reference, root)
+    local = _local_module(module_ref, root)
+    if local is not None:
+        _refuse_shadowed(module_ref, local, reference, root)
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))  # the profile imports its app from here too
     try:
         return importlib.import_module(module_ref)
     except ModuleNotFoundError as exc:
         if not _names_parent(exc.name, module_ref):
             raise ProfileBroken(reference, "to import", exc) from exc
         raise ProfileNotFound(
-            f"app profile {reference!r}: module {exc.name!r} not found "
-            "(is it installed or on PYTHONPATH? a file path works too: path/to/profile.py:attr)"
+            f"app profile {reference!r}: module {exc.name!r} not found in {root} "
+            "nor installed (a file path works too: path/to/profile.py:attr)"
         ) from None
     except OrchestratorError:
         raise
@@ -170,10 +205,75 @@ def _import(module_ref: str, reference: str) -> Any:
         raise ProfileBroken(reference, "to import", exc) from exc
 
 
-def _import_file(module_ref: str, reference: str) -> Any:
-    path = Path(module_ref).expanduser().resolve()
-    if not path.is_file():
-        raise ProfileNotFound(f"app profile {reference!r}: no file {path}")
+def _local_module(module_ref: str, root: Path) -> Path | None:
+    """The file or package folder of `module_ref`'s top-level name in `root`, if any."""
+    top = module_ref.partition(".")[0]
+    for candidate in (root / f"{top}.py", root / top):
+        if (
+            candidate.is_file()
+            or (candidate.is_dir() and module_ref != top)
+            or (candidate / "__init__.py").is_file()
+        ):
+            return candidate
+    return None
+
+
+def _refuse_shadowed(module_ref: str, local: Path, reference: str, root: Path) -> None:
+    """Refuse a local module whose name the standard library or an installed module also
+    has: which one an import finds depends on the process (its sys.path, what it imported
+    before), so the same reference could load different code in the CLI and in pytest."""
+    top = module_ref.partition(".")[0]
+    other: str | None = None
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        other = f"the standard library's module {top!r}"
+    else:
+        origin = _found_elsewhere(top, local, root)
+        if origin is not None:
+            other = f"the installed module {top!r} ({origin})"
+    if other is None:
+        return
+    fix = "rename it"
+    if local.suffix == ".py":
+        attr = reference.rpartition(":")[2]
+        by_path = f"{local.relative_to(root).as_posix()}:{attr}"
+        fix = f"rename it (e.g. {local.stem}_profile.py), or name it by path: {by_path}"
+    raise ProfileNotFound(f"app profile {reference!r}: {local} is shadowed by {other}. Fix: {fix}")
+
+
+def _found_elsewhere(top: str, local: Path, root: Path) -> str | None:
+    """Where an import of `top` finds it other than `local` (already imported, or on
+    sys.path outside the project root and the working directory), or None."""
+    mine = {root.resolve(), Path.cwd().resolve()}
+    loaded = sys.modules.get(top)
+    places: list[str] = []
+    if loaded is not None:
+        places += [getattr(loaded, "__file__", None) or ""]
+        places += list(getattr(loaded, "__path__", []))
+    path = [p for p in sys.path if Path(p or ".").resolve() not in mine]
+    spec = importlib.machinery.PathFinder.find_spec(top, path)
+    if spec is not None:
+        places += [spec.origin or "", *(spec.submodule_search_locations or [])]
+    for place in places:
+        if place and not Path(place).resolve().is_relative_to(local.resolve()):
+            return place
+    return None
+
+
+def _find_file(module_ref: str, root: Path) -> Path | None:
+    """A file reference from the working directory, else from the project root."""
+    given = Path(module_ref).expanduser()
+    for candidate in (given, root / given) if not given.is_absolute() else (given,):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def _import_file(module_ref: str, reference: str, root: Path) -> Any:
+    path = _find_file(module_ref, root)
+    if path is None:
+        raise ProfileNotFound(
+            f"app profile {reference!r}: no file {module_ref} in {Path.cwd()} nor in {root}"
+        )
     name = f"ci_stack_profile_{abs(hash(str(path)))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

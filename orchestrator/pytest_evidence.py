@@ -8,13 +8,14 @@ written; the zips in a test's folder (Playwright's traces) are redacted once the
 torn down; junit.xml is written into a temp dir and moved in redacted when the session ends.
 
 Where it writes (nothing at all when none applies):
-- under `orchestrator run` (CI_STACK_RUN_ID set): the run's STACK_ARTIFACTS_DIR; the run
-  finishes the folder (slices, summary.md, index.html);
+- under `orchestrator run` (CI_STACK_RUN_ID set in the environment pytest was started with):
+  the run's STACK_ARTIFACTS_DIR; the run finishes the folder (slices, summary.md, index.html);
 - against a warm stack (STACK_BACKEND_URL set by hand after `orchestrator up`): its own
   folder, `--stack-artifacts DIR` (default `artifacts/pytest/`), replaced at the start and
   finished here at the end with slices cut from the up run's logs (STACK_LOGS_DIR);
-- with the plugin's self-started stack: STACK_ARTIFACTS_DIR once the `stack` fixture has
-  started it and set the variable (adopted after the setup of the first test using it).
+- with the plugin's self-started stack ("own"): the folder of the Run in
+  `config.stash[RUN_KEY]` once the `stack` fixture has started it; that Run is finished by
+  the stack plugin after this one has moved junit.xml in.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import pytest
 
 from orchestrator.artifacts import layout
 from orchestrator.artifacts.finish import finish_run
-from orchestrator.artifacts.layout import LOSSES_ENV, Artifacts, WriteLosses
+from orchestrator.artifacts.layout import LOGS_DIR, LOSSES_ENV, Artifacts, WriteLosses
 from orchestrator.artifacts.run_info import RunInfo, Verdict
 from orchestrator.artifacts.zip_redaction import redact_zip
 from orchestrator.contract import (
@@ -51,7 +52,7 @@ from orchestrator.contract import (
 )
 from orchestrator.errors import PrerequisiteMissing
 from orchestrator.folder_lock import FolderLock
-from orchestrator.pytest_plugin import test_failed
+from orchestrator.pytest_plugin import own_run, test_failed
 from orchestrator.redaction import Redactor
 from orchestrator.sse_client import SSEClient, record_clients
 from orchestrator.util import test_id_for
@@ -61,7 +62,7 @@ LONGREPR_LIMIT = 64_000  # characters of one failure kept (head and tail)
 _SESSION_KEY = pytest.StashKey["EvidenceSession"]()
 _PLUGIN_NAME = "ci-stack-evidence-session"
 
-Mode = Literal["run", "warm", "lazy"]
+Mode = Literal["run", "warm", "own"]
 
 
 def database_password(database_url: str | None) -> str | None:
@@ -82,8 +83,8 @@ class EvidenceSession:
     """Where this session's evidence goes and what it has recorded so far."""
 
     mode: Mode
-    rootdir: Path
-    fixed_folder: Path | None = None  # run and warm modes; lazy: once the stack has started
+    config: pytest.Config
+    fixed_folder: Path | None = None  # run and warm modes (own: the Run's folder)
     worker: bool = False  # a pytest-xdist worker
     stack_logs: Path | None = None  # warm mode: the up run's logs/
     stack_folder: Path | None = None  # warm mode: the up run's folder (its stack.json)
@@ -93,47 +94,32 @@ class EvidenceSession:
     _phases: dict[str, dict[str, Any]] = field(default_factory=dict)
     _artifacts: Artifacts | None = None
 
-    def folder(self) -> Path | None:
-        return self.fixed_folder
+    @property
+    def rootdir(self) -> Path:
+        return self.config.rootpath
 
     def artifacts(self) -> Artifacts | None:
         """The folder's writer, one for the session: it records what could not be written
-        (run and lazy modes: also in the run's journal, for the run that finishes it)."""
-        folder = self.folder()
+        (run mode: also in the run's journal, for the run that finishes it). Own mode: the
+        self-started Run's own writer (its redactor, its record of losses), once it runs."""
+        if self.mode == "own":
+            run = own_run(self.config)
+            return run.artifacts if run is not None else None
+        folder = self.fixed_folder
         if folder is None:
             return None
-        if self._artifacts is None or self._artifacts.root != folder:
-            journal = os.environ.get(LOSSES_ENV) if self.mode != "warm" else None
+        if self._artifacts is None:
+            journal = os.environ.get(LOSSES_ENV) if self.mode == "run" else None
             losses = WriteLosses(folder, Path(journal) if journal else None)
             self._artifacts = Artifacts(folder, redactor_from_env(), losses)
         return self._artifacts
 
     # -- hooks (the session is registered as a plugin) ---------------------------------------
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Iterator[None]:
-        try:
-            return (yield)
-        finally:
-            self._adopt_self_started_stack(item)
-
-    def _adopt_self_started_stack(self, item: pytest.Item) -> None:
-        """Lazy mode: the plugin's `stack` fixture started a stack and named its folder in
-        STACK_ARTIFACTS_DIR; from now on that is this session's folder. (Only a test that
-        uses the stack adopts it: a test that merely sets the variable does not.)"""
-        if "stack" in getattr(item, "fixturenames", ()):
-            value = os.environ.get(ENV_ARTIFACTS_DIR)
-            self.adopt(Path(value) if value else None)
-
-    def adopt(self, folder: Path | None) -> None:
-        """Lazy mode: from now on `folder` (the self-started stack's) is the folder."""
-        if self.mode == "lazy" and self.fixed_folder is None and folder is not None:
-            self.fixed_folder = folder
-
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # One folder (run, warm): the xdist controller records every worker's tests. Lazy:
+        # One folder (run, warm): the xdist controller records every worker's tests. Own:
         # each xdist worker self-starts a stack with its own folder and records its tests.
-        if not self.worker or self.mode == "lazy":
+        if not self.worker or self.mode == "own":
             self.record(report, self.rootdir)
             if report.when == "teardown":
                 self.redact_zips(report.nodeid)
@@ -285,21 +271,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _session_for(config: pytest.Config) -> EvidenceSession:
-    env, root = os.environ, config.rootpath
+    """The mode, from the environment this pytest was started with (by `orchestrator run`,
+    or a shell that exported what `orchestrator up` printed): read once, at configure."""
+    env = os.environ
     folder = env.get(ENV_ARTIFACTS_DIR)
     if env.get(RUN_ENV) and folder:
-        return EvidenceSession("run", root, fixed_folder=Path(folder))
+        return EvidenceSession("run", config, fixed_folder=Path(folder))
     if env.get(ENV_BACKEND_URL):
-        chosen = config.getoption("--stack-artifacts") or root / DEFAULT_WARM_FOLDER
-        logs = env.get(ENV_LOGS_DIR) or (str(Path(folder) / "logs") if folder else None)
+        chosen = config.getoption("--stack-artifacts") or config.rootpath / DEFAULT_WARM_FOLDER
         stack_folder = Path(folder) if folder else None
+        logs = env.get(ENV_LOGS_DIR)
+        stack_logs = Path(logs) if logs else stack_folder / LOGS_DIR if stack_folder else None
         return EvidenceSession(
-            "warm", root, Path(chosen), stack_logs=Path(logs) if logs else None,
-            stack_folder=stack_folder,
-        )  # fmt: skip
+            "warm", config, Path(chosen), stack_logs=stack_logs, stack_folder=stack_folder
+        )
     if folder:
-        return EvidenceSession("run", root, fixed_folder=Path(folder))
-    return EvidenceSession("lazy", root)
+        return EvidenceSession("run", config, fixed_folder=Path(folder))
+    return EvidenceSession("own", config)
 
 
 def _run_label() -> str:
@@ -310,7 +298,7 @@ def _take_folder(session: EvidenceSession, folder: Path) -> None:
     """One session, one folder: held for the session, an earlier session's evidence removed
     (never mixed in); a folder that is not an earlier session's, or a live one's, refused."""
     names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-    if layout.STACK_FILE in names or "logs" in names:
+    if layout.STACK_FILE in names or LOGS_DIR in names:
         raise pytest.UsageError(
             f"--stack-artifacts {folder} is a stack's run folder (it has stack.json or logs/); "
             "name another folder for this session's evidence (default: artifacts/pytest)."
@@ -376,14 +364,6 @@ def _stack_sse_transcripts(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     if clients and test_failed(request):
         write_transcripts(request.config, request.node.nodeid, clients)
-
-
-def adopt_stack_folder(config: pytest.Config, folder: Path | None) -> None:
-    """For fixtures that need the folder during the first test's setup (before the plugin
-    adopts it): a self-started stack's folder becomes this session's now."""
-    session = config.stash.get(_SESSION_KEY, None)
-    if session is not None:
-        session.adopt(folder)
 
 
 def evidence_artifacts(config: pytest.Config) -> Artifacts | None:

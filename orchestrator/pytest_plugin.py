@@ -2,16 +2,21 @@
 
 Inert unless used: fixtures start or reuse a stack only when a test asks for them. What a
 test leaves behind (results, failure markers, junit.xml) is `orchestrator.pytest_evidence`.
+
+A stack this session starts itself is one `session.Run`, kept in `config.stash[RUN_KEY]`:
+the evidence plugin writes into its folder, and it is finished once pytest has written its
+own reports. Nothing of it goes through `os.environ` (that is for child processes: a stack
+started by `orchestrator run`/`up` is named to this session by its STACK_* variables).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -27,10 +32,24 @@ from orchestrator.contract import (
 )
 from orchestrator.util import test_id_for
 
-__all__ = ["TEST_ID_HEADER", "StackHandle", "TestSession", "artifacts_dir", "test_failed"]
+if TYPE_CHECKING:
+    from orchestrator.config import OrchestratorConfig
+    from orchestrator.profile import AppProfile
+    from orchestrator.session import Run
+
+__all__ = [
+    "RUN_KEY",
+    "TEST_ID_HEADER",
+    "StackHandle",
+    "TestSession",
+    "artifacts_dir",
+    "own_run",
+    "test_failed",
+]
 
 _REPORT_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
-_OWN_RUN_KEY = pytest.StashKey[Any]()  # the session.Run of a stack this session started
+# The Run of the stack this session started itself (both plugins read it; set by `stack`).
+RUN_KEY = pytest.StashKey["Run"]()
 
 
 @dataclass(frozen=True)
@@ -43,6 +62,8 @@ class StackHandle:
     artifacts_dir: Path | None
     provider: str | None
     app: str | None = None  # the app profile (module:attr), for reset_db
+    # What a command run against the stack is told (STACK_* and the profile's own)
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 class TestSession(requests.Session):
@@ -63,8 +84,14 @@ class TestSession(requests.Session):
 
 
 def artifacts_dir() -> Path | None:
+    """The folder of the stack named by this process's environment (STACK_ARTIFACTS_DIR)."""
     value = os.environ.get(ENV_ARTIFACTS_DIR)
     return Path(value) if value else None
+
+
+def own_run(config: pytest.Config) -> Run | None:
+    """The Run of the stack this session started itself, once it runs (else None)."""
+    return config.stash.get(RUN_KEY, None)
 
 
 # -- hooks ------------------------------------------------------------------------------
@@ -90,6 +117,15 @@ def xdist_worker(config: pytest.Config) -> str | None:
     return str(workerinput["workerid"]) if workerinput else None
 
 
+def stack_config(config: pytest.Config) -> OrchestratorConfig:
+    """The settings of a stack this session starts: [tool.ci-stack] of the pyproject.toml
+    found from the working directory, else from pytest's rootdir."""
+    from orchestrator.config import OrchestratorConfig, find_pyproject
+
+    pyproject = find_pyproject() or find_pyproject(config.rootpath)
+    return OrchestratorConfig.load(pyproject=pyproject)
+
+
 def load_profile_or_exit(reference: str, config: pytest.Config) -> Any:
     """The app profile `reference` names; one that does not load (a syntax error, an
     exception at import) ends the session as a usage error: one line, exit status 4. An
@@ -98,7 +134,7 @@ def load_profile_or_exit(reference: str, config: pytest.Config) -> Any:
     from orchestrator.profile import ProfileError, load_profile
 
     try:
-        return load_profile(reference)
+        return load_profile(reference, root=stack_config(config).root or config.rootpath)
     except ProfileError as exc:
         problem = f"ci-stack: {exc}"  # raised below, outside this block: no chained traceback
     if xdist_worker(config):
@@ -122,38 +158,29 @@ def stack(request: pytest.FixtureRequest) -> Iterator[StackHandle]:
             artifacts_dir=artifacts_dir(),
             provider=os.environ.get(ENV_PROVIDER),
             app=os.environ.get(ENV_APP),
+            environment={k: v for k, v in os.environ.items() if k.startswith("STACK_")},
         )
         return
-    from orchestrator.config import OrchestratorConfig
     from orchestrator.github import mask_commands
     from orchestrator.session import open_stack
 
-    config = OrchestratorConfig.load()
+    config = stack_config(request.config)
     worker = xdist_worker(request.config)
     if worker:  # plain `pytest -n N`: a stack per xdist worker, each with its own folder
         config = config.with_values(artifacts=config.artifacts / worker)
     app = load_profile_or_exit(config.app, request.config)
     with open_stack(config, app=app, finish=False) as run:
         _print_uncaptured(request.config, mask_commands(run.artifacts.redactor.needles))
-        request.config.stash[_OWN_RUN_KEY] = run
-        environment = run.command_environment()
-        saved = {key: os.environ.get(key) for key in environment}
-        os.environ.update(environment)  # evidence hooks and helpers find the stack
-        try:
-            yield StackHandle(
-                backend_url=run.backend_url,
-                database_url=run.stack.database_url,
-                run_id=run.run_id,
-                artifacts_dir=run.artifacts.root,
-                provider=run.choice.name,
-                app=run.config.app,
-            )
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        request.config.stash[RUN_KEY] = run  # the evidence plugin writes into its folder
+        yield StackHandle(
+            backend_url=run.backend_url,
+            database_url=run.stack.database_url,
+            run_id=run.run_id,
+            artifacts_dir=run.artifacts.root,
+            provider=run.choice.name,
+            app=run.app_reference,
+            environment=run.environment(),
+        )
 
 
 def _print_uncaptured(config: pytest.Config, lines: list[str]) -> None:
@@ -171,18 +198,17 @@ def _print_uncaptured(config: pytest.Config, lines: list[str]) -> None:
                 print(line, flush=True)
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """Finish the run of a stack this session started, after pytest's own reports."""
-    run = config.stash.get(_OWN_RUN_KEY, None)
-    if run is not None:
-        run.command = ["pytest", *config.invocation_params.args]
-        run.command_status = int(getattr(config, "_ci_stack_exitstatus", 0) or 0)
-        run.finish()
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    session.config._ci_stack_exitstatus = exitstatus  # type: ignore[attr-defined]
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+    """Finish the run of a stack this session started once every other `sessionfinish`
+    has run (fixtures torn down: the stack stopped; junit.xml written and moved in)."""
+    try:
+        return (yield)
+    finally:
+        run = own_run(session.config)
+        if run is not None:
+            command = ["pytest", *session.config.invocation_params.args]
+            run.finish(command, int(exitstatus))
 
 
 @pytest.fixture(scope="session")
@@ -226,9 +252,13 @@ def reset_db(
     request: pytest.FixtureRequest, stack: StackHandle, test_id: str
 ) -> Callable[..., dict[str, Any]]:
     """`reset_db(seed=False)`: the app profile's reset; returns what it reports."""
-    from orchestrator.config import OrchestratorConfig
-
-    profile = load_profile_or_exit(stack.app or OrchestratorConfig.load().app, request.config)
+    run = own_run(request.config)
+    profile: AppProfile
+    if run is not None:
+        profile = run.app  # the very profile that started the stack
+    else:
+        reference = stack.app or stack_config(request.config).app
+        profile = load_profile_or_exit(reference, request.config)
 
     def reset(seed: bool = False) -> dict[str, Any]:
         return profile.reset(stack.backend_url, seed, {TEST_ID_HEADER: test_id})

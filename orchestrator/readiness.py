@@ -10,7 +10,7 @@ from typing import Any
 import requests
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from orchestrator.errors import StackStartError
+from orchestrator.errors import StackStartError, StartAborted
 from orchestrator.spec import HttpJudge, status_200
 
 
@@ -110,7 +110,7 @@ class Readiness:
                 raise ServiceGone(code)
             reason = self.abort()
             if reason is not None:
-                raise StackStartError(self.service, self.awaited, f"start aborted: {reason}")
+                raise StartAborted(self.service, self.awaited, reason)
             last = self.probe()
             return last
 

@@ -2,19 +2,20 @@
 
 `open_stack(config)` resolves the app profile and the provider, takes the artifacts folder
 (one run owns it: an earlier run's content is cleared; a live run's folder, or one that is
-not an earlier run's, is refused before anything starts),
-starts the Stack with a LogHarvester stamping this run's id, and on the way out stops it and
-finishes the run once: stack.json, log slices of failed tests, summary.md, index.html, the
-GitHub job summary. The CLI (`run`, `up`), the pytest plugin and library users all get the
-same folder.
+not an earlier run's, is refused before anything starts), prepares the spec (images
+resolved, `orchestrator.prepare`), starts the Stack with a LogHarvester stamping this run's
+id, and on the way out stops it. The run is finished once, by `Run.finish(...)`: stack.json,
+log slices of failed tests, summary.md, index.html, the GitHub job summary. The CLI (`run`,
+`up`), the pytest plugin and library users all get the same folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.artifacts import Artifacts, RunInfo, Verdict, finish_run
-from orchestrator.artifacts.layout import LOSSES_ENV, REPORT_FILE, WriteLosses
+from orchestrator.artifacts.layout import LOSSES_ENV, REPORT_FILE, STACK_FILE, WriteLosses
 from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import (
     ENV_APP,
@@ -42,7 +43,8 @@ from orchestrator.github import (
     write_job_summary,
 )
 from orchestrator.log_harvest import LogHarvester
-from orchestrator.profile import AppProfile, load_profile
+from orchestrator.prepare import Prepared, images_obtainable, resolve_images
+from orchestrator.profile import AppProfile, canonical_reference, load_profile
 from orchestrator.providers.registry import Choice, choose_provider
 from orchestrator.redaction import Redactor
 from orchestrator.spec import StackSpec
@@ -51,25 +53,35 @@ from orchestrator.stack import ServiceExit, Stack, stderr_progress
 
 @dataclass
 class Run:
-    """One run in progress: its stack, folder and outcome (filled in by whoever drives it)."""
+    """One run in progress: its stack and folder. `open_stack` records a start or teardown
+    error; the outcome of the command run against it is given to `finish(...)`."""
 
     config: OrchestratorConfig
     app: AppProfile
-    spec: StackSpec
+    spec: StackSpec  # as prepared: images resolved for a provider that runs them
     choice: Choice
     artifacts: Artifacts
     harvester: LogHarvester
     stack: Stack
+    prepared: dict[str, Any] = field(default_factory=dict)  # what the prepare step found
+    # The artifacts folder's lock: held until the run is finished (nobody takes the folder
+    # while its report is still being written).
+    folder_lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-    command: list[str] | None = None
-    command_status: int | None = None
     error: str | None = None
+    command: list[str] | None = None  # the rest is set by finish()
+    command_status: int | None = None
     exited: list[ServiceExit] = field(default_factory=list)
     finished: bool = False
 
     @property
     def run_id(self) -> str:
         return self.spec.run_id
+
+    @property
+    def app_reference(self) -> str:
+        """The profile as a child process must name it (STACK_APP): the same one."""
+        return canonical_reference(self.config.app, self.config.root)
 
     @property
     def backend_url(self) -> str:
@@ -85,7 +97,7 @@ class Run:
             ENV_ARTIFACTS_DIR: str(self.artifacts.root.resolve()),
             ENV_LOGS_DIR: str(self.artifacts.logs_dir.resolve()),
             ENV_PROVIDER: self.choice.name,
-            ENV_APP: self.config.app,
+            ENV_APP: self.app_reference,
         }
         if self.app.web_service is not None:
             env[ENV_BACKEND_URL] = self.backend_url
@@ -113,8 +125,11 @@ class Run:
         return "passed"
 
     def facts(self) -> dict[str, Any]:
+        stack = self.stack.facts()
+        prepare = {**self.prepared, **stack.pop("prepare", {})}
         return {
-            **self.stack.facts(),
+            **stack,
+            **({"prepare": prepare} if prepare else {}),
             "provider_reason": self.choice.reason,
             "config": self.config.describe(),
             "started_at": self.started_at,
@@ -126,16 +141,30 @@ class Run:
         }
 
     def write_stack_json(self) -> None:
-        self.artifacts.write_json("stack.json", self.facts())
+        self.artifacts.write_json(STACK_FILE, self.facts())
 
-    def finish(self) -> None:
-        """Write what the run leaves behind, once: stack.json, slices, summary, report."""
+    def finish(
+        self,
+        command: Sequence[str] | None = None,
+        command_status: int | None = None,
+        exited: Sequence[ServiceExit] = (),
+    ) -> None:
+        """Write what the run leaves behind, once: stack.json, slices, summary, report.
+        `command` ran against the stack and ended with `command_status`; `exited`: services
+        that exited while it ran."""
         if self.finished:
             return
         self.finished = True
+        self.command = list(command) if command is not None else None
+        self.command_status = command_status
+        self.exited = list(exited)
+        with self.folder_lock:  # released once everything is written
+            self._write_finished()
+
+    def _write_finished(self) -> None:
         facts = self.facts()
         facts["finished_at"] = datetime.now(UTC).isoformat()
-        self.artifacts.write_json("stack.json", facts)
+        self.artifacts.write_json(STACK_FILE, facts)
         problems = [self.error] if self.error else []
         problems += facts["services_exited"]
         info = RunInfo(
@@ -170,38 +199,68 @@ def open_stack(
     progress: Callable[[str], None] = stderr_progress,
     finish: bool = True,
 ) -> Iterator[Run]:
-    """Yield a Run whose stack is started; it is stopped, recorded and finished on the way
-    out (with `finish=False` the caller calls `run.finish()` later, e.g. after pytest has
-    written its junit.xml)."""
+    """Yield a Run whose stack is started; it is stopped on the way out and, with `finish`,
+    finished there too. With `finish=False` the caller calls `run.finish(command, status)`
+    once the stack has stopped (e.g. after pytest has written its junit.xml); a run whose
+    stack never started is finished here all the same (there is nothing more to wait for)."""
     config = config or OrchestratorConfig.load()
-    app = app or load_profile(config.app)
-    choice = choose_provider(config, app)
+    app = app or load_profile(config.app, config.root)
+    choice = choose_provider(config, images_obtainable(app))
     progress(f"provider {choice.name} ({choice.reason})")
     spec = app.spec(config, password=password or secrets.token_urlsafe(18))
     redactor = Redactor(spec.secrets)
     mask_secrets(redactor.needles)  # on GitHub Actions: *** in the job log from now on
-    with FolderLock.take(config.artifacts, spec.run_id):  # refused, or ours and emptied
+    lock = contextlib.ExitStack()
+    lock.enter_context(FolderLock.take(config.artifacts, spec.run_id))  # refused, or ours
+    try:
         losses = WriteLosses(config.artifacts, journal=_journal(spec.run_id))
         artifacts = Artifacts(config.artifacts, redactor, losses).create()
         harvester = LogHarvester(
             artifacts.logs_dir, redact=redactor, run_id=spec.run_id, losses=losses
         )
-        provider = choice.plugin.create(config)
-        stack = Stack(spec, provider, harvester, app, progress)
-        run = Run(config, app, spec, choice, artifacts, harvester, stack)
+        failure: BaseException | None = None
         try:
-            with stack:
-                run.write_stack_json()
-                yield run
-        except OrchestratorError as exc:
-            run.error = redactor("\n".join([str(exc), *getattr(exc, "__notes__", [])]))
-            raise
-        except BaseException as exc:  # interrupted (a signal), or a bug: never "passed"
-            run.error = redactor(f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            if finish:
-                run.finish()
+            prepared = _prepare(spec, app, choice, artifacts, progress)
+        except BaseException as exc:  # recorded and finished below, like a failed start
+            prepared, failure = Prepared(spec), exc
+        stack = Stack(prepared.spec, choice.plugin.create(config), harvester, progress)
+    except BaseException:
+        lock.close()
+        raise
+    run = Run(config, app, prepared.spec, choice, artifacts, harvester, stack, prepared.facts, lock)
+    started = False
+    try:
+        if failure is not None:
+            raise failure
+        with stack:
+            started = True
+            run.write_stack_json()
+            yield run
+    except OrchestratorError as exc:
+        run.error = redactor("\n".join([str(exc), *getattr(exc, "__notes__", [])]))
+        raise
+    except BaseException as exc:  # interrupted (a signal), or a bug: never "passed"
+        run.error = redactor(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if finish or not started:
+            run.finish()
+
+
+def _prepare(
+    spec: StackSpec,
+    app: AppProfile,
+    choice: Choice,
+    artifacts: Artifacts,
+    progress: Callable[[str], None],
+) -> Prepared:
+    """The spec with its images resolved, for a provider that runs them."""
+    if not getattr(choice.plugin, "runs_images", False):
+        return Prepared(spec)
+    prepared = resolve_images(spec, app, artifacts.images_log)
+    if "images_seconds" in prepared.facts:
+        progress(f"{choice.name}  images {prepared.facts['images_seconds']:.2f}s")
+    return prepared
 
 
 def _journal(run_id: str) -> Path | None:

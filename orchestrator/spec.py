@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 DB_PORT = 5432
 DB_SERVICE = "db"  # the database's name in specs, logs and on container networks
@@ -154,14 +155,29 @@ class DatabaseSpec:
 
 
 @dataclass(frozen=True)
+class ContainerImage:
+    """A concrete image a container provider runs: its tag and (when known) its id."""
+
+    tag: str
+    image_id: str | None = None
+    facts: Mapping[str, Any] | None = None  # for stack.json (digest, build status, ...)
+
+
+@dataclass(frozen=True)
 class StackSpec:
-    """A whole stack: its database and services, for one run."""
+    """A whole stack: its database and services, for one run.
+
+    `images` is empty until the prepare step (`orchestrator.prepare`) has turned the image
+    requests (`image_requests()`: names the profile gives its database and services) into
+    concrete images, for a provider that runs containers.
+    """
 
     run_id: str
     app: str  # the profile's name, for stack.json and the report
     database: DatabaseSpec
     services: tuple[ServiceSpec, ...]
     timeout: float = 60.0
+    images: Mapping[str, ContainerImage] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.services]
@@ -186,6 +202,11 @@ class StackSpec:
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach an artifact."""
         return (self.database.password,)
+
+    def image_requests(self) -> tuple[str, ...]:
+        """The image names the database and services ask for, sorted."""
+        names = {s.image for s in self.services if s.image} | {self.database.image}
+        return tuple(sorted(name for name in names if name))
 
     def service(self, name: str) -> ServiceSpec:
         for service in self.services:

@@ -2,8 +2,8 @@
 the graph allows), each gated by its own probe; watch them; stop in reverse order.
 
 A Stack that fails half-way still stops what it started. It knows no application: the
-StackSpec (from an app profile) says what to run, a Provider runs it, the LogHarvester
-records every line.
+StackSpec (from an app profile, its images resolved by the prepare step) says what to run,
+a Provider runs it, the LogHarvester records every line.
 """
 
 from __future__ import annotations
@@ -15,16 +15,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
-from orchestrator.errors import StackStartError, TeardownErrors
+from orchestrator.errors import StackStartError, StartAborted, TeardownErrors
 from orchestrator.log_harvest import LogHarvester
 from orchestrator.providers.base import Provider, Running, RunningDatabase, RunningService
 from orchestrator.readiness import ProbeFn, Readiness, http_ready, job_done, postgres_ready
 from orchestrator.spec import DB_SERVICE, HttpProbe, ServiceSpec, StackSpec
-
-if TYPE_CHECKING:
-    from orchestrator.profile import AppProfile
 
 Progress = Callable[[str], None]
 _print_lock = threading.Lock()
@@ -71,13 +68,11 @@ class Stack:
         spec: StackSpec,
         provider: Provider,
         harvester: LogHarvester,
-        app: AppProfile,  # a container provider asks it for its images
         progress: Progress = stderr_progress,
     ) -> None:
         self.spec = spec
         self.provider = provider
         self.harvester = harvester
-        self.app = app
         self.progress = progress
         self.state = StackState()
         self._lock = threading.Lock()
@@ -128,9 +123,7 @@ class Stack:
     def start(self) -> None:
         spec = self.spec
         self._started_at = time.perf_counter()
-        self.state.facts["prepare"] = self._timed(
-            "prepare", lambda: self.provider.prepare(spec, self.app)
-        )
+        self.state.facts["prepare"] = self._timed("prepare", lambda: self.provider.prepare(spec))
         launched = time.perf_counter()
         database = self.provider.start_database(spec)  # may still be starting
         self.state.database = database
@@ -148,7 +141,7 @@ class Stack:
                     errors.append(exc)
         if errors:
             # The first real failure, not the "aborted" echoes of its siblings.
-            primary = [e for e in errors if "start aborted" not in str(e)]
+            primary = [e for e in errors if not isinstance(e, StartAborted)]
             raise (primary or errors)[0]
         self.state.timings["total"] = time.perf_counter() - self._started_at
         self.progress(
@@ -265,9 +258,7 @@ class Stack:
                 timeout=2 * self.spec.timeout,
             )
             if self._failure is not None:
-                raise StackStartError(
-                    ", ".join(sorted(wanted)), "its dependencies", f"start aborted: {self._failure}"
-                )
+                raise StartAborted(", ".join(sorted(wanted)), "its dependencies", self._failure)
             if not wanted <= self._ready:
                 late = ", ".join(sorted(wanted - self._ready))
                 raise StackStartError(

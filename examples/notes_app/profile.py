@@ -48,7 +48,7 @@ class NotesProfile(AppProfile):
         )  # fmt: skip
 
     def prepare_images(
-        self, client: Any, progress: Any, log_path: Path | None = None
+        self, client: Any, log_path: Path | None = None
     ) -> Mapping[str, ContainerImage]:
         """Postgres from the orchestrator's images; our app on the backend's Python image."""
         from orchestrator.images import build_images

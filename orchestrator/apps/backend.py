@@ -17,7 +17,7 @@ import requests
 
 from orchestrator.config import ConfigError, OrchestratorConfig
 from orchestrator.errors import OrchestratorError
-from orchestrator.profile import AppProfile, ContainerImage, Progress
+from orchestrator.profile import AppProfile, ContainerImage
 from orchestrator.spec import (
     DatabaseSchema,
     DatabaseSpec,
@@ -196,7 +196,7 @@ class BackendProfile(AppProfile):
         return can_provide_images(client)
 
     def prepare_images(
-        self, client: Any, progress: Progress, log_path: Path | None = None
+        self, client: Any, log_path: Path | None = None
     ) -> Mapping[str, ContainerImage]:
         from orchestrator.images import build_images
 

@@ -21,7 +21,11 @@ from orchestrator.artifacts.zip_redaction import redact_zip
 from orchestrator.redaction import Redactor
 from orchestrator.util import test_slug
 
-# Fixed names inside a run's folder (the report and `merge` find files by these).
+# Fixed names inside a run's folder (the report and `merge` find files by these): the only
+# place they are spelled; other modules use these names or an `Artifacts` property.
+LOGS_DIR = "logs"  # the harvested logs of every service (and images.log)
+TESTS_DIR = "tests"  # tests/<slug>/: the evidence of each failed test
+IMAGES_LOG = "images.log"  # logs/: the whole output of image pulls and builds
 FAILED_TEST_FILE = "test.json"  # tests/<slug>/test.json, written by the evidence plugin
 RESULTS_FILE = "results.jsonl"  # one JSON line per test (passed too), by the evidence plugin
 RUN_FILE = "run.json"  # the RunInfo of the finished run
@@ -127,11 +131,19 @@ class Artifacts:
 
     @property
     def logs_dir(self) -> Path:
-        return self.root / "logs"
+        return self.root / LOGS_DIR
+
+    @property
+    def images_log(self) -> Path:
+        return self.logs_dir / IMAGES_LOG
 
     @property
     def tests_dir(self) -> Path:
-        return self.root / "tests"
+        return self.root / TESTS_DIR
+
+    @property
+    def stack_path(self) -> Path:
+        return self.root / STACK_FILE
 
     @property
     def junit_path(self) -> Path:

@@ -2,7 +2,9 @@
 
 A provider is made by a `ProviderPlugin` (registered by name, see `registry`), starts
 things and hands back `Running` handles; the Stack waits on probes, follows `logs()` into
-the harvester and stops everything. Providers never wait on readiness or write logs.
+the harvester and stops everything. Providers never wait on readiness or write logs, and
+see only the spec: a provider that runs images (`runs_images`) gets them already resolved
+in `spec.images` by the prepare step (`orchestrator.prepare`), never the app profile.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from orchestrator.spec import ServiceSpec, StackSpec
 
 if TYPE_CHECKING:
     from orchestrator.config import OrchestratorConfig
-    from orchestrator.profile import AppProfile
 
 LogLines = Iterable[bytes | str]
 
@@ -56,8 +57,9 @@ class RunningDatabase(Running, Protocol):
 class Provider(Protocol):
     name: str
 
-    def prepare(self, spec: StackSpec, app: AppProfile) -> dict[str, Any]:
-        """Check prerequisites and build/locate what is needed; facts for stack.json."""
+    def prepare(self, spec: StackSpec) -> dict[str, Any]:
+        """Check prerequisites and make what the run needs besides its services (a network,
+        a schema copy); facts for stack.json."""
         ...
 
     def start_database(self, spec: StackSpec) -> RunningDatabase: ...
@@ -76,7 +78,12 @@ class ProviderPlugin(Protocol):
 
     name: str
     auto_rank: int  # `auto` tries plugins from the lowest rank up (docker 10, local 20)
+    # True: it runs the spec's images (`spec.images`), resolved before the stack exists;
+    # `auto` then also asks whether the app's images can be had here.
+    runs_images: bool
 
-    def available(self, config: OrchestratorConfig, app: AppProfile) -> tuple[bool, str]: ...
+    def available(self, config: OrchestratorConfig) -> tuple[bool, str]:
+        """Can it run here (say, a daemon answers)? (False, why) makes `auto` pass it over."""
+        ...
 
     def create(self, config: OrchestratorConfig) -> Provider: ...

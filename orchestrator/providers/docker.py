@@ -1,11 +1,11 @@
 """The docker provider: the stack's services as containers (testcontainers-python).
 
 One user-defined network per run, `ci-stack-<run_id>`, on which the containers are reached
-by alias (`db` and each service instance's name). Images come from the app profile's
-`prepare_images()`. Published ports bind to 127.0.0.1 only while the daemon is local. Every
-container and the network carry `RUN_LABEL`, so `close()` and `python -m orchestrator clean`
-find whatever a run left. Nothing happens at import time: Ryuk is switched off when a
-provider is made.
+by alias (`db` and each service instance's name). Images come resolved in the spec
+(`spec.images`, filled by the prepare step before the stack exists). Published ports bind
+to 127.0.0.1 only while the daemon is local. Every container and the network carry
+`RUN_LABEL`, so `close()` and `python -m orchestrator clean` find whatever a run left.
+Nothing happens at import time: Ryuk is switched off when a provider is made.
 
 Fast start and stop: the database image holds an initdb'ed data dir that its entrypoint
 copies into the tmpfs PGDATA (no initdb per run). When the spec names the database's schema
@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -37,11 +36,18 @@ from orchestrator.images import LABEL_PREFIX, docker_client
 from orchestrator.images.client import local_image
 from orchestrator.images.hashing import cache_key
 from orchestrator.ownership import Owner
-from orchestrator.profile import ContainerImage
 from orchestrator.providers.base import LogLines, RunningDatabase
 from orchestrator.providers.docker_resources import remove_labelled
 from orchestrator.readiness import Readiness, postgres_ready
-from orchestrator.spec import DB_PORT, DB_SERVICE, DatabaseSchema, ServiceSpec, StackSpec, rendered
+from orchestrator.spec import (
+    DB_PORT,
+    DB_SERVICE,
+    ContainerImage,
+    DatabaseSchema,
+    ServiceSpec,
+    StackSpec,
+    rendered,
+)
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -50,7 +56,6 @@ if TYPE_CHECKING:
     from testcontainers.core.network import Network
 
     from orchestrator.config import OrchestratorConfig
-    from orchestrator.profile import AppProfile
 
 log = logging.getLogger(__name__)
 
@@ -226,17 +231,15 @@ class DockerService(_Box):
 class DockerProvider:
     name = "docker"
 
-    def __init__(self, publish_ip: str | None = None, logs_dir: Path | None = None) -> None:
+    def __init__(self, publish_ip: str | None = None) -> None:
         from testcontainers.core.config import testcontainers_config
 
         # Ryuk (testcontainers' reaper) is an image to pull; our labels + close()/clean do
         # its job. Set on the config object testcontainers reads at each container start.
         testcontainers_config.ryuk_disabled = True
         self.publish_ip = publish_ip or default_publish_ip()
-        self.logs_dir = logs_dir  # where images.log goes (the run's logs/)
         self._lock = threading.Lock()
         self._client: DockerClient | None = None
-        self._images: dict[str, ContainerImage] = {}
         self._run_id: str | None = None
         self._network: Network | None = None
         self._schema_image: ContainerImage | None = None  # the database with its schema
@@ -248,27 +251,12 @@ class DockerProvider:
 
     # -- prepare ------------------------------------------------------------------------------
 
-    def prepare(self, spec: StackSpec, app: AppProfile) -> dict[str, Any]:
-        """The app profile builds (or finds) its images; facts for stack.json. A missing
-        base image raises PrerequisiteMissing with the fix."""
+    def prepare(self, spec: StackSpec) -> dict[str, Any]:
+        """The run's network, and the database's schema image when the spec names a schema;
+        facts for stack.json. The images themselves come resolved in `spec.images`."""
         self._run_id = spec.run_id
         client = self._docker()
-        started = time.perf_counter()
-        log_path = self.logs_dir / "images.log" if self.logs_dir is not None else None
-        # The run's network is made while the images are found (or built): one wait less.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            network = pool.submit(self._ensure_network, spec.run_id)
-            self._images = dict(app.prepare_images(client, lambda _line: None, log_path))
-            network.result()
-        seconds = time.perf_counter() - started
-        wanted = {s.image for s in spec.services if s.image} | {spec.database.image}
-        missing = sorted(str(name) for name in wanted - set(self._images))
-        if missing:
-            raise PrerequisiteMissing(
-                f"app profile {app.name!r} names image(s) {', '.join(missing)} "
-                "that its prepare_images() does not provide",
-                "return them from prepare_images(), or use --provider local",
-            )
+        self._ensure_network(spec.run_id)
         schema_facts = self._prepare_schema(spec, client) if spec.database.schema else None
         version = client.version()
         return {
@@ -279,11 +267,6 @@ class DockerProvider:
                 "network": network_name(spec.run_id),
                 "run_label": {RUN_LABEL: spec.run_id},
             },
-            "images": {
-                name: dict(image.facts or {"tag": image.tag, "image_id": image.image_id})
-                for name, image in self._images.items()
-            },
-            "images_seconds": round(seconds, 3),
             **({"schema": schema_facts} if schema_facts else {}),
         }
 
@@ -295,7 +278,7 @@ class DockerProvider:
         extensions). Not the jobs' image: the schema's key speaks for what they read."""
         db = spec.database
         assert db.schema is not None
-        image = self._image(db.image)
+        image = _image(spec, db.image)
         jobs = [spec.service(job) for job in db.schema.jobs]
         key = cache_key(
             {
@@ -338,7 +321,7 @@ class DockerProvider:
         """Start the database with its data dir in the container, run the schema's jobs
         against it, stop it cleanly and commit the container as `tag`."""
         db = spec.database
-        image = self._image(db.image)
+        image = _image(spec, db.image)
         password = secrets.token_urlsafe(18)  # the build's own: no run's secret in an image
         builder = (
             self._container(spec, "schema-db", image, alias=DB_SERVICE)
@@ -396,7 +379,7 @@ class DockerProvider:
 
     def start_database(self, spec: StackSpec) -> DockerDatabase:
         db = spec.database
-        image = self._schema_image or self._image(db.image)
+        image = self._schema_image or _image(spec, db.image)
         container = (
             self._container(spec, DB_SERVICE, image)
             .with_envs(
@@ -461,7 +444,7 @@ class DockerProvider:
     def _run_service(
         self, spec: StackSpec, service: ServiceSpec, instance: str, database: RunningDatabase
     ) -> DockerService:
-        image = self._image(service.image)
+        image = _image(spec, service.image)
         values = {
             "python": "python",
             "host": "0.0.0.0",
@@ -515,14 +498,6 @@ class DockerProvider:
             if self._client is None:
                 self._client = docker_client(timeout=120)
             return self._client
-
-    def _image(self, name: str | None) -> ContainerImage:
-        if name is None or name not in self._images:
-            raise PrerequisiteMissing(
-                f"no container image {name!r} prepared for this service",
-                "give the service an `image` its app profile's prepare_images() provides",
-            )
-        return self._images[name]
 
     def _ensure_network(self, run_id: str) -> Network:
         from testcontainers.core.network import Network
@@ -585,23 +560,14 @@ class DockerProvider:
 class DockerPlugin:
     name = "docker"
     auto_rank = 10
+    runs_images = True
 
-    def available(self, config: OrchestratorConfig, app: AppProfile) -> tuple[bool, str]:
-        """A daemon answers and the app's images can be had (local, pulled or bootstrapped)."""
-        ok, why = docker_answers()
-        if not ok:
-            return ok, why
-        client = docker_client(timeout=30)
-        try:
-            images_ok, how = app.images_available(client)
-        finally:
-            client.close()
-        if not images_ok:
-            return False, f"{why}, but {how}"
-        return True, why
+    def available(self, config: OrchestratorConfig) -> tuple[bool, str]:
+        """A daemon answers (whether the app's images can be had is the prepare step's)."""
+        return docker_answers()
 
     def create(self, config: OrchestratorConfig) -> DockerProvider:
-        return DockerProvider(logs_dir=config.artifacts / "logs")
+        return DockerProvider()
 
 
 plugin = DockerPlugin()
@@ -658,6 +624,17 @@ def _database_urls(spec: StackSpec, host: str, port: int, password: str) -> tupl
         f"postgresql://{credentials}@{_url_host(host)}:{port}/{quote(db.name)}",
         f"postgresql://{credentials}@{DB_SERVICE}:{DB_PORT}/{quote(db.name)}",
     )
+
+
+def _image(spec: StackSpec, name: str | None) -> ContainerImage:
+    """The concrete image the prepare step resolved for the request `name`."""
+    if name is None or name not in spec.images:
+        raise PrerequisiteMissing(
+            f"no container image {name!r} in the spec (the prepare step resolves them)",
+            "give the service an `image` its app profile's prepare_images() provides, "
+            "and start the stack with open_stack() (or orchestrator.prepare.resolve_images)",
+        )
+    return spec.images[name]
 
 
 def _is_loopback(ip: str) -> bool:

@@ -38,7 +38,6 @@ from orchestrator.util import free_port
 
 if TYPE_CHECKING:
     from orchestrator.config import OrchestratorConfig
-    from orchestrator.profile import AppProfile
 
 HOST = "127.0.0.1"
 JOB_LOG_LINES = 40  # of a schema job's output, in the error when it fails
@@ -132,7 +131,7 @@ class LocalProvider:
         self.snapshot_root = snapshot_root
         self.owner = Owner.current()  # stamped on every process: `clean` checks it lives
 
-    def prepare(self, spec: StackSpec, app: AppProfile) -> dict[str, Any]:
+    def prepare(self, spec: StackSpec) -> dict[str, Any]:
         bindir = resolve_bindir(self.pg_bindir)  # raises PrerequisiteMissing with the fix
         if self.pg_tmpdir is not None and not self.pg_tmpdir.is_dir():
             raise PrerequisiteMissing(
@@ -310,8 +309,9 @@ def service_environment(extra: dict[str, str]) -> dict[str, str]:
 class LocalPlugin:
     name = "local"
     auto_rank = 20
+    runs_images = False  # services run from this interpreter's environment
 
-    def available(self, config: OrchestratorConfig, app: AppProfile) -> tuple[bool, str]:
+    def available(self, config: OrchestratorConfig) -> tuple[bool, str]:
         return True, "the embedded stack runs anywhere Python does"
 
     def create(self, config: OrchestratorConfig) -> LocalProvider:

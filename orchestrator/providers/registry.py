@@ -1,9 +1,10 @@
 """Providers by name: the built-in `local` and `docker`, plus any registered under the
 entry-point group `ci_stack.providers` (value: an object with `name`, `auto_rank`,
-`available(config, app)` and `create(config)`; see `providers.base.ProviderPlugin`).
+`runs_images`, `available(config)` and `create(config)`; see `providers.base.ProviderPlugin`).
 
 `auto` tries the available plugins from the lowest `auto_rank` up and says which it took
-and why the others were passed over.
+and why the others were passed over. For a plugin that runs images it also asks `images`
+(the prepare step's cheap check, `prepare.images_obtainable`) whether they can be had.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from orchestrator.errors import OrchestratorError, PrerequisiteMissing
 
 if TYPE_CHECKING:
     from orchestrator.config import OrchestratorConfig
-    from orchestrator.profile import AppProfile
+    from orchestrator.prepare import ImageCheck
     from orchestrator.providers.base import ProviderPlugin
 
 ENTRY_POINT_GROUP = "ci_stack.providers"
@@ -65,12 +66,23 @@ def load_plugin(name: str) -> ProviderPlugin:
     return plugin
 
 
-def choose_provider(config: OrchestratorConfig, app: AppProfile) -> Choice:
-    """The configured provider, or for `auto` the first available one; explained."""
+def _available(
+    plugin: ProviderPlugin, config: OrchestratorConfig, images: ImageCheck | None
+) -> tuple[bool, str]:
+    ok, why = plugin.available(config)
+    if not ok or images is None or not getattr(plugin, "runs_images", False):
+        return ok, why
+    images_ok, how = images()
+    return (True, why) if images_ok else (False, f"{why}, but {how}")
+
+
+def choose_provider(config: OrchestratorConfig, images: ImageCheck | None = None) -> Choice:
+    """The configured provider, or for `auto` the first available one; explained. A
+    plugin that runs images is available only when `images()` says they can be had."""
     requested = config.provider.strip().lower()
     if requested != AUTO:
         plugin = load_plugin(requested)
-        ok, why = plugin.available(config, app)
+        ok, why = _available(plugin, config, images)
         if not ok:
             raise PrerequisiteMissing(
                 f"--provider {requested} cannot run here: {why}",
@@ -85,7 +97,7 @@ def choose_provider(config: OrchestratorConfig, app: AppProfile) -> Choice:
         except PrerequisiteMissing as exc:
             passed_over.append(f"{name}: {exc.what}")
     for plugin in sorted(candidates, key=lambda p: (p.auto_rank, p.name)):
-        ok, why = plugin.available(config, app)
+        ok, why = _available(plugin, config, images)
         if ok:
             reasons = "; ".join([*passed_over, why])
             return Choice(plugin, f"auto: {reasons}")

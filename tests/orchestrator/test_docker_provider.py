@@ -25,6 +25,7 @@ from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import RUN_LABEL
 from orchestrator.errors import OrchestratorError, StackStartError
 from orchestrator.log_harvest import LogHarvester
+from orchestrator.prepare import resolve_images
 from orchestrator.redaction import Redactor
 from orchestrator.session import open_stack
 from orchestrator.stack import Stack
@@ -95,8 +96,9 @@ def schema_image(docker_api: Any, built: Any) -> str:
     from orchestrator.providers.docker import DockerProvider
 
     provider = DockerProvider()
+    profile = BackendProfile()
     try:
-        facts = provider.prepare(BackendProfile().spec(OrchestratorConfig()), BackendProfile())
+        facts = provider.prepare(resolve_images(profile.spec(OrchestratorConfig()), profile).spec)
     finally:
         provider.close()
     assert facts["schema"]["status"] in ("built", "cached"), facts["schema"]
@@ -281,10 +283,11 @@ def test_the_schema_jobs_run_once_per_schema_key_then_their_result_is_cloned(
     spec = profile.spec(OrchestratorConfig(workers=1))
     schema = DatabaseSchema(key=f"test-{uuid.uuid4().hex}", jobs=("migrate",))
     spec = replace(spec, database=replace(spec.database, schema=schema))
+    spec = resolve_images(spec, profile).spec
     made = DockerProvider()
     tag = None
     try:
-        facts = made.prepare(spec, profile)["schema"]
+        facts = made.prepare(spec)["schema"]
         assert facts["status"] == "built", facts
         tag = facts["image"]
         assert labelled(docker_api, spec.run_id)[0] == []  # the builder's containers are gone
@@ -293,7 +296,7 @@ def test_the_schema_jobs_run_once_per_schema_key_then_their_result_is_cloned(
 
         second = replace(spec, run_id=f"{spec.run_id}-2")
         harvester = LogHarvester(tmp_path / "logs", redact=Redactor(second.secrets))
-        with Stack(second, DockerProvider(), harvester, profile, progress=quiet) as stack:
+        with Stack(second, DockerProvider(), harvester, progress=quiet) as stack:
             assert stack.state.facts["prepare"]["schema"]["status"] == "cached"
             jobs = docker_api.containers.list(
                 all=True,
@@ -340,9 +343,9 @@ def test_failing_migrations_fail_fast_with_their_log_and_leave_nothing(
     services = tuple(
         replace(s, command=broken) if s.name == "migrate" else s for s in spec.services
     )
-    spec = replace(spec, services=services)
+    spec = resolve_images(replace(spec, services=services), BackendProfile()).spec
     harvester = LogHarvester(tmp_path / "logs", redact=Redactor(spec.secrets))
-    stack = Stack(spec, DockerProvider(), harvester, BackendProfile(), progress=quiet)
+    stack = Stack(spec, DockerProvider(), harvester, progress=quiet)
 
     started = time.perf_counter()
     with pytest.raises(StackStartError) as caught, stack:
@@ -362,10 +365,12 @@ def test_stopping_a_container_that_is_already_gone_is_quiet(
 ) -> None:
     from orchestrator.providers.docker import GONE, DockerProvider
 
-    spec = BackendProfile().spec(OrchestratorConfig(workers=0))
+    spec = resolve_images(
+        BackendProfile().spec(OrchestratorConfig(workers=0)), BackendProfile()
+    ).spec
     provider = DockerProvider()
     try:
-        provider.prepare(spec, BackendProfile())
+        provider.prepare(spec)
         database = provider.start_database(spec)
         docker_api.containers.get(database.container_id).remove(force=True)  # "killed"
 

@@ -199,51 +199,6 @@ def test_without_a_stack_nothing_is_written(
     assert list(tmp_path.glob("ci-stack-*-junit-*")) == []  # the staging dir is gone
 
 
-SELF_STARTED = """
-import os
-import pytest
-from orchestrator.pytest_plugin import StackHandle
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    # Like the plugin's self-started stack: its folder is named once it runs.
-    folder = tmp_path_factory.mktemp("stack") / "artifacts"
-    os.environ["STACK_ARTIFACTS_DIR"] = str(folder)
-    yield StackHandle({url!r}, None, "run-s", folder, "local")
-    del os.environ["STACK_ARTIFACTS_DIR"]
-
-def test_sets_the_variable_only(monkeypatch, tmp_path):
-    monkeypatch.setenv("STACK_ARTIFACTS_DIR", str(tmp_path / "not-a-stack"))
-    assert False, "not recorded in a folder that no stack named"
-
-def test_uses_the_stack(api):
-    assert api.get("/x").status_code == 500, "red on purpose"
-
-def test_after(api):
-    pass
-"""
-
-
-def test_a_self_started_stack_names_the_folder_once_it_runs(
-    pytester: pytest.Pytester, backend: RecordingBackend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("STACK_BACKEND_URL")  # the plugin starts its own stack
-    pytester.makepyfile(test_self=SELF_STARTED.format(url=backend.url))
-
-    run_inner(pytester).assert_outcomes(passed=1, failed=2)
-
-    [folder] = pytester.path.parent.glob("**/stack0/artifacts")
-    assert sorted(_results(folder)) == [
-        "test_self.py::test_after",
-        "test_self.py::test_uses_the_stack",
-    ]
-    assert [p.parent.name for p in folder.glob(f"tests/*/{FAILED_TEST_FILE}")] == [
-        util.test_slug("test_self.py::test_uses_the_stack")
-    ]
-    assert (folder / "junit.xml").is_file()
-    assert not list(pytester.path.parent.glob("**/not-a-stack"))
-
-
 def _up_folder(tmp_path: Path, test_id: str) -> Path:
     """What `orchestrator up` leaves: stack.json and logs with records of two runs."""
     folder = tmp_path / "up"

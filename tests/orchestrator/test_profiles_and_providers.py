@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.config import OrchestratorConfig
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing
+from orchestrator.prepare import images_obtainable
 from orchestrator.profile import AppProfile, ProfileNotFound, load_profile
 from orchestrator.providers.registry import choose_provider, known_providers, load_plugin
 
@@ -61,7 +62,7 @@ def test_a_profile_without_services_or_images_says_so() -> None:
     with pytest.raises(NotImplementedError, match="must define services"):
         bare.spec(OrchestratorConfig())
     with pytest.raises(PrerequisiteMissing, match="has no container images"):
-        bare.prepare_images(None, print)
+        bare.prepare_images(None)
 
 
 def test_both_built_in_providers_are_registered() -> None:
@@ -79,8 +80,8 @@ def test_an_unknown_provider_lists_the_known_ones() -> None:
 def test_auto_takes_the_lowest_ranked_available_provider_and_says_why() -> None:
     profile = load_profile("orchestrator.apps.backend:profile")
 
-    choice = choose_provider(OrchestratorConfig(provider="local"), profile)
-    auto = choose_provider(OrchestratorConfig(provider="auto"), profile)
+    choice = choose_provider(OrchestratorConfig(provider="local"), images_obtainable(profile))
+    auto = choose_provider(OrchestratorConfig(provider="auto"), images_obtainable(profile))
 
     assert choice.name == "local" and choice.reason.startswith("requested")
     assert auto.reason.startswith("auto: ")

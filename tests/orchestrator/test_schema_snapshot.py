@@ -23,7 +23,6 @@ from orchestrator.embedded_postgres import INSTALL_CACHE_ROOT
 from orchestrator.embedded_postgres.snapshot import DATA, MARKER
 from orchestrator.errors import StackStartError
 from orchestrator.log_harvest import LogHarvester
-from orchestrator.profile import AppProfile
 from orchestrator.providers.local import LocalProvider
 from orchestrator.spec import (
     DatabaseSchema,
@@ -86,7 +85,7 @@ class App:
         spec = self.spec()
         harvester = LogHarvester(self.folder / f"logs-{spec.run_id}", run_id=spec.run_id)
         provider = LocalProvider(snapshot_root=self.store)
-        stack = Stack(spec, provider, harvester, AppProfile(), progress=quiet)
+        stack = Stack(spec, provider, harvester, progress=quiet)
         with stack, psycopg.connect(stack.database_url) as conn:
             rows = conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"

@@ -261,7 +261,7 @@ def local_stack(spec: StackSpec, folder: Path) -> Stack:
     """A Stack on the local provider for a hand-made spec (open_stack builds its own)."""
     redactor = Redactor(spec.secrets)
     harvester = LogHarvester(folder / "logs", redact=redactor, run_id=spec.run_id)
-    return Stack(spec, LocalProvider(), harvester, BackendProfile(), progress=quiet)
+    return Stack(spec, LocalProvider(), harvester, progress=quiet)
 
 
 def with_service(spec: StackSpec, name: str, **changes: Any) -> StackSpec:
@@ -408,7 +408,7 @@ class FakeProvider:
         self.failing = failing
         self.migrate_code = migrate_code
 
-    def prepare(self, spec: StackSpec, app: Any) -> dict[str, Any]:
+    def prepare(self, spec: StackSpec) -> dict[str, Any]:
         self.calls.append("prepare")
         return {}
 
@@ -444,7 +444,7 @@ def fake_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
     def make(provider: FakeProvider) -> Stack:
         harvester = LogHarvester(tmp_path / "logs")
         spec = backend_spec(workers=2)
-        return Stack(spec, provider, harvester, BackendProfile(), progress=quiet)
+        return Stack(spec, provider, harvester, progress=quiet)
 
     yield make
 
