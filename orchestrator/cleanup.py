@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from orchestrator.contract import OWNER_ENV, OWNER_LABEL, RUN_ENV, RUN_LABEL
 from orchestrator.embedded_postgres import clean_leftovers
@@ -97,10 +98,14 @@ def clean_images(report: CleanReport) -> None:
     report.images = pruned.summary()
 
 
-def clean_all(run_id: str | None = None, *, images: bool = False) -> CleanReport:
+def clean_all(
+    run_id: str | None = None, *, images: bool = False, pg_tmpdir: Path | None = None
+) -> CleanReport:
+    """`pg_tmpdir`: the setting's folder, where embedded servers may have left dirs too."""
     report = CleanReport()
     clean_processes(report, run_id)
-    report.removed += [line.removeprefix("removed ") for line in clean_leftovers(run_id)]
+    removed = clean_leftovers(run_id, pg_tmpdir)
+    report.removed += [line.removeprefix("removed ") for line in removed]
     clean_containers(report, run_id)
     if images and report.docker == "checked":
         clean_images(report)

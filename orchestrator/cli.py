@@ -206,7 +206,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "clean":
         from orchestrator.cleanup import clean_all
 
-        report = clean_all(args.run_id, images=args.images)
+        pg_tmpdir = OrchestratorConfig.load().pg_tmpdir
+        report = clean_all(args.run_id, images=args.images, pg_tmpdir=pg_tmpdir)
         for line in report.removed:
             print(f"removed {line}")
         for line in report.skipped:

@@ -39,7 +39,7 @@ _EARLIER_EVIDENCE = {
     layout.SUMMARY_FILE,
     layout.REPORT_FILE,
     layout.JUNIT_FILE,
-    "tests",
+    layout.TESTS_DIR,
 }
 
 

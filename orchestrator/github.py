@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from orchestrator.artifacts.junit import JunitCase, evidence_markers, failure_location, read_cases
+from orchestrator.artifacts.layout import JUNIT_FILE
 from orchestrator.errors import OrchestratorError
 
 ANNOTATION_LIMIT = 50  # GitHub shows at most 50 error annotations per job (10 per step)
@@ -112,7 +113,7 @@ def _failures(
     source: Path | Sequence[JunitCase] | ReportedRun, nodeids: Mapping[str, str] | None
 ) -> list[Failure]:
     if isinstance(source, Path):
-        junit = source / "junit.xml" if source.is_dir() else source
+        junit = source / JUNIT_FILE if source.is_dir() else source
         if nodeids is None and source.is_dir():
             markers = evidence_markers(source, below=True)
             nodeids = {name: nodeid for name, (nodeid, _) in markers.items()}

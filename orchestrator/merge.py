@@ -38,6 +38,7 @@ from orchestrator.artifacts.junit import (
     read_cases,
     write_merged,
 )
+from orchestrator.artifacts.layout import JUNIT_FILE, REPORT_FILE, STACK_FILE, SUMMARY_FILE
 from orchestrator.artifacts.summary import DETAILED_FAILURES, MESSAGE_LIMIT, SUMMARY_LINE
 from orchestrator.artifacts.text import code_span, fence, keep_last_lines, shorten
 from orchestrator.errors import OrchestratorError
@@ -147,11 +148,11 @@ def merge_shards(
         shard = dataclasses.replace(_read_shard(name, target), links_left_out=tuple(left_out))
         shards.append(shard)
         if shard.problem is None:
-            junits.append((name, target / "junit.xml"))
+            junits.append((name, target / JUNIT_FILE))
     merged = MergedRun(out, tuple(shards), expected)
-    write_merged(junits, out / "junit.xml")
-    (out / "summary.md").write_text(render_summary(merged), encoding="utf-8")
-    (out / "index.html").write_text(render_index(merged), encoding="utf-8")
+    write_merged(junits, out / JUNIT_FILE)
+    (out / SUMMARY_FILE).write_text(render_summary(merged), encoding="utf-8")
+    (out / REPORT_FILE).write_text(render_index(merged), encoding="utf-8")
     return merged
 
 
@@ -417,10 +418,10 @@ def _points_inside(link: Path, root: Path) -> bool:
 
 def _read_shard(name: str, folder: Path) -> ShardRun:
     relative = f"{SHARDS_DIR}/{name}"
-    facts = _read_facts(folder / "stack.json")
-    pages = [f"{relative}/{p}" for p in ("index.html", "summary.md") if (folder / p).is_file()]
+    facts = _read_facts(folder / STACK_FILE)
+    pages = [f"{relative}/{p}" for p in (REPORT_FILE, SUMMARY_FILE) if (folder / p).is_file()]
     report = pages[0] if pages else ""
-    junit = folder / "junit.xml"
+    junit = folder / JUNIT_FILE
     if not junit.is_file():
         problem = NO_JUNIT if any(folder.iterdir()) else EMPTY_SHARD
         return ShardRun(name, relative, (), facts, problem=problem, report=report)

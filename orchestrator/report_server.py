@@ -1,5 +1,8 @@
 """`python -m orchestrator report [DIR]`: serve a run's folder on 127.0.0.1 and open it.
 
+DIR defaults to the artifacts setting, resolved as `run` resolves it (STACK_ARTIFACTS, then
+`artifacts` under [tool.ci-stack], then its default): `report` finds what `run` wrote.
+
 The folder is served on a free port; its index.html then turns each trace link into
 "View trace", which starts Playwright's trace viewer for that trace (`playwright show-trace`
 in server mode, so no browser of Playwright's own is needed) and redirects to it. The page
@@ -33,9 +36,9 @@ from orchestrator.arguments import EXIT_USAGE, OneLineParser, port_number
 from orchestrator.artifacts.layout import REPORT_FILE
 from orchestrator.artifacts.report import SERVER_PROBE, TRACE_ROUTE
 from orchestrator.browser import find_chromium, playwright_chromium
+from orchestrator.config import OrchestratorConfig
 from orchestrator.errors import PrerequisiteMissing
 
-DEFAULT_FOLDER = Path("artifacts/e2e")
 VIEWER_START_SECONDS = 30.0
 _LISTENING = re.compile(r"Listening on (http://\S+)")
 
@@ -225,7 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m orchestrator report", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
-        "folder", nargs="?", type=Path, default=None, help="run folder (default artifacts/e2e)"
+        "folder",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="run folder (default: the artifacts setting: STACK_ARTIFACTS, [tool.ci-stack])",
     )
     parser.add_argument(
         "--port", type=port_number, default=0, help="port on 127.0.0.1, 1-65535 (default: free)"
@@ -236,11 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    folder: Path = args.folder or Path(os.environ.get("STACK_ARTIFACTS", DEFAULT_FOLDER))
+    folder: Path = args.folder or OrchestratorConfig.load({"artifacts": None}).artifacts
     if not (folder / REPORT_FILE).is_file():
         print(
             f"orchestrator report: {folder} has no {REPORT_FILE}. Fix: name a run's artifacts "
-            "folder (python -m orchestrator report artifacts/e2e) or run the tests first.",
+            "folder (python -m orchestrator report DIR) or run the tests first.",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -120,7 +120,7 @@ def load_run(folder: Path, info: RunInfo | None = None) -> RunData:
         tests = [_from_junit_case(case) for case in junit.cases]
     tests = [_with_evidence(folder, test) if test.failed else test for test in tests]
     tests.sort(key=lambda t: (not t.failed,))  # failures first, otherwise run order
-    logs = "logs" if (folder / "logs").is_dir() else None
+    logs = layout.LOGS_DIR if (folder / layout.LOGS_DIR).is_dir() else None
     return RunData(folder, info, tests, has_junit=junit is not None, logs=logs)
 
 
@@ -160,7 +160,7 @@ def _from_junit_case(case: Any) -> TestResult:
 
 
 def _with_evidence(root: Path, test: TestResult) -> TestResult:
-    folder = root / "tests" / test_slug(test.nodeid)
+    folder = root / layout.TESTS_DIR / test_slug(test.nodeid)
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
     relative = [p.relative_to(root).as_posix() for p in files]
     timeline: list[TimelineEntry] = []

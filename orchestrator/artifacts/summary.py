@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 
+from orchestrator.artifacts.layout import JUNIT_FILE, LOGS_DIR, REPORT_FILE, STACK_FILE
 from orchestrator.artifacts.results import RunData, TestResult
 from orchestrator.artifacts.text import code_span, fence, keep_last_lines, rerun_command, shorten
 
@@ -47,10 +48,10 @@ def render_summary(
                 lines += _failure(number, test, link_base, rerun_prefix)
             else:
                 lines.append(f"{number}. {code_span(test.nodeid)} ({test.outcome})")
-    files = [("stack.json", True), ("junit.xml", data.has_junit), ("index.html", True)]
+    files = [(STACK_FILE, True), (JUNIT_FILE, data.has_junit), (REPORT_FILE, True)]
     listed = [_link(name, name, link_base) for name, present in files if present]
     if data.logs is not None:
-        listed.insert(0, _link("logs/", data.logs.rstrip("/") + "/", link_base))
+        listed.insert(0, _link(f"{LOGS_DIR}/", data.logs.rstrip("/") + "/", link_base))
     lines += ["", "Files: " + " · ".join(listed)]
     return "\n".join(lines) + "\n"
 

@@ -1,8 +1,9 @@
 """A throwaway PostgreSQL server with PGMQ, run from local binaries (no Docker).
 
-Binaries come from, in order: the `bindir` argument, `STACK_PG_BINDIR`, the `pgserver`
-wheel. Each server lives in a temp dir named `ci-stack-<run id>-pg-*` (data dir, unix
-socket, log) under /dev/shm when it is roomy, else the temp dir; `stop()` removes it and
+Binaries come from the `bindir` argument, else the `pgserver` wheel. Each server lives in a
+temp dir named `ci-stack-<run id>-pg-*` (data dir, unix socket, log) under `base_dir`, else
+/dev/shm when it is roomy, else the temp dir; (the orchestrator passes its settings
+`pg_bindir` and `pg_tmpdir` in: nothing here reads the environment) `stop()` removes it and
 `clean_leftovers()` removes what a killed run left.
 
 As root, initdb and postgres are run as the `postgres` system user (else `nobody`). When
@@ -12,12 +13,10 @@ once into a world-readable cache under /var/tmp and run from there.
 
 from orchestrator.embedded_postgres.binaries import (
     BINARIES_FIX,
-    BINDIR_ENV,
     INSTALL_CACHE_ROOT,
     resolve_bindir,
 )
 from orchestrator.embedded_postgres.leftovers import (
-    BASE_DIR_ENV,
     OWNER_FILE,
     TEMP_PREFIX,
     TMPFS_DIR,
@@ -31,9 +30,7 @@ from orchestrator.embedded_postgres.server import HOST, EmbeddedPostgres
 from orchestrator.embedded_postgres.settings import SERVER_SETTINGS
 
 __all__ = [
-    "BASE_DIR_ENV",
     "BINARIES_FIX",
-    "BINDIR_ENV",
     "HOST",
     "INSTALL_CACHE_ROOT",
     "OWNER_FILE",

@@ -20,7 +20,6 @@ from orchestrator.embedded_postgres.leftovers import TEMP_PREFIX, require_owned
 from orchestrator.embedded_postgres.run_as import RunAs
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing
 
-BINDIR_ENV = "STACK_PG_BINDIR"
 INSTALL_CACHE_ROOT = Path("/var/tmp")
 _WHAT = "cached PostgreSQL install"
 BINARIES_FIX = (
@@ -30,11 +29,9 @@ BINARIES_FIX = (
 
 
 def resolve_bindir(bindir: Path | None = None) -> Path:
-    """The PostgreSQL bin dir to use: `bindir`, else $STACK_PG_BINDIR, else pgserver's."""
+    """The PostgreSQL bin dir to use: `bindir` (the `pg_bindir` setting), else pgserver's."""
     if bindir is not None:
-        candidate, source = bindir, "bindir argument"
-    elif os.environ.get(BINDIR_ENV):
-        candidate, source = Path(os.environ[BINDIR_ENV]), f"${BINDIR_ENV}"
+        candidate, source = bindir, "pg-bindir (--pg-bindir, STACK_PG_BINDIR)"
     else:
         spec = find_spec("pgserver")  # finds without importing it
         if spec is None or not spec.submodule_search_locations:

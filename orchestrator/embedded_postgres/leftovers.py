@@ -24,7 +24,6 @@ from orchestrator.embedded_postgres.run_as import RunAs
 from orchestrator.errors import PrerequisiteMissing, TeardownErrors
 from orchestrator.proc import ProcessInfo
 
-BASE_DIR_ENV = "STACK_PG_TMPDIR"
 TMPFS_DIR = Path("/dev/shm")
 _TMPFS_MIN_FREE = 1 << 30  # only use /dev/shm when it is roomy (Docker's default is 64 MB)
 TEMP_PREFIX = "ci-stack-"
@@ -37,14 +36,15 @@ def temp_prefix(run_id: str) -> str:
     return f"{TEMP_PREFIX}{run_id}-pg-"
 
 
-def default_base_dir() -> Path:
-    """Where server temp dirs go: $STACK_PG_TMPDIR, else a roomy /dev/shm, else the temp dir.
+def default_base_dir(base_dir: Path | None = None) -> Path:
+    """Where server temp dirs go: `base_dir` (the `pg_tmpdir` setting), else a roomy
+    /dev/shm, else the temp dir.
 
     A data dir in RAM starts several times faster than on a slow VM disk (initdb writes
     ~40 MB), and a throwaway database loses nothing by living there.
     """
-    if os.environ.get(BASE_DIR_ENV):
-        return Path(os.environ[BASE_DIR_ENV])
+    if base_dir is not None:
+        return base_dir
     if _roomy_dir(TMPFS_DIR):
         return TMPFS_DIR
     return Path(tempfile.gettempdir())
@@ -58,9 +58,9 @@ def _roomy_dir(path: Path) -> bool:
     return os.access(path, os.W_OK | os.X_OK) and stats.f_bavail * stats.f_frsize >= _TMPFS_MIN_FREE
 
 
-def _temp_roots() -> list[Path]:
+def _temp_roots(base_dir: Path | None) -> list[Path]:
     """Every place a server temp dir may be, for leftover hunting."""
-    roots = [default_base_dir(), TMPFS_DIR, Path(tempfile.gettempdir())]
+    roots = [default_base_dir(base_dir), TMPFS_DIR, Path(tempfile.gettempdir())]
     return [root for index, root in enumerate(roots) if root.is_dir() and root not in roots[:index]]
 
 
@@ -120,25 +120,27 @@ def require_owned(path: Path, uid: int, what: str) -> Path:
     return path
 
 
-def find_leftovers(run_id: str | None = None) -> list[Path]:
-    """Our server temp dirs in the temp roots (base dir, /dev/shm, the temp dir).
+def find_leftovers(run_id: str | None = None, base_dir: Path | None = None) -> list[Path]:
+    """Our server temp dirs in the temp roots (`base_dir`, /dev/shm, the temp dir).
 
     With `run_id`: every dir of that run (the caller says the run is over). Without: the
     dirs of any run whose owning process is gone, so a concurrent session is left alone.
     """
     pattern = glob.escape(temp_prefix(run_id)) + "*" if run_id else f"{TEMP_PREFIX}*-pg-*"
     uids = our_uids()
-    found = [p for root in _temp_roots() for p in root.glob(pattern) if owned_privately(p, uids)]
+    found = [
+        p for root in _temp_roots(base_dir) for p in root.glob(pattern) if owned_privately(p, uids)
+    ]
     if run_id is None:
         found = [p for p in found if not _owner_alive(p)]
     return sorted(found)
 
 
-def clean_leftovers(run_id: str | None = None) -> list[str]:
+def clean_leftovers(run_id: str | None = None, base_dir: Path | None = None) -> list[str]:
     """Kill the postmasters still running in leftover dirs, remove the dirs; say what went."""
     removed: list[str] = []
     errors: list[str] = []
-    for tmp in find_leftovers(run_id):
+    for tmp in find_leftovers(run_id, base_dir):
         killed = kill_server(tmp / "data", timeout=10.0)
         release_shared_memory(tmp / "data")
         try:

@@ -20,7 +20,6 @@ from psycopg import sql
 
 from orchestrator.embedded_postgres.binaries import Install, reachable_install, resolve_bindir
 from orchestrator.embedded_postgres.leftovers import (
-    BASE_DIR_ENV,
     default_base_dir,
     release_shared_memory,
     temp_prefix,
@@ -121,12 +120,12 @@ class EmbeddedPostgres:
         self._install = install = reachable_install(install, self._run_as)
         install_pgmq_extension(install.extension_dir)
 
-        base_dir = self._base_dir or default_base_dir()
+        base_dir = default_base_dir(self._base_dir)
         self._tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(self.run_id), dir=base_dir))
         if len(str(self._tmp)) + len("/.s.PGSQL.65535") > _SOCKET_PATH_MAX:
             raise OrchestratorError(
                 f"temp dir {self._tmp} is too long for a unix socket path; "
-                f"set {BASE_DIR_ENV} to a shorter directory"
+                "set pg-tmpdir (STACK_PG_TMPDIR) to a shorter directory"
             )
         write_owner_file(self._tmp, self.run_id)
         if self._run_as is not None:

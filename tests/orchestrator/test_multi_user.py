@@ -28,7 +28,7 @@ import pytest
 from e2e import isolation
 from e2e.isolation import LockDirNotOurs, StackLock, StackLockTimeout, private_dir
 from orchestrator.cli import EXIT_NOT_EXECUTABLE, EXIT_USAGE
-from orchestrator.embedded_postgres import BASE_DIR_ENV, clean_leftovers, find_leftovers
+from orchestrator.embedded_postgres import clean_leftovers, find_leftovers
 from orchestrator.embedded_postgres.leftovers import require_owned, temp_prefix
 from orchestrator.errors import PrerequisiteMissing
 from tests.fixtures.backend import REPO_ROOT
@@ -101,15 +101,14 @@ def test_leftovers_of_another_user_are_left_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Same run id (run ids may repeat between users), another owner: not ours to remove."""
-    monkeypatch.setenv(BASE_DIR_ENV, str(tmp_path))
     run_id = "pytest-multi-user"
     theirs = tmp_path / f"{temp_prefix(run_id)}theirs"
     (theirs / "data").mkdir(parents=True, mode=0o700)
     theirs.chmod(0o700)
     os.chown(theirs, FOREIGN_UID, FOREIGN_UID)
-    assert find_leftovers(run_id) == []
-    assert theirs not in find_leftovers()
-    assert clean_leftovers(run_id) == []
+    assert find_leftovers(run_id, tmp_path) == []
+    assert theirs not in find_leftovers(base_dir=tmp_path)
+    assert clean_leftovers(run_id, tmp_path) == []
     assert theirs.is_dir()
 
 

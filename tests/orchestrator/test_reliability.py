@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.embedded_postgres import BASE_DIR_ENV, find_leftovers
+from orchestrator.config import SETTINGS_BY_NAME
+from orchestrator.embedded_postgres import find_leftovers
 from orchestrator.proc import process_exists
 from tests.fixtures.backend import wait_until
 from tests.fixtures.orchestrator_cli import CliProcess, local_run_args, run_cli
@@ -122,7 +123,7 @@ def private_pg_base(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     shm = Path("/dev/shm")
     base = Path(tempfile.mkdtemp(prefix="cs-", dir=shm if shm.is_dir() else None))
     base.chmod(0o755)  # the server may run as the postgres user
-    monkeypatch.setenv(BASE_DIR_ENV, str(base))
+    monkeypatch.setenv(SETTINGS_BY_NAME["pg_tmpdir"].env, str(base))  # for the CLI
     yield base
     shutil.rmtree(base, ignore_errors=True)
 
@@ -138,7 +139,7 @@ def test_clean_removes_what_a_killed_orchestrator_left(
     try:
         cli.kill()
         leftover_pids = live_pids_of_run(run_id)
-        leftover_dirs = find_leftovers(run_id)
+        leftover_dirs = find_leftovers(run_id, private_pg_base)
         assert info["pid"] in leftover_pids, "the command should have outlived its orchestrator"
         assert [d.parent for d in leftover_dirs] == [private_pg_base]
 

@@ -111,3 +111,34 @@ def test_a_port_in_use_is_one_line_naming_it_and_the_fix(report_folder: Path) ->
     [line] = result.stderr.splitlines()
     assert f"port {port} on 127.0.0.1 is in use" in line
     assert "Fix: pass another --port, or leave --port out for a free one" in line
+
+
+def _project(tmp_path: Path, artifacts: str) -> Path:
+    (tmp_path / "pyproject.toml").write_text(f'[tool.ci-stack]\nartifacts = "{artifacts}"\n')
+    return tmp_path
+
+
+@pytest.mark.parametrize("where", ["pyproject", "env"])
+def test_without_a_folder_report_looks_where_run_writes(tmp_path: Path, where: str) -> None:
+    """No DIR: the artifacts setting as `run` resolves it (env > [tool.ci-stack] > default),
+    not a default of its own."""
+    project = _project(tmp_path, "from-pyproject")
+    env = {"STACK_ARTIFACTS": "from-env"} if where == "env" else {"STACK_ARTIFACTS": ""}
+    expected = "from-env" if where == "env" else "from-pyproject"
+
+    missing = run_cli("report", "--no-open", env=env, cwd=project, timeout=30)
+
+    assert missing.returncode == 2
+    [line] = missing.stderr.splitlines()
+    assert line.startswith(f"orchestrator report: {expected} has no index.html. Fix:"), line
+
+    (project / expected).mkdir()
+    (project / expected / "index.html").write_text("<!doctype html><title>report</title>")
+    with socket.socket() as taken:  # the folder is found: the next check is the port's
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        found = run_cli("report", "--no-open", "--port", port, env=env, cwd=project, timeout=30)
+
+    assert found.returncode == 2
+    assert f"port {port} on 127.0.0.1 is in use" in found.stderr
