@@ -13,11 +13,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from orchestrator.config import OrchestratorConfig
 from orchestrator.embedded_postgres import (
     INSTALL_CACHE_ROOT,
     EmbeddedPostgres,
     clean_leftovers,
+    default_base_dir,
     find_leftovers,
+    resolve_bindir,
 )
 from orchestrator.errors import PrerequisiteMissing, StackStartError
 from orchestrator.pgmq_extension import (
@@ -222,13 +225,26 @@ def _link_tree(source: Path, target: Path) -> None:
 
 @pytest.mark.skipif(not (DEBIAN_PG15 / "initdb").exists(), reason="Debian's PostgreSQL 15 absent")
 @pytest.mark.skipif(os.geteuid() != 0, reason="writing into /usr/share needs root")
-def test_system_binaries_via_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_system_binaries_via_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STACK_PG_BINDIR", str(DEBIAN_PG15))
-    with EmbeddedPostgres(password="pw", run_id="pytest-pg15") as server:
+    bindir = OrchestratorConfig.load().pg_bindir  # the settings table reads the variable
+    with EmbeddedPostgres(password="pw", run_id="pytest-pg15", bindir=bindir) as server:
         assert re.fullmatch(r"15\.\d+", server.version())
         with psycopg.connect(server.url(), autocommit=True) as conn:
             conn.execute("CREATE EXTENSION pgmq")
             assert conn.execute("SELECT pgmq.create('q')").fetchone() is not None
+
+
+def test_the_server_reads_no_setting_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """STACK_PG_* are rows of the settings table; the server takes them as arguments."""
+    monkeypatch.setenv("STACK_PG_BINDIR", str(tmp_path / "no-such-bindir"))
+    monkeypatch.setenv("STACK_PG_TMPDIR", str(tmp_path / "no-such-tmpdir"))
+
+    assert resolve_bindir() != tmp_path / "no-such-bindir"  # pgserver's, as with no setting
+    assert default_base_dir() != tmp_path / "no-such-tmpdir"
+    assert default_base_dir(tmp_path) == tmp_path
 
 
 # --- the extension files ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ from orchestrator.apps.backend import BackendProfile
 from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import OWNER_ENV
 from orchestrator.embedded_postgres import find_leftovers
-from orchestrator.errors import StackStartError, TeardownErrors
+from orchestrator.errors import StackStartError, StartAborted, TeardownErrors
 from orchestrator.log_harvest import LogHarvester
 from orchestrator.ownership import Owner
 from orchestrator.proc import process_environment
@@ -36,7 +36,7 @@ from orchestrator.providers.local import LocalProvider
 from orchestrator.readiness import ProbeResult
 from orchestrator.redaction import Redactor
 from orchestrator.session import open_stack
-from orchestrator.spec import ServiceSpec, StackSpec
+from orchestrator.spec import DatabaseSpec, ExitProbe, ServiceSpec, StackSpec
 from orchestrator.stack import Stack
 from tests.fixtures.backend import REPO_ROOT, wait_until
 from tests.fixtures.orchestrator_cli import ORCHESTRATOR, local_run_args
@@ -496,6 +496,44 @@ def test_a_failed_start_stops_what_was_started(fake_stack: Any) -> None:
     assert calls[-2:] == ["stop db", "close"]
     assert (caught.value.service, caught.value.exit_code) == ("migrate", 1)
     assert caught.value.log_tail == "last line of migrate"
+
+
+class QuotingProvider(FakeProvider):
+    """Its migrate job fails with a log whose words are those of an aborted sibling."""
+
+    def start_service(
+        self, spec: StackSpec, service: ServiceSpec, instance: str, database: RunningDatabase
+    ) -> FakeService:
+        running = super().start_service(spec, service, instance, database)
+        if service.name == "migrate":
+            running.log_tail = lambda lines: "start aborted: words of the app's own log"  # type: ignore[method-assign]
+        return running
+
+
+def test_the_first_real_failure_is_told_from_aborted_siblings_by_its_type(
+    fake_stack: Any, tmp_path: Path
+) -> None:
+    """A sibling that gave up raises StartAborted; the cause is raised, whatever its text
+    (here its log quotes the words an aborted sibling's error has)."""
+    fake_stack(FakeProvider())  # the fixture's probes: every one answers ready
+    job = ("{python}", "-c", "pass")
+    spec = StackSpec(
+        run_id="aborted",
+        app="fake",
+        database=DatabaseSpec(),
+        services=(  # the waiter comes first: its abort is the first error collected
+            ServiceSpec("waiter", "job", job, ExitProbe(), depends_on=("migrate",)),
+            ServiceSpec("migrate", "job", job, ExitProbe()),
+        ),
+    )
+    stack = Stack(spec, QuotingProvider(migrate_code=1), LogHarvester(tmp_path), progress=quiet)
+
+    with pytest.raises(StackStartError) as caught, stack:
+        pytest.fail("started although migrate failed")
+
+    assert not isinstance(caught.value, StartAborted)
+    assert (caught.value.service, caught.value.exit_code) == ("migrate", 1)
+    assert "start aborted: words of the app's own log" in str(caught.value)
 
 
 def test_a_failed_start_keeps_its_error_when_the_teardown_fails_too(fake_stack: Any) -> None:
