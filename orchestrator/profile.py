@@ -271,9 +271,8 @@ def _find_file(module_ref: str, root: Path) -> Path | None:
 def _import_file(module_ref: str, reference: str, root: Path) -> Any:
     path = _find_file(module_ref, root)
     if path is None:
-        raise ProfileNotFound(
-            f"app profile {reference!r}: no file {module_ref} in {Path.cwd()} nor in {root}"
-        )
+        where = "" if Path(module_ref).is_absolute() else f" in {Path.cwd()} nor in {root}"
+        raise ProfileNotFound(f"app profile {reference!r}: no file {module_ref}{where}")
     name = f"ci_stack_profile_{abs(hash(str(path)))}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

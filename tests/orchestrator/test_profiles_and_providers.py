@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 from orchestrator.config import OrchestratorConfig
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing
 from orchestrator.prepare import images_obtainable
-from orchestrator.profile import AppProfile, ProfileNotFound, load_profile
+from orchestrator.profile import AppProfile, ProfileNotFound, canonical_reference, load_profile
 from orchestrator.providers.registry import choose_provider, known_providers, load_plugin
+from tests.fixtures.orchestrator_cli import run_cli
 
 
 def test_the_backend_profile_loads_by_module_reference() -> None:
@@ -55,6 +57,89 @@ def test_a_profile_loads_from_a_file_path_as_instance_class_or_factory(tmp_path:
 def test_bad_references_say_what_is_wrong(reference: str, message: str) -> None:
     with pytest.raises(ProfileNotFound, match=message):
         load_profile(reference)
+
+
+TINY_PROFILE = """
+from orchestrator.profile import AppProfile
+
+
+class Tiny(AppProfile):
+    name = "tiny"
+
+
+profile = Tiny()
+"""
+
+
+def _project(root: Path, **files: str) -> Path:
+    """A project: pyproject.toml and `files` (name -> text) at its root, and a subfolder."""
+    (root / "pyproject.toml").write_text('[project]\nname = "p"\n')
+    (root / "sub").mkdir()
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+def test_a_module_profile_is_found_from_the_project_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From a subfolder, with the root not on sys.path: the pyproject.toml's folder."""
+    module = f"tiny_{tmp_path.name.replace('-', '_')}_profile"
+    root = _project(tmp_path, **{f"{module}.py": TINY_PROFILE})
+    monkeypatch.chdir(root / "sub")
+    monkeypatch.setattr("sys.path", [p for p in sys.path if p not in ("", str(root))])
+
+    assert load_profile(f"{module}:profile").name == "tiny"
+    assert canonical_reference(f"{module}:profile") == f"{module}:profile"
+
+
+def test_a_relative_file_profile_is_handed_on_as_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _project(tmp_path, **{"my_profile.py": TINY_PROFILE})
+    monkeypatch.chdir(root / "sub")  # not found from here: found from the project root
+
+    assert load_profile("my_profile.py:profile").name == "tiny"
+    assert canonical_reference("my_profile.py:profile") == f"{root / 'my_profile.py'}:profile"
+
+
+@pytest.mark.parametrize(
+    ("name", "shadow"),
+    [
+        ("profile", "the standard library's module 'profile'"),
+        ("requests", "the installed module 'requests'"),
+    ],
+)
+def test_a_profile_module_that_another_module_shadows_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, shadow: str
+) -> None:
+    """`profile:profile` for a profile.py would load the standard library's `profile` in one
+    process and the file in another: refused, naming the file and the two fixes."""
+    root = _project(tmp_path, **{f"{name}.py": TINY_PROFILE})
+    monkeypatch.chdir(root)
+
+    with pytest.raises(ProfileNotFound) as caught:
+        load_profile(f"{name}:profile")
+
+    message = str(caught.value)
+    assert "\n" not in message
+    assert f"{root / name}.py is shadowed by {shadow}" in message
+    assert message.endswith(
+        f"Fix: rename it (e.g. {name}_profile.py), or name it by path: {name}.py:profile"
+    )
+    assert load_profile(f"{name}.py:profile").name == "tiny"  # by path it loads
+
+
+def test_the_cli_refuses_a_shadowed_profile_in_one_line(tmp_path: Path) -> None:
+    root = _project(tmp_path, **{"profile.py": TINY_PROFILE})
+    (root / "pyproject.toml").write_text('[tool.ci-stack]\napp = "profile:profile"\n')
+
+    result = run_cli("compose", cwd=root, env={"STACK_APP": ""}, timeout=30)
+
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("orchestrator: app profile 'profile:profile': ")
+    assert "shadowed by the standard library's module 'profile'" in line
 
 
 def test_a_profile_without_services_or_images_says_so() -> None:

@@ -152,6 +152,47 @@ def test_reset_db_posts_to_the_testing_reset(
     ]
 
 
+MODULE_PROFILE = """
+from orchestrator.profile import AppProfile
+
+
+class Mine(AppProfile):
+    name = "mine"
+
+    def reset(self, base_url, seed, headers):
+        return {"profile": self.name, "seed": seed}
+
+
+profile = Mine()
+"""
+
+
+@pytest.mark.parametrize("handed_on", [True, False])
+def test_reset_db_finds_a_module_profile_from_the_project_root(
+    pytester: pytest.Pytester,
+    backend: RecordingBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    handed_on: bool,
+) -> None:
+    """`app = "mine_profile:profile"` in pyproject.toml, the file beside it, the tests in a
+    folder of their own (so the root is not on sys.path): the profile loads inside pytest,
+    named by STACK_APP (as `orchestrator run` hands it on) or by the pyproject alone."""
+    reference = "mine_profile:profile"
+    if handed_on:
+        monkeypatch.setenv("STACK_APP", reference)
+    else:
+        monkeypatch.delenv("STACK_APP", raising=False)
+    pytester.makefile(".toml", pyproject=f'[tool.ci-stack]\napp = "{reference}"\n')
+    (pytester.path / "mine_profile.py").write_text(MODULE_PROFILE)
+    tests = pytester.mkdir("tests")
+    (tests / "test_reset.py").write_text(
+        "def test_reset(reset_db):\n"
+        "    assert reset_db(seed=True) == {'profile': 'mine', 'seed': True}\n"
+    )
+
+    run_inner(pytester, "tests").assert_outcomes(passed=1)
+
+
 def test_the_stack_fixture_describes_the_reused_stack(
     pytester: pytest.Pytester, backend: RecordingBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
