@@ -10,9 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from backend.bus import MAX_DOMAIN_LENGTH
 from backend.bus.behaviors import Behavior
 
-CommandStatusName = Literal[
+# A command's status as the JSON API spells it: the one definition (routes, pages, scripts).
+CommandStatus = Literal[
     "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELED", "IN_TROUBLESHOOTING_QUEUE"
 ]
+# Statuses a command stays in until an operator acts: a page stops watching it there.
+TERMINAL_STATUSES: tuple[CommandStatus, ...] = (
+    "COMPLETED",
+    "FAILED",
+    "CANCELED",
+    "IN_TROUBLESHOOTING_QUEUE",
+)
 MAX_BULK = 100_000
 
 
@@ -69,7 +77,7 @@ class BulkSendSchema(BaseModel):
 class CommandFilterSchema(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: CommandStatusName | None = None
+    status: CommandStatus | None = None
     domain: str | None = Field(default=None, max_length=MAX_DOMAIN_LENGTH)
     command_type: str | None = Field(default=None, max_length=100)
     created_after: datetime | None = None

@@ -6,19 +6,15 @@ from typing import Literal, get_args
 from flask import render_template
 
 from backend.bus import DOMAIN
+from backend.bus.behaviors import BehaviorType
+from backend.schemas.commands import TERMINAL_STATUSES, CommandStatus
 from backend.web import web_bp
 
 PageName = Literal["dashboard", "send", "commands", "tsq", "audit", "settings"]
 
-# Values as the JSON API spells them; the templates render selects and buttons from these.
-BehaviorType = Literal[
-    "success", "fail_permanent", "fail_transient", "fail_transient_then_succeed", "timeout"
-]
-CommandStatus = Literal[
-    "PENDING", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELED", "IN_TROUBLESHOOTING_QUEUE"
-]
 StatKey = Literal["pending", "in_progress", "completed", "failed", "canceled", "in_tsq"]
 
+# Values as the JSON API spells them; the templates render selects and buttons from these.
 BEHAVIOR_TYPES: tuple[BehaviorType, ...] = get_args(BehaviorType)
 COMMAND_STATUSES: tuple[CommandStatus, ...] = get_args(CommandStatus)
 PAGE_SIZES: tuple[int, ...] = (10, 25, 50, 100)
@@ -93,6 +89,7 @@ def ui_config() -> dict[str, object]:
     """What the browser scripts need to name things exactly as the server does (App.config)."""
     return {
         "statusLabels": STATUS_LABELS,
+        "terminalStatuses": list(TERMINAL_STATUSES),
         "behaviorLabels": BEHAVIOR_LABELS,
         "tsqName": TSQ_NAME,
     }

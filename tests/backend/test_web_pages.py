@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from backend.schemas.commands import TERMINAL_STATUSES
 from backend.web import STATIC_URL_PATH, web_bp
 from backend.web.routes import COMMAND_STATUSES, STATUS_LABELS, TSQ_NAME, ui_config
 
@@ -345,6 +346,18 @@ def test_every_page_carries_the_server_names_for_the_scripts(client: FlaskClient
     for case in PAGES:
         html = client.get(case.path).get_data(as_text=True)
         assert _ui_config(html) == json.loads(json.dumps(ui_config())), case.path
+
+
+def test_the_scripts_take_the_terminal_statuses_from_the_server(client: FlaskClient) -> None:
+    """Defined once (backend.schemas.commands), sent in #ui-config, never spelled in app.js."""
+    html = client.get("/").get_data(as_text=True)
+    assert _ui_config(html)["terminalStatuses"] == list(TERMINAL_STATUSES)
+    assert set(TERMINAL_STATUSES) < set(COMMAND_STATUSES)
+    app_js = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+    assert "new Set(config.terminalStatuses)" in app_js
+    code = "\n".join(line for line in app_js.splitlines() if not line.lstrip().startswith("*"))
+    for status in COMMAND_STATUSES:
+        assert f'"{status}"' not in code, f"app.js spells the status {status} itself"
 
 
 def test_each_status_has_its_own_label_and_colour() -> None:

@@ -524,7 +524,7 @@
   // ---- names the server defines (routes.py, rendered into #ui-config) ---------------------
 
   const config = JSON.parse(document.getElementById("ui-config").textContent);
-  const TERMINAL_STATUSES = new Set(["COMPLETED", "CANCELED", "IN_TROUBLESHOOTING_QUEUE", "FAILED"]);
+  const TERMINAL_STATUSES = new Set(config.terminalStatuses);
 
   function statusLabel(status) {
     return status == null ? EMPTY : config.statusLabels[status] || String(status);
