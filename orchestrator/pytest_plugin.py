@@ -231,13 +231,16 @@ def api(backend_url: str, test_id: str) -> Iterator[TestSession]:
 
 @pytest.fixture
 def sse_client(backend_url: str, test_id: str) -> Iterator[Callable[..., Any]]:
-    """Factory `(path, **kwargs) -> SSEClient` sending X-Test-Id; clients closed afterwards."""
+    """Factory `(path, headers=..., send_test_id=True, **SSEClient options) -> SSEClient`,
+    opened, sending X-Test-Id (unless `send_test_id=False` or `headers` has its own); every
+    client is closed afterwards, and a failed test keeps their transcripts (evidence plugin)."""
     from orchestrator.sse_client import SSEClient
 
     clients: list[SSEClient] = []
 
-    def open_client(path: str, **kwargs: Any) -> SSEClient:
-        headers = {TEST_ID_HEADER: test_id, **kwargs.pop("headers", {})}
+    def open_client(path: str, *, send_test_id: bool = True, **kwargs: Any) -> SSEClient:
+        sent = {TEST_ID_HEADER: test_id} if send_test_id else {}
+        headers = {**sent, **(kwargs.pop("headers", None) or {})}
         client = SSEClient(backend_url.rstrip("/") + path, headers=headers, **kwargs)
         clients.append(client)
         return client.open()

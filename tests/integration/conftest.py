@@ -1,33 +1,30 @@
 """Fixtures for SSE contract tests against a real HTTP server.
 
 `sse_server` is the backend under test: the app served by waitress in a background thread
-(default), or a separately started backend named by `STACK_BACKEND_URL`. `sse_client_factory`
-opens strict SSE clients on it and `start_task` starts scripted tasks; both send the test's
-id (the plugin's `test_id` fixture) as X-Test-Id, so a failed test's log slice holds its
-requests (`send_test_id=False` opens a bare client, for tests about the id's absence).
-When a test fails the transcript of every SSE client it opened is kept: by the evidence
-plugin in the evidence folder's tests/<test-slug>/ when there is one, else here in
-`artifacts/sse/<test-slug>/`.
+(default), or a separately started backend named by `STACK_BACKEND_URL`; it is the plugin's
+`backend_url` here. `sse_client_factory` opens strict SSE clients on it through the plugin's
+`sse_client` and `start_task` starts scripted tasks; both send the test's id (the plugin's
+`test_id` fixture) as X-Test-Id, so a failed test's log slice holds its requests
+(`send_test_id=False` opens a bare client, for tests about the id's absence). When a test
+fails, the evidence plugin keeps the transcript of every SSE client it opened in the
+evidence folder's tests/<test-slug>/ (when the session has one).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 import requests
 
-from orchestrator.pytest_evidence import evidence_artifacts
 from orchestrator.pytest_plugin import TEST_ID_HEADER
-from orchestrator.util import test_slug
-from tests.fixtures.backend import REPO_ROOT, served_app, testing_settings, wait_until
-from tests.integration.sse_client_helper import SSEClient, SSEEvent, record_clients
+from tests.fixtures.backend import served_app, testing_settings, wait_until
+from tests.integration.sse_client_helper import SSEClient, SSEEvent
 
 # Short intervals for the in-process server so the suite stays fast.
 IN_PROCESS_HEARTBEAT_INTERVAL = 0.5
@@ -157,11 +154,15 @@ def with_test_id(
     return {**sent, **(headers or {})}
 
 
+@pytest.fixture(scope="session")
+def backend_url(sse_server: SSEServer) -> str:
+    """The plugin's fixtures (`sse_client`, `api`) talk to the server under test."""
+    return sse_server.url
+
+
 @pytest.fixture
-def sse_client_factory(sse_server: SSEServer, test_id: str) -> Iterator[SSEClientFactory]:
-    """Factory `(path, headers=None) -> SSEClient`, opened, strict, sending X-Test-Id; all
-    closed after the test."""
-    clients: list[SSEClient] = []
+def sse_client_factory(sse_server: SSEServer, sse_client: Any) -> SSEClientFactory:
+    """The plugin's `sse_client`, strict, waiting as long as this server's intervals need."""
 
     def open_client(
         path: str,
@@ -171,18 +172,16 @@ def sse_client_factory(sse_server: SSEServer, test_id: str) -> Iterator[SSEClien
         timeout: float | None = None,
         send_test_id: bool = True,
     ) -> SSEClient:
-        client = SSEClient(
-            f"{sse_server.url}{path}",
+        client: SSEClient = sse_client(
+            path,
+            headers=dict(headers or {}),
             strict=strict,
             timeout=sse_server.client_timeout if timeout is None else timeout,
-            headers=with_test_id(test_id, headers, send_test_id),
+            send_test_id=send_test_id,
         )
-        clients.append(client)
-        return client.open()
+        return client
 
-    yield open_client
-    for client in clients:
-        client.close()
+    return open_client
 
 
 @pytest.fixture
@@ -290,43 +289,3 @@ def assert_ended_after_close(client: SSEClient, events: list[SSEEvent]) -> None:
     assert [entry["kind"] for entry in after] == ["end"], (
         f"the server did not end the response after connection_close: {after}"
     )
-
-
-# -- transcripts of failed tests -------------------------------------------------------------
-
-
-def transcript_dir(nodeid: str) -> Path:
-    """Where a failed test's transcripts go when there is no evidence folder."""
-    return REPO_ROOT / "artifacts" / "sse" / test_slug(nodeid)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Keep each phase's report on the item, for fixtures that act on failures."""
-    report = yield
-    item.stash.setdefault(_reports, {})[report.when] = report
-    return report
-
-
-def _failed(item: pytest.Item) -> bool:
-    reports = item.stash.get(_reports, {})
-    return any(reports[when].failed for when in ("setup", "call") if when in reports)
-
-
-@pytest.fixture(autouse=True)
-def _sse_transcripts_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Without an evidence folder, keep a failed test's SSE transcripts in artifacts/sse/
-    (with one, the evidence plugin keeps them there)."""
-    with record_clients() as clients:
-        yield
-    if not clients or not _failed(request.node) or evidence_artifacts(request.config):
-        return
-    folder = transcript_dir(request.node.nodeid)
-    # Drop transcripts of an earlier run; other evidence in the folder is not ours.
-    for stale in folder.glob("transcript-*.jsonl"):
-        stale.unlink()
-    for n, client in enumerate(clients, start=1):
-        client.write_transcript(folder / f"transcript-{n}.jsonl")
-    print(f"SSE transcripts of {len(clients)} client(s) written to {folder}")
