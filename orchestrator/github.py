@@ -27,7 +27,7 @@ import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, TextIO
@@ -272,7 +272,11 @@ def job_summary_markdown(
             return match.group(0)
         return f"`{target}`"  # where it is inside the artifact, as plain text
 
-    body = _LINK.sub(unlink, markdown).rstrip() + "\n"
+    body = "".join(
+        line if fenced else _LINK.sub(unlink, line)
+        for line, fenced in _fenced_lines(markdown.splitlines(keepends=True))
+    )
+    body = body.rstrip() + "\n"
     if artifact_url:
         evidence = (
             f"Evidence: [download the artifact]({artifact_url}) and open `index.html`; "
@@ -310,6 +314,21 @@ def fit_summary(text: str, budget: int, artifact_url: str | None = None) -> str:
         while kept > 0 and over > 0:
             kept -= 1
             over -= len(lines[kept].encode("utf-8"))
+
+
+def _fenced_lines(lines: Iterable[str]) -> Iterator[tuple[str, bool]]:
+    """Each line, and whether it is inside a fenced code block (its fences included)."""
+    fence: str | None = None
+    for raw in lines:
+        match = _FENCE.match(raw.rstrip("\n"))
+        if fence is None:
+            if match:
+                fence = match.group(1)
+            yield raw, fence is not None
+        else:
+            if match and _closes(match, fence):
+                fence = None
+            yield raw, True
 
 
 def _closing(lines: Sequence[str]) -> str:

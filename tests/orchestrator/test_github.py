@@ -194,6 +194,12 @@ def test_a_summary_under_the_limit_is_not_cut() -> None:
     assert text.count("```") == markdown.count("```")
 
 
+def test_links_inside_a_failures_code_block_stay_as_the_test_printed_them() -> None:
+    text = github.job_summary_markdown(_long_summary(failures=2, text_lines=3), None)
+    assert "E   line 0 of failure 1 [x](y) ```" in text  # failure text is never rewritten
+    assert "Evidence: `tests/t-1/`" in text and "](tests/" not in text
+
+
 def test_write_job_summary_leaves_room_for_what_the_step_already_wrote(tmp_path: Path) -> None:
     target = tmp_path / "step_summary.md"
     target.write_text("x" * 300_000 + "\n")
