@@ -169,7 +169,11 @@ class Runner:
 
     def _base_env(self, workspace: Path, temp: Path, job_id: str) -> dict[str, str]:
         keep = ("HOME", "LANG", "LC_ALL", "TMPDIR", "DOCKER_HOST", "USER", "TERM")
-        env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("PIP_")}
+        # The machine's TLS trust (e.g. a proxy's CA) is the runner's too: pip, uv, npm.
+        trust = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
+        env = {
+            k: v for k, v in os.environ.items() if k in keep or k in trust or k.startswith("PIP_")
+        }
         outer_venv = str(Path(sys.executable).parent)
         env["PATH"] = os.pathsep.join(
             p for p in os.environ["PATH"].split(os.pathsep) if p != outer_venv
