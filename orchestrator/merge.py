@@ -7,10 +7,18 @@ followed), one `junit.xml` holding every shard's suite, one `summary.md` and one
 `index.html` listing every test with a link into the evidence of the shard that ran it. All
 three count the same tests: those of the shards whose junit.xml could be read.
 
+A CI leg re-run ("Re-run failed jobs" on GitHub: the same workflow run, a higher
+`GITHUB_RUN_ATTEMPT`) is told apart by the `ci-leg.json` the workflow writes beside each
+leg's artifacts (`python -m orchestrator.github leg`): of two folders of one leg only the
+latest attempt counts (the other is listed as left out), a leg of attempt 2 or later is shown
+as re-run, and a folder that is itself a merge's output (`merge.json`, e.g. a previous
+attempt's merged artifact) is left out, never merged as a shard. `merge.json` states the legs
+and attempts used, the verdict and its reasons.
+
 Exit status: 0 when every expected shard reported, no test ran in two shards and no test
 failed; 1 otherwise (the summary, the page and stderr say why); 2 for bad arguments
-(`--expect` below 1 or below the number of SHARD_DIRs). `--annotate` prints a GitHub
-`::error` line per failed test (when GITHUB_ACTIONS=true), titled by its node id.
+(`--expect` below 1 or below the number of legs given). `--annotate` prints GitHub `::error`
+lines for the failed tests (when GITHUB_ACTIONS=true), titled by their node ids.
 """
 
 from __future__ import annotations
@@ -38,11 +46,18 @@ from orchestrator.artifacts.junit import (
     read_cases,
     write_merged,
 )
-from orchestrator.artifacts.layout import JUNIT_FILE, REPORT_FILE, STACK_FILE, SUMMARY_FILE
+from orchestrator.artifacts.layout import (
+    JUNIT_FILE,
+    LEG_FILE,
+    MERGE_FILE,
+    REPORT_FILE,
+    STACK_FILE,
+    SUMMARY_FILE,
+)
 from orchestrator.artifacts.summary import DETAILED_FAILURES, MESSAGE_LIMIT, SUMMARY_LINE
 from orchestrator.artifacts.text import code_span, fence, keep_last_lines, shorten
 from orchestrator.errors import OrchestratorError
-from orchestrator.github import print_annotations
+from orchestrator.github import LegRecord, print_annotations, read_leg
 
 SHARDS_DIR = "shards"
 EXIT_RED = 1
@@ -65,10 +80,79 @@ class ShardRun:
     problem: str | None = None  # why this shard gave no results
     report: str = ""  # its index.html or summary.md (relative to the merged folder), if any
     links_left_out: tuple[str, ...] = ()  # symbolic links pointing outside the shard
+    leg: LegRecord | None = None  # its ci-leg.json: which CI leg, which run attempt
 
     @property
     def seconds(self) -> float:
         return sum(case.seconds for case in self.cases)
+
+    @property
+    def rerun(self) -> bool:
+        """Made by a re-run of its CI leg (run attempt 2 or later)."""
+        return self.leg is not None and self.leg.attempt > 1
+
+    @property
+    def attempt_text(self) -> str:
+        if self.leg is None:
+            return "—"
+        return f"{self.leg.attempt} (re-run)" if self.rerun else str(self.leg.attempt)
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A folder given to the merge that is not counted, and why."""
+
+    folder: Path
+    why: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The folders to merge (each leg's latest attempt) and those left out."""
+
+    folders: tuple[Path, ...]
+    left_out: tuple[LeftOut, ...] = ()
+
+
+def select_folders(shard_dirs: Sequence[Path]) -> Selection:
+    """Each leg's latest attempt (legs known by their `ci-leg.json`; folders without one are
+    each a shard of their own), in the order given; an earlier attempt of a leg, or a merge's
+    own output (a previous attempt's merged artifact), is left out with the reason."""
+    latest: dict[str, tuple[int, Path]] = {}
+    left_out: list[LeftOut] = []
+    chosen: list[Path] = []
+    for folder in shard_dirs:
+        if is_merged_folder(folder):
+            left_out.append(LeftOut(folder, "an earlier merge's output, not a leg's artifacts"))
+            continue
+        leg = read_leg(folder)
+        if leg is None:
+            chosen.append(folder)
+            continue
+        seen = latest.get(leg.name)
+        if seen is None or leg.attempt >= seen[0]:
+            if seen is not None:
+                left_out.append(_superseded(seen[1], seen[0], leg))
+                chosen.remove(seen[1])
+            latest[leg.name] = (leg.attempt, folder)
+            chosen.append(folder)
+        else:
+            left_out.append(_superseded(folder, leg.attempt, LegRecord(leg.name, "", seen[0])))
+    return Selection(tuple(chosen), tuple(left_out))
+
+
+def _superseded(folder: Path, attempt: int, latest: LegRecord) -> LeftOut:
+    return LeftOut(
+        folder,
+        f"attempt {attempt} of leg {latest.name}, superseded by its attempt {latest.attempt}",
+    )
+
+
+def is_merged_folder(folder: Path) -> bool:
+    """A merge's output (its `merge.json`, or `shards/` without a leg record)."""
+    if (folder / MERGE_FILE).is_file():
+        return True
+    return (folder / SHARDS_DIR).is_dir() and not (folder / LEG_FILE).is_file()
 
 
 @dataclass(frozen=True)
@@ -76,6 +160,7 @@ class MergedRun:
     root: Path
     shards: tuple[ShardRun, ...]
     expected: int | None = None  # how many shards there should have been
+    left_out: tuple[LeftOut, ...] = ()  # folders given but not counted (superseded attempts)
 
     @property
     def missing(self) -> int:
@@ -136,12 +221,14 @@ class MergedRun:
 def merge_shards(
     shard_dirs: Sequence[Path], out: Path, *, expected: int | None = None
 ) -> MergedRun:
-    """Copy the shards into `out/shards/`, write junit.xml, summary.md and index.html."""
+    """Copy each leg's latest attempt into `out/shards/`, write junit.xml, summary.md,
+    index.html and merge.json (folders left out: see `select_folders`)."""
+    selection = select_folders(shard_dirs)
     out.mkdir(parents=True, exist_ok=True)
     shards = []
     junits: list[tuple[str, Path]] = []
     used: set[str] = set()
-    for source in shard_dirs:
+    for source in selection.folders:
         name = _unique(source.resolve().name, used)
         target = out / SHARDS_DIR / name
         left_out = copy_shard(source, target)
@@ -149,11 +236,46 @@ def merge_shards(
         shards.append(shard)
         if shard.problem is None:
             junits.append((name, target / JUNIT_FILE))
-    merged = MergedRun(out, tuple(shards), expected)
+    merged = MergedRun(out, tuple(shards), expected, selection.left_out)
     write_merged(junits, out / JUNIT_FILE)
     (out / SUMMARY_FILE).write_text(render_summary(merged), encoding="utf-8")
     (out / REPORT_FILE).write_text(render_index(merged), encoding="utf-8")
+    (out / MERGE_FILE).write_text(json.dumps(merge_facts(merged), indent=2) + "\n", "utf-8")
     return merged
+
+
+def merge_facts(merged: MergedRun) -> dict[str, Any]:
+    """merge.json: which folder (leg, attempt) each shard is, what was left out, the verdict."""
+    return {
+        "verdict": "passed" if merged.passed else "failed",
+        "reasons": merged.reasons,
+        "expected": merged.expected,
+        "shards": [
+            {
+                "name": shard.name,
+                "folder": shard.folder,
+                "leg": shard.leg.name if shard.leg else None,
+                "run_id": shard.leg.run_id if shard.leg else None,
+                "run_attempt": shard.leg.attempt if shard.leg else None,
+                "rerun": shard.rerun,
+                "tests": len(shard.cases),
+                "problem": shard.problem,
+            }
+            for shard in merged.shards
+        ],
+        "left_out": [{"folder": str(item.folder), "why": item.why} for item in merged.left_out],
+    }
+
+
+def rerun_lines(merged: MergedRun) -> list[str]:
+    """One plain sentence per re-run leg and per folder left out (for summary and stderr)."""
+    lines = [
+        f"shard {shard.name} is from a re-run of its leg (attempt {shard.leg.attempt})"
+        for shard in merged.shards
+        if shard.leg is not None and shard.rerun
+    ]
+    lines += [f"left out {item.folder.name}: {item.why}" for item in merged.left_out]
+    return lines
 
 
 def render_summary(merged: MergedRun) -> str:
@@ -167,14 +289,15 @@ def render_summary(merged: MergedRun) -> str:
         f"- tests: {len(merged.cases)} · passed {counts['passed']} · failed {counts['failed']}"
         f" · errors {counts['error']} · skipped {counts['skipped']}",
     ]
+    lines += [f"- {markdown_text(line)}" for line in rerun_lines(merged)]
     reasons = merged.reasons
     if reasons:
         lines += ["", "## Why this merge is red", ""]
         lines += [f"- {markdown_text(reason)}" for reason in reasons]
     lines += [
         "",
-        "| shard | provider | tests | failed | test time | report |",
-        "|---|---|---|---|---|---|",
+        "| shard | provider | tests | failed | test time | report | attempt |",
+        "|---|---|---|---|---|---|---|",
     ]
     for shard in merged.shards:
         shard_counts = count_outcomes(shard.cases)
@@ -186,7 +309,7 @@ def render_summary(merged: MergedRun) -> str:
         provider = str(shard.facts.get("provider", "?"))
         lines.append(
             f"| {markdown_text(shard.name)} | {markdown_text(provider)} | {markdown_text(tests)}"
-            f" | {failed} | {shard.seconds:.1f}s | {report} |"
+            f" | {failed} | {shard.seconds:.1f}s | {report} | {shard.attempt_text} |"
         )
     failures = [(s, c) for s, c in merged.cases if c.outcome in ("failed", "error")]
     if failures:
@@ -266,12 +389,20 @@ def _evidence_report(api: Any, merged: MergedRun) -> str:
     providers = sorted({str(s.facts.get("provider", "?")) for s in merged.shards})
     reasons = merged.reasons
     info = api.RunInfo(
-        run_id=", ".join(str(s.facts.get("run_id", s.name)) for s in merged.shards),
+        run_id=", ".join(_run_label(shard) for shard in merged.shards),
         provider=" + ".join(providers),
         verdict="passed" if merged.passed else "failed",
         error=why_red(reasons),
     )
     return str(api.render_report(api.RunData(merged.root, info, tests, has_junit=True)))
+
+
+def _run_label(shard: ShardRun) -> str:
+    """The shard's run id as the page shows it; a re-run leg says so."""
+    run_id = str(shard.facts.get("run_id", shard.name))
+    if shard.leg is not None and shard.rerun:
+        return f"{run_id} (re-run, attempt {shard.leg.attempt})"
+    return run_id
 
 
 def why_red(reasons: Sequence[str]) -> str | None:
@@ -368,20 +499,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 + ", ".join(shard.links_left_out),
                 file=sys.stderr,
             )
+    for line in rerun_lines(merged):
+        print(f"merge  {line}", file=sys.stderr)
     for reason in merged.reasons:
         print(f"merge  red: {reason}", file=sys.stderr)
     return 0 if merged.passed else EXIT_RED
 
 
 def _check_arguments(out: Path, shard_dirs: Sequence[Path], expect: int | None) -> str | None:
-    if expect is not None and expect < len(shard_dirs):
-        return (
-            f"--expect {expect} but {len(shard_dirs)} shard folders were given. Fix: pass "
-            f"--expect {len(shard_dirs)} (the number of legs), or only the shards' folders"
-        )
     for folder in shard_dirs:
         if not folder.is_dir():
             return f"{folder} is not a folder; give the shards' artifacts folders"
+    legs = len(select_folders(shard_dirs).folders)  # an earlier attempt of a leg is no leg
+    if expect is not None and expect < legs:
+        return (
+            f"--expect {expect} but {legs} shard folders were given. Fix: pass "
+            f"--expect {legs} (the number of legs), or only the shards' folders"
+        )
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         return f"{out} exists and is not empty; give a new or empty --out folder"
     resolved = out.resolve()
@@ -421,20 +555,23 @@ def _read_shard(name: str, folder: Path) -> ShardRun:
     facts = _read_facts(folder / STACK_FILE)
     pages = [f"{relative}/{p}" for p in (REPORT_FILE, SUMMARY_FILE) if (folder / p).is_file()]
     report = pages[0] if pages else ""
+    leg = read_leg(folder)
     junit = folder / JUNIT_FILE
     if not junit.is_file():
-        problem = NO_JUNIT if any(folder.iterdir()) else EMPTY_SHARD
-        return ShardRun(name, relative, (), facts, problem=problem, report=report)
+        # The leg's record alone (written after a run that never started) is no result.
+        emptied = not any(path.name != LEG_FILE for path in folder.iterdir())
+        problem = EMPTY_SHARD if emptied else NO_JUNIT
+        return ShardRun(name, relative, (), facts, problem=problem, report=report, leg=leg)
     try:
         cases = read_cases(junit, suite=name)
     except JunitUnreadable as exc:
         problem = str(exc).replace(str(folder), name)
-        return ShardRun(name, relative, (), facts, problem=problem, report=report)
+        return ShardRun(name, relative, (), facts, problem=problem, report=report, leg=leg)
     evidence = {
         test: marker.relative_to(folder).as_posix()
         for test, (_, marker) in evidence_markers(folder).items()
     }
-    return ShardRun(name, relative, tuple(cases), facts, evidence, report=report)
+    return ShardRun(name, relative, tuple(cases), facts, evidence, report=report, leg=leg)
 
 
 def _read_facts(path: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from orchestrator import merge
+from orchestrator import github, merge
 from orchestrator.artifacts.junit import count_outcomes, read_cases
 from tests.fixtures.orchestrator_cli import run_cli
 
@@ -406,3 +406,92 @@ def test_merge_copies_symlinks_as_links_or_not_at_all(shards: Path, tmp_path: Pa
         "not copied, symbolic link(s) pointing outside it: etc-link, secret-link, sneaky-link"
         in (result.stderr)
     )
+
+
+# -- issue 18: "Re-run failed jobs" on GitHub: the same run, a higher attempt ----------------
+
+
+@pytest.fixture
+def rerun(
+    shards: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> dict[str, Path]:
+    """The legs as a re-run leaves them: the green leg of attempt 1, the red leg's attempt 1
+    and its attempt 2 (run again, real pytest, now passing: a flaky leg), and the merged
+    artifact of attempt 1 among the downloads (what `pattern: e2e-*` used to fetch)."""
+    green, red = passing_and_failing(shards)
+    legs = {green: "e2e-leg-local-green", red: "e2e-leg-local-red"}
+    for folder, leg in legs.items():
+        github.record_leg(folder, leg, env={"GITHUB_RUN_ID": "7", "GITHUB_RUN_ATTEMPT": "1"})
+    pytester.makepyfile(test_mixed=SUITE["test_mixed"].replace("1 + 1 == 3", "1 + 1 == 2"))
+    again = tmp_path / "attempt-2" / red.name
+    with monkeypatch.context() as mp:
+        run_into(pytester, mp, again, f"--shard={red.name[-1]}/2")
+    github.record_leg(again, legs[red], env={"GITHUB_RUN_ID": "7", "GITHUB_RUN_ATTEMPT": "2"})
+    earlier_merge = tmp_path / "downloads" / "e2e-merged"
+    merge.merge_shards([green, red], earlier_merge, expected=2)
+    return {"green": green, "red": red, "again": again, "earlier_merge": earlier_merge}
+
+
+@pytest.mark.parametrize("order", ["attempt 1 first", "attempt 2 first"])
+def test_a_rerun_leg_counts_once_from_its_latest_attempt(
+    rerun: dict[str, Path], tmp_path: Path, order: str
+) -> None:
+    green, red, again = rerun["green"], rerun["red"], rerun["again"]
+    attempts = [red, again] if order == "attempt 1 first" else [again, red]
+    out = tmp_path / "merged"
+
+    result = merge_cli("--expect", "2", "--out", out, green, *attempts, rerun["earlier_merge"])
+
+    assert result.returncode == 0, result.stderr  # one verdict: the re-run passed
+    assert count_outcomes(read_cases(out / "junit.xml")) == {
+        "passed": 10,
+        "failed": 0,
+        "error": 0,
+        "skipped": 1,
+    }
+    assert sorted(p.name for p in (out / "shards").iterdir()) == sorted([green.name, red.name])
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# e2e run (merged, 2 shards): passed")
+    assert f"shard {red.name} is from a re-run of its leg (attempt 2)" in summary
+    assert (
+        f"left out {red.name}: attempt 1 of leg e2e-leg-local-red, superseded by its "
+        "attempt 2" in summary
+    )
+    assert "left out e2e-merged: an earlier merge's output, not a leg's artifacts" in summary
+    assert " | 2 (re-run) |" in summary and " | 1 |" in summary
+    assert f"merge  shard {red.name} is from a re-run of its leg (attempt 2)" in result.stderr
+    facts = json.loads((out / merge.MERGE_FILE).read_text())
+    assert facts["verdict"] == "passed"
+    assert [(s["leg"], s["run_attempt"], s["rerun"]) for s in facts["shards"]] == [
+        ("e2e-leg-local-green", 1, False),
+        ("e2e-leg-local-red", 2, True),
+    ]
+    assert len(facts["left_out"]) == 2
+    assert "(re-run, attempt 2)" in (out / "index.html").read_text()
+
+
+def test_without_the_rerun_the_same_legs_are_red(rerun: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    result = merge_cli("--expect", "2", "--out", out, rerun["green"], rerun["red"])
+    assert result.returncode == merge.EXIT_RED
+    assert "re-run" not in result.stderr and "re-run" not in (out / "summary.md").read_text()
+
+
+def test_a_merged_folder_is_never_merged_as_a_leg(rerun: dict[str, Path], tmp_path: Path) -> None:
+    assert merge.is_merged_folder(rerun["earlier_merge"])
+    assert not merge.is_merged_folder(rerun["green"])
+    out = tmp_path / "merged"
+    # Only the earlier merge: nothing to count, and one leg expected never arrived.
+    assert merge.main(["--expect", "1", "--out", str(out), str(rerun["earlier_merge"])]) == 1
+    assert "1 of 1 expected shards never arrived" in (out / "summary.md").read_text()
+
+
+def test_a_leg_that_never_started_uploads_its_record_alone(shards: Path, tmp_path: Path) -> None:
+    died = tmp_path / "e2e-leg-docker-2"
+    github.record_leg(died, "e2e-leg-docker-2", env={"GITHUB_RUN_ATTEMPT": "3"})
+    out = tmp_path / "merged"
+    assert merge.main(["--out", str(out), str(shards / "e2e-local-1"), str(died)]) == 1
+    summary = (out / "summary.md").read_text()
+    assert "| e2e-docker-2 |" not in summary
+    assert f"shard e2e-leg-docker-2 gave no results: {merge.EMPTY_SHARD}" in summary
+    assert "| 3 (re-run) |" in summary
