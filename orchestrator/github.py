@@ -10,13 +10,12 @@
   relative link turned into plain text (it would resolve against the run page and 404) and one
   absolute link to the uploaded artifact when its URL is known.
 
-`python -m orchestrator.github annotate PATH` / `summary FILE [--artifact-url URL]` run them
-from a workflow step.
+`python -m orchestrator github annotate PATH` / `summary FILE [--artifact-url URL]` run them
+from a workflow step (`python -m orchestrator.github ...` is the same).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -26,7 +25,6 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from orchestrator.artifacts.junit import JunitCase, evidence_markers, failure_location, read_cases
-from orchestrator.errors import OrchestratorError
 
 ANNOTATION_LIMIT = 50  # GitHub shows at most 50 error annotations per job (10 per step)
 SUMMARY_LIMIT_BYTES = 1024 * 1024  # $GITHUB_STEP_SUMMARY's limit per step
@@ -234,32 +232,7 @@ def write_job_summary(
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`annotate PATH` or `summary FILE [--artifact-url URL]`, for workflow steps."""
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.github")
-    commands = parser.add_subparsers(dest="command", required=True)
-    annotate = commands.add_parser("annotate", help="print ::error lines for failed tests")
-    annotate.add_argument("path", type=Path, help="a junit.xml or an artifacts folder")
-    summary = commands.add_parser("summary", help="append a summary.md to the job summary")
-    summary.add_argument("file", type=Path)
-    summary.add_argument("--artifact-url", default="", help="the uploaded artifact's URL")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "annotate":
-            if not args.path.exists():
-                parser.exit(2, f"annotate: {args.path} does not exist; give junit.xml or a dir\n")
-            print_annotations(args.path)
-            return 0
-        if not args.file.is_file():
-            parser.exit(2, f"summary: {args.file} does not exist; give the run's summary.md\n")
-        written = write_job_summary(args.file.read_text("utf-8"), args.artifact_url or None)
-        if written is None:
-            print("summary: GITHUB_STEP_SUMMARY is not set; nothing written", file=sys.stderr)
-    except OrchestratorError as exc:
-        print(f"github: {exc}", file=sys.stderr)
-        return 2
-    return 0
+if __name__ == "__main__":  # `python -m orchestrator.github ...`: `... orchestrator github ...`
+    from orchestrator.cli import main
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["github", *sys.argv[1:]]))
