@@ -396,4 +396,3 @@ def _unique(name: str, used: set[str]) -> str:
         candidate = f"{name}-{number}"
     used.add(candidate)
     return candidate
-

@@ -223,4 +223,3 @@ def cannot_listen(port: int, error: OSError) -> str:
     if error.errno == errno.EACCES:
         return f"port {port} on 127.0.0.1 needs privileges this user lacks. {fix}"
     return f"cannot listen on 127.0.0.1 port {port}: {error.strerror or error}. {fix}"
-

@@ -1,4 +1,7 @@
 """`init`: placeholder."""
+
 from typing import Any
+
+
 def register(commands: Any) -> None:
     pass

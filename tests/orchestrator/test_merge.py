@@ -25,6 +25,7 @@ def merge_main(argv: list[str]) -> int:
     """`merge ARGV...` through the CLI's one parser, in this process."""
     return cli_main(["merge", *argv])
 
+
 pytest_plugins = ["pytester"]
 
 SUITE = {

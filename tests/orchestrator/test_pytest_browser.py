@@ -134,5 +134,6 @@ def test_a_console_call_is_its_json_object_or_its_text() -> None:
         "kind": "x",
         "n": 1,
     }
-    assert console_event("error", "[1, 2]", "T") == {"type": "error", "at": "T", "message": "[1, 2]"}
+    not_an_object = {"type": "error", "at": "T", "message": "[1, 2]"}
+    assert console_event("error", "[1, 2]", "T") == not_an_object
     assert console_event("log", "plain", "T") == {"type": "log", "at": "T", "message": "plain"}

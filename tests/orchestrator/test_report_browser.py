@@ -14,8 +14,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from orchestrator import util  # not its test_* names: pytest would collect them
 from orchestrator.artifacts import Artifacts, RunInfo, finish_run
 from orchestrator.browser import find_chromium
-from orchestrator.redaction import Redactor
 from orchestrator.cli import main
+from orchestrator.redaction import Redactor
 from orchestrator.report_server import ReportServer
 from tests.fixtures.orchestrator_cli import run_cli
 
