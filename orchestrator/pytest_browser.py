@@ -85,7 +85,8 @@ class BrowserGlue:
     """The fixtures; registered by `pytest_configure` when pytest-playwright is active."""
 
     @pytest.fixture(scope="session")
-    def base_url(self, request: pytest.FixtureRequest) -> str:
+    @classmethod
+    def base_url(cls, request: pytest.FixtureRequest) -> str:
         """The stack's web URL (a stack is started or reused), unless --base-url names one."""
         given = _given_base_url(request.config)
         if given is not None:
@@ -93,8 +94,9 @@ class BrowserGlue:
         return str(request.getfixturevalue("backend_url"))
 
     @pytest.fixture(scope="session")
+    @classmethod
     def browser_type_launch_args(
-        self, browser_type_launch_args: dict[str, Any], pytestconfig: pytest.Config
+        cls, browser_type_launch_args: dict[str, Any], pytestconfig: pytest.Config
     ) -> dict[str, Any]:
         """Playwright's own Chromium when installed, else the system's with the flags it
         needs (for Chromium without --browser-channel; other browsers as Playwright has them)."""
