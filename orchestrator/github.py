@@ -11,7 +11,7 @@
   absolute link to the uploaded artifact when its URL is known.
 
 `python -m orchestrator github annotate PATH` / `summary FILE [--artifact-url URL]` run them
-from a workflow step (`python -m orchestrator.github ...` is the same).
+from a workflow step.
 """
 
 from __future__ import annotations
@@ -230,9 +230,3 @@ def write_job_summary(
     with path.open("a", encoding="utf-8") as handle:
         handle.write(job_summary_markdown(markdown, artifact_url))
     return path
-
-
-if __name__ == "__main__":  # `python -m orchestrator.github ...`: `... orchestrator github ...`
-    from orchestrator.cli import main
-
-    sys.exit(main(["github", *sys.argv[1:]]))
