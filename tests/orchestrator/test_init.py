@@ -227,3 +227,16 @@ def test_the_first_browser_test_passes_on_the_notes_apps_embedded_stack(
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "1 passed" in result.stdout
     assert (notes_repo / "artifacts" / "e2e" / "index.html").is_file()
+
+
+def test_the_written_noxfile_has_the_e2e_and_up_sessions(notes_repo: Path) -> None:
+    assert run_cli("init", "--dir", str(notes_repo)).returncode == 0
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "--list", "--noxfile", "noxfile.py"],
+        cwd=notes_repo, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert listed.returncode == 0, listed.stderr
+    assert "e2e -> Browser tests on a fresh stack" in listed.stdout
+    assert "up -> Start the stack and keep it running until Ctrl-C." in listed.stdout
