@@ -142,10 +142,49 @@ class OtherUser:
     name: str
     home: Path
     python: Path
+    tools: Path | None = None  # a folder it can reach holding uv, first on its PATH
 
     def run(self, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         switch = ["setpriv", f"--reuid={self.name}", f"--regid={self.name}", "--init-groups"]
+        if self.tools is not None:
+            env = {**env, "PATH": f"{self.tools}:{env['PATH']}"}
         return _run([*switch, *args], env)
+
+
+def _real_uv() -> Path | None:
+    """The uv executable itself (not a pyenv shim script, which another user cannot follow)."""
+    candidates: list[str | None] = [
+        shutil.which("uv"),
+        *(str(Path(prefix) / "bin" / "uv") for prefix in (sys.prefix, sys.base_prefix)),
+    ]
+    try:
+        import uv
+
+        candidates.insert(0, uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        pass
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file() and _is_binary(Path(candidate)):
+            return Path(candidate)
+    return None
+
+
+def _is_binary(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
+def _tools_for_others(base: Path) -> Path | None:
+    """A copy of uv where another user can run it: the image's dependencies are installed
+    with uv or pip, and a uv-made venv has no pip."""
+    uv = _real_uv()
+    if uv is None:
+        return None
+    tools = base / "tools"
+    tools.mkdir()
+    shutil.copy2(uv, tools / "uv")
+    (tools / "uv").chmod(0o755)
+    return tools
 
 
 def _run(
@@ -163,6 +202,9 @@ def _run(
     )
 
 
+_NETWORK_SETTING = re.compile(r"CERT|CA_BUNDLE|PROXY|_TLS|^PIP_|^UV_", re.IGNORECASE)
+
+
 def _base_env(home: Path, python: Path) -> dict[str, str]:
     """What both users' runs see: no STACK_* of an outer run, the shared system temp dir."""
     env = {
@@ -174,6 +216,9 @@ def _base_env(home: Path, python: Path) -> dict[str, str]:
     }
     if "DOCKER_HOST" in os.environ:
         env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
+    # How this machine reaches a package index (proxy, CA bundle, index settings): both users
+    # install the image's dependencies the same way.
+    env.update({k: v for k, v in os.environ.items() if _NETWORK_SETTING.search(k)})
     return env
 
 
@@ -237,7 +282,8 @@ def other_user() -> Iterator[OtherUser]:
         home = scratch / "home"
         home.mkdir()
         os.chown(home, entry.pw_uid, entry.pw_gid)
-        probe = OtherUser(entry.pw_name, home, Path(sys.executable))
+        tools = _tools_for_others(scratch)
+        probe = OtherUser(entry.pw_name, home, Path(sys.executable), tools)
         check = [str(probe.python), "-c", USABLE_PYTHON]
         env = _base_env(home, probe.python)
         if probe.run(check, env).returncode != 0:
@@ -247,7 +293,7 @@ def other_user() -> Iterator[OtherUser]:
                     f"{OTHER_USER} cannot run {sys.executable}, and no system Python "
                     f"{sys.version_info.major}.{sys.version_info.minor} is there to borrow"
                 )
-            probe = OtherUser(entry.pw_name, home, overlay)
+            probe = OtherUser(entry.pw_name, home, overlay, tools)
             answer = probe.run([str(overlay), *check[1:]], _base_env(home, overlay))
             if answer.returncode != 0:
                 pytest.skip(f"{OTHER_USER} cannot import our packages: {answer.stdout[-300:]}")
@@ -368,8 +414,10 @@ def test_smoke_suite_docker_as_root_and_another_user(
     _join_docker_group(other_user)
     first, second = _both_green(order, other_user, "docker", tmp_path)
     # Images are tagged by content: the second user reuses the first one's backend image,
-    # though each built its wheels into a cache of its own (~/.cache/ci-stack).
+    # though each built its dependencies into a cache of its own (~/.cache/ci-stack) — when
+    # both run the same interpreter (a borrowed system Python byte-compiles differently).
     tag = re.search(r"backend: (?:cached|built) (ci-stack/backend:\w+)", first)
     assert tag, first
-    assert f"backend: cached {tag.group(1)}" in second, second
-    assert (other_user.home / ".cache" / "ci-stack" / "wheels").is_dir()
+    if other_user.python == Path(sys.executable):
+        assert f"backend: cached {tag.group(1)}" in second, second
+    assert (other_user.home / ".cache" / "ci-stack" / "site").is_dir()
