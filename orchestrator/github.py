@@ -41,9 +41,9 @@ from orchestrator.errors import OrchestratorError
 ANNOTATION_LIMIT = 10
 SUMMARY_LIMIT_BYTES = 1024 * 1024  # $GITHUB_STEP_SUMMARY's limit per step (the whole file)
 SUMMARY_MARGIN_BYTES = 1024  # kept free below the limit
-# What an annotated test's outcome becomes. Retries add `"flaky": "warning"` (a test that
-# failed, then passed on retry); each command gets its own ANNOTATION_LIMIT per step.
-ANNOTATED_OUTCOMES: Mapping[str, str] = {"failed": "error", "error": "error"}
+# What an annotated test's outcome becomes; a flaky test (failed, then passed on retry) is a
+# warning. Each kind gets its own ANNOTATION_LIMIT per step.
+ANNOTATED_OUTCOMES: Mapping[str, str] = {"failed": "error", "error": "error", "flaky": "warning"}
 # A failure's label from the run history (none yet: every failure is unlabelled). Annotated
 # in this order, the run's own failure order within a label, since only 10 are shown.
 FailureLabel = Literal["new", "failing before", "known flaky"]
@@ -211,7 +211,7 @@ def _from_report(test: ReportedTest) -> Failure:
 
 
 def _titled(title: str, outcome: str) -> str:
-    return f"{title} (error)" if outcome == "error" else title
+    return f"{title} ({outcome})" if outcome in ("error", "flaky") else title
 
 
 def running_on_github(env: Mapping[str, str] | None = None) -> bool:

@@ -36,8 +36,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from orchestrator import pytest_retries
 from orchestrator.artifacts import layout
 from orchestrator.artifacts.finish import finish_run
+from orchestrator.artifacts.junit import add_attempts, junit_name
 from orchestrator.artifacts.layout import LOGS_DIR, LOSSES_ENV, Artifacts, WriteLosses
 from orchestrator.artifacts.run_info import RunInfo, Verdict
 from orchestrator.artifacts.zip_redaction import redact_zip
@@ -53,9 +55,10 @@ from orchestrator.contract import (
 from orchestrator.errors import PrerequisiteMissing
 from orchestrator.folder_lock import FolderLock
 from orchestrator.pytest_plugin import own_run, test_failed
+from orchestrator.pytest_retries import attempt_of, attempts_of
 from orchestrator.redaction import Redactor
 from orchestrator.sse_client import SSEClient, record_clients
-from orchestrator.util import test_id_for
+from orchestrator.util import attempt_test_id, test_id_for
 
 DEFAULT_WARM_FOLDER = Path("artifacts/pytest")
 LONGREPR_LIMIT = 64_000  # characters of one failure kept (head and tail)
@@ -92,6 +95,7 @@ class EvidenceSession:
     folder_lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # warm
     started_at: str = field(default_factory=lambda: utc_now())  # noqa: PLW0108 (defined below)
     _phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retried: dict[str, dict[str, Any]] = field(default_factory=dict)  # junit name -> entry
     _artifacts: Artifacts | None = None
 
     @property
@@ -145,7 +149,7 @@ class EvidenceSession:
         if artifacts is None:
             return
         if self.mode == "warm":
-            run = _warm_run_info(session.config, self, exitstatus)
+            run = _warm_run_info(session.config, self, int(session.exitstatus))
             finished = finish_run(artifacts, run, logs_dir=self.stack_logs)
             lost = artifacts.losses
             state = f"  EVIDENCE INCOMPLETE ({lost.summary()})" if lost else ""
@@ -175,10 +179,18 @@ class EvidenceSession:
             final = "error"
         if final is None:
             return
+        attempts = attempts_of(report)
+        if final == "passed" and attempts:
+            final = "flaky"
         artifacts = self.artifacts()
         if artifacts is None:
             return
         entry = _entry(report, final, state, rootdir)
+        if attempts:  # a retried test: its final attempt, and every earlier one's error
+            entry["test_id"] = attempt_test_id(report.nodeid, attempt_of(report))
+            entry["attempt"] = attempt_of(report)
+            entry["attempts"] = attempts
+            self.retried[junit_name(report.nodeid)] = entry
         artifacts.append_line(layout.RESULTS_FILE, json.dumps(entry, ensure_ascii=False))
         if final in ("failed", "error"):
             marker = artifacts.test_dir(report.nodeid) / layout.FAILED_TEST_FILE
@@ -227,6 +239,12 @@ def _entry(
     }
 
 
+def attempt_entry(report: pytest.TestReport, duration: float, rootdir: Path) -> dict[str, Any]:
+    """The record of a failed attempt of a retried test (its failing phase's report)."""
+    outcome = "failed" if report.when == "call" else "error"
+    return _entry(report, outcome, {"duration": duration, "started_at": None}, rootdir)
+
+
 def _reason(report: pytest.TestReport, rootdir: Path) -> tuple[str, str | None]:
     """The failure's one message (the exception line) and where it was raised."""
     longrepr = report.longrepr
@@ -246,7 +264,9 @@ def _reason(report: pytest.TestReport, rootdir: Path) -> tuple[str, str | None]:
 # -- hooks ------------------------------------------------------------------------------
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    if not pluginmanager.is_registered(pytest_retries):
+        pluginmanager.register(pytest_retries, "ci-stack-retries")
     group = parser.getgroup("ci-stack")
     group.addoption(
         "--stack-artifacts",
@@ -327,7 +347,10 @@ def _move_junit(evidence: EvidenceSession, artifacts: Artifacts | None) -> None:
         return
     staged = evidence.staging / layout.JUNIT_FILE
     if artifacts is not None and staged.is_file():
-        artifacts.write_text(layout.JUNIT_FILE, staged.read_text(encoding="utf-8"))
+        text = staged.read_text(encoding="utf-8")
+        if evidence.retried:
+            text = add_attempts(text, evidence.retried)
+        artifacts.write_text(layout.JUNIT_FILE, text)
     shutil.rmtree(evidence.staging, ignore_errors=True)
     evidence.staging = None
 
