@@ -239,12 +239,6 @@ def _entry(
     }
 
 
-def attempt_entry(report: pytest.TestReport, duration: float, rootdir: Path) -> dict[str, Any]:
-    """The record of a failed attempt of a retried test (its failing phase's report)."""
-    outcome = "failed" if report.when == "call" else "error"
-    return _entry(report, outcome, {"duration": duration, "started_at": None}, rootdir)
-
-
 def _reason(report: pytest.TestReport, rootdir: Path) -> tuple[str, str | None]:
     """The failure's one message (the exception line) and where it was raised."""
     longrepr = report.longrepr
@@ -375,6 +369,32 @@ def _warm_run_info(config: pytest.Config, evidence: EvidenceSession, status: int
         started_at=evidence.started_at,
         finished_at=utc_now(),
     )
+
+
+# -- a failed attempt of a retried test -----------------------------------------------------
+
+
+def pytest_ci_stack_attempt_failed(
+    item: pytest.Item, attempt: int, report: pytest.TestReport, duration: float
+) -> dict[str, Any]:
+    """Move what the attempt left in tests/<slug>/ into tests/<slug>/attempt-N/, with its
+    test.json; returns its record (the retries plugin adds the attempt and its test id)."""
+    outcome = "failed" if report.when == "call" else "error"
+    entry = _entry(report, outcome, {"duration": duration}, item.config.rootpath)
+    entry.update(attempt=attempt, test_id=attempt_test_id(item.nodeid, attempt))
+    artifacts = evidence_artifacts(item.config)
+    if artifacts is None:
+        return entry
+    folder = artifacts.test_dir(item.nodeid)
+    target = folder / layout.ATTEMPT_DIR.format(attempt)
+    entry["folder"] = target.relative_to(artifacts.root).as_posix()
+    with artifacts.recording(target):
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted(folder.iterdir()):
+            if not (path.is_dir() and path.match(layout.ATTEMPT_GLOB)):
+                shutil.move(path, target / path.name)
+    artifacts.write_json(target.relative_to(artifacts.root) / layout.FAILED_TEST_FILE, entry)
+    return entry
 
 
 # -- SSE transcripts ----------------------------------------------------------------------

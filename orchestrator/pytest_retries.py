@@ -20,7 +20,6 @@ A flaky test (failed, then passed) passes the run unless `fail-on-flaky` is set.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,14 +27,12 @@ from typing import Any
 import pytest
 from _pytest.runner import call_and_report  # the phases of pytest's runtestprotocol
 
-from orchestrator.artifacts import layout
 from orchestrator.config import ConfigError, OrchestratorConfig, find_pyproject
 from orchestrator.pytest_plugin import ATTEMPT_KEY
 from orchestrator.util import attempt_test_id
 
 ATTEMPT_ATTR = "ci_stack_attempt"  # on the logged reports: which attempt they are (1-based)
 ATTEMPTS_ATTR = "ci_stack_attempts"  # on the logged reports: the earlier failed attempts
-ATTEMPT_DIR = "attempt-{}"  # tests/<slug>/attempt-N/: a failed attempt that was retried
 _SETTINGS_KEY = pytest.StashKey["RetrySettings"]()
 _PLUGIN_NAME = "ci-stack-flaky-count"
 
@@ -148,33 +145,32 @@ def _stamp(report: pytest.TestReport, attempt: int, earlier: list[dict[str, Any]
     setattr(report, ATTEMPTS_ATTR, list(earlier))
 
 
+class RetryHooks:
+    """The hook the retries plugin calls; the evidence plugin implements it."""
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_ci_stack_attempt_failed(
+        self, item: pytest.Item, attempt: int, report: pytest.TestReport, duration: float
+    ) -> dict[str, Any] | None:
+        """Attempt `attempt` of `item` failed (`report`: its failing phase) and the test runs
+        again: keep what it left (run in the process that ran it, before the next attempt
+        writes); return the attempt's record (results.jsonl's `attempts` entry)."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(RetryHooks)
+
+
 def _keep_attempt(
     item: pytest.Item, attempt: int, failed: pytest.TestReport, reports: list[pytest.TestReport]
 ) -> dict[str, Any]:
-    """Move what the attempt left in tests/<slug>/ into attempt-N/ (in the process that ran
-    it, before the next attempt writes there) with its test.json; returns its record."""
-    from orchestrator.pytest_evidence import attempt_entry, evidence_artifacts
-
-    entry = attempt_entry(failed, sum(r.duration for r in reports), item.config.rootpath)
-    entry.update(attempt=attempt, test_id=attempt_test_id(item.nodeid, attempt))
-    artifacts = evidence_artifacts(item.config)
-    if artifacts is None:
-        return entry
-    folder = artifacts.test_dir(item.nodeid)
-    target = folder / ATTEMPT_DIR.format(attempt)
-    entry["folder"] = target.relative_to(artifacts.root).as_posix()
-    with artifacts.recording(target):
-        target.mkdir(parents=True, exist_ok=True)
-        for path in sorted(folder.iterdir()):
-            if not _is_attempt_dir(path.name):
-                shutil.move(path, target / path.name)
-    artifacts.write_json(target.relative_to(artifacts.root) / layout.FAILED_TEST_FILE, entry)
-    return entry
-
-
-def _is_attempt_dir(name: str) -> bool:
-    prefix = ATTEMPT_DIR.format("")
-    return name.startswith(prefix) and name[len(prefix) :].isdigit()
+    duration = sum(r.duration for r in reports)
+    kept = item.ihook.pytest_ci_stack_attempt_failed(
+        item=item, attempt=attempt, report=failed, duration=duration
+    )
+    record: dict[str, Any] = kept or {"outcome": "failed", "message": failed.longreprtext}
+    record.update(attempt=attempt, test_id=attempt_test_id(item.nodeid, attempt))
+    return record
 
 
 def attempts_of(report: pytest.TestReport) -> list[dict[str, Any]]:

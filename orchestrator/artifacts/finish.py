@@ -16,7 +16,7 @@ from pathlib import Path
 from orchestrator.artifacts import layout
 from orchestrator.artifacts.layout import Artifacts
 from orchestrator.artifacts.report import render_report
-from orchestrator.artifacts.results import ATTEMPT_GLOB, RunData, load_run, read_results
+from orchestrator.artifacts.results import RunData, load_run, read_results
 from orchestrator.artifacts.run_info import RunInfo
 from orchestrator.artifacts.slices import write_slices
 from orchestrator.artifacts.summary import DEFAULT_RERUN, render_summary
@@ -108,7 +108,9 @@ def failed_test_folders(artifacts: Artifacts) -> dict[str, Path]:
         nodeid = info.get("nodeid")
         if isinstance(nodeid, str):
             folders.setdefault(str(info.get("test_id") or test_id_for(nodeid)), marker.parent)
-    for marker in sorted(artifacts.tests_dir.glob(f"*/{ATTEMPT_GLOB}/{layout.FAILED_TEST_FILE}")):
+    for marker in sorted(
+        artifacts.tests_dir.glob(f"*/{layout.ATTEMPT_GLOB}/{layout.FAILED_TEST_FILE}")
+    ):
         test_id = _json_object(marker).get("test_id")
         if isinstance(test_id, str) and test_id:
             folders.setdefault(test_id, marker.parent)

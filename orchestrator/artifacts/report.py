@@ -144,8 +144,7 @@ def render_report(
         parts.append("</section>")
     if data.flaky:
         parts.append(
-            f'<section id="flaky"><h2>Flaky ({len(data.flaky)}): failed, then passed on retry'
-            "</h2>"
+            f'<section id="flaky"><h2>Flaky ({len(data.flaky)}): failed, then passed on retry</h2>'
         )
         parts += [_failure(test, rerun_prefix, hint) for test in data.flaky]
         parts.append("</section>")

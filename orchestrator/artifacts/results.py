@@ -16,7 +16,6 @@ from orchestrator.util import test_id_for, test_slug
 Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed", "flaky"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 PROBLEMS = ("failed", "error")  # outcomes that make a run red and get evidence
-ATTEMPT_GLOB = "attempt-*"  # tests/<slug>/attempt-N/: a failed attempt of a retried test
 
 
 @dataclass(frozen=True)
@@ -212,10 +211,11 @@ def _with_evidence(root: Path, test: TestResult) -> TestResult:
         test = TestResult.from_json({**details, "outcome": test.outcome, "nodeid": test.nodeid})
     attempts = test.attempts or [  # results.jsonl without them: the attempt folders' test.json
         Attempt.from_json({**(_json_file(marker) or {}), "folder": None})
-        for marker in sorted(folder.glob(f"{ATTEMPT_GLOB}/{layout.FAILED_TEST_FILE}"))
+        for marker in sorted(folder.glob(f"{layout.ATTEMPT_GLOB}/{layout.FAILED_TEST_FILE}"))
     ]
     attempts = [
-        replace(a, evidence=_evidence(root, folder / f"attempt-{a.number}")) for a in attempts
+        replace(a, evidence=_evidence(root, folder / layout.ATTEMPT_DIR.format(a.number)))
+        for a in attempts
     ]
     return replace(test, evidence=evidence, attempts=attempts)
 
@@ -226,7 +226,7 @@ def _evidence(root: Path, folder: Path) -> Evidence:
         sorted(
             p
             for p in folder.rglob("*")
-            if p.is_file() and not p.relative_to(folder).parts[0].startswith("attempt-")
+            if p.is_file() and not p.relative_to(folder).parent.match(layout.ATTEMPT_GLOB)
         )
         if folder.is_dir()
         else []

@@ -180,3 +180,23 @@ def test_bad_retries_is_a_usage_error(pytester: pytest.Pytester, run_folder: Pat
     result = pytester.runpytest_subprocess("--retries", "many")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--retries*'many' is not a whole number*"])
+
+
+def test_merge_keeps_flaky_across_shards(
+    pytester: pytest.Pytester, run_folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from orchestrator import merge
+    from orchestrator.artifacts.junit import count_outcomes, read_cases
+    from tests.orchestrator.test_merge import run_into
+
+    pytester.makepyfile(test_suite=SUITE.split("def test_broken", maxsplit=1)[0])
+    base = tmp_path / "runs"
+    with monkeypatch.context() as mp:
+        for index in (1, 2):
+            run_into(pytester, mp, base / f"e2e-local-{index}", f"--shard={index}/2", "--retries=1")
+    out = tmp_path / "merged"
+    status = merge.main(["--out", str(out), *(str(base / f"e2e-local-{i}") for i in (1, 2))])
+    assert status == 0  # a flaky test passes the merged run too
+    counts = count_outcomes(read_cases(out / "junit.xml"))
+    assert (counts["flaky"], counts["passed"], counts["failed"]) == (1, 0, 0)
+    assert "flaky 1" in (out / "summary.md").read_text()
