@@ -15,13 +15,12 @@
 - `record_leg(folder, name)`: `ci-leg.json` beside a CI leg's artifacts (the leg's name, run
   id and run attempt), so that `merge` keeps each leg's latest attempt after a re-run.
 
-`python -m orchestrator.github annotate PATH` / `summary FILE [--artifact-url URL]` /
+`python -m orchestrator github annotate PATH` / `summary FILE [--artifact-url URL]` /
 `leg FOLDER --name NAME` run them from a workflow step.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -34,7 +33,6 @@ from typing import Literal, Protocol, TextIO
 
 from orchestrator.artifacts.junit import JunitCase, evidence_markers, failure_location, read_cases
 from orchestrator.artifacts.layout import JUNIT_FILE, LEG_FILE, SUMMARY_FILE
-from orchestrator.errors import OrchestratorError
 
 # GitHub shows at most 10 annotations of each kind (error, warning, notice) per step and 50
 # per job; the rest are dropped without a word. So: 10 errors, then one notice.
@@ -411,45 +409,3 @@ def read_leg(folder: Path) -> LegRecord | None:
         str(data.get("run_id") or ""),
         attempt if isinstance(attempt, int) and attempt >= 1 else 1,
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`annotate PATH` or `summary FILE [--artifact-url URL]`, for workflow steps."""
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.github")
-    commands = parser.add_subparsers(dest="command", required=True)
-    annotate = commands.add_parser("annotate", help="print ::error lines for failed tests")
-    annotate.add_argument("path", type=Path, help="a junit.xml or an artifacts folder")
-    summary = commands.add_parser("summary", help="append a summary.md to the job summary")
-    summary.add_argument("file", type=Path)
-    summary.add_argument("--artifact-url", default="", help="the uploaded artifact's URL")
-    leg = commands.add_parser(
-        "leg", help=f"write {LEG_FILE} (leg name, run id and attempt) into a leg's artifacts"
-    )
-    leg.add_argument("folder", type=Path, help="the leg's artifacts folder (made if missing)")
-    leg.add_argument("--name", required=True, help="the leg's name: its artifact's name")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "leg":
-            if args.folder.exists() and not args.folder.is_dir():
-                parser.exit(2, f"leg: {args.folder} is not a folder; give the leg's artifacts\n")
-            record = record_leg(args.folder, args.name)
-            print(f"leg {record.name}: run {record.run_id or '?'}, attempt {record.attempt}")
-            return 0
-        if args.command == "annotate":
-            if not args.path.exists():
-                parser.exit(2, f"annotate: {args.path} does not exist; give junit.xml or a dir\n")
-            print_annotations(args.path)
-            return 0
-        if not args.file.is_file():
-            parser.exit(2, f"summary: {args.file} does not exist; give the run's summary.md\n")
-        written = write_job_summary(args.file.read_text("utf-8"), args.artifact_url or None)
-        if written is None:
-            print("summary: GITHUB_STEP_SUMMARY is not set; nothing written", file=sys.stderr)
-    except OrchestratorError as exc:
-        print(f"github: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""`python -m orchestrator merge --out DIR SHARD_DIR...`: one verdict from many shard folders.
+"""`merge --out DIR SHARD_DIR...`: one verdict from many shard folders (`orchestrator.cli.merge`).
 
 Each SHARD_DIR is one run's artifacts folder (e.g. one CI matrix leg's downloaded artifact).
 DIR gets a copy of every shard under `shards/<name>/` (so every link stays inside DIR; a
@@ -9,7 +9,7 @@ three count the same tests: those of the shards whose junit.xml could be read.
 
 A CI leg re-run ("Re-run failed jobs" on GitHub: the same workflow run, a higher
 `GITHUB_RUN_ATTEMPT`) is told apart by the `ci-leg.json` the workflow writes beside each
-leg's artifacts (`python -m orchestrator.github leg`): of two folders of one leg only the
+leg's artifacts (`python -m orchestrator github leg`): of two folders of one leg only the
 latest attempt counts (the other is listed as left out), a leg of attempt 2 or later is shown
 as re-run, and a folder that is itself a merge's output (`merge.json`, e.g. a previous
 attempt's merged artifact) is left out, never merged as a shard. `merge.json` states the legs
@@ -30,13 +30,11 @@ import json
 import os
 import re
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.arguments import EXIT_USAGE, OneLineParser, positive_count
 from orchestrator.artifacts.junit import (
     JunitCase,
     JunitUnreadable,
@@ -56,8 +54,7 @@ from orchestrator.artifacts.layout import (
 )
 from orchestrator.artifacts.summary import DETAILED_FAILURES, MESSAGE_LIMIT, SUMMARY_LINE
 from orchestrator.artifacts.text import code_span, fence, keep_last_lines, shorten
-from orchestrator.errors import OrchestratorError
-from orchestrator.github import LegRecord, print_annotations, read_leg
+from orchestrator.github import LegRecord, read_leg
 
 SHARDS_DIR = "shards"
 EXIT_RED = 1
@@ -452,61 +449,7 @@ def render_listing(merged: MergedRun) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The `merge` command; returns its exit status."""
-    parser = OneLineParser(
-        prog="python -m orchestrator merge",
-        description="Merge shard artifacts folders into one (junit.xml, summary.md, index.html).",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="the merged folder (new or empty)")
-    parser.add_argument("shard_dirs", nargs="+", type=Path, metavar="SHARD_DIR")
-    parser.add_argument(
-        "--expect",
-        type=positive_count,
-        default=None,
-        metavar="N",
-        help="how many shards there should be (1 or more, not fewer than the SHARD_DIRs "
-        "given): fewer SHARD_DIRs make the verdict red (a leg that died)",
-    )
-    parser.add_argument(
-        "--annotate",
-        action="store_true",
-        help="print ::error annotations for the failed tests when GITHUB_ACTIONS=true",
-    )
-    args = parser.parse_args(argv)
-    problem = _check_arguments(args.out, args.shard_dirs, args.expect)
-    if problem:
-        print(f"merge: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        merged = merge_shards(args.shard_dirs, args.out, expected=args.expect)
-    except OrchestratorError as exc:
-        print(f"merge: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.annotate:
-        print_annotations(args.out)
-    counts = count_outcomes(case for _, case in merged.cases)
-    print(
-        f"merge  {len(merged.shards)} shards · {len(merged.cases)} tests · passed "
-        f"{counts['passed']} · failed {counts['failed']} · errors {counts['error']} · skipped "
-        f"{counts['skipped']} · flaky {counts['flaky']}  ->  {args.out}/",
-        file=sys.stderr,
-    )
-    for shard in merged.shards:
-        if shard.links_left_out:
-            print(
-                f"merge  shard {shard.name}: not copied, symbolic link(s) pointing outside it: "
-                + ", ".join(shard.links_left_out),
-                file=sys.stderr,
-            )
-    for line in rerun_lines(merged):
-        print(f"merge  {line}", file=sys.stderr)
-    for reason in merged.reasons:
-        print(f"merge  red: {reason}", file=sys.stderr)
-    return 0 if merged.passed else EXIT_RED
-
-
-def _check_arguments(out: Path, shard_dirs: Sequence[Path], expect: int | None) -> str | None:
+def check_arguments(out: Path, shard_dirs: Sequence[Path], expect: int | None) -> str | None:
     for folder in shard_dirs:
         if not folder.is_dir():
             return f"{folder} is not a folder; give the shards' artifacts folders"
@@ -589,7 +532,3 @@ def _unique(name: str, used: set[str]) -> str:
         candidate = f"{name}-{number}"
     used.add(candidate)
     return candidate
-
-
-if __name__ == "__main__":
-    sys.exit(main())

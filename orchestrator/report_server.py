@@ -1,7 +1,4 @@
-"""`python -m orchestrator report [DIR]`: serve a run's folder on 127.0.0.1 and open it.
-
-DIR defaults to the artifacts setting, resolved as `run` resolves it (STACK_ARTIFACTS, then
-`artifacts` under [tool.ci-stack], then its default): `report` finds what `run` wrote.
+"""`report [DIR]` (see `orchestrator.cli.report`): serve a run's folder on 127.0.0.1 and open it.
 
 The folder is served on a free port; its index.html then turns each trace link into
 "View trace", which starts Playwright's trace viewer for that trace (`playwright show-trace`
@@ -13,8 +10,6 @@ Nothing outside the folder is served: a symbolic link that leads out of it answe
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import errno
 import os
 import re
@@ -23,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
@@ -32,11 +26,8 @@ from types import TracebackType
 from typing import Any, BinaryIO
 from urllib.parse import unquote
 
-from orchestrator.arguments import EXIT_USAGE, OneLineParser, port_number
-from orchestrator.artifacts.layout import REPORT_FILE
 from orchestrator.artifacts.report import SERVER_PROBE, TRACE_ROUTE
 from orchestrator.browser import find_chromium, playwright_chromium
-from orchestrator.config import OrchestratorConfig
 from orchestrator.errors import PrerequisiteMissing
 
 VIEWER_START_SECONDS = 30.0
@@ -223,54 +214,6 @@ def open_in_browser(url: str) -> str | None:
     return executable
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog="python -m orchestrator report", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "folder",
-        nargs="?",
-        type=Path,
-        default=None,
-        help="run folder (default: the artifacts setting: STACK_ARTIFACTS, [tool.ci-stack])",
-    )
-    parser.add_argument(
-        "--port", type=port_number, default=0, help="port on 127.0.0.1, 1-65535 (default: free)"
-    )
-    parser.add_argument("--no-open", action="store_true", help="print the URL, open nothing")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    folder: Path = args.folder or OrchestratorConfig.load({"artifacts": None}).artifacts
-    if not (folder / REPORT_FILE).is_file():
-        print(
-            f"orchestrator report: {folder} has no {REPORT_FILE}. Fix: name a run's artifacts "
-            "folder (python -m orchestrator report DIR) or run the tests first.",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    try:
-        server = ReportServer(folder, args.port)
-    except OSError as exc:
-        print(f"orchestrator report: {cannot_listen(args.port, exc)}", file=sys.stderr)
-        return EXIT_USAGE
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        with server:
-            url = server.url + REPORT_FILE
-            opened = None if args.no_open else open_in_browser(url)
-            how = f"opened in {opened}" if opened else "open it in a browser"
-            print(f"report  {url}  ({how}; Ctrl-C stops)", file=sys.stderr, flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    return 0
-
-
 def cannot_listen(port: int, error: OSError) -> str:
     """One line: why the server could not listen on `port`, and what to do."""
     fix = "Fix: pass another --port, or leave --port out for a free one."
@@ -279,7 +222,3 @@ def cannot_listen(port: int, error: OSError) -> str:
     if error.errno == errno.EACCES:
         return f"port {port} on 127.0.0.1 needs privileges this user lacks. {fix}"
     return f"cannot listen on 127.0.0.1 port {port}: {error.strerror or error}. {fix}"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

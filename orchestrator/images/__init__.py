@@ -14,7 +14,7 @@ Modules: `results` (names, results, the error), `hashing` (inputs hash and tag),
 (docker-py), `progress`, `base` (where a base comes from; `can_provide_images`), `build`
 (builds, side by side; :latest), `bootstrap` (the offline base), `stale`
 (`remove_stale_images`: only this checkout's, by the `ci-stack.checkout` label every
-build puts on its image and build stages), `cli`.
+build puts on its image and build stages). The command line is `orchestrator.cli.images`.
 """
 
 from orchestrator.images.base import (
@@ -33,7 +33,6 @@ from orchestrator.images.bootstrap import (
     bootstrap_unavailable,
 )
 from orchestrator.images.build import build_images, resolve_base_image, tag_latest
-from orchestrator.images.cli import main
 from orchestrator.images.client import docker_client
 from orchestrator.images.context import BuildContext, build_context, write_build_context
 from orchestrator.images.hashing import ContextSource, image_inputs_hash, image_tag
@@ -87,7 +86,6 @@ __all__ = [
     "docker_client",
     "image_inputs_hash",
     "image_tag",
-    "main",
     "prepare_dependencies",
     "project_source_files",
     "pull_image",

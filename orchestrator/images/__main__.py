@@ -1,5 +1,7 @@
 """`python -m orchestrator.images ...`: the same as `python -m orchestrator images ...`."""
 
-from orchestrator.images.cli import main
+import sys
 
-raise SystemExit(main())
+from orchestrator.cli import main
+
+raise SystemExit(main(["images", *sys.argv[1:]]))

@@ -14,6 +14,7 @@ from markdown_it import MarkdownIt
 from orchestrator import github, merge
 from orchestrator.artifacts.junit import JunitCase
 from orchestrator.artifacts.text import fence
+from orchestrator.cli import main as cli_main
 
 pytest_plugins = ["pytester"]
 
@@ -224,7 +225,7 @@ def test_a_leg_records_its_name_run_and_attempt(
     monkeypatch.setenv("GITHUB_RUN_ID", "4242")
     monkeypatch.setenv("GITHUB_RUN_ATTEMPT", "2")
 
-    assert github.main(["leg", str(folder), "--name", "e2e-leg-local-2"]) == 0
+    assert cli_main(["github", "leg", str(folder), "--name", "e2e-leg-local-2"]) == 0
 
     assert capsys.readouterr().out == "leg e2e-leg-local-2: run 4242, attempt 2\n"
     assert json.loads((folder / github.LEG_FILE).read_text()) == {
@@ -239,9 +240,8 @@ def test_a_leg_records_its_name_run_and_attempt(
     assert github.read_leg(folder) is None
     file = tmp_path / "file"
     file.write_text("")
-    with pytest.raises(SystemExit) as exited:
-        github.main(["leg", str(file), "--name", "x"])
-    assert exited.value.code == 2
+    assert cli_main(["github", "leg", str(file), "--name", "x"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
 
 
 def test_job_summary_has_no_relative_links() -> None:
@@ -278,7 +278,7 @@ def test_cli_writes_the_summary_with_the_artifact_url(
     step = tmp_path / "step.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
     url = "https://github.com/o/r/actions/runs/1/artifacts/9"
-    assert github.main(["summary", str(summary), "--artifact-url", url]) == 0
+    assert cli_main(["github", "summary", str(summary), "--artifact-url", url]) == 0
     assert step.read_text() == github.job_summary_markdown(summary.read_text(), url)
 
 
@@ -286,11 +286,9 @@ def test_cli_annotate_prints_on_github(
     failed_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    assert github.main(["annotate", str(failed_run)]) == 0
+    assert cli_main(["github", "annotate", str(failed_run)]) == 0
     assert capsys.readouterr().out.count("::error file=test_sample.py,") == 2
-    with pytest.raises(SystemExit) as exited:
-        github.main(["annotate", str(failed_run / "nope")])
-    assert exited.value.code == 2
+    assert cli_main(["github", "annotate", str(failed_run / "nope")]) == 2
     assert json.loads((next(failed_run.glob("tests/*/test.json"))).read_text())["nodeid"]
 
 

@@ -16,7 +16,15 @@ from markdown_it import MarkdownIt
 
 from orchestrator import github, merge
 from orchestrator.artifacts.junit import count_outcomes, read_cases
+from orchestrator.cli import EXIT_USAGE
+from orchestrator.cli import main as cli_main
 from tests.fixtures.orchestrator_cli import run_cli
+
+
+def merge_main(argv: list[str]) -> int:
+    """`merge ARGV...` through the CLI's one parser, in this process."""
+    return cli_main(["merge", *argv])
+
 
 pytest_plugins = ["pytester"]
 
@@ -59,7 +67,7 @@ def shards(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 def test_merged_totals_equal_one_unsharded_run(shards: Path, tmp_path: Path) -> None:
     out = tmp_path / "merged"
-    status = merge.main(["--out", str(out), *(str(shards / f"e2e-local-{i}") for i in (1, 2))])
+    status = merge_main(["--out", str(out), *(str(shards / f"e2e-local-{i}") for i in (1, 2))])
 
     assert status == merge.EXIT_RED  # one test fails
     whole = read_cases(shards / "whole" / "junit.xml")
@@ -118,7 +126,7 @@ def test_a_shard_without_results_makes_the_verdict_red(shards: Path, tmp_path: P
     out = tmp_path / "merged"
     passing_only = [str(shards / "e2e-local-1"), str(empty)]
 
-    assert merge.main(["--out", str(out), *passing_only]) == merge.EXIT_RED
+    assert merge_main(["--out", str(out), *passing_only]) == merge.EXIT_RED
     summary = (out / "summary.md").read_text()
     assert (
         "| e2e-docker-2 | ? | the folder is empty (did the leg upload its artifacts?) |" in summary
@@ -136,12 +144,12 @@ def test_merge_refuses_bad_arguments_in_one_line(
         (["--out", str(tmp_path), str(shard)], "exists and is not empty"),
     ]
     for argv, expected in cases:
-        assert merge.main(argv) == merge.EXIT_USAGE
+        assert merge_main(argv) == EXIT_USAGE
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and expected in err, err
     with pytest.raises(SystemExit) as exited:
-        merge.main(["--out"])
-    assert exited.value.code == merge.EXIT_USAGE
+        merge_main(["--out"])
+    assert exited.value.code == EXIT_USAGE
     assert capsys.readouterr().err.count("\n") == 1
 
 
@@ -150,7 +158,7 @@ def test_two_shards_with_the_same_folder_name_stay_apart(shards: Path, tmp_path:
     other.parent.mkdir()
     shutil.copytree(shards / "e2e-local-2", other)
     out = tmp_path / "merged"
-    merge.main(["--out", str(out), str(shards / "e2e-local-1"), str(other)])
+    merge_main(["--out", str(out), str(shards / "e2e-local-1"), str(other)])
     assert sorted(p.name for p in (out / "shards").iterdir()) == ["e2e-local-1", "e2e-local-1-2"]
     assert len(read_cases(out / "junit.xml")) == 11
 
@@ -162,7 +170,7 @@ def _hrefs(page: str) -> list[str]:
 def test_fewer_shards_than_expected_is_red(shards: Path, tmp_path: Path) -> None:
     out = tmp_path / "merged"
     only_one = str(shards / "e2e-local-1")
-    assert merge.main(["--out", str(out), "--expect", "2", only_one]) == merge.EXIT_RED
+    assert merge_main(["--out", str(out), "--expect", "2", only_one]) == merge.EXIT_RED
     assert "- 1 of 2 expected shards never arrived" in (out / "summary.md").read_text()
 
 
@@ -174,7 +182,7 @@ def test_annotate_prints_the_failures_on_github(
 ) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     both = [str(shards / "e2e-local-1"), str(shards / "e2e-local-2")]
-    merge.main(["--annotate", "--out", str(tmp_path / "merged"), *both])
+    merge_main(["--annotate", "--out", str(tmp_path / "merged"), *both])
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::")]
     assert lines == [
         "::error file=test_mixed.py,line=4,title=test_mixed.py%3A%3Atest_fails::"
@@ -185,7 +193,7 @@ def test_annotate_prints_the_failures_on_github(
 @pytest.mark.skipif(merge.report_api() is None, reason="the evidence report is not installed")
 def test_index_is_the_evidence_report_over_all_shards(shards: Path, tmp_path: Path) -> None:
     out = tmp_path / "merged"
-    merge.main(["--out", str(out), *(str(shards / f"e2e-local-{i}") for i in (1, 2))])
+    merge_main(["--out", str(out), *(str(shards / f"e2e-local-{i}") for i in (1, 2))])
     index = (out / "index.html").read_text()
     links = [target for target in _hrefs(index) if not target.startswith("#")]
     assert any(re.fullmatch(r"shards/e2e-local-[12]/tests/[^/]+/test\.json", t) for t in links)
@@ -272,7 +280,7 @@ def test_expect_is_at_least_one_and_not_fewer_than_the_folders(
 
     result = merge_cli("--expect", expect, "--out", out, *three)
 
-    assert result.returncode == merge.EXIT_USAGE
+    assert result.returncode == EXIT_USAGE
     assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
     assert not out.exists()  # nothing written for a bad command line
 
@@ -484,7 +492,7 @@ def test_a_merged_folder_is_never_merged_as_a_leg(rerun: dict[str, Path], tmp_pa
     assert not merge.is_merged_folder(rerun["green"])
     out = tmp_path / "merged"
     # Only the earlier merge: nothing to count, and one leg expected never arrived.
-    assert merge.main(["--expect", "1", "--out", str(out), str(rerun["earlier_merge"])]) == 1
+    assert merge_main(["--expect", "1", "--out", str(out), str(rerun["earlier_merge"])]) == 1
     assert "1 of 1 expected shards never arrived" in (out / "summary.md").read_text()
 
 
@@ -492,7 +500,7 @@ def test_a_leg_that_never_started_uploads_its_record_alone(shards: Path, tmp_pat
     died = tmp_path / "e2e-leg-docker-2"
     github.record_leg(died, "e2e-leg-docker-2", env={"GITHUB_RUN_ATTEMPT": "3"})
     out = tmp_path / "merged"
-    assert merge.main(["--out", str(out), str(shards / "e2e-local-1"), str(died)]) == 1
+    assert merge_main(["--out", str(out), str(shards / "e2e-local-1"), str(died)]) == 1
     summary = (out / "summary.md").read_text()
     assert "| e2e-docker-2 |" not in summary
     assert f"shard e2e-leg-docker-2 gave no results: {merge.EMPTY_SHARD}" in summary

@@ -14,8 +14,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from orchestrator import util  # not its test_* names: pytest would collect them
 from orchestrator.artifacts import Artifacts, RunInfo, finish_run
 from orchestrator.browser import find_chromium
+from orchestrator.cli import main
 from orchestrator.redaction import Redactor
-from orchestrator.report_server import ReportServer, main
+from orchestrator.report_server import ReportServer
 from tests.fixtures.orchestrator_cli import run_cli
 
 DEMO_NODEID = "e2e/test_demo_failure.py::test_demo_failure_expects_the_wrong_status[chromium]"
@@ -169,7 +170,7 @@ def test_view_trace_opens_the_trace_viewer_when_served(
 def test_report_refuses_a_folder_without_a_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([str(tmp_path)]) == 2
+    assert main(["report", str(tmp_path)]) == 2
 
     [line] = capsys.readouterr().err.splitlines()
     assert f"{tmp_path} has no index.html" in line

@@ -27,20 +27,9 @@ DSN = f"postgresql://postgres:{quote(PASSWORD, safe='')}@127.0.0.1:5432/app"
 FORMS = {PASSWORD, quote(PASSWORD, safe=""), quote_plus(PASSWORD)}
 NODEID = "test_page.py::test_shows_the_database_url[chromium]"  # pytest-playwright's
 
-# The glue a suite has (e2e/conftest.py): Playwright writes into the test's evidence folder.
-CONFTEST = """
-import pytest
-from orchestrator.browser import find_chromium
-from orchestrator.pytest_evidence import evidence_artifacts
-
-@pytest.fixture
-def output_path(request):
-    return str(evidence_artifacts(request.config).test_dir(request.node.nodeid))
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, **find_chromium().launch_args()}
-"""
+# No conftest: the browser plugin (orchestrator.pytest_browser) has Playwright write into the
+# test's evidence folder. --base-url: the page needs no stack.
+UNUSED_BASE_URL = "http://127.0.0.1:9"
 PAGE_TEST = f"""
 import os
 
@@ -82,11 +71,10 @@ def test_a_failed_browser_tests_trace_is_redacted_when_the_test_ends(
     monkeypatch.setenv(RUN_ENV, "run-trace")  # as under `orchestrator run`: it finishes later
     monkeypatch.setenv("STACK_DATABASE_URL", DSN)
     monkeypatch.delenv("STACK_BACKEND_URL", raising=False)
-    pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_page=PAGE_TEST)
 
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--tracing", "retain-on-failure", timeout=180
+        "-p", "no:cacheprovider", "--base-url", UNUSED_BASE_URL, timeout=180
     )
 
     result.assert_outcomes(failed=1)

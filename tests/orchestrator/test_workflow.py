@@ -621,7 +621,7 @@ def test_every_upload_overwrites_and_the_merge_downloads_legs_only() -> None:
     assert not fnmatch.fnmatchcase(uploads[1]["with"]["name"], pattern)  # never e2e-merged
     record = next(s for s in e2e["steps"] if s.get("name", "").startswith("Record this leg"))
     assert record["if"] == "always()"
-    assert 'orchestrator.github leg "$STACK_ARTIFACTS" --name "$LEG"' in record["run"]
+    assert 'orchestrator github leg "$STACK_ARTIFACTS" --name "$LEG"' in record["run"]
 
 
 def test_every_cache_is_restored_and_saved_apart_also_after_a_failure() -> None:

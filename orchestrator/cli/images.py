@@ -1,4 +1,4 @@
-"""`python -m orchestrator images bootstrap|build|prune|context ...`."""
+"""`images bootstrap|build|prune|context ...`: the stack's images (`orchestrator.images`)."""
 
 from __future__ import annotations
 
@@ -9,47 +9,54 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.images.bootstrap import BASE_TAG, DEBIAN_MIRROR, bootstrap_base_image
-from orchestrator.images.build import build_images, tag_latest
-from orchestrator.images.client import client_scope
-from orchestrator.images.context import build_context, write_build_context
-from orchestrator.images.progress import BuildProgress
-from orchestrator.images.results import IMAGE_NAMES, BaseChoice, ImageResult
-from orchestrator.images.stale import remove_stale_images
+
+if TYPE_CHECKING:
+    from orchestrator.images.results import ImageResult
+
+__all__ = ["register"]
 
 log = logging.getLogger("orchestrator.images")  # the package's logger: -v shows every module
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`images bootstrap|build|context ...`; `python -m orchestrator images` delegates here."""
-    parser = argparse.ArgumentParser(
-        prog="python -m orchestrator images",
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "images",
+        help="base images and builds: bootstrap | build | prune | context",
         description="Build the stack's images (cached by a hash of their inputs).",
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="store_true", help="show the whole output, not a line per step"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    boot = commands.add_parser(
-        "bootstrap", parents=[common], help=f"make {BASE_TAG} with debootstrap (root)"
+    boot = actions.add_parser(
+        "bootstrap", parents=[common], help="make the offline Debian base with debootstrap (root)"
     )
-    boot.add_argument("--tag", default=BASE_TAG)
-    boot.add_argument("--mirror", default=DEBIAN_MIRROR)
+    boot.add_argument("--tag", default=None, help="its tag (default: the offline base's)")
+    boot.add_argument("--mirror", default=None, help="the Debian mirror (default: Debian's)")
     boot.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
     boot.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    build = commands.add_parser(
+    build = actions.add_parser(
         "build", parents=[common], help="build the images whose tag doesn't exist yet"
     )
     build.add_argument(
-        "names", nargs="*", metavar="NAME", help=f"any of {', '.join(IMAGE_NAMES)} (default: all)"
+        "names",
+        nargs="*",
+        type=_image_name,
+        metavar="NAME",
+        help="an image of the stack (default: all)",
     )
-    build.add_argument("--base", choices=get_args(BaseChoice), default="auto")
+    build.add_argument(
+        "--base",
+        type=_base_choice,
+        default="auto",
+        help="auto (default), public or offline: where the base image comes from",
+    )
     build.add_argument("--force", action="store_true", help="rebuild without layer cache")
     build.add_argument("--json", action="store_true", help="print the results as JSON")
     build.add_argument(
@@ -57,12 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     build.add_argument(
         "--offline-tag",
-        default=BASE_TAG,
+        default=None,
         metavar="TAG",
-        help=f"the offline base to use or bootstrap (default {BASE_TAG})",
+        help="the offline base to use or bootstrap (default: the offline base's tag)",
     )
 
-    prune = commands.add_parser(
+    prune = actions.add_parser(
         "prune",
         parents=[common],
         help="remove this checkout's stale ci-stack/* tags and build stages",
@@ -73,28 +80,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also this checkout's current content-hash tags (rebuilt next run)",
     )
 
-    ctx = commands.add_parser(
+    ctx = actions.add_parser(
         "context", parents=[common], help="write an image's build context to a folder"
     )
-    ctx.add_argument("name", choices=IMAGE_NAMES)
+    ctx.add_argument("name", type=_image_name)
     ctx.add_argument("dest", type=Path)
+    parser.set_defaults(handler=execute)
 
-    args = parser.parse_args(argv)
+
+def _image_name(raw: str) -> str:
+    from orchestrator.images.results import IMAGE_NAMES
+
+    if raw not in IMAGE_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown image {raw}; choose from {IMAGE_NAMES}")
+    return raw
+
+
+def _base_choice(raw: str) -> str:
+    from orchestrator.images.results import BaseChoice
+
+    if raw not in get_args(BaseChoice):
+        choices = ", ".join(get_args(BaseChoice))
+        raise argparse.ArgumentTypeError(f"unknown base {raw!r}; choose from {choices}")
+    return raw
+
+
+def execute(args: argparse.Namespace) -> int:
+    # The images machinery loads only for this command (docker-py, build contexts).
+    from orchestrator.images.bootstrap import BASE_TAG, DEBIAN_MIRROR, bootstrap_base_image
+    from orchestrator.images.build import build_images, tag_latest
+    from orchestrator.images.client import client_scope
+    from orchestrator.images.context import build_context, write_build_context
+    from orchestrator.images.progress import BuildProgress
+    from orchestrator.images.results import IMAGE_NAMES
+    from orchestrator.images.stale import remove_stale_images
+
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.verbose:
         log.setLevel(logging.DEBUG)
     try:
-        if args.command == "bootstrap":
+        if args.action == "bootstrap":
             with BuildProgress(verbose=args.verbose) as progress:
                 result = bootstrap_base_image(
-                    args.tag, args.mirror, force=args.force, progress=progress
+                    args.tag or BASE_TAG,
+                    args.mirror or DEBIAN_MIRROR,
+                    force=args.force,
+                    progress=progress,
                 )
             _print_results([result], as_json=args.json)
-        elif args.command == "build":
-            unknown = sorted(set(args.names) - set(IMAGE_NAMES))
-            if unknown:
-                parser.error(f"unknown image {', '.join(unknown)}; choose from {IMAGE_NAMES}")
+        elif args.action == "build":
             names = tuple(args.names) or IMAGE_NAMES
             with BuildProgress(log_path=args.log, verbose=args.verbose) as progress:
                 built = build_images(
@@ -102,11 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     base=args.base,
                     force=args.force,
                     progress=progress,
-                    offline_tag=args.offline_tag,
+                    offline_tag=args.offline_tag or BASE_TAG,
                 )
             tag_latest(built)
             _print_results(list(built.values()), as_json=args.json)
-        elif args.command == "prune":
+        elif args.action == "prune":
             with client_scope(None) as client:
                 pruned = remove_stale_images(client, keep_current=not args.all)
             for removed in pruned.removed:
