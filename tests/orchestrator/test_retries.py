@@ -185,9 +185,8 @@ def test_bad_retries_is_a_usage_error(pytester: pytest.Pytester, run_folder: Pat
 def test_merge_keeps_flaky_across_shards(
     pytester: pytest.Pytester, run_folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from orchestrator import merge
     from orchestrator.artifacts.junit import count_outcomes, read_cases
-    from tests.orchestrator.test_merge import run_into
+    from tests.orchestrator.test_merge import merge_main, run_into
 
     pytester.makepyfile(test_suite=SUITE.split("def test_broken", maxsplit=1)[0])
     base = tmp_path / "runs"
@@ -195,8 +194,129 @@ def test_merge_keeps_flaky_across_shards(
         for index in (1, 2):
             run_into(pytester, mp, base / f"e2e-local-{index}", f"--shard={index}/2", "--retries=1")
     out = tmp_path / "merged"
-    status = merge.main(["--out", str(out), *(str(base / f"e2e-local-{i}") for i in (1, 2))])
+    status = merge_main(["--out", str(out), *(str(base / f"e2e-local-{i}") for i in (1, 2))])
     assert status == 0  # a flaky test passes the merged run too
     counts = count_outcomes(read_cases(out / "junit.xml"))
     assert (counts["flaky"], counts["passed"], counts["failed"]) == (1, 0, 0)
     assert "flaky 1" in (out / "summary.md").read_text()
+
+
+WEB = """
+import datetime, http.server, json, sys
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        record = {
+            "timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
+            "level": "INFO", "logger": "web", "message": "GET " + self.path,
+            "correlation_id": None, "test_id": self.headers.get("X-Test-Id"), "extra": {},
+        }
+        print(json.dumps(record), flush=True)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.HTTPServer((sys.argv[2], int(sys.argv[1])), Handler).serve_forever()
+"""
+
+LOGGING_PROFILE = """
+from pathlib import Path
+
+from orchestrator.profile import AppProfile
+from orchestrator.spec import HttpProbe, ServiceSpec
+
+WEB = str(Path(__file__).with_name("tiny_web.py"))
+
+
+class TinyProfile(AppProfile):
+    name = "tiny"
+    web_service = "web"
+
+    def services(self, config):
+        command = ("{python}", WEB, "{port}", "{host}")
+        probe = HttpProbe("/", "GET / answers 200")
+        return (ServiceSpec(name="web", role="web", command=command, port=8000, probe=probe),)
+
+
+profile = TinyProfile()
+"""
+
+STACK_SUITE = """
+import os
+from pathlib import Path
+
+
+def attempt(name):
+    counter = Path(os.environ["COUNTERS"]) / name
+    n = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(n))
+    return n
+
+
+def test_flaky(api):
+    n = attempt("flaky")
+    assert api.get(f"/flaky/{n}").status_code == 200
+    assert n >= 2, f"attempt {n} fails"
+
+
+def test_broken(api):
+    n = attempt("broken")
+    api.get(f"/broken/{n}")
+    assert False, f"broken at attempt {n}"
+"""
+
+
+@pytest.mark.slow
+def test_each_attempt_gets_its_own_backend_slice_on_a_real_stack(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A self-started local stack whose web service logs each request's X-Test-Id: the
+    slices of attempt 1 and 2 land in their own folders and never mix."""
+    from orchestrator.contract import EXPORTED_ENV, OWNER_ENV
+    from orchestrator.util import test_id_for
+
+    for name in (*EXPORTED_ENV, RUN_ENV, OWNER_ENV, "STACK_ARTIFACTS", "STACK_WORKERS", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    counters = tmp_path / "counters"
+    counters.mkdir()
+    monkeypatch.setenv("COUNTERS", str(counters))
+    monkeypatch.setenv("STACK_RETRIES", "1")
+    folder = tmp_path / "run"
+    pytester.makefile(
+        ".toml",
+        pyproject=f'[tool.ci-stack]\napp = "tiny_profile:profile"\nprovider = "local"\n'
+        f'artifacts = "{folder}"\n',
+    )
+    (pytester.path / "tiny_profile.py").write_text(LOGGING_PROFILE)
+    (pytester.path / "tiny_web.py").write_text(WEB)
+    pytester.makepyfile(test_stack=STACK_SUITE)
+
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:playwright")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    results = _results(folder)
+    assert (results["test_flaky"]["outcome"], results["test_broken"]["outcome"]) == (
+        "flaky",
+        "failed",
+    )
+
+    def paths(slice_file: Path) -> list[tuple[str, str]]:
+        records = [json.loads(line) for line in slice_file.read_text().splitlines()]
+        return [(r["message"], r["test_id"]) for r in records]
+
+    for name in ("flaky", "broken"):
+        base = test_id_for(f"test_stack.py::test_{name}")
+        test_dir = folder / results[f"test_{name}"]["attempts"][0]["folder"]
+        assert paths(test_dir / "web.jsonl") == [(f"GET /{name}/1", base)]
+    broken_top = (folder / results["test_broken"]["attempts"][0]["folder"]).parent
+    base = test_id_for("test_stack.py::test_broken")
+    assert paths(broken_top / "web.jsonl") == [("GET /broken/2", f"{base}-attempt-2")]
+    flaky_top = (folder / results["test_flaky"]["attempts"][0]["folder"]).parent
+    assert not (flaky_top / "web.jsonl").exists()  # its passing attempt keeps nothing
+    report = (folder / "index.html").read_text()
+    assert "Flaky (1)" in report and "attempt-1/web.jsonl" in report
