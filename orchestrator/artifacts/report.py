@@ -59,7 +59,7 @@ margin:6px 0;overflow:auto;white-space:pre-wrap;word-break:break-word;max-height
 pre.message{background:#fff5f5;border-color:#f5c2c7;color:#8a1c24}
 .failure{background:var(--card);border:1px solid var(--line);border-left:4px solid var(--fail);
 border-radius:8px;padding:16px 18px;margin:14px 0}
-.failure.o-error{border-left-color:var(--err)}
+.failure.o-error{border-left-color:var(--err)}.failure.o-flaky{border-left-color:#9a6700}
 .where{color:var(--muted);margin:0 0 8px}
 .shot{margin:10px 0}.shot img{max-width:100%;max-height:520px;border:1px solid var(--line);
 border-radius:6px}
@@ -214,7 +214,7 @@ def _failure(test: TestResult, rerun_prefix: str, hint: str) -> str:
         f'<p class="where">{escape(where)}</p>',
     ]
     if test.attempts:
-        html.append(_attempts(test))
+        html.append(_attempts(test, hint))
     if test.message:
         html.append(f'<pre class="message">{escape(test.message)}</pre>')
     if test.longrepr:
@@ -233,15 +233,9 @@ def _failure(test: TestResult, rerun_prefix: str, hint: str) -> str:
         f'<span class="cmd">rerun <code class="rerun">{escape(command)}</code>'
         '<button class="copy" type="button">copy</button></span>'
     ]
-    for trace in evidence.traces if evidence else []:
-        actions.append(
-            f'<span><a class="trace" data-trace="{escape(trace)}" href="{escape(trace)}">'
-            f"{escape(Path(trace).name)}</a> "
-            f'<span class="trace-hint hint">View trace: <code>{escape(REPORT_COMMAND)} '
-            f"{escape(hint)}</code></span></span>"
-        )
+    actions += [_trace_link(trace, hint) for trace in (evidence.traces if evidence else [])]
     html.append(f'<div class="actions">{"".join(actions)}</div>')
-    if evidence is not None:
+    if evidence is not None and (evidence.files or test.failed):
         html.append(_timeline(evidence.timeline))
         if evidence.transcripts:
             html.append(f"<h4>SSE transcripts ({len(evidence.transcripts)})</h4>")
@@ -252,8 +246,18 @@ def _failure(test: TestResult, rerun_prefix: str, hint: str) -> str:
     return "\n".join(html)
 
 
-def _attempts(test: TestResult) -> str:
-    """Each attempt side by side: the failed ones' error and screenshot, then the last."""
+def _trace_link(trace: str, hint: str) -> str:
+    return (
+        f'<span><a class="trace" data-trace="{escape(trace)}" href="{escape(trace)}">'
+        f"{escape(Path(trace).name)}</a> "
+        f'<span class="trace-hint hint">View trace: <code>{escape(REPORT_COMMAND)} '
+        f"{escape(hint)}</code></span></span>"
+    )
+
+
+def _attempts(test: TestResult, hint: str) -> str:
+    """Each attempt side by side: the failed ones' error, screenshot, trace and timeline
+    (folded), then the last one's outcome."""
     cards = []
     for attempt in test.attempts:
         shots = attempt.evidence.screenshots if attempt.evidence else []
@@ -267,7 +271,12 @@ def _attempts(test: TestResult) -> str:
             links = "".join(
                 f'<a href="{escape(f)}">{escape(Path(f).name)}</a>' for f in attempt.evidence.files
             )
-            files = f'<div class="files">{links}</div>'
+            traces = "".join(_trace_link(t, hint) for t in attempt.evidence.traces)
+            files = f'<div class="files">{links}</div><div class="actions">{traces}</div>'
+            files += (
+                f"<details><summary>timeline ({len(attempt.evidence.timeline)})</summary>"
+                f"{_timeline(attempt.evidence.timeline)}</details>"
+            )
         cards.append(
             f'<div class="attempt"><h4>attempt {attempt.number} · {escape(attempt.outcome)}'
             f"{' in ' + escape(attempt.phase) if attempt.phase else ''}</h4>"
