@@ -110,7 +110,7 @@ SETTINGS: tuple[Setting, ...] = (
         "retries",
         "STACK_RETRIES",
         whole_number,
-        "times a failed test is run again (default 2 when CI is set)",
+        "times a failed test is run again",
         "--retries",
         ci_default=2,
     ),

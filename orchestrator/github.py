@@ -114,7 +114,8 @@ def github_annotations(
     labels: Mapping[str, FailureLabel] | None = None,
 ) -> list[str]:
     """At most `ANNOTATION_LIMIT` `::error` lines for the failed and errored tests of
-    `source`, then one `::notice` saying how many more are listed in the job summary.
+    `source` (and as many `::warning` lines for its flaky ones), then one `::notice` saying
+    how many more are listed in the job summary.
 
     `source` is a junit.xml, an artifacts folder (its junit.xml, node ids from its
     `tests/*/test.json`, also below `shards/`), junit cases already read, or the evidence
@@ -194,8 +195,10 @@ def _from_report(test: ReportedTest) -> Failure:
     """Annotate the line of the test's own file that failed (the call into a page object,
     not the helper's inside), else where it crashed, else where the test is defined."""
     module = test.nodeid.split("::", 1)[0]
-    traced = failure_location(test.longrepr, module.removesuffix(".py"))
-    where = test.crash or test.location
+    # A flaky test passed at last: its first failed attempt says where and why it failed.
+    failed = next(iter(getattr(test, "attempts", None) or []), None) or test
+    traced = failure_location(failed.longrepr, module.removesuffix(".py"))
+    where = failed.crash or test.location
     if traced is not None and traced[0].removeprefix("./") == module:
         position = traced
     elif where and where.rpartition(":")[2].isdigit():
@@ -203,7 +206,7 @@ def _from_report(test: ReportedTest) -> Failure:
         position = (path, int(line))
     else:
         position = traced or (module, 1)
-    message = (test.message or test.outcome).strip()
+    message = (failed.message or test.outcome).strip()
     title = _titled(test.nodeid, test.outcome)
     return Failure(*position, title, message, test.nodeid, test.outcome)
 

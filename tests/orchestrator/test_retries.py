@@ -17,7 +17,7 @@ from orchestrator.artifacts.results import load_run
 from orchestrator.artifacts.summary import render_summary
 from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import RUN_ENV
-from orchestrator.github import ANNOTATED_OUTCOMES
+from orchestrator.github import ANNOTATED_OUTCOMES, github_annotations
 from orchestrator.redaction import Redactor
 
 pytest_plugins = ["pytester"]
@@ -141,6 +141,11 @@ def test_summary_and_report_say_flaky(pytester: pytest.Pytester, run_folder: Pat
     page = render_report(data)
     assert 'data-status="flaky"' in page and "Attempts (2)" in page
     assert ANNOTATED_OUTCOMES["flaky"] == "warning"
+    for source in (run_folder, data):  # from junit.xml, and from the report's data
+        lines = github_annotations(source)
+        assert sorted(line.split(" ", 1)[0] for line in lines) == ["::error", "::warning"]
+        [warning] = [line for line in lines if line.startswith("::warning")]
+        assert "test_flaky (flaky)" in warning and "attempt 1 fails" in warning
 
 
 def test_fail_on_flaky_turns_the_run_red(
