@@ -86,6 +86,7 @@ class Setting:
     parse: Callable[[object], Any]
     help: str
     flag: str | None = None  # the CLI option, when there is one
+    ci_default: object = None  # the default when the environment has CI set (as on GitHub)
 
     @property
     def key(self) -> str:
@@ -105,6 +106,21 @@ SETTINGS: tuple[Setting, ...] = (
         "pg_bindir", "STACK_PG_BINDIR", path, "PostgreSQL bin dir (local provider)", "--pg-bindir"
     ),
     Setting("pg_tmpdir", "STACK_PG_TMPDIR", path, "where the local database lives"),
+    Setting(
+        "retries",
+        "STACK_RETRIES",
+        whole_number,
+        "times a failed test is run again",
+        "--retries",
+        ci_default=2,
+    ),
+    Setting(
+        "fail_on_flaky",
+        "STACK_FAIL_ON_FLAKY",
+        flag,
+        "a flaky test (failed, then passed on retry) fails the run",
+        "--fail-on-flaky",
+    ),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -121,6 +137,8 @@ class OrchestratorConfig:
     timeout: float = 60.0
     pg_bindir: Path | None = None
     pg_tmpdir: Path | None = None
+    retries: int = 0
+    fail_on_flaky: bool = False
     sources: Mapping[str, str] | None = None
     # The project root: the folder of the pyproject.toml read (profiles are found from it)
     root: Path | None = None
@@ -153,6 +171,8 @@ class OrchestratorConfig:
                 raw, source = env[setting.env], setting.env
             elif table_value is not None:
                 raw, source = table_value, f"[tool.{PYPROJECT_TABLE}] {setting.key}"
+            elif setting.ci_default is not None and env.get("CI", "").strip():
+                raw, source = setting.ci_default, "CI"
             else:
                 sources[setting.name] = "default"
                 continue

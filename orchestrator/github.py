@@ -39,9 +39,9 @@ from orchestrator.artifacts.layout import JUNIT_FILE, LEG_FILE, SUMMARY_FILE
 ANNOTATION_LIMIT = 10
 SUMMARY_LIMIT_BYTES = 1024 * 1024  # $GITHUB_STEP_SUMMARY's limit per step (the whole file)
 SUMMARY_MARGIN_BYTES = 1024  # kept free below the limit
-# What an annotated test's outcome becomes. Retries add `"flaky": "warning"` (a test that
-# failed, then passed on retry); each command gets its own ANNOTATION_LIMIT per step.
-ANNOTATED_OUTCOMES: Mapping[str, str] = {"failed": "error", "error": "error"}
+# What an annotated test's outcome becomes; a flaky test (failed, then passed on retry) is a
+# warning. Each kind gets its own ANNOTATION_LIMIT per step.
+ANNOTATED_OUTCOMES: Mapping[str, str] = {"failed": "error", "error": "error", "flaky": "warning"}
 # A failure's label from the run history (none yet: every failure is unlabelled). Annotated
 # in this order, the run's own failure order within a label, since only 10 are shown.
 FailureLabel = Literal["new", "failing before", "known flaky"]
@@ -114,7 +114,8 @@ def github_annotations(
     labels: Mapping[str, FailureLabel] | None = None,
 ) -> list[str]:
     """At most `ANNOTATION_LIMIT` `::error` lines for the failed and errored tests of
-    `source`, then one `::notice` saying how many more are listed in the job summary.
+    `source` (and as many `::warning` lines for its flaky ones), then one `::notice` saying
+    how many more are listed in the job summary.
 
     `source` is a junit.xml, an artifacts folder (its junit.xml, node ids from its
     `tests/*/test.json`, also below `shards/`), junit cases already read, or the evidence
@@ -194,8 +195,10 @@ def _from_report(test: ReportedTest) -> Failure:
     """Annotate the line of the test's own file that failed (the call into a page object,
     not the helper's inside), else where it crashed, else where the test is defined."""
     module = test.nodeid.split("::", 1)[0]
-    traced = failure_location(test.longrepr, module.removesuffix(".py"))
-    where = test.crash or test.location
+    # A flaky test passed at last: its first failed attempt says where and why it failed.
+    failed = next(iter(getattr(test, "attempts", None) or []), None) or test
+    traced = failure_location(failed.longrepr, module.removesuffix(".py"))
+    where = failed.crash or test.location
     if traced is not None and traced[0].removeprefix("./") == module:
         position = traced
     elif where and where.rpartition(":")[2].isdigit():
@@ -203,13 +206,13 @@ def _from_report(test: ReportedTest) -> Failure:
         position = (path, int(line))
     else:
         position = traced or (module, 1)
-    message = (test.message or test.outcome).strip()
+    message = (failed.message or test.outcome).strip()
     title = _titled(test.nodeid, test.outcome)
     return Failure(*position, title, message, test.nodeid, test.outcome)
 
 
 def _titled(title: str, outcome: str) -> str:
-    return f"{title} (error)" if outcome == "error" else title
+    return f"{title} ({outcome})" if outcome in ("error", "flaky") else title
 
 
 def running_on_github(env: Mapping[str, str] | None = None) -> bool:

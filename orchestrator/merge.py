@@ -284,7 +284,7 @@ def render_summary(merged: MergedRun) -> str:
         f"# e2e run (merged, {len(merged.shards)} shards): {verdict}",
         "",
         f"- tests: {len(merged.cases)} · passed {counts['passed']} · failed {counts['failed']}"
-        f" · errors {counts['error']} · skipped {counts['skipped']}",
+        f" · errors {counts['error']} · skipped {counts['skipped']} · flaky {counts['flaky']}",
     ]
     lines += [f"- {markdown_text(line)}" for line in rerun_lines(merged)]
     reasons = merged.reasons
@@ -424,7 +424,7 @@ def render_listing(merged: MergedRun) -> str:
     """index.html as a plain listing: every test, its outcome, time and a link into the
     evidence of the shard that ran it."""
     rows = []
-    order = {"error": 0, "failed": 1, "skipped": 2, "passed": 3}
+    order = {"error": 0, "failed": 1, "flaky": 2, "skipped": 3, "passed": 4}
     ranked = sorted(merged.cases, key=lambda pair: (order[pair[1].outcome], pair[1].junit_name))
     for shard, case in ranked:
         evidence = shard.evidence.get(case.junit_name)

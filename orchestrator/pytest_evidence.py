@@ -36,8 +36,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from orchestrator import pytest_retries
 from orchestrator.artifacts import layout
 from orchestrator.artifacts.finish import finish_run
+from orchestrator.artifacts.junit import add_attempts, junit_name
 from orchestrator.artifacts.layout import LOGS_DIR, LOSSES_ENV, Artifacts, WriteLosses
 from orchestrator.artifacts.run_info import RunInfo, Verdict
 from orchestrator.artifacts.zip_redaction import redact_zip
@@ -53,9 +55,10 @@ from orchestrator.contract import (
 from orchestrator.errors import PrerequisiteMissing
 from orchestrator.folder_lock import FolderLock
 from orchestrator.pytest_plugin import own_run, test_failed
+from orchestrator.pytest_retries import attempt_of, attempts_of
 from orchestrator.redaction import Redactor
 from orchestrator.sse_client import SSEClient, record_clients
-from orchestrator.util import test_id_for
+from orchestrator.util import attempt_test_id, test_id_for
 
 DEFAULT_WARM_FOLDER = Path("artifacts/pytest")
 LONGREPR_LIMIT = 64_000  # characters of one failure kept (head and tail)
@@ -92,6 +95,7 @@ class EvidenceSession:
     folder_lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # warm
     started_at: str = field(default_factory=lambda: utc_now())  # noqa: PLW0108 (defined below)
     _phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retried: dict[str, dict[str, Any]] = field(default_factory=dict)  # junit name -> entry
     _artifacts: Artifacts | None = None
 
     @property
@@ -145,7 +149,7 @@ class EvidenceSession:
         if artifacts is None:
             return
         if self.mode == "warm":
-            run = _warm_run_info(session.config, self, exitstatus)
+            run = _warm_run_info(session.config, self, int(session.exitstatus))
             finished = finish_run(artifacts, run, logs_dir=self.stack_logs)
             lost = artifacts.losses
             state = f"  EVIDENCE INCOMPLETE ({lost.summary()})" if lost else ""
@@ -175,10 +179,18 @@ class EvidenceSession:
             final = "error"
         if final is None:
             return
+        attempts = attempts_of(report)
+        if final == "passed" and attempts:
+            final = "flaky"
         artifacts = self.artifacts()
         if artifacts is None:
             return
         entry = _entry(report, final, state, rootdir)
+        if attempts:  # a retried test: its final attempt, and every earlier one's error
+            entry["test_id"] = attempt_test_id(report.nodeid, attempt_of(report))
+            entry["attempt"] = attempt_of(report)
+            entry["attempts"] = attempts
+            self.retried[junit_name(report.nodeid)] = entry
         artifacts.append_line(layout.RESULTS_FILE, json.dumps(entry, ensure_ascii=False))
         if final in ("failed", "error"):
             marker = artifacts.test_dir(report.nodeid) / layout.FAILED_TEST_FILE
@@ -246,7 +258,9 @@ def _reason(report: pytest.TestReport, rootdir: Path) -> tuple[str, str | None]:
 # -- hooks ------------------------------------------------------------------------------
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    if not pluginmanager.is_registered(pytest_retries):
+        pluginmanager.register(pytest_retries, "ci-stack-retries")
     group = parser.getgroup("ci-stack")
     group.addoption(
         "--stack-artifacts",
@@ -327,7 +341,10 @@ def _move_junit(evidence: EvidenceSession, artifacts: Artifacts | None) -> None:
         return
     staged = evidence.staging / layout.JUNIT_FILE
     if artifacts is not None and staged.is_file():
-        artifacts.write_text(layout.JUNIT_FILE, staged.read_text(encoding="utf-8"))
+        text = staged.read_text(encoding="utf-8")
+        if evidence.retried:
+            text = add_attempts(text, evidence.retried)
+        artifacts.write_text(layout.JUNIT_FILE, text)
     shutil.rmtree(evidence.staging, ignore_errors=True)
     evidence.staging = None
 
@@ -352,6 +369,32 @@ def _warm_run_info(config: pytest.Config, evidence: EvidenceSession, status: int
         started_at=evidence.started_at,
         finished_at=utc_now(),
     )
+
+
+# -- a failed attempt of a retried test -----------------------------------------------------
+
+
+def pytest_ci_stack_attempt_failed(
+    item: pytest.Item, attempt: int, report: pytest.TestReport, duration: float
+) -> dict[str, Any]:
+    """Move what the attempt left in tests/<slug>/ into tests/<slug>/attempt-N/, with its
+    test.json; returns its record (the retries plugin adds the attempt and its test id)."""
+    outcome = "failed" if report.when == "call" else "error"
+    entry = _entry(report, outcome, {"duration": duration}, item.config.rootpath)
+    entry.update(attempt=attempt, test_id=attempt_test_id(item.nodeid, attempt))
+    artifacts = evidence_artifacts(item.config)
+    if artifacts is None:
+        return entry
+    folder = artifacts.test_dir(item.nodeid)
+    target = folder / layout.ATTEMPT_DIR.format(attempt)
+    entry["folder"] = target.relative_to(artifacts.root).as_posix()
+    with artifacts.recording(target):
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted(folder.iterdir()):
+            if not (path.is_dir() and path.match(layout.ATTEMPT_GLOB)):
+                shutil.move(path, target / path.name)
+    artifacts.write_json(target.relative_to(artifacts.root) / layout.FAILED_TEST_FILE, entry)
+    return entry
 
 
 # -- SSE transcripts ----------------------------------------------------------------------

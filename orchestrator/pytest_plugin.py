@@ -30,7 +30,7 @@ from orchestrator.contract import (
     ENV_RUN_ID,
     TEST_ID_HEADER,
 )
-from orchestrator.util import test_id_for
+from orchestrator.util import attempt_test_id
 
 if TYPE_CHECKING:
     from orchestrator.config import OrchestratorConfig
@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 _REPORT_KEY = pytest.StashKey[dict[str, pytest.TestReport]]()
+# Which attempt of a test is running (1-based; set by the retries plugin, 1 without it).
+ATTEMPT_KEY = pytest.StashKey[int]()
 # The Run of the stack this session started itself (both plugins read it; set by `stack`).
 RUN_KEY = pytest.StashKey["Run"]()
 
@@ -100,7 +102,10 @@ def own_run(config: pytest.Config) -> Run | None:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report: pytest.TestReport = yield
-    item.stash.setdefault(_REPORT_KEY, {})[report.when] = report
+    reports = item.stash.setdefault(_REPORT_KEY, {})
+    if report.when == "setup":
+        reports.clear()  # a retried test's earlier attempt is not this one
+    reports[report.when] = report
     return report
 
 
@@ -199,7 +204,7 @@ def _print_uncaptured(config: pytest.Config, lines: list[str]) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
+def pytest_sessionfinish(session: pytest.Session) -> Iterator[None]:
     """Finish the run of a stack this session started once every other `sessionfinish`
     has run (fixtures torn down: the stack stopped; junit.xml written and moved in)."""
     try:
@@ -208,7 +213,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[N
         run = own_run(session.config)
         if run is not None:
             command = ["pytest", *session.config.invocation_params.args]
-            run.finish(command, int(exitstatus))
+            run.finish(command, int(session.exitstatus))  # fail-on-flaky may have changed it
 
 
 @pytest.fixture(scope="session")
@@ -218,8 +223,9 @@ def backend_url(stack: StackHandle) -> str:
 
 @pytest.fixture
 def test_id(request: pytest.FixtureRequest) -> str:
-    """This test's id, sent as X-Test-Id so its backend and worker log lines can be found."""
-    return test_id_for(request.node.nodeid)
+    """This test's id, sent as X-Test-Id so its backend and worker log lines can be found
+    (a retried test's attempt N > 1: `<id>-attempt-N`, so the attempts' lines never mix)."""
+    return attempt_test_id(request.node.nodeid, request.node.stash.get(ATTEMPT_KEY, 1))
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from typing import Any
 
 from orchestrator.artifacts import Artifacts, RunInfo, Verdict, finish_run
 from orchestrator.artifacts.layout import LOSSES_ENV, REPORT_FILE, STACK_FILE, WriteLosses
-from orchestrator.config import OrchestratorConfig
+from orchestrator.config import SETTINGS_BY_NAME, OrchestratorConfig
 from orchestrator.contract import (
     ENV_APP,
     ENV_ARTIFACTS_DIR,
@@ -107,7 +107,16 @@ class Run:
         """`environment()`, and where the command's evidence writers record what they could
         not write (the run's journal of losses, read back when the run finishes)."""
         journal = self.artifacts.losses.journal
-        return {**self.environment(), **({LOSSES_ENV: str(journal)} if journal else {})}
+        # The run's retry settings, resolved here (its flags too), for the command's pytest.
+        retries = {
+            SETTINGS_BY_NAME["retries"].env: str(self.config.retries),
+            SETTINGS_BY_NAME["fail_on_flaky"].env: "1" if self.config.fail_on_flaky else "0",
+        }
+        return {
+            **self.environment(),
+            **retries,
+            **({LOSSES_ENV: str(journal)} if journal else {}),
+        }
 
     def artifacts_line(self) -> str:
         """The CLI's last line: where the evidence is, and whether some of it is missing."""

@@ -40,6 +40,13 @@ def test_id_for(nodeid: str) -> str:
     return f"{slugify(nodeid.rsplit('::', maxsplit=1)[-1], max_length=60)}-{digest}"
 
 
+def attempt_test_id(nodeid: str, attempt: int) -> str:
+    """The test id one attempt of a retried test sends: attempt 1 the test's own id, attempt
+    N > 1 `<id>-attempt-N` (so each attempt's log records are sliced apart)."""
+    base = test_id_for(nodeid)
+    return base if attempt <= 1 else f"{base}-attempt-{attempt}"
+
+
 def slugify(text: str, max_length: int = 100) -> str:
     """A filesystem-safe slug; long names keep head and tail around a hash."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "test"

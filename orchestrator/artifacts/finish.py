@@ -96,7 +96,8 @@ def short_report(run: RunInfo) -> str:
 
 def failed_test_folders(artifacts: Artifacts) -> dict[str, Path]:
     """test id -> tests/<slug>/ of every failed test (results.jsonl, and test.json markers
-    of tests the results file does not know)."""
+    of tests the results file does not know), and -> tests/<slug>/attempt-N/ of every failed
+    attempt of a retried test (each attempt sent its own test id)."""
     folders = {
         test.test_id: artifacts.test_dir(test.nodeid)
         for test in read_results(artifacts.results_path)
@@ -107,6 +108,12 @@ def failed_test_folders(artifacts: Artifacts) -> dict[str, Path]:
         nodeid = info.get("nodeid")
         if isinstance(nodeid, str):
             folders.setdefault(str(info.get("test_id") or test_id_for(nodeid)), marker.parent)
+    for marker in sorted(
+        artifacts.tests_dir.glob(f"*/{layout.ATTEMPT_GLOB}/{layout.FAILED_TEST_FILE}")
+    ):
+        test_id = _json_object(marker).get("test_id")
+        if isinstance(test_id, str) and test_id:
+            folders.setdefault(test_id, marker.parent)
     return folders
 
 

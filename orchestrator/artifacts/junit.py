@@ -12,14 +12,19 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from orchestrator.artifacts.layout import FAILED_TEST_FILE
 from orchestrator.errors import OrchestratorError
 
-Outcome = Literal["passed", "failed", "error", "skipped"]
+Outcome = Literal["passed", "failed", "error", "skipped", "flaky"]
 _PROBLEMS: tuple[Outcome, ...] = ("failed", "error", "skipped")
 _TAGS: dict[str, Outcome] = {"failure": "failed", "error": "error", "skipped": "skipped"}
+# Maven Surefire's elements for retried tests, which test reporters read: on a testcase that
+# passed on retry `<flakyFailure>`/`<flakyError>` per failed attempt; on one that failed
+# every attempt `<rerunFailure>`/`<rerunError>` per earlier attempt, beside its `<failure>`.
+FLAKY_TAGS = {"failed": "flakyFailure", "error": "flakyError"}
+RERUN_TAGS = {"failed": "rerunFailure", "error": "rerunError"}
 # "tests/test_x.py:12: AssertionError": pytest's location line of a traceback entry
 _LOCATION = re.compile(r"^([^\s:][^:\n]*\.py):(\d+):", re.MULTILINE)
 
@@ -112,6 +117,11 @@ def read_cases(path: Path, suite: str = "") -> list[JunitCase]:
                 outcome = tag_outcome
                 message = child.get("message") or ""
                 text = child.text or ""
+        flaky = [child for child in element if child.tag in FLAKY_TAGS.values()]
+        if outcome == "passed" and flaky:  # failed, then passed on retry
+            outcome = "flaky"
+            message = flaky[0].get("message") or ""
+            text = flaky[0].findtext("stackTrace") or flaky[0].text or ""
         line = element.get("line")
         cases.append(
             JunitCase(
@@ -180,8 +190,32 @@ def write_merged(suites: Sequence[tuple[str, Path]], dest: Path) -> None:
     ET.ElementTree(merged).write(dest, encoding="utf-8", xml_declaration=True)
 
 
+def add_attempts(xml: str, retried: dict[str, dict[str, Any]]) -> str:
+    """pytest's junit.xml with the earlier attempts of retried tests added, Surefire's way.
+    `retried`: junit name (`junit_name(nodeid)`) -> the test's results.jsonl entry (its
+    `outcome` and `attempts`, each with `outcome`, `message` and `longrepr`)."""
+    root = ET.fromstring(xml)
+    for element in root.iter("testcase"):
+        entry = retried.get(f"{element.get('classname', '')}::{element.get('name', '')}")
+        if entry is None:
+            continue
+        tags = FLAKY_TAGS if entry.get("outcome") == "flaky" else RERUN_TAGS
+        for attempt in entry.get("attempts") or []:
+            tag = tags.get(str(attempt.get("outcome")), tags["failed"])
+            message = str(attempt.get("message") or "")
+            child = ET.SubElement(element, tag, message=message, type=_error_type(message))
+            ET.SubElement(child, "stackTrace").text = str(attempt.get("longrepr") or message)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _error_type(message: str) -> str:
+    """`AssertionError` of "AssertionError: assert 0 >= 1"; `failure` when none is named."""
+    head = message.split(":", 1)[0].strip()
+    return head if head.replace(".", "").isidentifier() else "failure"
+
+
 def count_outcomes(cases: Iterable[JunitCase]) -> dict[Outcome, int]:
-    counts: dict[Outcome, int] = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
+    counts: dict[Outcome, int] = {"passed": 0, "failed": 0, "error": 0, "skipped": 0, "flaky": 0}
     for case in cases:
         counts[case.outcome] += 1
     return counts

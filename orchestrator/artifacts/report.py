@@ -44,6 +44,10 @@ main{padding:0 28px 40px;max-width:1400px}
 font-weight:600;background:var(--skip);text-transform:uppercase;vertical-align:middle}
 .s-passed,.s-xpassed{background:var(--pass)}.s-failed{background:var(--fail)}
 .s-error{background:var(--err)}.s-skipped,.s-xfailed{background:var(--skip)}
+.s-flaky{background:#9a6700}
+.attempts{display:grid;grid-template-columns:repeat(auto-fit,minmax(260px,1fr));gap:10px}
+.attempt{border:1px solid var(--line);border-radius:6px;padding:8px;min-width:0}
+.attempt img{max-width:100%}
 h1 .badge{font-size:15px;padding:3px 12px}
 .facts{display:flex;flex-wrap:wrap;gap:6px 22px;margin:4px 0;color:var(--muted)}
 .facts b{color:var(--fg);font-weight:600}code,pre,.mono{font-family:var(--mono);font-size:12.5px}
@@ -55,7 +59,7 @@ margin:6px 0;overflow:auto;white-space:pre-wrap;word-break:break-word;max-height
 pre.message{background:#fff5f5;border-color:#f5c2c7;color:#8a1c24}
 .failure{background:var(--card);border:1px solid var(--line);border-left:4px solid var(--fail);
 border-radius:8px;padding:16px 18px;margin:14px 0}
-.failure.o-error{border-left-color:var(--err)}
+.failure.o-error{border-left-color:var(--err)}.failure.o-flaky{border-left-color:#9a6700}
 .where{color:var(--muted);margin:0 0 8px}
 .shot{margin:10px 0}.shot img{max-width:100%;max-height:520px;border:1px solid var(--line);
 border-radius:6px}
@@ -138,6 +142,12 @@ def render_report(
         parts.append(f'<section id="failures"><h2>Failures ({len(failures)})</h2>')
         parts += [_failure(test, rerun_prefix, hint) for test in failures]
         parts.append("</section>")
+    if data.flaky:
+        parts.append(
+            f'<section id="flaky"><h2>Flaky ({len(data.flaky)}): failed, then passed on retry</h2>'
+        )
+        parts += [_failure(test, rerun_prefix, hint) for test in data.flaky]
+        parts.append("</section>")
     parts += [_tests_table(data), "</main>"]
     script = _JS.replace("PROBE", SERVER_PROBE).replace("ROUTE", TRACE_ROUTE)
     parts.append(f"<script>{script}</script></body></html>\n")
@@ -203,6 +213,8 @@ def _failure(test: TestResult, rerun_prefix: str, hint: str) -> str:
         f"{escape(test.nodeid)}</h3>",
         f'<p class="where">{escape(where)}</p>',
     ]
+    if test.attempts:
+        html.append(_attempts(test, hint))
     if test.message:
         html.append(f'<pre class="message">{escape(test.message)}</pre>')
     if test.longrepr:
@@ -221,15 +233,9 @@ def _failure(test: TestResult, rerun_prefix: str, hint: str) -> str:
         f'<span class="cmd">rerun <code class="rerun">{escape(command)}</code>'
         '<button class="copy" type="button">copy</button></span>'
     ]
-    for trace in evidence.traces if evidence else []:
-        actions.append(
-            f'<span><a class="trace" data-trace="{escape(trace)}" href="{escape(trace)}">'
-            f"{escape(Path(trace).name)}</a> "
-            f'<span class="trace-hint hint">View trace: <code>{escape(REPORT_COMMAND)} '
-            f"{escape(hint)}</code></span></span>"
-        )
+    actions += [_trace_link(trace, hint) for trace in (evidence.traces if evidence else [])]
     html.append(f'<div class="actions">{"".join(actions)}</div>')
-    if evidence is not None:
+    if evidence is not None and (evidence.files or test.failed):
         html.append(_timeline(evidence.timeline))
         if evidence.transcripts:
             html.append(f"<h4>SSE transcripts ({len(evidence.transcripts)})</h4>")
@@ -238,6 +244,53 @@ def _failure(test: TestResult, rerun_prefix: str, hint: str) -> str:
         html.append(f'<h4>Files in {escape(evidence.folder)}/</h4><div class="files">{links}</div>')
     html.append("</article>")
     return "\n".join(html)
+
+
+def _trace_link(trace: str, hint: str) -> str:
+    return (
+        f'<span><a class="trace" data-trace="{escape(trace)}" href="{escape(trace)}">'
+        f"{escape(Path(trace).name)}</a> "
+        f'<span class="trace-hint hint">View trace: <code>{escape(REPORT_COMMAND)} '
+        f"{escape(hint)}</code></span></span>"
+    )
+
+
+def _attempts(test: TestResult, hint: str) -> str:
+    """Each attempt side by side: the failed ones' error, screenshot, trace and timeline
+    (folded), then the last one's outcome."""
+    cards = []
+    for attempt in test.attempts:
+        shots = attempt.evidence.screenshots if attempt.evidence else []
+        images = "".join(
+            f'<a href="{escape(shot)}"><img src="{escape(shot)}" alt="screenshot of attempt '
+            f'{attempt.number}"></a>'
+            for shot in shots
+        )
+        files = ""
+        if attempt.evidence is not None and attempt.evidence.files:
+            links = "".join(
+                f'<a href="{escape(f)}">{escape(Path(f).name)}</a>' for f in attempt.evidence.files
+            )
+            traces = "".join(_trace_link(t, hint) for t in attempt.evidence.traces)
+            files = f'<div class="files">{links}</div><div class="actions">{traces}</div>'
+            files += (
+                f"<details><summary>timeline ({len(attempt.evidence.timeline)})</summary>"
+                f"{_timeline(attempt.evidence.timeline)}</details>"
+            )
+        cards.append(
+            f'<div class="attempt"><h4>attempt {attempt.number} · {escape(attempt.outcome)}'
+            f"{' in ' + escape(attempt.phase) if attempt.phase else ''}</h4>"
+            f'<pre class="message">{escape(attempt.message or attempt.longrepr)}</pre>'
+            f"{images}{files}</div>"
+        )
+    last = len(test.attempts) + 1
+    final = "passed" if test.outcome == "flaky" else test.outcome
+    cards.append(
+        f'<div class="attempt"><h4>attempt {last} · {escape(final)}</h4>'
+        + ("<p>below</p>" if test.failed else "")
+        + "</div>"
+    )
+    return f'<h4>Attempts ({last})</h4><div class="attempts">{"".join(cards)}</div>'
 
 
 def _timeline(entries: list[TimelineEntry]) -> str:
@@ -306,7 +359,7 @@ def _tests_table(data: RunData) -> str:
     rows = []
     for test in data.tests:
         name = escape(test.nodeid)
-        if test.failed:
+        if test.has_evidence:
             name = f'<a href="#{_anchor(test)}">{name}</a>'
         elif test.message:  # why it was skipped or expected to fail
             name += f'<div class="hint">{escape(test.message)}</div>'

@@ -13,7 +13,7 @@ from orchestrator.artifacts.run_info import RunInfo
 from orchestrator.artifacts.timeline import TimelineEntry, console_entry, merge, record_entry
 from orchestrator.util import test_id_for, test_slug
 
-Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed"]
+Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed", "flaky"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 PROBLEMS = ("failed", "error")  # outcomes that make a run red and get evidence
 
@@ -38,6 +38,36 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """An earlier, failed attempt of a retried test (its evidence in tests/<slug>/attempt-N/)."""
+
+    number: int
+    outcome: str  # failed | error
+    phase: str | None = None
+    message: str = ""
+    longrepr: str = ""
+    crash: str | None = None
+    duration: float = 0.0
+    test_id: str = ""
+    folder: str | None = None  # relative to the run folder
+    evidence: Evidence | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Attempt:
+        return cls(
+            number=int(data.get("attempt") or 0),
+            outcome=str(data.get("outcome") or "failed"),
+            phase=data.get("phase"),
+            message=str(data.get("message") or ""),
+            longrepr=str(data.get("longrepr") or ""),
+            crash=data.get("crash"),
+            duration=float(data.get("duration") or 0.0),
+            test_id=str(data.get("test_id") or ""),
+            folder=data.get("folder"),
+        )
+
+
+@dataclass(frozen=True)
 class TestResult:
     """One test as the evidence plugin recorded it (or junit.xml told, as a fallback)."""
 
@@ -54,10 +84,16 @@ class TestResult:
     test_id: str = ""
     started_at: str | None = None
     evidence: Evidence | None = None
+    attempts: list[Attempt] = field(default_factory=list)  # earlier failed ones (retries)
 
     @property
     def failed(self) -> bool:
         return self.outcome in PROBLEMS
+
+    @property
+    def has_evidence(self) -> bool:
+        """Failed, or flaky (its failed attempts keep theirs)."""
+        return self.failed or self.outcome == "flaky"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TestResult:
@@ -74,6 +110,9 @@ class TestResult:
             crash=data.get("crash"),
             test_id=str(data.get("test_id") or test_id_for(nodeid)),
             started_at=data.get("started_at"),
+            attempts=[
+                Attempt.from_json(a) for a in data.get("attempts") or [] if isinstance(a, dict)
+            ],
         )
 
 
@@ -103,6 +142,10 @@ class RunData:
         return [t for t in self.tests if t.failed]
 
     @property
+    def flaky(self) -> list[TestResult]:
+        return [t for t in self.tests if t.outcome == "flaky"]
+
+    @property
     def totals(self) -> Totals:
         counts = {outcome: 0 for outcome in OUTCOMES}
         for test in self.tests:
@@ -118,8 +161,9 @@ def load_run(folder: Path, info: RunInfo | None = None) -> RunData:
     junit = read_junit(folder / layout.JUNIT_FILE)
     if not tests and junit is not None:
         tests = [_from_junit_case(case) for case in junit.cases]
-    tests = [_with_evidence(folder, test) if test.failed else test for test in tests]
-    tests.sort(key=lambda t: (not t.failed,))  # failures first, otherwise run order
+    tests = [_with_evidence(folder, test) if test.has_evidence else test for test in tests]
+    # failures first, then flaky tests, otherwise run order
+    tests.sort(key=lambda t: (not t.failed, t.outcome != "flaky"))
     logs = layout.LOGS_DIR if (folder / layout.LOGS_DIR).is_dir() else None
     return RunData(folder, info, tests, has_junit=junit is not None, logs=logs)
 
@@ -161,7 +205,32 @@ def _from_junit_case(case: Any) -> TestResult:
 
 def _with_evidence(root: Path, test: TestResult) -> TestResult:
     folder = root / layout.TESTS_DIR / test_slug(test.nodeid)
-    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    evidence = _evidence(root, folder)
+    details = _json_file(folder / layout.FAILED_TEST_FILE) or {}
+    if not test.longrepr and details.get("longrepr"):
+        test = TestResult.from_json({**details, "outcome": test.outcome, "nodeid": test.nodeid})
+    attempts = test.attempts or [  # results.jsonl without them: the attempt folders' test.json
+        Attempt.from_json({**(_json_file(marker) or {}), "folder": None})
+        for marker in sorted(folder.glob(f"{layout.ATTEMPT_GLOB}/{layout.FAILED_TEST_FILE}"))
+    ]
+    attempts = [
+        replace(a, evidence=_evidence(root, folder / layout.ATTEMPT_DIR.format(a.number)))
+        for a in attempts
+    ]
+    return replace(test, evidence=evidence, attempts=attempts)
+
+
+def _evidence(root: Path, folder: Path) -> Evidence:
+    """What one folder holds (a test's, without its attempt-N/ folders; or one attempt's)."""
+    files = (
+        sorted(
+            p
+            for p in folder.rglob("*")
+            if p.is_file() and not p.relative_to(folder).parent.match(layout.ATTEMPT_GLOB)
+        )
+        if folder.is_dir()
+        else []
+    )
     relative = [p.relative_to(root).as_posix() for p in files]
     timeline: list[TimelineEntry] = []
     transcripts = []
@@ -177,7 +246,7 @@ def _with_evidence(root: Path, test: TestResult) -> TestResult:
         else:  # a log slice: backend.jsonl, worker-1.jsonl, ...
             timeline += [record_entry(path.stem, record) for record in _json_lines(path)]
     pairs = list(zip(files, relative, strict=True))
-    evidence = Evidence(
+    return Evidence(
         folder=folder.relative_to(root).as_posix(),
         files=relative,
         screenshots=[r for p, r in pairs if p.match(layout.SCREENSHOT_GLOB)],
@@ -185,10 +254,6 @@ def _with_evidence(root: Path, test: TestResult) -> TestResult:
         timeline=merge(timeline),
         transcripts=transcripts,
     )
-    details = _json_file(folder / layout.FAILED_TEST_FILE) or {}
-    if not test.longrepr and details.get("longrepr"):
-        test = TestResult.from_json({**details, "outcome": test.outcome, "nodeid": test.nodeid})
-    return replace(test, evidence=evidence)
 
 
 def _json_file(path: Path) -> dict[str, Any] | None:

@@ -34,7 +34,8 @@ def render_summary(
         lines.append(
             f"- tests: {totals.tests} · passed {totals['passed']} · failed {totals['failed']}"
             f" · errors {totals['error']} · skipped {totals['skipped']}"
-            f" · {totals.seconds:.1f}s"
+            + (f" · flaky {totals['flaky']}" if totals["flaky"] else "")
+            + f" · {totals.seconds:.1f}s"
         )
     if info.error:
         lines += ["", "## Stack error", "", fence(info.error.strip())]
@@ -48,6 +49,10 @@ def render_summary(
                 lines += _failure(number, test, link_base, rerun_prefix)
             else:
                 lines.append(f"{number}. {code_span(test.nodeid)} ({test.outcome})")
+    if data.flaky:
+        lines += ["", f"## Flaky ({len(data.flaky)}): failed, then passed on retry", ""]
+        for test in data.flaky:
+            lines += _flaky(test, link_base)
     files = [(STACK_FILE, True), (JUNIT_FILE, data.has_junit), (REPORT_FILE, True)]
     listed = [_link(name, name, link_base) for name, present in files if present]
     if data.logs is not None:
@@ -79,6 +84,17 @@ def _failure(number: int, test: TestResult, link_base: str | None, rerun: str) -
         "</details>",
         "",
     ]
+    return lines
+
+
+def _flaky(test: TestResult, link_base: str | None) -> list[str]:
+    """One line per flaky test (its attempts), each failed attempt's reason and evidence."""
+    lines = [f"- {code_span(test.nodeid)}: passed at attempt {len(test.attempts) + 1}"]
+    for attempt in test.attempts:
+        reason = shorten(attempt.message or attempt.longrepr, SUMMARY_LINE) or "(no message)"
+        folder = attempt.evidence.folder + "/" if attempt.evidence else attempt.folder
+        where = f" ({_link(folder, folder, link_base)})" if folder else ""
+        lines.append(f"  - attempt {attempt.number}: {code_span(reason)}{where}")
     return lines
 
 

@@ -58,7 +58,7 @@ def execute(args: argparse.Namespace) -> int:
     print(
         f"merge  {len(merged.shards)} shards · {len(merged.cases)} tests · passed "
         f"{counts['passed']} · failed {counts['failed']} · errors {counts['error']} · skipped "
-        f"{counts['skipped']}  ->  {args.out}/",
+        f"{counts['skipped']} · flaky {counts['flaky']}  ->  {args.out}/",
         file=sys.stderr,
     )
     for shard in merged.shards:

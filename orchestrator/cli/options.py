@@ -14,7 +14,12 @@ not executable/not found · 128+N signal N.
 settings: CLI flag > environment > [tool.ci-stack] in pyproject.toml > default."""
 
 # How a default reads in --help where its value alone would not say it.
-_DEFAULT_TEXT = {"seed": "off", "pg_bindir": "the pgserver wheel's"}
+_DEFAULT_TEXT = {
+    "seed": "off",
+    "pg_bindir": "the pgserver wheel's",
+    "retries": "0, 2 when CI is set",
+    "fail_on_flaky": "off",
+}
 
 
 def setting_type(name: str) -> Any:

@@ -81,6 +81,7 @@ def test_merged_totals_equal_one_unsharded_run(shards: Path, tmp_path: Path) -> 
             "failed": 1,
             "error": 0,
             "skipped": 1,
+            "flaky": 0,
         }
     )
     root = ET.parse(out / "junit.xml").getroot()
@@ -456,6 +457,7 @@ def test_a_rerun_leg_counts_once_from_its_latest_attempt(
         "failed": 0,
         "error": 0,
         "skipped": 1,
+        "flaky": 0,
     }
     assert sorted(p.name for p in (out / "shards").iterdir()) == sorted([green.name, red.name])
     summary = (out / "summary.md").read_text()

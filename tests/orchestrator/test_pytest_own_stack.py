@@ -77,7 +77,14 @@ def test_red_on_purpose(api):
 def test_a_self_started_stack_is_one_run_in_the_stash_for_both_plugins(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for name in (*EXPORTED_ENV, RUN_ENV, OWNER_ENV, "STACK_ARTIFACTS", "STACK_WORKERS"):
+    for name in (
+        *EXPORTED_ENV,
+        RUN_ENV,
+        OWNER_ENV,
+        "STACK_ARTIFACTS",
+        "STACK_WORKERS",
+        "STACK_RETRIES",
+    ):
         monkeypatch.delenv(name, raising=False)
     folder = tmp_path / "run"
     pytester.makefile(
