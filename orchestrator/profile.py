@@ -1,7 +1,8 @@
 """App profiles: everything the orchestrator knows about one application, in one object.
 
 A profile says which services make up the app's stack (`services`), what its database needs
-(`database`), which container images it runs (`prepare_images`), what a command run against
+(`database`), which container images it runs (`images`: recipes the generic image machinery
+builds; or `prepare_images` for images had another way), what a command run against
 the stack is told (`environment`), how to reset its data between tests (`reset`). The core
 modules never name an application; they only call these.
 
@@ -16,8 +17,8 @@ import importlib
 import importlib.util
 import sys
 import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from orchestrator.spec import DatabaseSpec, ServiceSpec, StackSpec, new_run_id
 
 if TYPE_CHECKING:
     from orchestrator.config import OrchestratorConfig
+    from orchestrator.images.recipe import ImageRecipe
 
 Progress = Callable[[str], None]
 
@@ -66,19 +68,39 @@ class AppProfile:
             timeout=config.timeout,
         )
 
+    def images(self) -> Sequence[ImageRecipe]:
+        """The images `database().image` and services' `image` name, as recipes (a folder
+        with a Dockerfile, generated files; `orchestrator.images.postgres_pgmq_image()` is
+        the built-in database image). Built by the default `prepare_images`."""
+        return ()
+
     def images_available(self, client: Any) -> tuple[bool, str]:
         """Cheap (nothing built or pulled): can `prepare_images` succeed here? `auto` asks
         this before it picks a container provider; (False, why) makes it fall back."""
-        return True, "the profile does not say"
+        recipes = self.images()
+        if not recipes:
+            return True, "the profile does not say"
+        from orchestrator.images.base import can_provide_images
+
+        return can_provide_images(client, recipes)
 
     def prepare_images(
         self, client: Any, progress: Progress, log_path: Path | None = None
     ) -> Mapping[str, ContainerImage]:
         """Build or find the images that `database().image` and services' `image` name;
         one progress line per step, the whole build output appended to `log_path`."""
+        recipes = self.images()
+        if recipes:
+            from orchestrator.images.build import build_images
+
+            built = build_images(recipes, client=client, log_path=log_path)
+            return {
+                name: ContainerImage(result.tag, result.image_id, facts=asdict(result))
+                for name, result in built.items()
+            }
         raise PrerequisiteMissing(
             f"app profile {self.name!r} has no container images",
-            "use --provider local, or give the profile a prepare_images()",
+            "use --provider local, or give the profile images() (or a prepare_images())",
         )
 
     def environment(self, spec: StackSpec) -> dict[str, str]:
@@ -119,11 +141,18 @@ class ProfileBroken(ProfileError):
 ERROR_TEXT_LIMIT = 300  # characters of the profile's own error message in ProfileBroken
 
 
-def load_profile(reference: str) -> AppProfile:
+def load_profile(reference: str | None) -> AppProfile:
     """`package.module:attr` or `path/to/file.py:attr` → the AppProfile it names.
 
     `attr` may be a profile instance, an AppProfile subclass, or a function returning one.
-    A profile that does not load raises ProfileNotFound or ProfileBroken (one line each)."""
+    A profile that does not load raises ProfileNotFound or ProfileBroken (one line each);
+    None (no profile configured) raises ProfileNotFound naming where to configure one."""
+    if reference is None:
+        raise ProfileNotFound(
+            'no app profile is configured. Fix: set app = "module:attr" (or '
+            '"path/to/file.py:attr") under [tool.ci-stack] in pyproject.toml, or pass --app '
+            "or STACK_APP"
+        )
     module_ref, sep, attr = reference.rpartition(":")
     if not sep or not module_ref or not attr:
         raise ProfileNotFound(

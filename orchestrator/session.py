@@ -85,8 +85,9 @@ class Run:
             ENV_ARTIFACTS_DIR: str(self.artifacts.root.resolve()),
             ENV_LOGS_DIR: str(self.artifacts.logs_dir.resolve()),
             ENV_PROVIDER: self.choice.name,
-            ENV_APP: self.config.app,
         }
+        if self.config.app is not None:
+            env[ENV_APP] = self.config.app
         if self.app.web_service is not None:
             env[ENV_BACKEND_URL] = self.backend_url
         return {**env, **self.app.environment(self.spec)}

