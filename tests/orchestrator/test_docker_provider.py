@@ -28,6 +28,7 @@ from orchestrator.log_harvest import LogHarvester
 from orchestrator.redaction import Redactor
 from orchestrator.session import open_stack
 from orchestrator.stack import Stack
+from tests.fixtures.backend import DEMO_APP
 from tests.fixtures.stack_checks import ObservedRun, files_containing, quiet
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -109,7 +110,7 @@ def finished_run(
 ) -> FinishedRun:
     folder = tmp_path_factory.mktemp("docker-stack")
     password = secrets.token_urlsafe(18)
-    config = OrchestratorConfig(provider="docker", artifacts=folder)
+    config = OrchestratorConfig(app=DEMO_APP, provider="docker", artifacts=folder)
     with open_stack(config, password=password, progress=quiet) as run:
         run_id = run.run_id
         url = run.backend_url

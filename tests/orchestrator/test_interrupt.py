@@ -118,11 +118,17 @@ def _assert_report(folder: Path, run_id: str) -> None:
 
 
 def _nox_project(tmp_path: Path) -> Path:
-    """A folder holding our noxfile and what it reads (its state and artifacts stay there)."""
+    """A folder holding our noxfile and what it reads (its state and artifacts stay there),
+    and the demo app with its image (a `backend/` there is what the stack imports)."""
     project = tmp_path / "project"
     project.mkdir()
     for name in ("noxfile.py", "pyproject.toml", "constraints.txt"):
         shutil.copyfile(REPO_ROOT / name, project / name)
+    for folder in ("backend", "images"):
+        shutil.copytree(
+            REPO_ROOT / folder, project / folder,
+            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"),
+        )  # fmt: skip
     return project
 
 
