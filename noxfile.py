@@ -34,7 +34,11 @@ E2E_TESTS = ["e2e", "tests/integration"]
 # published wheel keeps the ranges). Refreshed on purpose with `nox -s lock`, so an upstream
 # release cannot turn CI red without a change of ours.
 LOCK = Path("constraints.txt")
-LOCKED_EXTRAS = ("tests", "e2e", "dev")
+# What the lock covers: ci-stack with these extras, the demo app (its own project) and our
+# tool groups (PEP 735, in pyproject.toml).
+LOCKED_EXTRAS = ("docker", "browser")
+DEMO_APP = Path("backend")  # backend/pyproject.toml: the demo app, not in the ci-stack wheel
+LOCKED_GROUPS = ("tests", "dev")
 UP_STATE = Path(".ci-stack/up.json")  # written by `orchestrator up` for this checkout
 # What `nox -s bench` compares stack start-up against when BENCH_BASELINE is not set.
 BENCH_BASELINE_COMMIT = "09e4a01"
@@ -63,16 +67,23 @@ VALUE_OPTIONS = {
 }
 
 
-def _install(session: nox.Session, extras: str) -> None:
-    """Install the project at the locked versions once per environment, pyproject.toml and
-    lock (editable: code changes need no reinstall); a change to either installs again."""
-    inputs = Path("pyproject.toml").read_bytes() + LOCK.read_bytes() + extras.encode()
+def _install(session: nox.Session, *groups: str) -> None:
+    """Install ci-stack (with its extras) and the demo app at the locked versions, with the
+    given tool groups, once per environment, pyprojects and lock (editable: code changes need
+    no reinstall); a change to any of them installs again."""
+    inputs = b"".join(
+        [Path("pyproject.toml").read_bytes(), (DEMO_APP / "pyproject.toml").read_bytes(),
+         LOCK.read_bytes(), " ".join(groups).encode()]
+    )  # fmt: skip
     stamp_value = hashlib.sha256(inputs).hexdigest()
     location = getattr(session.virtualenv, "location", None)
     stamp = Path(location, ".ci-stack-installed") if location else None
     if stamp is not None and stamp.is_file() and stamp.read_text() == stamp_value:
         return
-    session.install("-c", str(LOCK), "-e", f".[{extras}]")
+    session.install(
+        "-c", str(LOCK), "-e", f".[{','.join(LOCKED_EXTRAS)}]", "-e", f"./{DEMO_APP}",
+        *(arg for group in groups for arg in ("--group", group)),
+    )  # fmt: skip
     if stamp is not None:
         stamp.write_text(stamp_value)
 
@@ -133,7 +144,7 @@ SLOW_LANE = "slow or docker"
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The fast lane: unit, integration and SSE baseline tests on embedded stacks."""
-    _install(session, "tests,e2e")
+    _install(session, "tests")
     workers = min(4, os.cpu_count() or 1)  # tests are independent: one xdist worker per core
     session.run("pytest", "-m", FAST_LANE, *with_parallelism(list(session.posargs), workers))
 
@@ -141,7 +152,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def slow(session: nox.Session) -> None:
     """The slow lane: image builds, docker tests, whole-stack runs and the workflow replay."""
-    _install(session, "tests,e2e")
+    _install(session, "tests")
     session.run("pytest", "-m", SLOW_LANE, *session.posargs)
 
 
@@ -155,7 +166,7 @@ def sse(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def e2e(session: nox.Session) -> None:
     """Browser and SSE suites on one stack (STACK_PROVIDER=auto|local|docker), or on `up`'s."""
-    _install(session, "tests,e2e")
+    _install(session, "tests")
     session.run("python", "-m", "orchestrator", "browser", "ensure")
     pytest_args = with_parallelism(
         split_pytest_args(list(session.posargs), E2E_TESTS), default_e2e_workers()
@@ -178,7 +189,7 @@ def e2e(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def up(session: nox.Session) -> None:
     """Start the stack and keep it running until Ctrl-C; `nox -s e2e` then reuses it."""
-    _install(session, "tests,e2e")
+    _install(session, "tests")
     # Ctrl-C is how `up` ends; nox has waited for the orchestrator's teardown by then.
     with contextlib.suppress(KeyboardInterrupt):
         session.run(
@@ -191,7 +202,7 @@ def up(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def images(session: nox.Session) -> None:
     """Bootstrap the offline base image and/or build our images: `nox -s images -- bootstrap`."""
-    _install(session, "e2e")
+    _install(session)
     for action in session.posargs or ["bootstrap", "build"]:
         session.run("python", "-m", "orchestrator", "images", action)
 
@@ -199,7 +210,7 @@ def images(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """Run the benchmarks (stack start-up against BENCH_BASELINE); JSON in artifacts/bench/."""
-    _install(session, "tests,e2e")
+    _install(session, "tests")
     baseline = os.environ.get("BENCH_BASELINE") or str(_bench_baseline(session))
     for module in (
         "bench_embedded_postgres",
@@ -283,10 +294,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, venv_backend="none", default=False)
 def lock(session: nox.Session) -> None:
-    """Re-resolve constraints.txt from pyproject.toml's ranges (needs uv); review and commit."""
+    """Re-resolve constraints.txt from the pyprojects' ranges (needs uv); review and commit."""
     extras = [arg for extra in LOCKED_EXTRAS for arg in ("--extra", extra)]
+    groups = [arg for group in LOCKED_GROUPS for arg in ("--group", f"pyproject.toml:{group}")]
     session.run(
-        "uv", "pip", "compile", "pyproject.toml", *extras, "--python-version", PYTHON,
+        "uv", "pip", "compile", "pyproject.toml", str(DEMO_APP / "pyproject.toml"), *extras,
+        *groups, "--python-version", PYTHON,
         "--custom-compile-command", "nox -s lock", "--quiet", "-o", str(LOCK),
         *session.posargs, external=True,
     )  # fmt: skip
@@ -295,5 +308,5 @@ def lock(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """Mypy over backend, orchestrator, tests, e2e and this file."""
-    _install(session, "tests,e2e,dev")
+    _install(session, "tests", "dev")
     session.run("mypy")

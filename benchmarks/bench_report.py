@@ -75,8 +75,9 @@ def build_folder(root: Path, tests: int, records: int, seed: int = 7) -> Artifac
                     "correlation_id": f"corr-{k}",
                     "test_id": ids[rng.randrange(tests)],
                     "run_id": RUN_ID if k % 10 else "earlier-run",
+                    # A third are access records (the request's fields), as the demo logs them.
                     "extra": {"method": "GET", "path": f"/api/x/{k}", "status": 200,
-                              "duration_ms": k % 50},
+                              "duration_ms": k % 50} if k % 3 == 0 else {"command": k},
                 }  # fmt: skip
                 handle.write(json.dumps(record) + "\n")
     return artifacts

@@ -20,7 +20,10 @@ def main() -> int:
 
     provider, workers = sys.argv[1], int(sys.argv[2])
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as folder:
+        # The demo app's profile: the default of older checkouts, named since ci-stack has none.
         config = OrchestratorConfig(provider=provider, workers=workers, artifacts=Path(folder))
+        if not config.app:
+            config = config.with_values(app="backend.stack_profile:profile")
         with open_stack(config, progress=lambda _message: None) as run:
             exit_started = time.perf_counter()
         teardown = time.perf_counter() - exit_started  # stop + finishing the folder

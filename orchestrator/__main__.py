@@ -9,7 +9,7 @@ try:
 except ModuleNotFoundError as missing:  # e.g. only `pip install nox` so far
     print(
         f"orchestrator: the Python package {missing.name!r} is not installed. "
-        "Fix: pip install -e '.[orchestrator]' (or let nox do it: nox -s e2e)",
+        "Fix: pip install ci-stack (in its own repository nox does it: nox -s e2e)",
         file=sys.stderr,
     )
     status = 2

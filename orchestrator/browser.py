@@ -106,7 +106,7 @@ def ensure_chromium(
     except OSError as exc:
         raise PrerequisiteMissing(
             f"`{shlex.join(command)}` could not start ({exc})",
-            "install the project's e2e extra (`pip install -e '.[e2e]'`)",
+            "install ci-stack's browser extra (`pip install 'ci-stack[browser]'`)",
         ) from None
     if completed.returncode != 0:
         raise PrerequisiteMissing(

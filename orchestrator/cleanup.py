@@ -13,10 +13,13 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import OWNER_ENV, OWNER_LABEL, RUN_ENV, RUN_LABEL
 from orchestrator.embedded_postgres import clean_leftovers
+from orchestrator.errors import OrchestratorError
 from orchestrator.ownership import keep_reason
 from orchestrator.proc import ProcessInfo, process_environment, process_exists, wait_gone
+from orchestrator.profile import load_profile
 
 
 @dataclass
@@ -85,13 +88,18 @@ def clean_containers(report: CleanReport, run_id: str | None = None) -> None:
 
 
 def clean_images(report: CleanReport) -> None:
-    """This checkout's untagged build stages and old content-hash tags; the current ones,
-    unlabelled images and other checkouts' stay (see `orchestrator.images.stale`)."""
+    """This checkout's untagged build stages and old content-hash tags; the current ones (of
+    the configured app profile's images), unlabelled images and other checkouts' stay (see
+    `orchestrator.images.stale`). With no loadable profile every tag stays."""
     from orchestrator.images import docker_client, remove_stale_images
 
+    try:
+        recipes = tuple(load_profile(OrchestratorConfig.load().app).images())
+    except OrchestratorError:
+        recipes = ()  # no current tag is known: none is removed
     client = docker_client(timeout=120)
     try:
-        pruned = remove_stale_images(client)
+        pruned = remove_stale_images(client, recipes=recipes)
     finally:
         client.close()
     report.removed += [f"image {name}" for name in pruned.removed]

@@ -18,7 +18,6 @@ from typing import Any, Self
 
 from orchestrator.errors import OrchestratorError
 
-DEFAULT_APP = "orchestrator.apps.backend:profile"
 DEFAULT_ARTIFACTS = Path("artifacts/stack")
 PYPROJECT_TABLE = "ci-stack"
 
@@ -129,7 +128,7 @@ SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 class OrchestratorConfig:
     """One run's settings, resolved. `sources` says where each value came from."""
 
-    app: str = DEFAULT_APP
+    app: str | None = None  # no default: a project names its own (pyproject, STACK_APP)
     provider: str = "auto"
     workers: int = 2
     artifacts: Path = DEFAULT_ARTIFACTS

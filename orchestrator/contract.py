@@ -1,7 +1,7 @@
 """Names shared between the orchestrator, the apps it runs and their tests: defined once here.
 
-An app (the backend, or a user's own) and its tests may import these; the backend keeps its
-own copies (it must not import the orchestrator) and a test pins them to this module.
+An app and its tests may import these; an app that must not import the orchestrator keeps
+its own copies, and a test of its own pins them to this module (the demo app does).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """App profiles: everything the orchestrator knows about one application, in one object.
 
 A profile says which services make up the app's stack (`services`), what its database needs
-(`database`), which container images it runs (`prepare_images`, called by the prepare step
-before a stack exists), what a command run against the stack is told (`environment`), how to
-reset its data between tests (`reset`). The core modules never name an application; they
-only call these.
+(`database`), which container images it runs (`images`: recipes the generic image machinery
+builds, or `prepare_images` for images had another way; called by the prepare step before a
+stack exists), what a command run against
+the stack is told (`environment`), how to reset its data between tests (`reset`). The core
+modules never name an application; they only call these.
 
 Select one with `--app module:attr` (or `path/to/file.py:attr`), `STACK_APP`, or
 `app = "..."` under `[tool.ci-stack]` in pyproject.toml. Write your own by subclassing
@@ -26,8 +27,8 @@ import importlib.machinery
 import importlib.util
 import sys
 import traceback
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from orchestrator.spec import ContainerImage, DatabaseSpec, ServiceSpec, StackSp
 
 if TYPE_CHECKING:
     from orchestrator.config import OrchestratorConfig
+    from orchestrator.images.recipe import ImageRecipe
 
 
 class AppProfile:
@@ -65,21 +67,41 @@ class AppProfile:
             timeout=config.timeout,
         )
 
+    def images(self) -> Sequence[ImageRecipe]:
+        """The images `database().image` and services' `image` name, as recipes (a folder
+        with a Dockerfile, generated files; `orchestrator.images.postgres_pgmq_image()` is
+        the built-in database image). Built by the default `prepare_images`."""
+        return ()
+
     def images_available(self, client: Any) -> tuple[bool, str]:
         """Cheap (nothing built or pulled): can `prepare_images` succeed here? `auto` asks
-        this (through `orchestrator.prepare`) before it picks a container provider;
-        (False, why) makes it fall back."""
-        return True, "the profile does not say"
+        this (through `orchestrator.prepare`) before it picks a container provider; (False,
+        why) makes it fall back."""
+        recipes = self.images()
+        if not recipes:
+            return True, "the profile does not say"
+        from orchestrator.images.base import can_provide_images
+
+        return can_provide_images(client, recipes)
 
     def prepare_images(
         self, client: Any, log_path: Path | None = None
     ) -> Mapping[str, ContainerImage]:
-        """Build or find the images that `database().image` and services' `image` name
-        (called by `orchestrator.prepare` before the stack exists); the whole build output
+        """Build or find the images that `database().image` and services' `image` name;
+        called by `orchestrator.prepare` before the stack exists; the whole build output
         appended to `log_path`."""
+        recipes = self.images()
+        if recipes:
+            from orchestrator.images.build import build_images
+
+            built = build_images(recipes, client=client, log_path=log_path)
+            return {
+                name: ContainerImage(result.tag, result.image_id, facts=asdict(result))
+                for name, result in built.items()
+            }
         raise PrerequisiteMissing(
             f"app profile {self.name!r} has no container images",
-            "use --provider local, or give the profile a prepare_images()",
+            "use --provider local, or give the profile images() (or a prepare_images())",
         )
 
     def environment(self, spec: StackSpec) -> dict[str, str]:
@@ -120,13 +142,20 @@ class ProfileBroken(ProfileError):
 ERROR_TEXT_LIMIT = 300  # characters of the profile's own error message in ProfileBroken
 
 
-def load_profile(reference: str, root: Path | None = None) -> AppProfile:
+def load_profile(reference: str | None, root: Path | None = None) -> AppProfile:
     """`package.module:attr` or `path/to/file.py:attr` → the AppProfile it names; `root` is
     the project root (default: the folder of the nearest pyproject.toml, else the working
     directory).
 
     `attr` may be a profile instance, an AppProfile subclass, or a function returning one.
-    A profile that does not load raises ProfileNotFound or ProfileBroken (one line each)."""
+    A profile that does not load raises ProfileNotFound or ProfileBroken (one line each);
+    None (no profile configured) raises ProfileNotFound naming where to configure one."""
+    if reference is None:
+        raise ProfileNotFound(
+            'no app profile is configured. Fix: set app = "module:attr" (or '
+            '"path/to/file.py:attr") under [tool.ci-stack] in pyproject.toml, or pass --app '
+            "or STACK_APP"
+        )
     module_ref, attr = _split(reference)
     module = _import(module_ref, reference, root or project_root())
     try:

@@ -360,7 +360,7 @@ def _warm_run_info(config: pytest.Config, evidence: EvidenceSession, status: int
     return RunInfo(
         run_id=os.environ.get(ENV_RUN_ID) or str(stack.get("run_id") or "?"),
         provider=os.environ.get(ENV_PROVIDER) or str(stack.get("provider") or "?"),
-        app=str(stack.get("app") or "backend"),  # the profile's name
+        app=str(stack.get("app") or "?"),  # the profile's name
         verdict=verdict,
         command=["pytest", *config.invocation_params.args],
         command_status=int(status),

@@ -69,7 +69,7 @@ class StackHandle:
 
 
 class TestSession(requests.Session):
-    """A requests session bound to the backend URL that sends the test's id on every call."""
+    """A requests session bound to the web service's URL that sends the test's id on every call."""
 
     __test__ = False
 
@@ -131,7 +131,7 @@ def stack_config(config: pytest.Config) -> OrchestratorConfig:
     return OrchestratorConfig.load(pyproject=pyproject)
 
 
-def load_profile_or_exit(reference: str, config: pytest.Config) -> Any:
+def load_profile_or_exit(reference: str | None, config: pytest.Config) -> Any:
     """The app profile `reference` names; one that does not load (a syntax error, an
     exception at import) ends the session as a usage error: one line, exit status 4. An
     xdist worker cannot end the session (xdist reports that as an INTERNALERROR): there the
@@ -230,7 +230,7 @@ def test_id(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def api(backend_url: str, test_id: str) -> Iterator[TestSession]:
-    """HTTP session against the stack; relative paths are joined to the backend URL."""
+    """HTTP session against the stack; relative paths are joined to the web service's URL."""
     with TestSession(backend_url, test_id) as session:
         yield session
 

@@ -91,8 +91,7 @@ def read_durations(path: Path) -> dict[str, float]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise pytest.UsageError(
-            f"durations file {path} is not JSON ({exc}); delete it or rerun with "
-            "--store-durations"
+            f"durations file {path} is not JSON ({exc}); delete it or rerun with --store-durations"
         ) from exc
     pairs = data.items() if isinstance(data, dict) else data
     return {str(nodeid): float(seconds) for nodeid, seconds in pairs}

@@ -79,8 +79,11 @@ class Run:
         return self.spec.run_id
 
     @property
-    def app_reference(self) -> str:
-        """The profile as a child process must name it (STACK_APP): the same one."""
+    def app_reference(self) -> str | None:
+        """The profile as a child process must name it (STACK_APP): the same one (None: the
+        profile was handed over as an object, not named)."""
+        if self.config.app is None:
+            return None
         return canonical_reference(self.config.app, self.config.root)
 
     @property
@@ -97,8 +100,9 @@ class Run:
             ENV_ARTIFACTS_DIR: str(self.artifacts.root.resolve()),
             ENV_LOGS_DIR: str(self.artifacts.logs_dir.resolve()),
             ENV_PROVIDER: self.choice.name,
-            ENV_APP: self.app_reference,
         }
+        if self.app_reference is not None:
+            env[ENV_APP] = self.app_reference
         if self.app.web_service is not None:
             env[ENV_BACKEND_URL] = self.backend_url
         return {**env, **self.app.environment(self.spec)}

@@ -1,6 +1,7 @@
 """The stack as data: frozen specs from which every provider and compose.yaml are derived.
 
-Nothing here knows an application: an app profile (`orchestrator.apps`) fills these in.
+Nothing here knows an application: an app profile (`orchestrator.profile.AppProfile`) fills
+these in.
 Commands and environment values may hold placeholders that a provider fills when it starts
 the service: `{python}` (the interpreter: this one locally, `python` in a container),
 `{host}` and `{port}` (where the service must listen), `{instance}` (e.g. `worker-2`),

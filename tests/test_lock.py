@@ -24,10 +24,14 @@ def locked_versions() -> dict[str, str]:
 
 
 def test_every_requirement_of_the_locked_extras_is_pinned_within_its_range() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = [Requirement(r) for r in project["dependencies"]]
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = root["project"]
+    demo = tomllib.loads((ROOT / noxfile.DEMO_APP / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(r) for r in [*project["dependencies"], *demo["dependencies"]]]
     for extra in noxfile.LOCKED_EXTRAS:
         requirements += [Requirement(r) for r in project["optional-dependencies"][extra]]
+    for group in noxfile.LOCKED_GROUPS:
+        requirements += [Requirement(r) for r in root["dependency-groups"][group]]
     pins = locked_versions()
     problems = []
     for requirement in requirements:

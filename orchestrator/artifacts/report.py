@@ -1,8 +1,8 @@
 """index.html: one self-contained page (inline CSS and JS, no network) that explains a run.
 
 Header with verdict, app, provider, run id and stack timings; failed tests first, each with
-its error and code frame, screenshot, a timeline (browser console, access, backend and worker
-records in time order, linked by correlation id), SSE transcripts, the rerun command and the
+its error and code frame, screenshot, a timeline (browser console, access records and every
+service's records in time order, linked by correlation id), SSE transcripts, the rerun command and the
 trace; then every test with status, duration and file:line, filtered by status or searched.
 Images and traces are relative links, so the page works from file:// and from a downloaded
 CI artifact; served by `python -m orchestrator report`, "View trace" opens the trace viewer.
@@ -11,6 +11,7 @@ CI artifact; served by `python -m orchestrator report`, "View trace" opens the t
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 from html import escape
 from pathlib import Path
@@ -75,7 +76,6 @@ th{font-size:12px;color:var(--muted);font-weight:600}
 .timeline td{font-size:12.5px}.timeline .t{white-space:nowrap;font-family:var(--mono);
 color:var(--muted)}.timeline .text{font-family:var(--mono);word-break:break-word}
 .src{white-space:nowrap;font-weight:600}.src-browser{color:#6f42c1}.src-access{color:#0550ae}
-.src-backend{color:#116329}.src-worker{color:#953800}
 .lvl-WARNING,.lvl-warning{color:#9a6700}.lvl-ERROR,.lvl-error,.lvl-CRITICAL{color:var(--fail)}
 .cid{font-family:var(--mono);font-size:11px;border-radius:8px;padding:0 6px;cursor:pointer;
 border:1px solid transparent;white-space:nowrap}
@@ -308,10 +308,9 @@ def _timeline(entries: list[TimelineEntry]) -> str:
             if cid
             else ""
         )
-        source_class = "worker" if entry.source.startswith("worker") else entry.source
         rows.append(
             f'<tr data-cid="{escape(cid)}"><td class="t">{escape(_clock(entry.at))}</td>'
-            f'<td class="src src-{escape(source_class)}">{escape(entry.source)}</td>'
+            f"<td {_source_style(entry.source)}>{escape(entry.source)}</td>"
             f'<td class="lvl-{escape(entry.level)}">{escape(entry.level.lower())}</td>'
             f'<td class="text">{escape(entry.text)}</td><td>{chip}</td></tr>'
         )
@@ -391,6 +390,16 @@ def _clock(at: str | None) -> str:
         return "—"
     time_part = at.split("T", 1)[-1]
     return time_part.rstrip("Z").split("+", 1)[0]
+
+
+def _source_style(source: str) -> str:
+    """A source's cell attributes: browser and access have classes; each service a colour of
+    its own, the same for all its instances (`worker-1`, `worker-2`)."""
+    if source in ("browser", "access"):
+        return f'class="src src-{source}"'
+    service = re.sub(r"-\d+$", "", source)
+    hue = int(hashlib.sha1(service.encode()).hexdigest()[:4], 16) % 360
+    return f'class="src" style="color:hsl({hue} 70% 30%)"'
 
 
 def _color(correlation_id: str) -> str:

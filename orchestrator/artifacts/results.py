@@ -243,7 +243,7 @@ def _evidence(root: Path, folder: Path) -> Evidence:
             lines = _json_lines(path)
             url = str(lines[0].get("url", "?")) if lines else "?"
             transcripts.append(Transcript(path.name, url, lines[1:]))
-        else:  # a log slice: backend.jsonl, worker-1.jsonl, ...
+        else:  # a log slice: web.jsonl, worker-1.jsonl, ...
             timeline += [record_entry(path.stem, record) for record in _json_lines(path)]
     pairs = list(zip(files, relative, strict=True))
     return Evidence(

@@ -16,7 +16,7 @@ class RunInfo:
     run_id: str
     provider: str
     verdict: Verdict
-    app: str = "backend"  # the app profile's name
+    app: str = "?"  # the app profile's name ("?": not known)
     command: list[str] | None = None
     command_status: int | None = None
     error: str | None = None  # stack start/teardown failure or "service died" text
@@ -42,7 +42,7 @@ class RunInfo:
             run_id=str(data.get("run_id") or "?"),
             provider=str(data.get("provider") or "?"),
             verdict=cast(Verdict, verdict if verdict in VERDICTS else "error"),
-            app=str(data.get("app") or "backend"),
+            app=str(data.get("app") or "?"),
             command=list(data["command"]) if data.get("command") else None,
             command_status=data.get("command_status"),
             error=data.get("error"),

@@ -35,8 +35,8 @@ def log_files(logs_dir: Path) -> list[Path]:
 
 
 def collect_slices(logs_dir: Path, test_ids: Iterable[str], run_id: str | None) -> Slices:
-    """The records of each wanted test, per log name (`backend.jsonl` and `backend.log` share
-    the name `backend`: merged, each record once, in file order)."""
+    """The records of each wanted test, per log name (`web.jsonl` and `web.log` share
+    the name `web`: merged, each record once, in file order)."""
     return {
         test_id: {name: [record for record, _line in found] for name, found in by_name.items()}
         for test_id, by_name in _scan(logs_dir, set(test_ids), run_id).items()

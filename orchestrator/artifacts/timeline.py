@@ -1,4 +1,4 @@
-"""One failed test's timeline: browser console events, access records, backend and worker
+"""One failed test's timeline: browser console events, access records and every service's
 records merged in time order, each carrying the correlation id that links them."""
 
 from __future__ import annotations
@@ -8,13 +8,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-ACCESS_LOGGER = "backend.access"  # the backend's one-record-per-request logger
+# A record whose extra fields hold these is an access record (one per request), whatever
+# its logger: the timeline shows it as `access`, worded by `request_text`.
+ACCESS_FIELDS = frozenset({"method", "path", "status"})
 
 
 @dataclass(frozen=True)
 class TimelineEntry:
     at: str | None  # ISO 8601 UTC, as the record has it; None when the source had no time
-    source: str  # "browser", "access", "backend", "worker-1", ...
+    source: str  # "browser", "access", or a log's name: "web", "worker-1", ...
     level: str
     text: str
     correlation_id: str | None = None
@@ -62,7 +64,7 @@ def record_entry(source: str, record: Mapping[str, Any]) -> TimelineEntry:
     extra = record.get("extra")
     if not isinstance(extra, dict):
         extra = {}
-    if record.get("logger") == ACCESS_LOGGER:
+    if ACCESS_FIELDS <= extra.keys():
         source, text = "access", request_text(extra)
     else:
         text = str(record.get("message", ""))

@@ -15,15 +15,20 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator.contract import ENV_APP
+from orchestrator.profile import canonical_reference
 
 __all__ = ["profile_environment"]
 
 
-def profile_environment(reference: str, env: Mapping[str, str]) -> dict[str, str]:
-    """STACK_APP (and PYTHONPATH when needed) for CMD; `env` is what CMD would get else."""
-    module_ref, _, attr = reference.rpartition(":")
-    if module_ref.endswith(".py") or "/" in module_ref:
-        return {ENV_APP: f"{Path(module_ref).expanduser().resolve()}:{attr}"}
+def profile_environment(reference: str | None, env: Mapping[str, str]) -> dict[str, str]:
+    """STACK_APP (and PYTHONPATH when needed) for CMD; `env` is what CMD would get else.
+    Nothing when no profile was named (one handed over as an object)."""
+    if reference is None:
+        return {}
+    told = canonical_reference(reference)
+    if told != reference:  # a file, by its absolute path
+        return {ENV_APP: told}
+    module_ref = reference.rpartition(":")[0]
     found = _import_root(module_ref)
     if found is None or _on_every_path(found):
         return {ENV_APP: reference}

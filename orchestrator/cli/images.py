@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
+from orchestrator.arguments import EXIT_USAGE
 from orchestrator.errors import OrchestratorError
 
 if TYPE_CHECKING:
+    from orchestrator.images.recipe import ImageRecipe
     from orchestrator.images.results import ImageResult
 
 __all__ = ["register"]
@@ -25,11 +27,17 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "images",
         help="base images and builds: bootstrap | build | prune | context",
-        description="Build the stack's images (cached by a hash of their inputs).",
+        description="Build the app profile's images (cached by a hash of their inputs).",
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "-v", "--verbose", action="store_true", help="show the whole output, not a line per step"
+    )
+    common.add_argument(
+        "--app",
+        default=None,
+        metavar="REF",
+        help="the app profile whose images (default: STACK_APP or [tool.ci-stack] app)",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -45,11 +53,7 @@ def register(commands: Any) -> None:
         "build", parents=[common], help="build the images whose tag doesn't exist yet"
     )
     build.add_argument(
-        "names",
-        nargs="*",
-        type=_image_name,
-        metavar="NAME",
-        help="an image of the stack (default: all)",
+        "names", nargs="*", metavar="NAME", help="any of the profile's images (default: all)"
     )
     build.add_argument(
         "--base",
@@ -83,17 +87,9 @@ def register(commands: Any) -> None:
     ctx = actions.add_parser(
         "context", parents=[common], help="write an image's build context to a folder"
     )
-    ctx.add_argument("name", type=_image_name)
+    ctx.add_argument("name", help="one of the profile's images")
     ctx.add_argument("dest", type=Path)
     parser.set_defaults(handler=execute)
-
-
-def _image_name(raw: str) -> str:
-    from orchestrator.images.results import IMAGE_NAMES
-
-    if raw not in IMAGE_NAMES:
-        raise argparse.ArgumentTypeError(f"unknown image {raw}; choose from {IMAGE_NAMES}")
-    return raw
 
 
 def _base_choice(raw: str) -> str:
@@ -112,7 +108,6 @@ def execute(args: argparse.Namespace) -> int:
     from orchestrator.images.client import client_scope
     from orchestrator.images.context import build_context, write_build_context
     from orchestrator.images.progress import BuildProgress
-    from orchestrator.images.results import IMAGE_NAMES
     from orchestrator.images.stale import remove_stale_images
 
     if not logging.getLogger().handlers:
@@ -130,10 +125,10 @@ def execute(args: argparse.Namespace) -> int:
                 )
             _print_results([result], as_json=args.json)
         elif args.action == "build":
-            names = tuple(args.names) or IMAGE_NAMES
+            recipes = _chosen(_recipes(args.app), args.names)
             with BuildProgress(log_path=args.log, verbose=args.verbose) as progress:
                 built = build_images(
-                    names,
+                    recipes,
                     base=args.base,
                     force=args.force,
                     progress=progress,
@@ -143,17 +138,47 @@ def execute(args: argparse.Namespace) -> int:
             _print_results(list(built.values()), as_json=args.json)
         elif args.action == "prune":
             with client_scope(None) as client:
-                pruned = remove_stale_images(client, keep_current=not args.all)
+                pruned = remove_stale_images(
+                    client,
+                    keep_current=not args.all,
+                    recipes=_recipes(args.app) if not args.all else (),
+                )
             for removed in pruned.removed:
                 print(f"removed {removed}")
             print(f"prune: {pruned.summary()}", file=sys.stderr)
         else:
-            write_build_context(build_context(args.name), args.dest)
+            (recipe,) = _chosen(_recipes(args.app), [args.name])
+            write_build_context(build_context(recipe), args.dest)
             print(f"docker build --network host {args.dest}")
+    except UnknownImage as exc:
+        print(f"images: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (OrchestratorError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+class UnknownImage(ValueError):
+    """An image name the app profile does not know (a usage error)."""
+
+
+def _recipes(app: str | None) -> tuple[ImageRecipe, ...]:
+    """The image recipes of the app profile named by `app`, else the configured one."""
+    from orchestrator.config import OrchestratorConfig
+    from orchestrator.profile import load_profile
+
+    config = OrchestratorConfig.load({"app": app})
+    return tuple(load_profile(config.app, config.root).images())
+
+
+def _chosen(recipes: Sequence[ImageRecipe], names: Sequence[str]) -> tuple[ImageRecipe, ...]:
+    by_name = {recipe.name: recipe for recipe in recipes}
+    unknown = sorted(set(names) - set(by_name))
+    if unknown:
+        choices = ", ".join(by_name) or "none: the app profile names no images"
+        raise UnknownImage(f"unknown image {', '.join(unknown)}; the app profile's: {choices}")
+    return tuple(by_name[name] for name in names) if names else tuple(recipes)
 
 
 def _print_results(results: Sequence[ImageResult], *, as_json: bool) -> None:

@@ -20,8 +20,8 @@ _WHAT = "template data dir"
 def template_data_dir(install: Install, run_as: RunAs | None, user: str) -> Path:
     """A data dir initdb'ed once per install, superuser and OS user, under /var/tmp.
 
-    Servers start from a copy: copying is several times cheaper than initdb, which runs a
-    bootstrap backend. Auth is set per server (pg_hba.conf, ALTER ROLE ... PASSWORD).
+    Servers start from a copy: copying is several times cheaper than initdb, which runs
+    PostgreSQL in bootstrap mode. Auth is set per server (pg_hba.conf, ALTER ROLE ... PASSWORD).
     """
     postgres = install.bindir / "postgres"
     binary = postgres.stat()

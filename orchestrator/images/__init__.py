@@ -1,7 +1,8 @@
-"""Build the stack's Docker images, offline-capable and cached by a hash of their inputs.
+"""Build an app profile's Docker images, offline-capable and cached by a hash of their inputs.
 
-Two images, `ci-stack/postgres-pgmq:<hash>` and `ci-stack/backend:<hash>`, built from
-`images/<name>/Dockerfile`. Their `BASE_IMAGE` comes from wherever it is: the Dockerfile's
+Each image is an `ImageRecipe` the profile names (its Dockerfile's folder, generated files,
+build args), built as `ci-stack/<name>:<hash>`; the PostgreSQL+PGMQ image ships in this
+package (`postgres_pgmq_image()`). Its `BASE_IMAGE` comes from wherever it is: the Dockerfile's
 public default or the offline Debian base when either is in the local store, else the public
 one pulled when a registry answers, else the offline one made on demand by
 `bootstrap_base_image()` (debootstrap + `docker import`), else one PrerequisiteMissing line.
@@ -9,8 +10,9 @@ The tag is a content hash of everything the build sees (context files, base imag
 args): a tag that exists is a build that needs no doing. Pulls, bootstraps and builds print
 one line per step on stderr (`progress`) and can log their whole output to a file.
 
-Modules: `results` (names, results, the error), `hashing` (inputs hash and tag), `paths`,
-`wheels` (the backend's installed dependencies), `context` (build contexts), `client`
+Modules: `recipe` (what to build), `results` (labels, results, the error), `hashing` (inputs
+hash and tag), `paths`, `site_packages` (an image's Python dependencies installed on the
+host), `context` (build contexts), `client`
 (docker-py), `progress`, `base` (where a base comes from; `can_provide_images`), `build`
 (builds, side by side; :latest), `bootstrap` (the offline base), `stale`
 (`remove_stale_images`: only this checkout's, by the `ci-stack.checkout` label every
@@ -36,21 +38,20 @@ from orchestrator.images.build import build_images, resolve_base_image, tag_late
 from orchestrator.images.client import docker_client
 from orchestrator.images.context import BuildContext, build_context, write_build_context
 from orchestrator.images.hashing import ContextSource, image_inputs_hash, image_tag
-from orchestrator.images.paths import checkout_id, default_cache_dir, default_repo_root
+from orchestrator.images.paths import checkout_id, default_cache_dir, default_project_root
 from orchestrator.images.progress import BuildProgress
+from orchestrator.images.recipe import POSTGRES_PGMQ, ImageRecipe, postgres_pgmq_image, source_tree
 from orchestrator.images.results import (
     CHECKOUT_LABEL,
-    IMAGE_NAMES,
     IMAGE_REPOSITORY,
     LABEL_PREFIX,
     BaseChoice,
     BuildStatus,
     ImageBuildFailed,
-    ImageName,
     ImageResult,
 )
+from orchestrator.images.site_packages import SITE_ARCHIVE, DependencyTree, python_site_packages
 from orchestrator.images.stale import Pruned, current_tags, remove_stale_images
-from orchestrator.images.wheels import DependencyTree, prepare_dependencies, project_source_files
 
 __all__ = [
     "BASE_TAG",
@@ -58,9 +59,10 @@ __all__ = [
     "CHECKOUT_LABEL",
     "DEBIAN_MIRROR",
     "DEBIAN_SECURITY_MIRROR",
-    "IMAGE_NAMES",
     "IMAGE_REPOSITORY",
     "LABEL_PREFIX",
+    "POSTGRES_PGMQ",
+    "SITE_ARCHIVE",
     "BaseChoice",
     "BaseImage",
     "BaseResolver",
@@ -70,7 +72,7 @@ __all__ = [
     "ContextSource",
     "DependencyTree",
     "ImageBuildFailed",
-    "ImageName",
+    "ImageRecipe",
     "ImageResult",
     "Pruned",
     "PullFailed",
@@ -82,15 +84,16 @@ __all__ = [
     "checkout_id",
     "current_tags",
     "default_cache_dir",
-    "default_repo_root",
+    "default_project_root",
     "docker_client",
     "image_inputs_hash",
     "image_tag",
-    "prepare_dependencies",
-    "project_source_files",
+    "postgres_pgmq_image",
     "pull_image",
+    "python_site_packages",
     "remove_stale_images",
     "resolve_base_image",
+    "source_tree",
     "tag_latest",
     "write_build_context",
 ]

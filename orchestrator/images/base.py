@@ -8,14 +8,13 @@ For each image the candidates are its Dockerfile's public default (`ARG BASE_IMA
 3. the offline one made by debootstrap + `docker import`, when debootstrap and root are here;
 4. otherwise `PrerequisiteMissing` naming what was tried and how to fix it.
 
-`can_provide_images(client)` answers the same question without pulling or building.
+`can_provide_images(client, recipes)` answers the same question without pulling or building.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing
@@ -26,10 +25,10 @@ from orchestrator.images.bootstrap import (
     bootstrap_unavailable,
 )
 from orchestrator.images.client import local_image
-from orchestrator.images.context import dockerfile_default_base
-from orchestrator.images.paths import default_repo_root
+from orchestrator.images.context import dockerfile_default_base, read_dockerfile
 from orchestrator.images.progress import BuildProgress
-from orchestrator.images.results import IMAGE_NAMES, BaseChoice, ImageName
+from orchestrator.images.recipe import ImageRecipe
+from orchestrator.images.results import BaseChoice
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -50,10 +49,9 @@ class PullFailed(OrchestratorError):
     """A registry did not give us an image (unreachable, unknown name, refused)."""
 
 
-def public_base(name: ImageName, repo_root: Path | None = None) -> str:
-    """The `ARG BASE_IMAGE=` default of `images/<name>/Dockerfile`."""
-    root = repo_root or default_repo_root()
-    return dockerfile_default_base((root / "images" / name / "Dockerfile").read_text("utf-8"))
+def public_base(recipe: ImageRecipe) -> str:
+    """The `ARG BASE_IMAGE=` default of the recipe's Dockerfile."""
+    return dockerfile_default_base(read_dockerfile(recipe))
 
 
 class BaseResolver:
@@ -63,20 +61,19 @@ class BaseResolver:
         self,
         client: DockerClient,
         *,
-        repo_root: Path | None = None,
         progress: BuildProgress | None = None,
         offline_tag: str = BASE_TAG,
         labels: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.labels = dict(labels or {})  # for a bootstrapped base
-        self.repo_root = repo_root
         self.progress = progress or BuildProgress()
         self.offline_tag = offline_tag
         self._pull_failures: dict[str, str] = {}
 
-    def resolve(self, name: ImageName, choice: BaseChoice = "auto") -> BaseImage:
-        public = public_base(name, self.repo_root)
+    def resolve(self, recipe: ImageRecipe, choice: BaseChoice = "auto") -> BaseImage:
+        name = recipe.name
+        public = public_base(recipe)
         wanted = {
             "auto": [public, self.offline_tag],
             "public": [public],
@@ -106,9 +103,10 @@ class BaseResolver:
             _fix(public, self.offline_tag, choice),
         )
 
-    def resolve_local(self, name: ImageName) -> BaseImage:
-        """The base `resolve(name)` would take from the local store; nothing is obtained."""
-        public = public_base(name, self.repo_root)
+    def resolve_local(self, recipe: ImageRecipe) -> BaseImage:
+        """The base `resolve(recipe)` would take from the local store; nothing is obtained."""
+        name = recipe.name
+        public = public_base(recipe)
         for ref in (public, self.offline_tag):
             found = local_image(self.client, ref)
             if found:
@@ -153,19 +151,19 @@ def pull_image(client: DockerClient, ref: str, progress: BuildProgress) -> None:
 
 def can_provide_images(
     client: DockerClient,
+    recipes: Sequence[ImageRecipe],
     *,
-    names: Sequence[ImageName] = IMAGE_NAMES,
-    repo_root: Path | None = None,
     offline_tag: str = BASE_TAG,
 ) -> tuple[bool, str]:
-    """(True, how) when every image's base is local, pullable or bootstrappable; else
+    """(True, how) when every recipe's base is local, pullable or bootstrappable; else
     (False, why + fix). Cheap: looks up local images and asks the registry for a manifest,
     builds and pulls nothing."""
     from docker.errors import APIError, DockerException
 
     how: list[str] = []
-    for name in names:
-        public = public_base(name, repo_root)
+    for recipe in recipes:
+        name = recipe.name
+        public = public_base(recipe)
         local = [ref for ref in (public, offline_tag) if local_image(client, ref)]
         if local:
             how.append(f"{name} FROM local {local[0]}")

@@ -22,20 +22,19 @@ from orchestrator.images.context import (
     write_context_tar,
 )
 from orchestrator.images.hashing import image_inputs_hash, image_tag
-from orchestrator.images.paths import checkout_id, default_repo_root
+from orchestrator.images.paths import checkout_id
 from orchestrator.images.progress import BuildProgress
+from orchestrator.images.recipe import ImageRecipe
 from orchestrator.images.results import (
     CHECKOUT_BUILD_ARG,
     CHECKOUT_LABEL,
     IMAGE_LABEL,
-    IMAGE_NAMES,
     INPUTS_HASH_LABEL,
     LABEL_PREFIX,
     TAIL_LINES,
     BaseChoice,
     BuildStatus,
     ImageBuildFailed,
-    ImageName,
     ImageResult,
 )
 
@@ -48,34 +47,35 @@ _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")  # the legacy builder's step head
 
 def resolve_base_image(
     client: DockerClient,
-    name: ImageName,
+    recipe: ImageRecipe,
     base: BaseChoice = "auto",
     *,
-    repo_root: Path | None = None,
     progress: BuildProgress | None = None,
 ) -> tuple[str, str]:
-    """`(reference, image id)` of the base to build `name` FROM: local, else pulled, else
+    """`(reference, image id)` of the base to build `recipe` FROM: local, else pulled, else
     bootstrapped (see `orchestrator.images.base`); PrerequisiteMissing when none can be had."""
-    found = BaseResolver(client, repo_root=repo_root, progress=progress).resolve(name, base)
+    found = BaseResolver(client, progress=progress).resolve(recipe, base)
     return found.ref, found.image_id
 
 
 def build_images(
-    names: Sequence[ImageName] = IMAGE_NAMES,
+    recipes: Sequence[ImageRecipe],
     *,
     base: BaseChoice = "auto",
     force: bool = False,
-    repo_root: Path | None = None,
+    project_root: Path | None = None,
     cache_dir: Path | None = None,
     client: DockerClient | None = None,
     log_path: Path | None = None,
     progress: BuildProgress | None = None,
     labels: Mapping[str, str] | None = None,
     offline_tag: str = BASE_TAG,
-) -> dict[ImageName, ImageResult]:
-    """Build each image unless its content-hash tag exists already; report what happened.
+) -> dict[str, ImageResult]:
+    """Build each recipe's image unless its content-hash tag exists already; report what
+    happened, by image name. The images carry the checkout id of `project_root` (default: the
+    project of the working directory; `clean --images` removes only its own).
 
-    The build contexts are prepared (the backend's dependencies installed on the host) while
+    The build contexts are prepared (e.g. an app's dependencies installed on the host) while
     the bases are resolved, one after the other (so the offline base is bootstrapped once at
     most); then the images are built side by side: while one waits on apt, the other builds.
     Progress goes to stderr, one line per step (`progress` overrides where); the whole build
@@ -87,38 +87,36 @@ def build_images(
     with contextlib.ExitStack() as stack:
         report = progress or stack.enter_context(BuildProgress(log_path=log_path))
         docker_api = stack.enter_context(client_scope(client))
-        resolver = BaseResolver(
-            docker_api, repo_root=repo_root, progress=report, offline_tag=offline_tag, labels=labels
-        )
-        root = repo_root or default_repo_root()
-        with ThreadPoolExecutor(max_workers=max(1, 2 * len(names))) as pool:
+        resolver = BaseResolver(docker_api, progress=report, offline_tag=offline_tag, labels=labels)
+        checkout = checkout_id(project_root)
+        with ThreadPoolExecutor(max_workers=max(1, 2 * len(recipes))) as pool:
             contexts = {
-                name: pool.submit(build_context, name, repo_root=root, cache_dir=cache_dir)
-                for name in names
+                recipe.name: pool.submit(build_context, recipe, cache_dir=cache_dir)
+                for recipe in recipes
             }
-            bases: dict[ImageName, BaseImage] = {}
-            for name in names:
-                report.begin(name)
-                bases[name] = resolver.resolve(name, base)
+            bases: dict[str, BaseImage] = {}
+            for recipe in recipes:
+                report.begin(recipe.name)
+                bases[recipe.name] = resolver.resolve(recipe, base)
             futures = {
-                name: pool.submit(
+                recipe.name: pool.submit(
                     _build_one,
                     docker_api,
-                    name,
-                    prepared=contexts[name],
-                    found=bases[name],
+                    recipe,
+                    prepared=contexts[recipe.name],
+                    found=bases[recipe.name],
                     force=force,
                     progress=report,
                     labels=labels or {},
-                    checkout=checkout_id(root),
+                    checkout=checkout,
                 )
-                for name in names
+                for recipe in recipes
             }
         return {name: future.result() for name, future in futures.items()}
 
 
 def tag_latest(
-    results: Mapping[ImageName, ImageResult], *, client: DockerClient | None = None
+    results: Mapping[str, ImageResult], *, client: DockerClient | None = None
 ) -> list[str]:
     """Also tag each image `<repository>:latest` (what compose.yaml runs); returns the tags.
 
@@ -137,7 +135,7 @@ def tag_latest(
 
 def _build_one(
     client: DockerClient,
-    name: ImageName,
+    recipe: ImageRecipe,
     *,
     prepared: Future[BuildContext],
     found: BaseImage,
@@ -149,9 +147,10 @@ def _build_one(
     """Build `name` unless its content-hash tag exists; labelled with the `checkout` that
     built it (on the image and its build stages: `clean --images` scopes by it)."""
     started = time.monotonic()
+    name = recipe.name
     context = prepared.result()
     progress.step(name, f"context ready ({len(context.files)} files)")
-    buildargs = {"BASE_IMAGE": found.ref}
+    buildargs = {**recipe.buildargs, "BASE_IMAGE": found.ref}
     inputs_hash = image_inputs_hash(
         context.files, base_image_id=found.image_id, buildargs=buildargs
     )
@@ -199,7 +198,7 @@ def _build_one(
     return result
 
 
-def _earlier_builds(client: DockerClient, name: ImageName, most: int = 3) -> list[str]:
+def _earlier_builds(client: DockerClient, name: str, most: int = 3) -> list[str]:
     """Tags of the latest earlier builds of `name`, as layer-cache sources: the builder
     reuses their layers even when they came from `docker load` (CI restores them from its
     cache, without the intermediate images the local layer cache needs)."""

@@ -1,5 +1,5 @@
-"""Build contexts: `images/<name>/` plus generated files (PGMQ's files, or the backend's
-installed dependencies and its package's sources)."""
+"""Build contexts: a recipe's folder (its Dockerfile and whatever lies beside it) plus the
+files the recipe generates (e.g. PGMQ's files, an app's installed dependencies, its sources)."""
 
 from __future__ import annotations
 
@@ -7,62 +7,50 @@ import io
 import re
 import shutil
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from orchestrator.errors import PrerequisiteMissing
 from orchestrator.images.hashing import FIXED_MTIME, ContextSource, file_mode
-from orchestrator.images.paths import default_repo_root
-from orchestrator.images.results import ImageName
-from orchestrator.images.wheels import SITE_ARCHIVE, prepare_dependencies, project_source_files
-from orchestrator.pgmq_extension import extension_files
-
-_GENERATED_DIRS: dict[ImageName, tuple[str, ...]] = {
-    # Folders of the image directory that this module fills; never read from disk.
-    "postgres-pgmq": ("pgmq",),
-    "backend": ("deps", "project"),
-}
-# The packages of the project that an image runs (the orchestrator shares the distribution
-# but never runs in the image: a change to it does not rebuild the image).
-_PROJECT_PACKAGES: dict[ImageName, tuple[str, ...]] = {"backend": ("backend",)}
+from orchestrator.images.paths import default_cache_dir
+from orchestrator.images.recipe import ImageRecipe
 
 
 @dataclass(frozen=True)
 class BuildContext:
     """Everything `docker build` receives for one image: archive name -> content."""
 
-    name: ImageName
+    name: str
     files: Mapping[str, ContextSource]
     default_base: str  # the Dockerfile's `ARG BASE_IMAGE=` default
 
 
-def build_context(
-    name: ImageName, *, repo_root: Path | None = None, cache_dir: Path | None = None
-) -> BuildContext:
-    """The files of `images/<name>/` plus the generated ones (PGMQ files, or the installed
-    dependencies as `deps/site-packages.tar.gz` and the package sources under `project/`)."""
-    root = repo_root or default_repo_root()
-    directory = root / "images" / name
-    if not (directory / "Dockerfile").is_file():
+def build_context(recipe: ImageRecipe, *, cache_dir: Path | None = None) -> BuildContext:
+    """The files of the recipe's folder plus its generated ones; a folder on disk that a
+    generated file lives in (e.g. left by `images context`) is never read."""
+    dockerfile = read_dockerfile(recipe)
+    generated = dict(recipe.generated(cache_dir or default_cache_dir())) if recipe.generated else {}
+    made_here = {name.split("/", 1)[0] for name in generated if "/" in name}
+    files: dict[str, ContextSource] = {
+        name: path
+        for name, path in _directory_files(recipe.directory).items()
+        if name.split("/", 1)[0] not in made_here
+    }
+    files.update(generated)
+    return BuildContext(
+        name=recipe.name, files=files, default_base=dockerfile_default_base(dockerfile)
+    )
+
+
+def read_dockerfile(recipe: ImageRecipe) -> str:
+    if not recipe.dockerfile.is_file():
         raise PrerequisiteMissing(
-            f"{directory / 'Dockerfile'} does not exist", "restore images/ from the repository"
+            f"image {recipe.name}: {recipe.dockerfile} does not exist",
+            "restore it, or point the app profile's image recipe at the folder holding it",
         )
-    files: dict[str, ContextSource] = dict(_directory_files(directory, _GENERATED_DIRS[name]))
-    if name == "postgres-pgmq":
-        for file_name, text in extension_files().items():
-            files[f"pgmq/{file_name}"] = text.encode("utf-8")
-    else:
-        files[f"deps/{SITE_ARCHIVE}"] = prepare_dependencies(
-            repo_root=root, cache_dir=cache_dir
-        ).archive
-        packages = _PROJECT_PACKAGES[name]
-        for relative, path in project_source_files(root).items():
-            if relative.split("/", 1)[0] in packages:
-                files[f"project/{relative}"] = path
-    dockerfile = (directory / "Dockerfile").read_text(encoding="utf-8")
-    return BuildContext(name=name, files=files, default_base=dockerfile_default_base(dockerfile))
+    return recipe.dockerfile.read_text(encoding="utf-8")
 
 
 def write_build_context(context: BuildContext, dest: Path) -> None:
@@ -79,11 +67,11 @@ def write_build_context(context: BuildContext, dest: Path) -> None:
         target.chmod(file_mode(name))
 
 
-def _directory_files(directory: Path, generated: Sequence[str]) -> dict[str, Path]:
+def _directory_files(directory: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
-        if relative.parts[0] in generated or "__pycache__" in relative.parts:
+        if "__pycache__" in relative.parts:
             continue
         if path.is_file():
             files[relative.as_posix()] = path

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from orchestrator.images.results import IMAGE_REPOSITORY, ImageName
+from orchestrator.images.results import IMAGE_REPOSITORY
 
 ContextSource = bytes | Path
 
@@ -38,7 +38,7 @@ def image_inputs_hash(
     return digest.hexdigest()
 
 
-def image_tag(name: ImageName, inputs_hash: str) -> str:
+def image_tag(name: str, inputs_hash: str) -> str:
     """`ci-stack/<name>:<first 16 hex digits of the inputs hash>`."""
     return f"{IMAGE_REPOSITORY}/{name}:{inputs_hash[:_TAG_HASH_LENGTH]}"
 

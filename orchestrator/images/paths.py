@@ -1,4 +1,4 @@
-"""Where the project checkout (with `images/`) and the wheel cache are."""
+"""Which project builds the images (it names them: `checkout_id`), and the wheel cache."""
 
 from __future__ import annotations
 
@@ -6,23 +6,19 @@ import hashlib
 import os
 from pathlib import Path
 
-from orchestrator.errors import PrerequisiteMissing
+from orchestrator.config import find_pyproject
 
 
-def default_repo_root() -> Path:
-    """The checkout this module belongs to (it holds `images/`)."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "images").is_dir():
-        raise PrerequisiteMissing(
-            f"no images/ folder next to the orchestrator package ({root})",
-            "run from a checkout of the project (pip install -e .), or pass repo_root",
-        )
-    return root
+def default_project_root() -> Path:
+    """The project the images are built for: the folder of the nearest pyproject.toml from
+    the working directory upwards, else the working directory."""
+    pyproject = find_pyproject()
+    return pyproject.parent if pyproject is not None else Path.cwd().resolve()
 
 
-def checkout_id(repo_root: Path | None = None) -> str:
+def checkout_id(project_root: Path | None = None) -> str:
     """Names a checkout on the images it builds: 16 hex digits of a hash of its absolute root."""
-    root = (repo_root or default_repo_root()).resolve()
+    root = (project_root or default_project_root()).resolve()
     return hashlib.sha256(str(root).encode("utf-8")).hexdigest()[:16]
 
 

@@ -1,15 +1,13 @@
-"""What the image modules share: the image names, a build's result and its error."""
+"""What the image modules share: labels, a build's result and its error."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 from orchestrator.errors import OrchestratorError
 
-ImageName = Literal["postgres-pgmq", "backend"]
-IMAGE_NAMES: tuple[ImageName, ...] = get_args(ImageName)
 BaseChoice = Literal["auto", "public", "offline"]
 BuildStatus = Literal["built", "cached"]
 

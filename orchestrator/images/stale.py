@@ -3,12 +3,12 @@
 The Docker daemon is shared: other checkouts (and other tools) keep images there, and may be
 running them. So an image is removed only when it provably is this checkout's:
 
-- it carries `ci-stack.checkout=<checkout_id()>` (every build labels its image, and the
-  backend's build stage, with the checkout that built it);
+- it carries `ci-stack.checkout=<checkout_id()>` (every build labels its image, and build
+  stages that ask for it, with the checkout that built it);
 - a tag: it is the image's own build tag (`ci-stack/<ci-stack.image>:<inputs hash>`), not
   the tag of an image made FROM ours (those inherit our labels, e.g. `ci-stack/notes:*`),
-  and not one of the tags this checkout would build now (current); `:latest` and the offline
-  base are shared and stay;
+  and not one of the tags this checkout would build now (current: from the app profile's
+  image recipes; an image no recipe names stays); `:latest` and the offline base stay;
 - untagged (a build stage, or a build whose tag moved on): it carries our label.
 
 Everything else stays: unlabelled images (built before the label existed, or by hand) and
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,14 +30,13 @@ from orchestrator.images.base import BaseResolver
 from orchestrator.images.bootstrap import BASE_TAG
 from orchestrator.images.context import build_context
 from orchestrator.images.hashing import image_inputs_hash, image_tag
-from orchestrator.images.paths import checkout_id, default_repo_root
+from orchestrator.images.paths import checkout_id
+from orchestrator.images.recipe import ImageRecipe
 from orchestrator.images.results import (
     CHECKOUT_LABEL,
     IMAGE_LABEL,
-    IMAGE_NAMES,
     IMAGE_REPOSITORY,
     INPUTS_HASH_LABEL,
-    ImageName,
 )
 
 if TYPE_CHECKING:
@@ -70,46 +69,48 @@ class Pruned:
 
 
 def current_tags(
-    client: DockerClient, *, repo_root: Path | None = None, cache_dir: Path | None = None
+    client: DockerClient, recipes: Sequence[ImageRecipe], *, cache_dir: Path | None = None
 ) -> set[str]:
-    """The content-hash tags `build_images()` would use now, for bases already local."""
-    return _current(client, repo_root=repo_root, cache_dir=cache_dir)[0]
+    """The content-hash tags `build_images(recipes)` would use now, for bases already local."""
+    return _current(client, recipes, cache_dir=cache_dir)[0]
 
 
 def _current(
-    client: DockerClient, *, repo_root: Path | None, cache_dir: Path | None
-) -> tuple[set[str], set[ImageName]]:
-    """(current tags, names whose current tag could not be worked out)."""
-    root = repo_root or default_repo_root()
-    resolver = BaseResolver(client, repo_root=root)
+    client: DockerClient, recipes: Sequence[ImageRecipe], *, cache_dir: Path | None
+) -> tuple[set[str], set[str]]:
+    """(current tags, names whose current tag is known: every other name's images stay)."""
+    resolver = BaseResolver(client)
     tags: set[str] = set()
-    unknown: set[ImageName] = set()
-    for name in IMAGE_NAMES:
-        if not (root / "images" / name / "Dockerfile").is_file():
-            unknown.add(name)  # this checkout does not build it: leave its images alone
-            continue
+    known: set[str] = set()
+    for recipe in recipes:
+        if not recipe.dockerfile.is_file():
+            continue  # this checkout does not build it: leave its images alone
         try:
-            found = resolver.resolve_local(name)
+            found = resolver.resolve_local(recipe)
         except PrerequisiteMissing:
+            known.add(recipe.name)
             continue  # no base here: no build of it can be current
         try:
-            context = build_context(name, repo_root=root, cache_dir=cache_dir)
+            context = build_context(recipe, cache_dir=cache_dir)
         except PrerequisiteMissing as exc:
-            log.info("kept every %s image: its current tag is unknown (%s)", name, exc)
-            unknown.add(name)
+            log.info("kept every %s image: its current tag is unknown (%s)", recipe.name, exc)
             continue
         digest = image_inputs_hash(
-            context.files, base_image_id=found.image_id, buildargs={"BASE_IMAGE": found.ref}
+            context.files,
+            base_image_id=found.image_id,
+            buildargs={**recipe.buildargs, "BASE_IMAGE": found.ref},
         )
-        tags.add(image_tag(name, digest))
-    return tags, unknown
+        tags.add(image_tag(recipe.name, digest))
+        known.add(recipe.name)
+    return tags, known
 
 
 def remove_stale_images(
     client: DockerClient,
     keep_current: bool = True,
     *,
-    repo_root: Path | None = None,
+    recipes: Sequence[ImageRecipe] = (),
+    project_root: Path | None = None,
     cache_dir: Path | None = None,
     repository: str = IMAGE_REPOSITORY,
     current: Iterable[str] | None = None,
@@ -118,19 +119,19 @@ def remove_stale_images(
     """Remove this checkout's stale tags under `repository/` and its untagged images.
 
     `keep_current=False` removes the current content-hash tags too (the next run rebuilds);
-    `current` gives them instead of computing them (`current_tags`); `label` (`key=value`)
-    touches only images that carry it, e.g. one run's label. `repo_root` names the checkout
-    (default: the one this package belongs to).
+    they are worked out from `recipes` (an image no recipe names is kept, as its current tag
+    is unknown), or given as `current`; `label` (`key=value`) touches only images that carry
+    it, e.g. one run's label. `project_root` names the checkout (default: the project of the
+    working directory).
     """
-    root = repo_root or default_repo_root()
-    pruned = Pruned(checkout_id(root))
+    pruned = Pruned(checkout_id(project_root))
     keep: set[str] = set()
-    unknown: set[ImageName] = set()
+    known: set[str] | None = None  # None: every name's current tag is known
     if keep_current:
         if current is not None:
             keep = set(current)
         else:
-            keep, unknown = _current(client, repo_root=root, cache_dir=cache_dir)
+            keep, known = _current(client, recipes, cache_dir=cache_dir)
     filters = {"label": label} if label else None
     why: str | None
     for image in client.images.list(filters=filters):
@@ -149,7 +150,7 @@ def remove_stale_images(
                 why = KEPT_DERIVED
             if why is None and tag in keep:
                 why = KEPT_CURRENT
-            if why is None and labels.get(IMAGE_LABEL) in unknown:
+            if why is None and known is not None and labels.get(IMAGE_LABEL) not in known:
                 why = KEPT_UNKNOWN
             _remove_or_keep(client, tag, why, pruned)
     return pruned

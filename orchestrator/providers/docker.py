@@ -578,7 +578,7 @@ def docker_answers(timeout: float = 2.0) -> tuple[bool, str]:
     try:
         import docker
     except ImportError:
-        return False, "the docker Python package is not installed (pip install '.[docker]')"
+        return False, "the docker Python package is not installed (pip install 'ci-stack[docker]')"
     try:
         client = docker.from_env(timeout=int(max(1, timeout)))
         try:

@@ -50,7 +50,11 @@ def cli_in(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedPr
     return subprocess.run(
         [*ORCHESTRATOR, *args],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            "STACK_APP": "backend.stack_profile:profile",  # the project names no profile
+        },
         capture_output=True,
         text=True,
         timeout=timeout,

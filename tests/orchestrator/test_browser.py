@@ -13,7 +13,12 @@ from orchestrator.errors import PrerequisiteMissing
 
 def test_install_command_adds_the_system_dependencies() -> None:
     assert browser.install_command() == [
-        sys.executable, "-m", "playwright", "install", "--with-deps", "chromium",
+        sys.executable,
+        "-m",
+        "playwright",
+        "install",
+        "--with-deps",
+        "chromium",
     ]
     assert browser.install_command("/opt/py/bin/python")[0] == "/opt/py/bin/python"
 

@@ -13,6 +13,8 @@ from orchestrator.cli.handoff import profile_environment
 
 def test_a_file_reference_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "profile_file.py").write_text("profile = None\n")
 
     assert profile_environment("app/profile_file.py:profile", {}) == {
         "STACK_APP": f"{tmp_path / 'app' / 'profile_file.py'}:profile"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import DEFAULT_APP, ConfigError, OrchestratorConfig
+from orchestrator.config import ConfigError, OrchestratorConfig
 
 
 def pyproject(tmp_path: Path, body: str) -> Path:
@@ -19,7 +19,7 @@ def test_defaults_when_nothing_is_set(tmp_path: Path) -> None:
     config = OrchestratorConfig.load(env={}, pyproject=tmp_path / "none.toml")
 
     assert (config.app, config.provider, config.workers, config.timeout) == (
-        DEFAULT_APP,
+        None,  # no app profile: the orchestrator knows no app of its own
         "auto",
         2,
         60.0,
@@ -87,5 +87,5 @@ def test_this_repository_selects_the_backend_profile() -> None:
 
     config = OrchestratorConfig.load(env={}, pyproject=root / "pyproject.toml")
 
-    assert config.app == "orchestrator.apps.backend:profile"
+    assert config.app == "backend.stack_profile:profile"
     assert config.sources and config.sources["app"] == "[tool.ci-stack] app"

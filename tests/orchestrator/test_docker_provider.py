@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import requests
 
+from backend.stack_profile import BackendProfile
 from orchestrator import images
-from orchestrator.apps.backend import BackendProfile
 from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import RUN_LABEL
 from orchestrator.errors import OrchestratorError, StackStartError
@@ -29,6 +29,7 @@ from orchestrator.prepare import resolve_images
 from orchestrator.redaction import Redactor
 from orchestrator.session import open_stack
 from orchestrator.stack import Stack
+from tests.fixtures.backend import DEMO_APP
 from tests.fixtures.stack_checks import ObservedRun, files_containing, quiet
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -57,10 +58,10 @@ def docker_api() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def built(docker_api: Any) -> dict[images.ImageName, images.ImageResult]:
+def built(docker_api: Any) -> dict[str, images.ImageResult]:
     """The images the provider will use (built now, so the stack's timings are warm)."""
     try:
-        return images.build_images(client=docker_api)
+        return images.build_images(BackendProfile().images(), client=docker_api)
     except OrchestratorError as exc:
         pytest.skip(f"the stack's images can't be built here: {exc}")
 
@@ -111,7 +112,7 @@ def finished_run(
 ) -> FinishedRun:
     folder = tmp_path_factory.mktemp("docker-stack")
     password = secrets.token_urlsafe(18)
-    config = OrchestratorConfig(provider="docker", artifacts=folder)
+    config = OrchestratorConfig(app=DEMO_APP, provider="docker", artifacts=folder)
     with open_stack(config, password=password, progress=quiet) as run:
         run_id = run.run_id
         url = run.backend_url
@@ -208,7 +209,7 @@ def test_pgdata_is_a_tmpfs(finished_run: FinishedRun) -> None:
 
 
 def test_stack_json_records_images_and_docker(
-    finished_run: FinishedRun, built: dict[images.ImageName, images.ImageResult]
+    finished_run: FinishedRun, built: dict[str, images.ImageResult]
 ) -> None:
     facts = finished_run.stack_json_when_ready
     prepare = facts["prepare"]
@@ -402,7 +403,7 @@ def _leftover(docker_api: Any, image: str, run_id: str) -> tuple[Any, Any]:
 
 
 def test_remove_labelled_removes_a_dead_run_and_keeps_the_others(
-    docker_api: Any, built: dict[images.ImageName, images.ImageResult]
+    docker_api: Any, built: dict[str, images.ImageResult]
 ) -> None:
     from orchestrator.providers.docker_resources import remove_labelled
 

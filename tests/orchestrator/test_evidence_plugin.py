@@ -204,7 +204,9 @@ def _up_folder(tmp_path: Path, test_id: str) -> Path:
     folder = tmp_path / "up"
     (folder / "logs").mkdir(parents=True)
     (folder / "stack.json").write_text(
-        json.dumps({"run_id": "run-9", "provider": "local", "timings": {"total": 1.25}})
+        json.dumps(
+            {"run_id": "run-9", "provider": "local", "app": "backend", "timings": {"total": 1.25}}
+        )
     )
     records = [
         {"timestamp": "2026-01-01T00:00:01.000Z", "level": "INFO", "logger": "backend.access",

@@ -23,7 +23,7 @@ def run_example(tmp_path: Path, provider: str) -> tuple[subprocess.CompletedProc
     result = subprocess.run(
         [
             sys.executable, "-m", "orchestrator", "run",
-            "--app", "notes_app/profile.py:profile", "--provider", provider,
+            "--app", "notes_app/notes_profile.py:profile", "--provider", provider,
             "--artifacts", str(artifacts), "--",
             sys.executable, "-m", "pytest", "notes_app/tests", "-q", "-p", "no:cacheprovider",
         ],

@@ -22,7 +22,7 @@ from orchestrator import images
 from orchestrator.contract import RUN_LABEL
 from orchestrator.errors import PrerequisiteMissing
 from orchestrator.images.results import CHECKOUT_BUILD_ARG
-from tests.fixtures.checkout import make_checkout, run_cli_in, write_dockerfile
+from tests.fixtures.checkout import checkout_recipes, make_checkout, run_cli_in, write_dockerfile
 
 pytestmark = pytest.mark.docker
 
@@ -79,7 +79,7 @@ def _dockerfile(base: str, version: str) -> str:
 def _build(client: Any, root: Path, label: str) -> str:
     key, value = label.split("=", 1)
     built = images.build_images(
-        ["postgres-pgmq"], repo_root=root, client=client, labels={key: value},
+        checkout_recipes(root), project_root=root, client=client, labels={key: value},
         progress=images.BuildProgress(io.StringIO()),
     )  # fmt: skip
     return built["postgres-pgmq"].tag

@@ -12,17 +12,18 @@ import tarfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from backend.stack_profile import BackendProfile as DemoProfile
 from orchestrator import images
 from orchestrator.contract import RUN_LABEL
 from orchestrator.errors import PrerequisiteMissing
 from orchestrator.pgmq_extension import bundled_pgmq_version
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_LABELS = {RUN_LABEL: f"pytest-images-{uuid.uuid4().hex[:8]}"}  # `clean` finds leftovers
 
 
@@ -73,27 +74,42 @@ def test_tag_is_repository_and_hash_prefix() -> None:
     assert images.image_tag("backend", digest) == f"ci-stack/backend:{digest[:16]}"
 
 
-def test_project_sources_skip_caches_and_bytecode(tmp_path: Path) -> None:
-    (tmp_path / "pyproject.toml").write_text(
-        '[project]\nname = "demo"\nreadme = "README.md"\n'
-        '[tool.setuptools.packages.find]\ninclude = ["pkg*"]\n'
-    )
-    (tmp_path / "README.md").write_text("demo\n")
-    for name in ("pkg/__init__.py", "pkg/sub/data.json", "pkg/__pycache__/m.cpython-311.pyc"):
+def test_a_source_tree_skips_caches_and_bytecode(tmp_path: Path) -> None:
+    names = (
+        "pkg/__init__.py", "pkg/sub/data.json", "pkg/__pycache__/m.cpython-311.pyc",
+        "pkg/x.egg-info/PKG-INFO", "pkg/.hidden",
+    )  # fmt: skip
+    for name in names:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
-    (tmp_path / "other.py").write_text("not packaged")
 
-    assert sorted(images.project_source_files(tmp_path)) == [
-        "README.md",
-        "pkg/__init__.py",
-        "pkg/sub/data.json",
-        "pyproject.toml",
+    assert sorted(images.source_tree(tmp_path / "pkg", "project/pkg")) == [
+        "project/pkg/__init__.py",
+        "project/pkg/sub/data.json",
     ]
 
 
+def test_a_recipes_generated_files_replace_its_folders_on_disk(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("ARG BASE_IMAGE=debian:bookworm\nFROM ${BASE_IMAGE}\n")
+    (tmp_path / "deps" / "stale.tar.gz").parent.mkdir()
+    (tmp_path / "deps" / "stale.tar.gz").write_text("left by `images context`")
+    recipe = images.ImageRecipe("app", tmp_path, lambda _cache: {"deps/new.tar.gz": b"new"})
+
+    context = images.build_context(recipe, cache_dir=tmp_path / "cache")
+
+    assert sorted(context.files) == ["Dockerfile", "deps/new.tar.gz"]
+    assert context.default_base == "debian:bookworm"
+
+
+def test_the_database_image_ships_in_the_package() -> None:
+    recipe = images.postgres_pgmq_image()
+
+    assert recipe.directory.is_relative_to(Path(images.__file__).parent)
+    assert recipe.dockerfile.is_file()
+
+
 def test_postgres_context_carries_the_bundled_pgmq_files() -> None:
-    context = images.build_context("postgres-pgmq", repo_root=REPO_ROOT)
+    context = images.build_context(images.postgres_pgmq_image())
     version = bundled_pgmq_version()
     assert {"Dockerfile", "pgmq-entrypoint.sh", "pgmq/pgmq.control"} <= set(context.files)
     assert f"pgmq/pgmq--{version}.sql" in context.files
@@ -118,25 +134,23 @@ def _can_bootstrap() -> bool:
 
 
 @pytest.fixture(scope="module")
-def snapshot_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the build inputs, so edits made to the checkout meanwhile don't move tags."""
-    root = tmp_path_factory.mktemp("repo")
-    shutil.copytree(
-        REPO_ROOT / "images",
-        root / "images",
-        ignore=shutil.ignore_patterns("deps", "project", "pgmq"),
-    )
-    for relative, source in images.project_source_files(REPO_ROOT).items():
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, root / relative)
-    return root
+def snapshot(tmp_path_factory: pytest.TempPathFactory) -> list[images.ImageRecipe]:
+    """The demo profile's recipes with copies of their folders, so edits made to the
+    checkout meanwhile don't move tags."""
+    root = tmp_path_factory.mktemp("images")
+    recipes = []
+    for recipe in DemoProfile().images():
+        folder = root / recipe.name
+        shutil.copytree(recipe.directory, folder, ignore=shutil.ignore_patterns("pgmq", "deps"))
+        recipes.append(replace(recipe, directory=folder))
+    return recipes
 
 
 @pytest.fixture(scope="module")
-def built(docker_api, snapshot_root: Path) -> dict[images.ImageName, images.ImageResult]:
+def built(docker_api, snapshot: list[images.ImageRecipe]) -> dict[str, images.ImageResult]:
     """Both images, from whichever base this machine can provide (bootstrapped if need be)."""
     try:
-        return images.build_images(repo_root=snapshot_root, client=docker_api)
+        return images.build_images(snapshot, client=docker_api)
     except PrerequisiteMissing as exc:
         pytest.skip(f"no base image can be had here: {exc}")
 
@@ -159,9 +173,9 @@ def test_bootstrap_is_idempotent(docker_api) -> None:
 @pytest.mark.docker
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_second_build_is_cached_under_the_same_tag(docker_api, snapshot_root, built) -> None:
+def test_second_build_is_cached_under_the_same_tag(docker_api, snapshot, built) -> None:
     started = time.monotonic()
-    again = images.build_images(repo_root=snapshot_root, client=docker_api)
+    again = images.build_images(snapshot, client=docker_api)
 
     for name, first in built.items():
         second = again[name]
@@ -317,12 +331,12 @@ def test_backend_image_runs_the_cli_as_non_root(docker_api, built) -> None:
 UNPULLABLE = "ci-stack-test-unpullable/none:1"  # no registry has it (and none answers here)
 
 
-def _repo_with_base(root: Path, base: str) -> Path:
-    """A checkout with images/postgres-pgmq/Dockerfile FROM `base` by default."""
-    dockerfile = root / "images" / "postgres-pgmq" / "Dockerfile"
+def _recipe_with_base(root: Path, base: str) -> images.ImageRecipe:
+    """A postgres-pgmq recipe whose Dockerfile is FROM `base` by default."""
+    dockerfile = root / "postgres-pgmq" / "Dockerfile"
     dockerfile.parent.mkdir(parents=True)
     dockerfile.write_text(f"ARG BASE_IMAGE={base}\nFROM ${{BASE_IMAGE}}\n")
-    return root
+    return images.ImageRecipe("postgres-pgmq", dockerfile.parent)
 
 
 class _NoImages:
@@ -396,11 +410,11 @@ def test_an_error_in_the_pull_stream_is_a_pull_failure() -> None:
 
 @pytest.mark.docker
 def test_public_base_that_cannot_be_pulled_is_one_line(docker_api, tmp_path: Path) -> None:
-    root = _repo_with_base(tmp_path, UNPULLABLE)
+    recipe = _recipe_with_base(tmp_path, UNPULLABLE)
     out = io.StringIO()
-    resolver = images.BaseResolver(docker_api, repo_root=root, progress=images.BuildProgress(out))
+    resolver = images.BaseResolver(docker_api, progress=images.BuildProgress(out))
     with pytest.raises(PrerequisiteMissing) as raised:
-        resolver.resolve("postgres-pgmq", "public")
+        resolver.resolve(recipe, "public")
 
     message = str(raised.value)
     assert "\n" not in message
@@ -414,13 +428,11 @@ def test_public_base_that_cannot_be_pulled_is_one_line(docker_api, tmp_path: Pat
 def test_can_provide_images_says_why_not_without_building(
     docker_api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = _repo_with_base(tmp_path, UNPULLABLE)
+    recipe = _recipe_with_base(tmp_path, UNPULLABLE)
     offline = f"ci-stack-test-{uuid.uuid4().hex[:8]}/debian-base:none"
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no debootstrap on this "machine"
     started = time.perf_counter()
-    ok, why = images.can_provide_images(
-        docker_api, names=("postgres-pgmq",), repo_root=root, offline_tag=offline
-    )
+    ok, why = images.can_provide_images(docker_api, [recipe], offline_tag=offline)
     assert time.perf_counter() - started < 10  # asks, never builds
     assert not ok
     assert why.startswith(f"no base image for postgres-pgmq: {UNPULLABLE} and {offline} are not")
@@ -428,9 +440,7 @@ def test_can_provide_images_says_why_not_without_building(
     assert "\n" not in why
 
     monkeypatch.undo()
-    ok, how = images.can_provide_images(
-        docker_api, names=("postgres-pgmq",), repo_root=root, offline_tag=offline
-    )
+    ok, how = images.can_provide_images(docker_api, [recipe], offline_tag=offline)
     if _can_bootstrap():
         assert (ok, how) == (True, f"postgres-pgmq FROM {offline} (to bootstrap, ~30 s)")
     else:
@@ -459,8 +469,8 @@ def test_can_provide_images_uses_a_local_base(docker_api, tmp_path: Path) -> Non
     repository = f"ci-stack-test-{uuid.uuid4().hex[:8]}/base"
     _import_tiny_image(docker_api, repository, "1", b"base")
     try:
-        root = _repo_with_base(tmp_path, f"{repository}:1")
-        ok, how = images.can_provide_images(docker_api, names=("postgres-pgmq",), repo_root=root)
+        recipe = _recipe_with_base(tmp_path, f"{repository}:1")
+        ok, how = images.can_provide_images(docker_api, [recipe])
         assert (ok, how) == (True, f"postgres-pgmq FROM local {repository}:1")
     finally:
         docker_api.images.remove(f"{repository}:1", force=True)
@@ -514,7 +524,7 @@ def test_only_this_checkouts_stale_images_go(docker_api, tmp_path: Path) -> None
     try:
         pruned = images.remove_stale_images(
             docker_api, repository=repository, current=current_tags, label=run_label,
-            repo_root=tmp_path,
+            project_root=tmp_path,
         )  # fmt: skip
         assert sorted(pruned.removed) == sorted([f"{repository}/backend:{h[1][:16]}", replaced])
         assert pruned.kept == {
@@ -528,7 +538,7 @@ def test_only_this_checkouts_stale_images_go(docker_api, tmp_path: Path) -> None
 
         everything = images.remove_stale_images(
             docker_api, keep_current=False, repository=repository, label=run_label,
-            repo_root=tmp_path,
+            project_root=tmp_path,
         )  # fmt: skip
         assert sorted(everything.removed) == sorted(current_tags)
         assert sorted(docker_api.images.get(foreign).tags) == [f"{repository}/backend:{h[3][:16]}"]
@@ -544,19 +554,19 @@ def test_only_this_checkouts_stale_images_go(docker_api, tmp_path: Path) -> None
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_builds_print_a_line_per_step_and_log_everything(
-    docker_api, snapshot_root: Path, built, tmp_path: Path
+    docker_api, snapshot: list[images.ImageRecipe], built, tmp_path: Path
 ) -> None:
-    root = tmp_path / "repo"
-    shutil.copytree(snapshot_root, root)
-    dockerfile = root / "images" / "postgres-pgmq" / "Dockerfile"
+    (database,) = [r for r in snapshot if r.name == "postgres-pgmq"]
+    recipe = replace(database, directory=tmp_path / "postgres-pgmq")
+    shutil.copytree(database.directory, recipe.directory)
+    dockerfile = recipe.dockerfile
     marker = uuid.uuid4().hex
     dockerfile.write_text(dockerfile.read_text() + f"RUN echo {marker}\n")  # a new last layer
     out = io.StringIO()
     log_path = tmp_path / "logs" / "images.log"
     with images.BuildProgress(stream=out, log_path=log_path) as progress:
         result = images.build_images(
-            ["postgres-pgmq"],
-            repo_root=root,
+            [recipe],
             client=docker_api,
             progress=progress,
             labels=RUN_LABELS,
@@ -584,20 +594,19 @@ def test_auto_bootstraps_the_offline_base_when_it_cannot_pull(
     if not _can_bootstrap():
         pytest.skip("needs root and debootstrap (apt-get install debootstrap)")
     monkeypatch.setenv("CI_STACK_CACHE_DIR", str(tmp_path / "cache"))  # no root fs kept yet
-    root = _repo_with_base(tmp_path, UNPULLABLE)
+    recipe = _recipe_with_base(tmp_path, UNPULLABLE)
     offline = f"ci-stack-test-{uuid.uuid4().hex[:8]}/debian-base:bookworm"
     out = io.StringIO()
     resolver = images.BaseResolver(
         docker_api,
-        repo_root=root,
         progress=images.BuildProgress(out),
         offline_tag=offline,
         labels=RUN_LABELS,
     )
     try:
-        found = resolver.resolve("postgres-pgmq")
+        found = resolver.resolve(recipe)
         assert (found.ref, found.source) == (offline, "bootstrapped")
-        assert resolver.resolve("postgres-pgmq").source == "local"  # made once, then found
+        assert resolver.resolve(recipe).source == "local"  # made once, then found
         text = out.getvalue()
         assert f"pull {UNPULLABLE}: pulling" in text
         assert "debian-base: debootstrap: Base system installed successfully." in text

@@ -41,7 +41,7 @@ def notes_repo(tmp_path: Path) -> Path:
             shutil.copytree(item, repo / item.name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(item, repo / item.name)
-    (repo / "profile.py").unlink()  # its own hand-written profile: init writes one
+    (repo / "notes_profile.py").unlink()  # its own hand-written profile: init writes one
     return repo
 
 

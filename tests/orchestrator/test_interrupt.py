@@ -118,11 +118,17 @@ def _assert_report(folder: Path, run_id: str) -> None:
 
 
 def _nox_project(tmp_path: Path) -> Path:
-    """A folder holding our noxfile and what it reads (its state and artifacts stay there)."""
+    """A folder holding our noxfile and what it reads (its state and artifacts stay there),
+    and the demo app with its image (a `backend/` there is what the stack imports)."""
     project = tmp_path / "project"
     project.mkdir()
     for name in ("noxfile.py", "pyproject.toml", "constraints.txt"):
         shutil.copyfile(REPO_ROOT / name, project / name)
+    for folder in ("backend", "images"):
+        shutil.copytree(
+            REPO_ROOT / folder, project / folder,
+            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"),
+        )  # fmt: skip
     return project
 
 
@@ -199,7 +205,7 @@ def test_ctrl_c_on_nox_up_stops_the_stack_and_writes_the_report(
     (SIGINT to the group) or by SIGINT to nox alone (nox passes it on as SIGTERM)."""
     _require(provider)
     if shutil.which("nox", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("nox is not installed here (pip install -e '.[tests]')")
+        pytest.skip("nox is not installed here (pip install --group tests)")
     project = _nox_project(tmp_path)
     artifacts = tmp_path / "artifacts"
     nox = GroupProcess(
@@ -235,7 +241,7 @@ def test_ctrl_c_on_nox_e2e_stops_the_tests_and_the_stack_and_writes_the_report(
     (SIGINT to the group): the tests end, the stack goes, the report is written."""
     _require(provider)
     if shutil.which("nox", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("nox is not installed here (pip install -e '.[tests]')")
+        pytest.skip("nox is not installed here (pip install --group tests)")
     project = _nox_project(tmp_path)
     said = tmp_path / "run-id.txt"
     (project / "test_waits.py").write_text(

@@ -161,7 +161,7 @@ def test_the_cli_without_its_dependencies_says_how_to_install_them(tmp_path: Pat
 
     assert result.returncode == 2
     line = one_line(result.stderr)
-    assert "is not installed. Fix: pip install -e '.[orchestrator]'" in line
+    assert "is not installed. Fix: pip install ci-stack " in line
     assert stat.S_ISDIR((root / "orchestrator").stat().st_mode)
 
 

@@ -17,7 +17,7 @@ from tests.fixtures.orchestrator_cli import run_cli
 
 
 def test_the_backend_profile_loads_by_module_reference() -> None:
-    profile = load_profile("orchestrator.apps.backend:profile")
+    profile = load_profile("backend.stack_profile:profile")
 
     assert profile.name == "backend" and profile.web_service == "backend"
 
@@ -50,7 +50,7 @@ def test_a_profile_loads_from_a_file_path_as_instance_class_or_factory(tmp_path:
     [
         ("no-colon", "not of the form module:attr"),
         ("nope_module_x:profile", "module 'nope_module_x' not found"),
-        ("orchestrator.apps.backend:missing", "has no attribute 'missing'"),
+        ("backend.stack_profile:missing", "has no attribute 'missing'"),
         ("/no/such/file.py:profile", "no file /no/such/file.py"),
     ],
 )
@@ -163,7 +163,7 @@ def test_an_unknown_provider_lists_the_known_ones() -> None:
 
 
 def test_auto_takes_the_lowest_ranked_available_provider_and_says_why() -> None:
-    profile = load_profile("orchestrator.apps.backend:profile")
+    profile = load_profile("backend.stack_profile:profile")
 
     choice = choose_provider(OrchestratorConfig(provider="local"), images_obtainable(profile))
     auto = choose_provider(OrchestratorConfig(provider="auto"), images_obtainable(profile))

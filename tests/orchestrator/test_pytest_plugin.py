@@ -83,6 +83,7 @@ class RecordingBackend:
 def backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingBackend]:
     with RecordingBackend() as server:
         monkeypatch.setenv("STACK_BACKEND_URL", server.url)
+        monkeypatch.setenv("STACK_APP", "backend.stack_profile:profile")  # as a run exports it
         monkeypatch.delenv("STACK_ARTIFACTS_DIR", raising=False)
         yield server
 

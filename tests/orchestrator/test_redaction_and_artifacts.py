@@ -146,7 +146,9 @@ def artifacts(tmp_path: Path) -> Artifacts:
 
 
 def _run(**fields: object) -> RunInfo:
-    values: dict[str, object] = {"run_id": RUN, "provider": "local", "verdict": "failed"}
+    values: dict[str, object] = {
+        "run_id": RUN, "provider": "local", "verdict": "failed", "app": "backend",
+    }  # fmt: skip
     return RunInfo(**{**values, **fields})  # type: ignore[arg-type]
 
 

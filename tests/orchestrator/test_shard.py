@@ -19,8 +19,7 @@ pytest_plugins = ["pytester"]
 SUITE = {
     "test_alpha": "def test_one():\n    pass\n\ndef test_two():\n    pass\n",
     "test_beta": (
-        "import pytest\n\n@pytest.mark.parametrize('n', range(12))\n"
-        "def test_param(n):\n    pass\n"
+        "import pytest\n\n@pytest.mark.parametrize('n', range(12))\ndef test_param(n):\n    pass\n"
     ),
     "test_gamma": (
         "import pytest\n\n@pytest.mark.parametrize('n', range(10))\n"

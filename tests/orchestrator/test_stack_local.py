@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from orchestrator.apps.backend import BackendProfile
+from backend.stack_profile import BackendProfile
 from orchestrator.config import OrchestratorConfig
 from orchestrator.contract import OWNER_ENV
 from orchestrator.embedded_postgres import find_leftovers
@@ -38,7 +38,7 @@ from orchestrator.redaction import Redactor
 from orchestrator.session import open_stack
 from orchestrator.spec import DatabaseSpec, ExitProbe, ServiceSpec, StackSpec
 from orchestrator.stack import Stack
-from tests.fixtures.backend import REPO_ROOT, wait_until
+from tests.fixtures.backend import DEMO_APP, REPO_ROOT, wait_until
 from tests.fixtures.orchestrator_cli import ORCHESTRATOR, local_run_args
 from tests.fixtures.stack_checks import (
     ObservedRun,
@@ -66,7 +66,9 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
     folder = tmp_path_factory.mktemp("local-stack")
     password = secrets.token_urlsafe(18)
     progress: list[str] = []
-    config = OrchestratorConfig(provider="local", artifacts=folder, workers=2, timeout=60)
+    config = OrchestratorConfig(
+        app=DEMO_APP, provider="local", artifacts=folder, workers=2, timeout=60
+    )
     with open_stack(config, password=password, progress=progress.append) as run:
         stack = run.stack
         run_id = run.run_id
@@ -339,7 +341,7 @@ def test_a_backend_that_exits_fails_the_wait_at_once(tmp_path: Path) -> None:
 def test_a_killed_backend_fails_the_next_command_and_teardown_still_completes(
     tmp_path: Path,
 ) -> None:
-    config = OrchestratorConfig(provider="local", artifacts=tmp_path, workers=1)
+    config = OrchestratorConfig(app=DEMO_APP, provider="local", artifacts=tmp_path, workers=1)
     with open_stack(config, progress=quiet) as run:
         run_id, env = run.run_id, run.environment()
         backend = run.stack.state.services["backend"]

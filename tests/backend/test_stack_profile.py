@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.apps.backend import (
+from backend.stack_profile import (
     BACKEND_PORT,
     BackendProfile,
     live_workers_judge,

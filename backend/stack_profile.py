@@ -1,15 +1,17 @@
-"""The app profile of `backend/`: the ONLY orchestrator module that knows that application.
+"""The demo app's profile: everything the orchestrator learns about this application.
 
 Its stack: `migrate` (one-shot Alembic upgrade), `backend` (the Flask app in testing mode,
 served by waitress, with its live log stream) and N `worker` processes of the command bus.
+Its images: the orchestrator's PostgreSQL+PGMQ image and `images/backend/Dockerfile`, whose
+context holds this package's dependencies (installed on the host) and its sources.
+Configured in the repository's pyproject.toml: `app = "backend.stack_profile:profile"`.
 """
 
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,15 @@ import requests
 
 from orchestrator.config import ConfigError, OrchestratorConfig
 from orchestrator.errors import OrchestratorError
-from orchestrator.profile import AppProfile, ContainerImage
+from orchestrator.images import (
+    SITE_ARCHIVE,
+    ContextSource,
+    ImageRecipe,
+    postgres_pgmq_image,
+    python_site_packages,
+    source_tree,
+)
+from orchestrator.profile import AppProfile
 from orchestrator.spec import (
     DatabaseSchema,
     DatabaseSpec,
@@ -28,6 +38,8 @@ from orchestrator.spec import (
     StackSpec,
 )
 
+PACKAGE = Path(__file__).resolve().parent  # backend/
+IMAGE_FOLDER = PACKAGE.parent / "images" / "backend"  # its Dockerfile
 BACKEND_PORT = 8000
 READY_PATH = "/api/health/readyz"
 WORKERS_PATH = "/api/workers"
@@ -119,13 +131,28 @@ def worker_command() -> tuple[str, ...]:
     )  # fmt: skip
 
 
-def schema() -> DatabaseSchema | None:
-    """The `migrate` job's result, keyed by a hash of its inputs (None: backend not found)."""
-    spec = find_spec("backend")  # finds the package without importing the app
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    package = Path(next(iter(spec.submodule_search_locations)))
-    return DatabaseSchema.from_files(("migrate",), [package / name for name in SCHEMA_INPUTS])
+def schema() -> DatabaseSchema:
+    """The `migrate` job's result, keyed by a hash of its inputs."""
+    return DatabaseSchema.from_files(("migrate",), [PACKAGE / name for name in SCHEMA_INPUTS])
+
+
+def requirements() -> list[str]:
+    """What the app imports: its project's dependencies (backend/pyproject.toml)."""
+    with (PACKAGE / "pyproject.toml").open("rb") as handle:
+        return [str(r) for r in tomllib.load(handle)["project"]["dependencies"]]
+
+
+def image_files(cache_dir: Path) -> dict[str, ContextSource]:
+    """The backend image's generated context: its dependencies installed on the host, and
+    the package's sources (its own layer: a code change rebuilds only that)."""
+    deps = python_site_packages(requirements(), image="backend", cache_dir=cache_dir)
+    sources = {
+        name: path
+        for name, path in source_tree(PACKAGE, "project/backend").items()
+        if name != "project/backend/pyproject.toml"
+        and not name.startswith("project/backend/build/")  # a wheel build's leftovers
+    }
+    return {f"deps/{SITE_ARCHIVE}": deps.archive, **sources}
 
 
 class BackendProfile(AppProfile):
@@ -190,21 +217,8 @@ class BackendProfile(AppProfile):
         )
         return (migrate, backend, worker)
 
-    def images_available(self, client: Any) -> tuple[bool, str]:
-        from orchestrator.images import can_provide_images
-
-        return can_provide_images(client)
-
-    def prepare_images(
-        self, client: Any, log_path: Path | None = None
-    ) -> Mapping[str, ContainerImage]:
-        from orchestrator.images import build_images
-
-        built = build_images(client=client, log_path=log_path)
-        return {
-            name: ContainerImage(result.tag, result.image_id, facts=asdict(result))
-            for name, result in built.items()
-        }
+    def images(self) -> tuple[ImageRecipe, ...]:
+        return (postgres_pgmq_image(), ImageRecipe("backend", IMAGE_FOLDER, image_files))
 
     def environment(self, spec: StackSpec) -> dict[str, str]:
         backend = spec.service("backend")

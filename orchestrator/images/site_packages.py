@@ -1,11 +1,12 @@
-"""The backend's dependencies, installed and byte-compiled on the host, as one archive.
+"""An image's Python dependencies, installed and byte-compiled on the host, as one archive.
 
 Containers here can't reach PyPI over HTTPS, and an install inside the image costs a pip
 (a venv with ensurepip) and its resolver on every build. So the host installs the
 dependencies once (`uv pip install --target`, else pip) into a folder, byte-compiles it
 (hash-checked .pyc: valid whatever the files' times in the image), and packs it as a
 reproducible `site-packages.tar.gz`, cached under a key of what it is made from; the image
-only unpacks it (`ADD`).
+only unpacks it (`ADD`). An app profile puts it in an image's build context (see
+`ImageRecipe.generated`).
 """
 
 from __future__ import annotations
@@ -22,72 +23,46 @@ import sysconfig
 import tarfile
 import tempfile
 import time
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from orchestrator.errors import PrerequisiteMissing
 from orchestrator.images.hashing import FIXED_MTIME, cache_key
-from orchestrator.images.paths import default_cache_dir, default_repo_root
+from orchestrator.images.paths import default_cache_dir
 from orchestrator.images.results import SUBPROCESS_TIMEOUT_S, TAIL_LINES, ImageBuildFailed
 
 log = logging.getLogger(__name__)
 
-_IMAGE_PYTHON = (3, 11)  # what both backend bases run: the tree must be built for it
-_PROJECT_META_FILES = ("pyproject.toml", "setup.py", "setup.cfg", "MANIFEST.in")
+_IMAGE_PYTHON = (3, 11)  # what Debian bookworm's python3 runs: the tree must be built for it
 SITE_ARCHIVE = "site-packages.tar.gz"
 
 
 @dataclass(frozen=True)
 class DependencyTree:
-    """The backend's third-party dependencies, installed: one archive of site-packages."""
+    """Third-party dependencies, installed: one archive of site-packages."""
 
     archive: Path
     cached: bool
 
 
-def project_source_files(repo_root: Path) -> dict[str, Path]:
-    """The files the project's wheel is built from: packaging metadata and package trees."""
-    pyproject = _read_pyproject(repo_root)
-    files: dict[str, Path] = {}
-    readme = pyproject.get("project", {}).get("readme")
-    meta_names = [*_PROJECT_META_FILES, *([readme] if isinstance(readme, str) else [])]
-    for meta_name in meta_names:
-        if (repo_root / meta_name).is_file():
-            files[meta_name] = repo_root / meta_name
-    for package in _top_level_packages(pyproject):
-        for path in sorted((repo_root / package).rglob("*")):
-            relative = path.relative_to(repo_root)
-            if any(
-                part == "__pycache__" or part.endswith(".egg-info") or part.startswith(".")
-                for part in relative.parts
-            ):
-                continue
-            if path.is_file() and path.suffix not in (".pyc", ".pyo"):
-                files[relative.as_posix()] = path
-    return files
-
-
-def prepare_dependencies(
-    *, repo_root: Path | None = None, cache_dir: Path | None = None
+def python_site_packages(
+    requirements: Sequence[str], *, image: str, cache_dir: Path | None = None
 ) -> DependencyTree:
-    """Install (or reuse) the backend's dependencies as one archive of site-packages.
+    """Install (or reuse) `requirements` as one archive of site-packages for `image`.
 
-    Keyed by the project's dependency list and the versions installed in this environment
-    (used as constraints, so the image runs what the tests were run with): rebuilt only
-    when the key changes.
+    Keyed by the requirements and the versions installed in this environment (used as
+    constraints, so the image runs what the tests were run with; the distributions named in
+    `requirements` come from there too): rebuilt only when the key changes.
     """
     if sys.version_info[:2] != _IMAGE_PYTHON:
         wanted = ".".join(map(str, _IMAGE_PYTHON))
         raise PrerequisiteMissing(
-            f"the backend image runs Python {wanted} but this is Python "
+            f"the {image} image runs Python {wanted} but this is Python "
             f"{sys.version_info.major}.{sys.version_info.minor}: its compiled packages won't fit",
             f"run the orchestrator from a Python {wanted} virtualenv",
         )
-    root = repo_root or default_repo_root()
     cache = (cache_dir or default_cache_dir()) / "site"
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -98,10 +73,8 @@ def prepare_dependencies(
         ) from exc
     python_tag = f"cp{_IMAGE_PYTHON[0]}{_IMAGE_PYTHON[1]}"
 
-    project = _read_pyproject(root).get("project", {})
-    requirements = [str(requirement) for requirement in project.get("dependencies", [])]
-    project_name = str(project.get("name", ""))
-    constraints = _installed_pins(exclude=_canonical_name(project_name))
+    requirements = [str(requirement) for requirement in requirements]
+    constraints = _installed_pins()
     key = cache_key(
         {
             "layout": "site-packages/1",
@@ -123,7 +96,8 @@ def prepare_dependencies(
                 *("--constraint", str(constraints_file)),
                 *requirements,
             ],
-            what="install the backend's dependencies",
+            what=f"install the {image} image's dependencies",
+            image=image,
         )
         shutil.rmtree(site / "bin", ignore_errors=True)  # scripts with this host's shebangs
         (site / ".lock").unlink(missing_ok=True)  # uv's, for the folder it installed into
@@ -143,7 +117,7 @@ def _installer() -> list[str]:
     if importlib.util.find_spec("pip") is not None:
         return [sys.executable, "-m", "pip", "--disable-pip-version-check", "install", "-q"]
     raise PrerequisiteMissing(
-        "neither uv nor pip is here to install the backend image's dependencies",
+        "neither uv nor pip is here to install an image's dependencies",
         f"install one: `{sys.executable} -m ensurepip` or `pip install uv`",
     )
 
@@ -189,34 +163,18 @@ def _pack(site: Path, archive: Path) -> None:
                     filter=normalized)  # fmt: skip
 
 
-def _read_pyproject(repo_root: Path) -> dict[str, Any]:
-    with (repo_root / "pyproject.toml").open("rb") as handle:
-        return tomllib.load(handle)
-
-
-def _top_level_packages(pyproject: Mapping[str, Any]) -> list[str]:
-    find = pyproject.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
-    names = {str(pattern).split(".")[0].rstrip("*") for pattern in find.get("include", [])}
-    if not names:
-        raise PrerequisiteMissing(
-            "pyproject.toml lists no packages under [tool.setuptools.packages.find] include",
-            'list them, e.g. include = ["backend*", "orchestrator*"]',
-        )
-    return sorted(name for name in names if name)
-
-
 def _canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _installed_pins(*, exclude: str) -> list[str]:
+def _installed_pins() -> list[str]:
     pins: dict[str, str] = {}
     for dist in metadata.distributions():
         raw_name = dist.metadata["Name"]
         if not raw_name:
             continue
         name = _canonical_name(raw_name)
-        if name != exclude and name not in pins:
+        if name not in pins and dist.read_text("direct_url.json") is None:
             pins[name] = f"{name}=={dist.version}"
     return sorted(pins.values())
 
@@ -257,8 +215,8 @@ def _prune(directory: Path, prefix: str, *, keep: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _run(command: list[str], *, what: str) -> None:
-    log.info("building the backend image's dependencies: %s", what)
+def _run(command: list[str], *, what: str, image: str) -> None:
+    log.info("building an image's dependencies: %s", what)
     log.debug("running %s", " ".join(command))
     try:
         result = subprocess.run(
@@ -266,14 +224,14 @@ def _run(command: list[str], *, what: str) -> None:
         )
     except subprocess.TimeoutExpired as exc:
         raise ImageBuildFailed(
-            "backend", f"{command[0]} took over {SUBPROCESS_TIMEOUT_S}s to {what}", []
+            image, f"{command[0]} took over {SUBPROCESS_TIMEOUT_S}s to {what}", []
         ) from exc
     for line in result.stdout.splitlines():
         log.debug("%s: %s", Path(command[0]).name, line)
     if result.returncode != 0:
         lines = (result.stdout + result.stderr).splitlines()
         raise ImageBuildFailed(
-            "backend",
+            image,
             f"could not {what} (`{' '.join(command[:4])} ...` exited {result.returncode})",
             lines[-TAIL_LINES:],
             hint="the dependencies are installed on this host with its uv/pip configuration; "

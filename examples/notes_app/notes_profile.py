@@ -1,27 +1,40 @@
 """The orchestrator's app profile for `notes.py`: one job, one web service, no workers.
 
-Use it from anywhere:
-    python -m orchestrator run --app path/to/notes_app/profile.py:profile -- pytest tests
+Use it from anywhere, by file or (with this folder importable) by module:
+    python -m orchestrator run --app path/to/notes_app/notes_profile.py:profile -- pytest tests
+Its images: the orchestrator's PostgreSQL+PGMQ image and `image/Dockerfile` (Python, the
+app's two dependencies installed on the host, notes.py at the path it has here).
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from orchestrator import AppProfile, ContainerImage, ExitProbe, HttpProbe, ServiceSpec
+from orchestrator import AppProfile, ExitProbe, HttpProbe, ServiceSpec
 from orchestrator.config import OrchestratorConfig
+from orchestrator.images import (
+    POSTGRES_PGMQ,
+    SITE_ARCHIVE,
+    ContextSource,
+    ImageRecipe,
+    postgres_pgmq_image,
+    python_site_packages,
+)
 from orchestrator.spec import DatabaseSpec
 
 HERE = Path(__file__).resolve().parent
 APP_FILE = HERE / "notes.py"
 ENV = {"NOTES_DSN": "{database_url}", "PYTHONUNBUFFERED": "1"}
+REQUIREMENTS = ("psycopg[binary]>=3.1", "waitress>=3.0")  # what notes.py imports
+
+
+def image_files(cache_dir: Path) -> dict[str, ContextSource]:
+    deps = python_site_packages(REQUIREMENTS, image="notes", cache_dir=cache_dir)
+    return {f"deps/{SITE_ARCHIVE}": deps.archive, "app/notes.py": APP_FILE}
 
 
 class NotesProfile(AppProfile):
@@ -29,7 +42,7 @@ class NotesProfile(AppProfile):
     web_service = "web"
 
     def database(self, config: OrchestratorConfig) -> DatabaseSpec:
-        return DatabaseSpec(name="notes", image="postgres")
+        return DatabaseSpec(name="notes", image=POSTGRES_PGMQ)
 
     def services(self, config: OrchestratorConfig) -> tuple[ServiceSpec, ...]:
         # The file runs where it lies; its image puts it at the same path.
@@ -47,31 +60,9 @@ class NotesProfile(AppProfile):
             ),
         )  # fmt: skip
 
-    def prepare_images(
-        self, client: Any, log_path: Path | None = None
-    ) -> Mapping[str, ContainerImage]:
-        """Postgres from the orchestrator's images; our app on the backend's Python image."""
-        from orchestrator.images import build_images
-
-        built = build_images(client=client, log_path=log_path)
-        base = built["backend"].tag
-        source = APP_FILE.read_bytes()
-        digest = hashlib.sha256(base.encode() + str(APP_FILE).encode() + source).hexdigest()
-        tag = f"ci-stack/notes:{digest[:16]}"
-        if not client.images.list(name=tag):
-            dockerfile = f"FROM {base}\nCOPY notes.py {APP_FILE}\nENTRYPOINT []\n"
-            context = io.BytesIO()
-            with tarfile.open(fileobj=context, mode="w") as tar:
-                for name, data in (("Dockerfile", dockerfile.encode()), ("notes.py", source)):
-                    info = tarfile.TarInfo(name)
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-            context.seek(0)
-            client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True)
-        return {
-            "postgres": ContainerImage(built["postgres-pgmq"].tag, built["postgres-pgmq"].image_id),
-            "notes": ContainerImage(tag),
-        }
+    def images(self) -> tuple[ImageRecipe, ...]:
+        notes = ImageRecipe("notes", HERE / "image", image_files, {"APP_DIR": str(HERE)})
+        return (postgres_pgmq_image(), notes)
 
     def reset(self, base_url: str, seed: bool, headers: Mapping[str, str]) -> dict[str, Any]:
         response = requests.delete(f"{base_url}/notes", headers=dict(headers), timeout=10)
