@@ -136,13 +136,6 @@ NAMINGS = {
     "by-file": (["--app", "notes_profile.py:profile"], None),
     "by-module-in-pyproject": ([], '[tool.ci-stack]\napp = "notes_profile:profile"\n'),
 }
-# Inside pytest a `module:attr` profile is imported without the project root on sys.path
-# (`reset_db` -> ProfileNotFound: module 'notes_profile' not found): issue 17's "profiles
-# resolve the same everywhere" fixes it; strict, so the mark goes when it does.
-UNRESOLVED_IN_PYTEST = pytest.mark.xfail(
-    reason="module:attr profiles are not yet found from the project root inside pytest",
-    strict=True,
-)
 PROVIDERS = [
     pytest.param("local", id="embedded"),
     pytest.param("docker", id="docker", marks=pytest.mark.docker),
@@ -175,7 +168,7 @@ def docker_cleanup(project: Path, provider: str) -> Iterator[None]:
     "naming",
     [
         pytest.param("by-file"),
-        pytest.param("by-module-in-pyproject", marks=UNRESOLVED_IN_PYTEST),
+        pytest.param("by-module-in-pyproject"),
     ],
 )
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -188,6 +181,15 @@ def test_the_notes_app_passes_from_the_installed_wheel(
         ok, why = docker_answers()
         if not ok:
             pytest.skip(why)
+    # A new user's first step: `ci-stack init` sets the repository up (its profile skeleton
+    # has no reset yet, so the suite names the notes app's finished profile).
+    init = _run(
+        [str(installed.bin / "ci-stack"), "init"], cwd=project, env=_user_environment(installed)
+    )
+    assert init.returncode == 0, init.stdout + init.stderr
+    for written in ("ci_stack_profile.py", "noxfile.py", "pyproject.toml", "e2e/test_first.py"):
+        assert (project / written).is_file(), written
+    assert list((project / ".github" / "workflows").glob("*.yml"))
     app_args, pyproject = NAMINGS[naming]
     if pyproject is not None:
         (project / "pyproject.toml").write_text(pyproject)
