@@ -15,7 +15,7 @@ import pytest
 from orchestrator.contract import RUN_ENV
 from orchestrator.github import mask_secrets
 from orchestrator.redaction import Redactor
-from tests.fixtures.backend import REPO_ROOT
+from tests.fixtures.backend import DEMO_APP, REPO_ROOT
 from tests.fixtures.orchestrator_cli import ORCHESTRATOR, local_run_args
 from tests.fixtures.stack_checks import live_pids_of_run
 
@@ -91,6 +91,7 @@ def test_a_self_started_stack_masks_outside_pytests_capture(
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
     monkeypatch.setenv("STACK_PROVIDER", "local")
+    monkeypatch.setenv("STACK_APP", DEMO_APP)  # pytester's folder has no pyproject naming it
     monkeypatch.setenv("STACK_WORKERS", "1")
     monkeypatch.setenv("STACK_ARTIFACTS", str(tmp_path / "artifacts"))
     pytester.makepyfile(test_self=SELF_STARTED)
