@@ -19,6 +19,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -51,10 +52,8 @@ class SnapshotStore:
     ) -> tuple[SnapshotStore | None, str]:
         uid = run_as.uid if run_as is not None else os.geteuid()
         root = root or store_root(uid)
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(root, 0o700)
-            if run_as is not None:
-                os.chown(root, run_as.uid, run_as.gid)
+        if not os.path.lexists(root):
+            _create_private_dir(root, run_as)
         info = os.lstat(root)
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o077:
             return None, (
@@ -169,3 +168,17 @@ def _content(folder: Path) -> list[int] | None:
             count += 1
             size += os.lstat(os.path.join(dirpath, file)).st_size
     return [count, size]
+
+
+def _create_private_dir(root: Path, run_as: RunAs | None) -> None:
+    """Make `root` (0700, owned by `run_as`) appear whole: made and chowned under a temporary
+    name, then renamed into place, so a concurrent opener never sees it still owned by us."""
+    staging = root.with_name(f".{root.name}.{os.getpid()}.{threading.get_ident()}")
+    os.mkdir(staging, 0o700)
+    try:
+        if run_as is not None:
+            os.chown(staging, run_as.uid, run_as.gid)
+        os.rename(staging, root)  # onto an empty one a concurrent opener made: the same thing
+    except OSError:  # another opener's root is already in use: that one stands
+        with contextlib.suppress(OSError):
+            os.rmdir(staging)
