@@ -110,4 +110,13 @@ def _state_file(path: Path | None, run: Run, environment: dict[str, str]) -> Ite
     try:
         yield
     finally:
-        path.unlink(missing_ok=True)
+        if _written_by_us(path):  # another `up` may have taken the file over meanwhile
+            path.unlink()
+
+
+def _written_by_us(path: Path) -> bool:
+    """The state file still names this process (only then is it ours to remove)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid()
+    except (OSError, ValueError, AttributeError):
+        return False

@@ -45,3 +45,19 @@ def test_an_installed_module_needs_no_pythonpath() -> None:
     assert profile_environment("json.decoder:JSONDecoder", {}) == {
         "STACK_APP": "json.decoder:JSONDecoder"
     }
+
+
+def test_up_removes_its_state_file_only_while_the_file_still_names_it(tmp_path: Path) -> None:
+    import json
+    import os
+
+    from orchestrator.cli.up import _written_by_us
+
+    state = tmp_path / "up.json"
+    state.write_text(json.dumps({"pid": os.getpid()}))
+    assert _written_by_us(state)
+    state.write_text(json.dumps({"pid": os.getpid() + 1}))  # another `up` took it over
+    assert not _written_by_us(state)
+    state.write_text("{half")
+    assert not _written_by_us(state)
+    assert not _written_by_us(tmp_path / "gone.json")
