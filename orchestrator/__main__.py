@@ -2,15 +2,16 @@
 
 import sys
 
+from orchestrator.messages import tell
+
 try:
     from orchestrator.cli import main
 
     status = main()
 except ModuleNotFoundError as missing:  # e.g. only `pip install nox` so far
-    print(
-        f"orchestrator: the Python package {missing.name!r} is not installed. "
-        "Fix: pip install ci-stack (in its own repository nox does it: nox -s e2e)",
-        file=sys.stderr,
+    tell(
+        f"the Python package {missing.name!r} is not installed. "
+        "Fix: pip install ci-stack (in its own repository nox does it: nox -s e2e)"
     )
     status = 2
 sys.exit(status)

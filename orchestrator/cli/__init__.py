@@ -39,6 +39,7 @@ from orchestrator.cli.exits import (
 from orchestrator.cli.options import EPILOG
 from orchestrator.cli.supervisor import Interrupted, SignalGuard
 from orchestrator.errors import OrchestratorError, PrerequisiteMissing, StackStartError
+from orchestrator.messages import PROGRAM, tell
 
 __all__ = [
     "EXIT_NOT_EXECUTABLE",
@@ -55,7 +56,6 @@ __all__ = [
 
 # In the order `--help` lists them.
 COMMANDS = (run, up, reset, clean, images, browser, merge, report, compose, github, init)
-CONSOLE_SCRIPT = "ci-stack"
 
 
 def build_parser(prog: str = "python -m orchestrator") -> argparse.ArgumentParser:
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv` (default: this process's arguments), run the command; its exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     invoked = Path(sys.argv[0]).name if sys.argv else ""
-    prog = CONSOLE_SCRIPT if invoked == CONSOLE_SCRIPT else "python -m orchestrator"
+    prog = PROGRAM if invoked == PROGRAM else "python -m orchestrator"
     args = build_parser(prog).parse_args(arguments)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return _guarded(lambda: handler(args))
@@ -85,11 +85,11 @@ def _guarded(action: Callable[[], int]) -> int:
     try:
         return int(action())
     except PrerequisiteMissing as exc:
-        print(f"orchestrator: {exc}", file=sys.stderr)
+        tell(str(exc))
         return EXIT_USAGE
     except StackStartError as exc:
-        print(f"orchestrator: the stack did not start: {exc}", file=sys.stderr)
+        tell(f"the stack did not start: {exc}")
         return EXIT_STACK_FAILED
     except OrchestratorError as exc:
-        print(f"orchestrator: {exc}", file=sys.stderr)
+        tell(str(exc))
         return EXIT_USAGE

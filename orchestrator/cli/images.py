@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from orchestrator.arguments import EXIT_USAGE
 from orchestrator.errors import OrchestratorError
+from orchestrator.messages import tell
 
 if TYPE_CHECKING:
     from orchestrator.images.recipe import ImageRecipe
@@ -151,10 +152,10 @@ def execute(args: argparse.Namespace) -> int:
             write_build_context(build_context(recipe), args.dest)
             print(f"docker build --network host {args.dest}")
     except UnknownImage as exc:
-        print(f"images: {exc}", file=sys.stderr)
+        tell(str(exc), "images")
         return EXIT_USAGE
     except (OrchestratorError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        tell(str(exc), "images")
         return 1
     return 0
 

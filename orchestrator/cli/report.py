@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.arguments import EXIT_USAGE, port_number
+from orchestrator.messages import tell
 
 __all__ = ["register"]
 
@@ -44,16 +45,16 @@ def execute(args: argparse.Namespace) -> int:
     # The artifacts setting as `run` resolves it: `report` finds what `run` wrote.
     folder: Path = args.folder or OrchestratorConfig.load({"artifacts": None}).artifacts
     if not (folder / REPORT_FILE).is_file():
-        print(
-            f"orchestrator report: {folder} has no {REPORT_FILE}. Fix: name a run's artifacts "
+        tell(
+            f"{folder} has no {REPORT_FILE}. Fix: name a run's artifacts "
             "folder (python -m orchestrator report DIR) or run the tests first.",
-            file=sys.stderr,
+            "report",
         )
         return EXIT_USAGE
     try:
         server = ReportServer(folder, args.port)
     except OSError as exc:
-        print(f"orchestrator report: {cannot_listen(args.port, exc)}", file=sys.stderr)
+        tell(cannot_listen(args.port, exc), "report")
         return EXIT_USAGE
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -13,6 +13,7 @@ from orchestrator.cli.options import EPILOG, add_stack_options, stack_config
 from orchestrator.cli.supervisor import Interrupted, supervise, unrunnable, unwinding_signals
 from orchestrator.contract import OWNER_ENV, RUN_ENV
 from orchestrator.errors import PrerequisiteMissing
+from orchestrator.messages import tell
 
 if TYPE_CHECKING:
     from orchestrator.session import Run
@@ -39,7 +40,7 @@ def execute(args: argparse.Namespace) -> int:
         raise PrerequisiteMissing("run needs a command", "python -m orchestrator run -- pytest e2e")
     problem = unrunnable(cmd[0])
     if problem is not None:  # before a stack is started for nothing
-        print(f"orchestrator: {problem[1]}", file=sys.stderr)
+        tell(problem[1])
         return problem[0]
     config = stack_config(args)
     from orchestrator.errors import TeardownErrors
@@ -72,15 +73,15 @@ def execute(args: argparse.Namespace) -> int:
                 guard.hold()
                 if exited:
                     for gone in exited:
-                        print(f"orchestrator: {gone}; the last lines of its log:", file=sys.stderr)
+                        tell(f"{gone}; the last lines of its log:")
                         print(stack.log_tail(gone.name, 20), file=sys.stderr)
                     status = EXIT_SERVICE_EXITED
         except Interrupted as interrupt:
-            print(f"orchestrator: {interrupt}: stack stopped", file=sys.stderr)
+            tell(f"{interrupt}: stack stopped")
             return 128 + interrupt.signum
         except TeardownErrors as exc:
             # CMD's verdict stands; a clean CMD run with a failed teardown is still a failure.
-            print(f"orchestrator: {exc}", file=sys.stderr)
+            tell(str(exc))
             return status if status else EXIT_TEARDOWN_FAILED
         finally:
             if run is not None:  # the stack has stopped: the run's folder is finished now

@@ -17,12 +17,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
 from orchestrator.cli.exits import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND
+from orchestrator.messages import tell
 from orchestrator.process_group import ProcessGroup
 
 __all__ = [
@@ -56,7 +56,7 @@ class SignalGuard:
 
     def __call__(self, signum: int, _frame: FrameType | None) -> None:
         if self.received is not None:
-            print("orchestrator: still stopping the stack; please wait", file=sys.stderr)
+            tell("still stopping the stack; please wait")
             return
         self.received = signum
         raise Interrupted(signum)
@@ -85,7 +85,7 @@ def supervise(cmd: Sequence[str], env: Mapping[str, str], broken: Callable[[], b
         child = ProcessGroup(list(cmd), dict(env), capture=False, stdin=None)
     except OSError:  # it went away or lost its mode since the check
         code, message = unrunnable(cmd[0]) or (EXIT_NOT_EXECUTABLE, f"cannot run {cmd[0]}")
-        print(f"orchestrator: {message}", file=sys.stderr)
+        tell(message)
         return code
     try:
         code = _watch(child, broken)

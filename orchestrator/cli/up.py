@@ -19,6 +19,7 @@ from orchestrator.cli.exits import EXIT_TEARDOWN_FAILED
 from orchestrator.cli.handoff import profile_environment
 from orchestrator.cli.options import EPILOG, add_stack_options, stack_config
 from orchestrator.cli.supervisor import Interrupted, unwinding_signals
+from orchestrator.messages import tell
 
 if TYPE_CHECKING:
     from orchestrator.session import Run
@@ -61,11 +62,11 @@ def execute(args: argparse.Namespace) -> int:
                 with _state_file(args.state, run, environment):
                     threading.Event().wait()  # until a signal unwinds us
         except Interrupted as interrupt:
-            print(f"orchestrator: {interrupt}: stack stopped", file=sys.stderr)
+            tell(f"{interrupt}: stack stopped")
             # Ctrl-C is how `up` is meant to end.
             return 0 if interrupt.signum == signal.SIGINT else 128 + interrupt.signum
         except TeardownErrors as exc:
-            print(f"orchestrator: {exc}", file=sys.stderr)
+            tell(str(exc))
             return EXIT_TEARDOWN_FAILED
     return 0
 

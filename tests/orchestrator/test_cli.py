@@ -60,7 +60,7 @@ def test_docker_without_a_daemon_is_a_missing_prerequisite(tmp_path: Path) -> No
 
     assert result.returncode == 2
     line = one_line(result.stderr)
-    assert line.startswith("orchestrator: --provider docker cannot run here: no Docker daemon")
+    assert line.startswith("ci-stack: --provider docker cannot run here: no Docker daemon")
     assert "--provider local" in line  # says how to get going
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "artifacts").exists()  # it failed before anything started
@@ -81,7 +81,7 @@ def test_a_missing_pg_bindir_is_a_missing_prerequisite(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 2
-    [line] = [x for x in result.stderr.splitlines() if x.startswith("orchestrator:")]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("ci-stack:")]
     assert "PostgreSQL binaries not found" in line
     assert "/nonexistent" in line
     assert "Fix:" in line

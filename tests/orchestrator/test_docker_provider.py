@@ -474,7 +474,7 @@ def test_a_killed_db_container_is_named_and_teardown_is_quick(
         cli.kill()
 
     assert code == 5, cli.stderr
-    assert "orchestrator: db exited with 137 at " in cli.stderr
+    assert "ci-stack: db exited with 137 at " in cli.stderr
     assert "ignored its stop signal" not in cli.stderr  # already dead is not a stop timeout
     teardown = json.loads((tmp_path / "a" / "stack.json").read_text())["timings"]["teardown"]
     assert labelled(docker_api, run_id) == ([], [])

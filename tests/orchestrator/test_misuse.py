@@ -59,7 +59,7 @@ def test_a_missing_pg_tmpdir_is_one_line(tmp_path: Path) -> None:
     result = run_cli(*local_run_args(tmp_path / "a", "true"), env={"STACK_PG_TMPDIR": str(missing)})
 
     assert result.returncode == 2
-    line = [x for x in result.stderr.splitlines() if x.startswith("orchestrator:")]
+    line = [x for x in result.stderr.splitlines() if x.startswith("ci-stack:")]
     assert (
         len(line) == 1
         and f"the database folder {missing} (STACK_PG_TMPDIR) does not exist" in line[0]

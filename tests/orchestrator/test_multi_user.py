@@ -318,7 +318,7 @@ def test_command_in_a_folder_the_user_cannot_enter_is_one_line(other_user: Other
         shutil.rmtree(private)
     assert result.returncode == EXIT_NOT_EXECUTABLE, result.stdout
     assert result.stdout.splitlines() == [
-        f"orchestrator: command not executable: {tool} (permission denied)"
+        f"ci-stack: command not executable: {tool} (permission denied)"
     ]
 
 
@@ -338,7 +338,7 @@ def test_wheel_cache_in_a_home_the_user_cannot_write_is_one_line(other_user: Oth
     assert result.returncode == EXIT_USAGE, result.stdout
     assert "Traceback" not in result.stdout
     assert result.stdout.splitlines()[-1] == (
-        "orchestrator: cannot create the image cache /nonexistent/.cache/ci-stack/site "
+        "ci-stack: cannot create the image cache /nonexistent/.cache/ci-stack/site "
         "(Permission denied). Fix: set CI_STACK_CACHE_DIR (or XDG_CACHE_HOME, or HOME) to a "
         "folder you can write"
     )

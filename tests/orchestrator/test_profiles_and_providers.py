@@ -138,7 +138,7 @@ def test_the_cli_refuses_a_shadowed_profile_in_one_line(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
-    assert line.startswith("orchestrator: app profile 'profile:profile': ")
+    assert line.startswith("ci-stack: app profile 'profile:profile': ")
     assert "shadowed by the standard library's module 'profile'" in line
 
 

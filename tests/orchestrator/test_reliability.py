@@ -183,7 +183,7 @@ def test_a_backend_killed_mid_run_fails_the_run_and_the_artifacts_are_complete(
         cli.kill()
 
     assert code == 5, cli.stderr  # the stack failed: a service exited during the run
-    assert "orchestrator: backend exited with -9 at " in cli.stderr
+    assert "ci-stack: backend exited with -9 at " in cli.stderr
     assert '"logger": "backend.server"' in cli.stderr  # its log tail is printed
     summary = (folder / "summary.md").read_text()
     assert summary.startswith("# e2e run: FAILED")
@@ -241,8 +241,8 @@ def test_a_killed_postmaster_is_named_and_fails_the_run(tmp_path: Path) -> None:
         cli.kill()
 
     assert code == 5, cli.stderr
-    assert "orchestrator: db exited with -9 at " in cli.stderr
-    assert "backend exited" not in cli.stderr.split("orchestrator: db exited")[0]
+    assert "ci-stack: db exited with -9 at " in cli.stderr
+    assert "backend exited" not in cli.stderr.split("ci-stack: db exited")[0]
     summary = (folder / "summary.md").read_text()
     assert "db exited with -9" in summary
     assert_nothing_left(run_id, info)

@@ -182,4 +182,4 @@ def test_the_report_subcommand_takes_its_own_options(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
-    assert line.startswith(f"orchestrator report: {tmp_path} has no index.html")
+    assert line.startswith(f"ci-stack report: {tmp_path} has no index.html")

@@ -130,7 +130,7 @@ def test_without_a_folder_report_looks_where_run_writes(tmp_path: Path, where: s
 
     assert missing.returncode == 2
     [line] = missing.stderr.splitlines()
-    assert line.startswith(f"orchestrator report: {expected} has no index.html. Fix:"), line
+    assert line.startswith(f"ci-stack report: {expected} has no index.html. Fix:"), line
 
     (project / expected).mkdir()
     (project / expected / "index.html").write_text("<!doctype html><title>report</title>")
