@@ -141,13 +141,18 @@ class BrowserGlue:
 
         created: list[Any] = []
 
+        marker = next(request.node.iter_markers("browser_context_args"), None)
+        given = {**browser_context_args, **(marker.kwargs if marker else {})}
+
         def create(**kwargs: Any) -> Any:
-            context = new_context(**kwargs)
+            headers = kwargs.get("extra_http_headers") or given.get("extra_http_headers", {})
+            with_id = {**headers, TEST_ID_HEADER: test_id}
+            if "extra_http_headers" in given:  # pytest-playwright passes those itself
+                context = new_context(**kwargs)
+                context.set_extra_http_headers(with_id)
+            else:  # one of the context's own headers: no call of ours in the test's trace
+                context = new_context(**{**kwargs, "extra_http_headers": with_id})
             created.append(context)
-            headers = kwargs.get("extra_http_headers") or browser_context_args.get(
-                "extra_http_headers", {}
-            )
-            context.set_extra_http_headers({**headers, TEST_ID_HEADER: test_id})
             context.on(
                 "console",
                 lambda message: console_events.append(
