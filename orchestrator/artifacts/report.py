@@ -85,12 +85,6 @@ color:var(--muted)}.timeline .text{font-family:var(--mono);overflow-wrap:anywher
 .src-test{color:#0e7490}.timeline tr.lv-step td.text{color:#1f2328}
 .timeline tr.lv-error td{background:#fff5f5}.timeline tr.lv-error td.text{color:#8a1c24}
 pre.longrepr{overflow-wrap:anywhere}
-@media (max-width:640px){header{padding:14px 12px}main{padding:0 12px 32px}
-.failure{padding:12px 10px}.facts{gap:4px 14px}
-.timeline,.timeline tbody{display:block}.timeline thead{display:none}
-.timeline tr{display:flex;flex-wrap:wrap;align-items:baseline;gap:0 8px;padding:5px 2px;
-border-bottom:1px solid var(--line)}.timeline td{border:0;padding:0}
-.timeline td.text{flex:1 1 100%;min-width:0}}
 .lvl-WARNING,.lvl-warning{color:#9a6700}.lvl-ERROR,.lvl-error,.lvl-CRITICAL{color:var(--fail)}
 .cid{font-family:var(--mono);font-size:11px;border-radius:8px;padding:0 6px;cursor:pointer;
 border:1px solid transparent;white-space:nowrap}
@@ -102,6 +96,14 @@ border-radius:5px;font:inherit}
 text-align:right}#tests td.loc{font-family:var(--mono);color:var(--muted);white-space:nowrap}
 .hint{color:var(--muted);font-size:12.5px}.files a{margin-right:12px;font-family:var(--mono);
 font-size:12px}.empty{color:var(--muted);font-style:italic}
+/* narrow screens: the page wraps, nothing scrolls sideways */
+@media (max-width:640px){header{padding:14px 12px}main{padding:0 12px 32px}
+.failure{padding:12px 10px}.facts{gap:4px 14px}
+.timeline,.timeline tbody{display:block}.timeline thead{display:none}
+.timeline tr{display:flex;flex-wrap:wrap;align-items:baseline;gap:0 8px;padding:5px 2px;
+border-bottom:1px solid var(--line)}.timeline td{border:0;padding:0}
+.timeline td.text{flex:1 1 100%;min-width:0}
+#tests td.loc{white-space:normal;overflow-wrap:anywhere}}
 """
 
 _JS = """

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping
@@ -20,14 +21,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePath
 from typing import Any
 
-__all__ = ["Step", "read_steps"]
+__all__ = ["Step", "read_steps", "readable_selector"]
 
 # Calls a test never makes itself (the plumbing of tracing, artifacts and streams).
 _PLUMBING = frozenset({"Tracing", "LocalUtils", "Artifact", "Stream", "WritableStream", "JsonPipe"})
 _TRACE_SUFFIX = ".trace"
 _STACKS_SUFFIX = ".stacks"
 _DETAIL_LIMIT = 160  # characters of a value (a URL, a filled text) shown in a step
-_KINDS = ('"type":"before"', '"type":"after"', '"type":"log"', '"type":"context-options"')
+_KINDS = re.compile(r'"type"\s*:\s*"(?:before|after|log|context-options)"')
 _READ_ERRORS = (
     OSError,
     EOFError,
@@ -91,7 +92,7 @@ def _steps(lines: Iterable[str], locations: Mapping[str, str]) -> list[Step]:
     last_log: dict[str, str] = {}
     done: dict[str, Step] = {}
     for line in lines:
-        if not any(kind in line for kind in _KINDS):
+        if not _KINDS.search(line):
             continue  # snapshots, screencast frames, resources: skipped unparsed
         event = _json_object(line)
         kind = event.get("type")
@@ -143,10 +144,13 @@ def _describe(before: Mapping[str, Any]) -> tuple[str, str]:
     method = str(before.get("method") or "")
     name = str(before.get("title") or before.get("apiName") or method or "call")
     parts: list[str] = []
-    for key in ("selector", "url", "key", "name"):
-        if isinstance(params.get(key), str):
-            parts.append(_short(params[key]))
-            break
+    if isinstance(params.get("selector"), str):
+        parts.append(_short(readable_selector(params["selector"])))
+    else:
+        for key in ("url", "key", "name"):
+            if isinstance(params.get(key), str):
+                parts.append(_short(params[key]))
+                break
     if method == "expect":
         if params.get("isNot"):
             name += " not"
@@ -155,7 +159,7 @@ def _describe(before: Mapping[str, Any]) -> tuple[str, str]:
         for key in ("value", "text", "values", "options"):
             value = params.get(key)
             if isinstance(value, str):
-                parts.append(json.dumps(_short(value)))
+                parts.append(_quoted(value))
                 break
     return name, " ".join(parts)
 
@@ -164,11 +168,39 @@ def _expected(params: Mapping[str, Any]) -> list[str]:
     texts = params.get("expectedText")
     if isinstance(texts, list):
         shown = [t.get("string") or t.get("regexSource") for t in texts if isinstance(t, dict)]
-        return [" ".join(json.dumps(_short(str(s))) for s in shown if s is not None)]
+        return [" ".join(_quoted(str(s)) for s in shown if s is not None)]
     for key in ("expectedNumber", "expectedValue"):
         if key in params:
-            return [_short(json.dumps(params[key], default=str))]
+            return [_short(json.dumps(params[key], default=str, ensure_ascii=False))]
     return []
+
+
+def readable_selector(selector: str) -> str:
+    """A selector as the test wrote it: Playwright's `internal:testid=[data-testid="x"s]`
+    reads `get_by_test_id("x")`, and so on for roles, texts and labels."""
+    return " >> ".join(_readable_part(part.strip()) for part in selector.split(" >> "))
+
+
+_INTERNAL = (
+    (re.compile(r'^internal:testid=\[data-testid=(".*")s?\]$'), "get_by_test_id({})"),
+    (re.compile(r'^internal:role=([\w-]+)\[name=(".*")[is]?\]$'), 'get_by_role("{}", name={})'),
+    (re.compile(r"^internal:role=([\w-]+)$"), 'get_by_role("{}")'),
+    (re.compile(r'^internal:text=(".*")[is]?$'), "get_by_text({})"),
+    (re.compile(r'^internal:label=(".*")[is]?$'), "get_by_label({})"),
+    (re.compile(r'^internal:attr=\[placeholder=(".*")[is]?\]$'), "get_by_placeholder({})"),
+)
+
+
+def _readable_part(part: str) -> str:
+    for pattern, form in _INTERNAL:
+        match = pattern.match(part)
+        if match:
+            return form.format(*match.groups())
+    return part
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(_short(text), ensure_ascii=False)
 
 
 def _when(
