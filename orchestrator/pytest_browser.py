@@ -10,7 +10,8 @@ conftest of the user's own:
 - `output_path`: a test's trace and screenshot land in its `tests/<slug>/` of the run's
   evidence folder (else under Playwright's `--output`, same slug);
 - every browser context (`context`, `page`, or `new_context()` called by a test) sends the
-  test's id as `X-Test-Id`, so the app's log lines of this test can be found;
+  test's id as `X-Test-Id` (a header the context is made with, so no call of ours shows
+  among the test's steps in its trace), so the app's log lines of this test can be found;
 - the console of every page of those contexts is recorded: a failed test keeps it as
   `console.jsonl` (one JSON object per console call: `type`, `at`, and the call's own JSON
   object, or `message` for plain text); `console_events` gives a test the list.

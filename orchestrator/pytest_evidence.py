@@ -2,7 +2,9 @@
 
 For every test (passed too) one line in `results.jsonl`: node id, outcome, duration,
 file:line, phase, message and the failure with its code frame; for each failed test
-`tests/<slug>/test.json` and the transcripts of the SSE clients it opened. Every file is
+`tests/<slug>/test.json` (that line, with when the test started, failed and ended: its
+timeline's own entries) and the transcripts of the SSE clients it opened; and
+`pytest-session.json`, the session's duration as pytest's summary line prints it. Every file is
 written through the run's Redactor (the password in STACK_DATABASE_URL) the moment it is
 written; the zips in a test's folder (Playwright's traces) are redacted once the test is
 torn down; junit.xml is written into a temp dir and moved in redacted when the session ends.
@@ -216,7 +218,8 @@ class EvidenceSession:
             self.retried[junit_name(report.nodeid)] = entry
         artifacts.append_line(layout.RESULTS_FILE, json.dumps(entry, ensure_ascii=False))
         if final in ("failed", "error"):
-            self._failed[report.nodeid] = entry
+            if report.when != "teardown":  # its end is told by the teardown to come
+                self._failed[report.nodeid] = entry
             marker = artifacts.test_dir(report.nodeid) / layout.FAILED_TEST_FILE
             artifacts.write_json(marker.relative_to(artifacts.root), entry)
 

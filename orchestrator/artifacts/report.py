@@ -1,9 +1,11 @@
 """index.html: one self-contained page (inline CSS and JS, no network) that explains a run.
 
-Header with verdict, app, provider, run id and stack timings; failed tests first, each with
-its error and code frame, screenshot, a timeline (browser console, access records and every
-service's records in time order, linked by correlation id), SSE transcripts, the rerun command and the
-trace; then every test with status, duration and file:line, filtered by status or searched.
+Header with verdict, app, provider, run id, start (UTC), pytest's duration and stack
+timings; failed tests first, each with its error once (the message, then the code frame),
+screenshot, a timeline (the test's own steps from its trace, browser console, access records
+and every service's records in time order, linked by correlation id), SSE transcripts, the
+rerun command and the trace; then every test with status, duration and file:line, filtered
+by status or searched.
 Images and traces are relative links, so the page works from file:// and from a downloaded
 CI artifact; served by `python -m orchestrator report`, "View trace" opens the trace viewer.
 """
