@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,6 +92,8 @@ def test_each_api_call_logs_one_event_with_the_response_request_id(
         assert call["path"] == _path(response)
         assert call["status"] == response.status
         assert isinstance(call["duration_ms"], int)
+        # when it was sent (the report's timeline places it there), before it was logged
+        assert datetime.fromisoformat(call["sent_at"]) <= datetime.fromisoformat(call["at"])
     assert len([e for e in console_events if e.get("kind") == "api_call"]) == len(responses)
     # The app's structured events (plain-text console lines carry `message`, not `kind`).
     assert [e for e in console_events if "kind" in e and e["kind"] != "api_call"] == []

@@ -52,6 +52,11 @@ LOG_STREAM_EVENTS: Final = (
     EVENT_CONNECTION_CLOSE,
 )
 
+# -- the browser console events an app logs (one JSON object per console call) ---------------
+# A request the page made: when it was sent (ISO 8601 UTC, e.g. `new Date().toISOString()`
+# taken before `fetch`); the timeline places the request there, not where it was logged.
+CONSOLE_SENT_AT: Final = "sent_at"
+
 # -- structured log records (the stream's `log` data, JSON lines on stdout) -------------------
 RECORD_KEYS: Final = (
     "timestamp",

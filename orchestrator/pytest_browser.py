@@ -10,7 +10,8 @@ conftest of the user's own:
 - `output_path`: a test's trace and screenshot land in its `tests/<slug>/` of the run's
   evidence folder (else under Playwright's `--output`, same slug);
 - every browser context (`context`, `page`, or `new_context()` called by a test) sends the
-  test's id as `X-Test-Id`, so the app's log lines of this test can be found;
+  test's id as `X-Test-Id` (a header the context is made with, so no call of ours shows
+  among the test's steps in its trace), so the app's log lines of this test can be found;
 - the console of every page of those contexts is recorded: a failed test keeps it as
   `console.jsonl` (one JSON object per console call: `type`, `at`, and the call's own JSON
   object, or `message` for plain text); `console_events` gives a test the list.
@@ -141,13 +142,18 @@ class BrowserGlue:
 
         created: list[Any] = []
 
+        marker = next(request.node.iter_markers("browser_context_args"), None)
+        given = {**browser_context_args, **(marker.kwargs if marker else {})}
+
         def create(**kwargs: Any) -> Any:
-            context = new_context(**kwargs)
+            headers = kwargs.get("extra_http_headers") or given.get("extra_http_headers", {})
+            with_id = {**headers, TEST_ID_HEADER: test_id}
+            if "extra_http_headers" in given:  # pytest-playwright passes those itself
+                context = new_context(**kwargs)
+                context.set_extra_http_headers(with_id)
+            else:  # one of the context's own headers: no call of ours in the test's trace
+                context = new_context(**{**kwargs, "extra_http_headers": with_id})
             created.append(context)
-            headers = kwargs.get("extra_http_headers") or browser_context_args.get(
-                "extra_http_headers", {}
-            )
-            context.set_extra_http_headers({**headers, TEST_ID_HEADER: test_id})
             context.on(
                 "console",
                 lambda message: console_events.append(

@@ -2,7 +2,9 @@
 
 For every test (passed too) one line in `results.jsonl`: node id, outcome, duration,
 file:line, phase, message and the failure with its code frame; for each failed test
-`tests/<slug>/test.json` and the transcripts of the SSE clients it opened. Every file is
+`tests/<slug>/test.json` (that line, with when the test started, failed and ended: its
+timeline's own entries) and the transcripts of the SSE clients it opened; and
+`pytest-session.json`, the session's duration as pytest's summary line prints it. Every file is
 written through the run's Redactor (the password in STACK_DATABASE_URL) the moment it is
 written; the zips in a test's folder (Playwright's traces) are redacted once the test is
 torn down; junit.xml is written into a temp dir and moved in redacted when the session ends.
@@ -26,6 +28,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,6 +66,7 @@ from orchestrator.util import attempt_test_id, test_id_for
 DEFAULT_WARM_FOLDER = Path("artifacts/pytest")
 LONGREPR_LIMIT = 64_000  # characters of one failure kept (head and tail)
 _SESSION_KEY = pytest.StashKey["EvidenceSession"]()
+_SETUP_AT_KEY = pytest.StashKey[str]()  # when the current attempt's setup began (UTC)
 _PLUGIN_NAME = "ci-stack-evidence-session"
 
 Mode = Literal["run", "warm", "own"]
@@ -95,6 +99,8 @@ class EvidenceSession:
     folder_lock: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # warm
     started_at: str = field(default_factory=lambda: utc_now())  # noqa: PLW0108 (defined below)
     _phases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _failed: dict[str, dict[str, Any]] = field(default_factory=dict)  # nodeid -> test.json
+    _clock: float | None = None  # perf_counter at session start, as pytest's own summary
     retried: dict[str, dict[str, Any]] = field(default_factory=dict)  # junit name -> entry
     _artifacts: Artifacts | None = None
 
@@ -120,6 +126,23 @@ class EvidenceSession:
 
     # -- hooks (the session is registered as a plugin) ---------------------------------------
 
+    @pytest.hookimpl(trylast=True)  # as pytest's terminal reporter starts its clock
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._clock = time.perf_counter()
+
+    def pytest_terminal_summary(self) -> None:
+        # Run mode: the run reads it after pytest exits; pytest prints "in N.NNs" right after.
+        if self.mode == "run":
+            self.write_session_time()
+
+    def write_session_time(self) -> None:
+        """The session's duration so far, as pytest's summary line counts it."""
+        artifacts = self.artifacts()
+        if self.worker or self._clock is None or artifacts is None:
+            return
+        seconds = round(time.perf_counter() - self._clock, 3)
+        artifacts.write_json(layout.SESSION_FILE, {"seconds": seconds})
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # One folder (run, warm): the xdist controller records every worker's tests. Own:
         # each xdist worker self-starts a stack with its own folder and records its tests.
@@ -144,6 +167,7 @@ class EvidenceSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.worker:
             return
+        self.write_session_time()  # warm and own runs are finished before pytest's summary
         artifacts = self.artifacts()
         _move_junit(self, artifacts)
         if artifacts is None:
@@ -175,6 +199,7 @@ class EvidenceSession:
         elif report.when == "teardown":
             self._phases.pop(report.nodeid, None)
             if outcome != "failed":
+                self._finished(report)
                 return
             final = "error"
         if final is None:
@@ -193,8 +218,20 @@ class EvidenceSession:
             self.retried[junit_name(report.nodeid)] = entry
         artifacts.append_line(layout.RESULTS_FILE, json.dumps(entry, ensure_ascii=False))
         if final in ("failed", "error"):
+            if report.when != "teardown":  # its end is told by the teardown to come
+                self._failed[report.nodeid] = entry
             marker = artifacts.test_dir(report.nodeid) / layout.FAILED_TEST_FILE
             artifacts.write_json(marker.relative_to(artifacts.root), entry)
+
+    def _finished(self, teardown: pytest.TestReport) -> None:
+        """A failed test's teardown is done: its test.json learns when it ended."""
+        entry = self._failed.pop(teardown.nodeid, None)
+        artifacts = self.artifacts()
+        if entry is None or artifacts is None:
+            return
+        entry["finished_at"] = iso_from_epoch(teardown.stop)
+        marker = artifacts.test_dir(teardown.nodeid) / layout.FAILED_TEST_FILE
+        artifacts.write_json(marker.relative_to(artifacts.root), entry)
 
 
 def utc_now() -> str:
@@ -225,7 +262,7 @@ def _entry(
         half = LONGREPR_LIMIT // 2
         longrepr = f"{longrepr[:half]}\n… ({len(longrepr) - LONGREPR_LIMIT} characters cut) …\n"
         longrepr += report.longreprtext[-half:]
-    return {
+    entry = {
         "nodeid": report.nodeid,
         "test_id": test_id_for(report.nodeid),
         "outcome": outcome,
@@ -237,6 +274,11 @@ def _entry(
         "longrepr": longrepr,
         "started_at": state.get("started_at"),
     }
+    if outcome in ("failed", "error"):  # the moment the failing phase raised
+        entry["failed_at"] = iso_from_epoch(report.stop)
+        if report.when == "teardown":
+            entry["finished_at"] = entry["failed_at"]
+    return entry
 
 
 def _reason(report: pytest.TestReport, rootdir: Path) -> tuple[str, str | None]:
@@ -256,6 +298,13 @@ def _reason(report: pytest.TestReport, rootdir: Path) -> tuple[str, str | None]:
 
 
 # -- hooks ------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Each attempt's start, for the record of a failed attempt (the retries plugin does not
+    log an earlier attempt's reports)."""
+    item.stash[_SETUP_AT_KEY] = utc_now()
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -380,8 +429,10 @@ def pytest_ci_stack_attempt_failed(
     """Move what the attempt left in tests/<slug>/ into tests/<slug>/attempt-N/, with its
     test.json; returns its record (the retries plugin adds the attempt and its test id)."""
     outcome = "failed" if report.when == "call" else "error"
-    entry = _entry(report, outcome, {"duration": duration}, item.config.rootpath)
+    state = {"duration": duration, "started_at": item.stash.get(_SETUP_AT_KEY, None)}
+    entry = _entry(report, outcome, state, item.config.rootpath)
     entry.update(attempt=attempt, test_id=attempt_test_id(item.nodeid, attempt))
+    entry["finished_at"] = utc_now()  # called once the attempt is torn down
     artifacts = evidence_artifacts(item.config)
     if artifacts is None:
         return entry

@@ -43,3 +43,14 @@ def test_the_log_stream_emits_only_contract_event_names() -> None:
 
     assert {contract.EVENT_LOG, contract.EVENT_DROPPED} <= emitted
     assert emitted <= set(contract.LOG_STREAM_EVENTS) | {"task_event", "version", "error"}
+
+
+def test_the_web_ui_stamps_each_request_event_with_the_contracts_send_time() -> None:
+    """The page logs a request after its response; the report's timeline places it at
+    `sent_at`, which the page takes before it sends."""
+    app_js = (REPO_ROOT / "backend" / "web" / "static" / "app.js").read_text()
+    api = app_js[app_js.index("async function api(") :]
+    api = api[: api.index("\n  }\n")]
+
+    assert f"{contract.CONSOLE_SENT_AT}: sentAt," in api
+    assert api.index("const sentAt = new Date().toISOString();") < api.index("await fetch(")

@@ -17,7 +17,7 @@ from orchestrator.artifacts import layout
 from orchestrator.artifacts.layout import Artifacts
 from orchestrator.artifacts.report import render_report
 from orchestrator.artifacts.results import RunData, load_run, read_results
-from orchestrator.artifacts.run_info import RunInfo
+from orchestrator.artifacts.run_info import RunInfo, with_test_seconds
 from orchestrator.artifacts.slices import write_slices
 from orchestrator.artifacts.summary import DEFAULT_RERUN, render_summary
 from orchestrator.util import test_id_for
@@ -45,6 +45,7 @@ def finish_run(
     raises for a write that fails: `artifacts.losses` (and the files) say what is missing."""
     with artifacts.recording(artifacts.root):
         artifacts.root.mkdir(parents=True, exist_ok=True)
+    run = with_test_seconds(run, artifacts.root)  # pytest's "in N.NNs", for the header
     logs = artifacts.logs_dir if logs_dir is None else logs_dir
     # A last pass over files others wrote (a non-pytest CMD's own files); the logs are
     # skipped: the harvester redacts every line it writes.

@@ -29,6 +29,7 @@ IMAGES_LOG = "images.log"  # logs/: the whole output of image pulls and builds
 FAILED_TEST_FILE = "test.json"  # tests/<slug>/test.json, written by the evidence plugin
 RESULTS_FILE = "results.jsonl"  # one JSON line per test (passed too), by the evidence plugin
 RUN_FILE = "run.json"  # the RunInfo of the finished run
+SESSION_FILE = "pytest-session.json"  # pytest's session duration, by the evidence plugin
 SUMMARY_FILE = "summary.md"
 REPORT_FILE = "index.html"
 JUNIT_FILE = "junit.xml"

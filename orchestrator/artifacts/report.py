@@ -1,9 +1,11 @@
 """index.html: one self-contained page (inline CSS and JS, no network) that explains a run.
 
-Header with verdict, app, provider, run id and stack timings; failed tests first, each with
-its error and code frame, screenshot, a timeline (browser console, access records and every
-service's records in time order, linked by correlation id), SSE transcripts, the rerun command and the
-trace; then every test with status, duration and file:line, filtered by status or searched.
+Header with verdict, app, provider, run id, start (UTC), pytest's duration and stack
+timings; failed tests first, each with its error once (the message, then the code frame),
+screenshot, a timeline (the test's own steps from its trace, browser console, access records
+and every service's records in time order, linked by correlation id), SSE transcripts, the
+rerun command and the trace; then every test with status, duration and file:line, filtered
+by status or searched.
 Images and traces are relative links, so the page works from file:// and from a downloaded
 CI artifact; served by `python -m orchestrator report`, "View trace" opens the trace viewer.
 """
@@ -16,10 +18,16 @@ import json
 from html import escape
 from pathlib import Path
 
+from orchestrator.artifacts.failure_text import (
+    code_frame,
+    human_time,
+    session_duration,
+    wall_seconds,
+)
 from orchestrator.artifacts.results import OUTCOMES, RunData, TestResult, Transcript
 from orchestrator.artifacts.summary import DEFAULT_RERUN
 from orchestrator.artifacts.text import rerun_command
-from orchestrator.artifacts.timeline import TimelineEntry
+from orchestrator.artifacts.timeline import TEST_SOURCE, TimelineEntry
 from orchestrator.util import test_slug
 
 TRACE_ROUTE = "__view-trace"  # report_server opens the trace viewer for GET /<route>/<path>
@@ -74,8 +82,11 @@ table{border-collapse:collapse;width:100%;background:var(--card)}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:12px;color:var(--muted);font-weight:600}
 .timeline td{font-size:12.5px}.timeline .t{white-space:nowrap;font-family:var(--mono);
-color:var(--muted)}.timeline .text{font-family:var(--mono);word-break:break-word}
+color:var(--muted)}.timeline .text{font-family:var(--mono);overflow-wrap:anywhere}
 .src{white-space:nowrap;font-weight:600}.src-browser{color:#6f42c1}.src-access{color:#0550ae}
+.src-test{color:#0e7490}.timeline tr.lv-step td.text{color:#1f2328}
+.timeline tr.lv-error td{background:#fff5f5}.timeline tr.lv-error td.text{color:#8a1c24}
+pre.longrepr{overflow-wrap:anywhere}
 .lvl-WARNING,.lvl-warning{color:#9a6700}.lvl-ERROR,.lvl-error,.lvl-CRITICAL{color:var(--fail)}
 .cid{font-family:var(--mono);font-size:11px;border-radius:8px;padding:0 6px;cursor:pointer;
 border:1px solid transparent;white-space:nowrap}
@@ -87,6 +98,14 @@ border-radius:5px;font:inherit}
 text-align:right}#tests td.loc{font-family:var(--mono);color:var(--muted);white-space:nowrap}
 .hint{color:var(--muted);font-size:12.5px}.files a{margin-right:12px;font-family:var(--mono);
 font-size:12px}.empty{color:var(--muted);font-style:italic}
+/* narrow screens: the page wraps, nothing scrolls sideways */
+@media (max-width:640px){header{padding:14px 12px}main{padding:0 12px 32px}
+.failure{padding:12px 10px}.facts{gap:4px 14px}
+.timeline,.timeline tbody{display:block}.timeline thead{display:none}
+.timeline tr{display:flex;flex-wrap:wrap;align-items:baseline;gap:0 8px;padding:5px 2px;
+border-bottom:1px solid var(--line)}.timeline td{border:0;padding:0}
+.timeline td.text{flex:1 1 100%;min-width:0}
+#tests td.loc{white-space:normal;overflow-wrap:anywhere}}
 """
 
 _JS = """
@@ -162,13 +181,15 @@ def _header(data: RunData) -> str:
         facts.append(("command", " ".join(info.command)))
     if info.command_status is not None:
         facts.append(("exit status", str(info.command_status)))
-    if info.started_at:
-        facts.append(("started", info.started_at))
+    started = human_time(info.started_at)
+    if started:
+        facts.append(("started", started))
     counts = " · ".join(
         f"{totals[o]} {o}" for o in OUTCOMES if totals[o] or o in ("passed", "failed")
     )
-    facts.append(("tests", f"{totals.tests} — {counts} — {totals.seconds:.1f}s"))
+    facts.append(("tests", f"{totals.tests} — {counts}"))
     fact_html = "".join(f"<span>{escape(k)} <b>{escape(v)}</b></span>" for k, v in facts)
+    fact_html += _durations(data)
     if data.logs is not None:
         logs = escape(data.logs.rstrip("/") + "/")
         fact_html += f'<span>logs <a href="{logs}"><b>{logs}</b></a></span>'
@@ -195,6 +216,29 @@ def _header(data: RunData) -> str:
     )
 
 
+def _durations(data: RunData) -> str:
+    """pytest's own session time (the "in N.NNs" it printed), else the tests' summed time;
+    and the run's wall time with the stack's start and stop, labelled as such."""
+    info = data.info
+    if info.test_seconds is not None:
+        html = (
+            '<span title="the session time pytest printed (&quot;in N.NNs&quot;)">duration '
+            f"<b>{escape(session_duration(info.test_seconds))}</b></span>"
+        )
+    else:
+        html = (
+            "<span title=\"pytest's session time is not known: the tests' own times added up\">"
+            f"test time <b>{escape(session_duration(data.totals.seconds))}</b></span>"
+        )
+    wall = wall_seconds(info.started_at, info.finished_at)
+    if wall is not None:
+        html += (
+            '<span title="from the start of the stack to the end of the run">with stack '
+            f"<b>{escape(session_duration(wall))}</b></span>"
+        )
+    return html
+
+
 def _failure(test: TestResult, rerun_prefix: str, hint: str) -> str:
     evidence = test.evidence
     where = " · ".join(
@@ -215,12 +259,15 @@ def _failure(test: TestResult, rerun_prefix: str, hint: str) -> str:
     ]
     if test.attempts:
         html.append(_attempts(test, hint))
+    # The error once: its message in the box, then the code frame without the lines that
+    # repeat it.
     if test.message:
         html.append(f'<pre class="message">{escape(test.message)}</pre>')
-    if test.longrepr:
+    frame = code_frame(test.longrepr, test.message) if test.longrepr else ""
+    if frame.strip():
         html.append(
-            "<details open><summary>Error and code frame</summary>"
-            f'<pre class="longrepr">{escape(test.longrepr)}</pre></details>'
+            "<details open><summary>Code frame</summary>"
+            f'<pre class="longrepr">{escape(frame)}</pre></details>'
         )
     if evidence is not None:
         for shot in evidence.screenshots:
@@ -309,15 +356,17 @@ def _timeline(entries: list[TimelineEntry]) -> str:
             else ""
         )
         rows.append(
-            f'<tr data-cid="{escape(cid)}"><td class="t">{escape(_clock(entry.at))}</td>'
+            f'<tr data-cid="{escape(cid)}" class="lv-{escape(entry.level.lower())}">'
+            f'<td class="t" title="{escape(entry.at or "")}">{escape(_clock(entry.at))}</td>'
             f"<td {_source_style(entry.source)}>{escape(entry.source)}</td>"
             f'<td class="lvl-{escape(entry.level)}">{escape(entry.level.lower())}</td>'
             f'<td class="text">{escape(entry.text)}</td><td>{chip}</td></tr>'
         )
     return (
         f"<h4>Timeline ({len(entries)})</h4>"
-        '<p class="hint">Browser events are stamped when the page logged them (after the '
-        "response); click a correlation id to highlight one request's records.</p>"
+        '<p class="hint">The test\'s own steps come from its Playwright trace; a request the '
+        "page made sits where it was sent; click a correlation id to highlight one request's "
+        "records.</p>"
         '<table class="timeline"><thead><tr><th>time (UTC)</th><th>source</th><th>level</th>'
         "<th>what</th><th>correlation</th></tr></thead><tbody>"
         + "".join(rows)
@@ -395,7 +444,7 @@ def _clock(at: str | None) -> str:
 def _source_style(source: str) -> str:
     """A source's cell attributes: browser and access have classes; each service a colour of
     its own, the same for all its instances (`worker-1`, `worker-2`)."""
-    if source in ("browser", "access"):
+    if source in ("browser", "access", TEST_SOURCE):
         return f'class="src src-{source}"'
     service = re.sub(r"-\d+$", "", source)
     hue = int(hashlib.sha1(service.encode()).hexdigest()[:4], 16) % 360

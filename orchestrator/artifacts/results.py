@@ -10,7 +10,15 @@ from typing import Any, Literal, cast, get_args
 from orchestrator.artifacts import layout
 from orchestrator.artifacts.junit import read_junit
 from orchestrator.artifacts.run_info import RunInfo
-from orchestrator.artifacts.timeline import TimelineEntry, console_entry, merge, record_entry
+from orchestrator.artifacts.timeline import (
+    TimelineEntry,
+    console_entry,
+    lifecycle_entries,
+    merge,
+    record_entry,
+    step_entry,
+)
+from orchestrator.artifacts.trace_steps import read_steps
 from orchestrator.util import test_id_for, test_slug
 
 Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed", "flaky"]
@@ -246,6 +254,11 @@ def _evidence(root: Path, folder: Path) -> Evidence:
         else:  # a log slice: web.jsonl, worker-1.jsonl, ...
             timeline += [record_entry(path.stem, record) for record in _json_lines(path)]
     pairs = list(zip(files, relative, strict=True))
+    # The test itself: its start, failure and end (test.json), and its steps (the traces).
+    timeline += lifecycle_entries(_json_file(folder / layout.FAILED_TEST_FILE) or {})
+    for path, _ in pairs:
+        if path.match(layout.TRACE_GLOB):
+            timeline += [step_entry(step) for step in read_steps(path)]
     return Evidence(
         folder=folder.relative_to(root).as_posix(),
         files=relative,

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal, cast, get_args
+
+from orchestrator.artifacts.layout import SESSION_FILE
 
 Verdict = Literal["passed", "failed", "error"]
 VERDICTS: tuple[str, ...] = get_args(Verdict)
@@ -24,6 +28,8 @@ class RunInfo:
     stack: dict[str, Any] = field(default_factory=dict)  # the stack.json facts
     started_at: str | None = None  # ISO 8601 UTC
     finished_at: str | None = None
+    # pytest's session duration, the "in N.NNs" it printed (None: not a pytest run, or unknown)
+    test_seconds: float | None = None
     # Evidence that could not be written (a full disk): path in the folder -> why.
     incomplete: dict[str, str] = field(default_factory=dict)
 
@@ -50,5 +56,23 @@ class RunInfo:
             stack=dict(data.get("stack") or {}),
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
+            test_seconds=_seconds(data.get("test_seconds")),
             incomplete={str(k): str(v) for k, v in (data.get("incomplete") or {}).items()},
         )
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def with_test_seconds(run: RunInfo, folder: Path) -> RunInfo:
+    """`run` with pytest's session duration, from the folder's pytest-session.json (written
+    by the evidence plugin) when the run does not know it already."""
+    if run.test_seconds is not None:
+        return run
+    try:
+        data = json.loads((folder / SESSION_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return run
+    seconds = _seconds(data.get("seconds")) if isinstance(data, dict) else None
+    return replace(run, test_seconds=seconds)

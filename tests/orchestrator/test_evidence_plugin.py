@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 
 from orchestrator import util  # not its test_* names: pytest would collect them
 from orchestrator.artifacts import FAILED_TEST_FILE, RESULTS_FILE
+from orchestrator.artifacts.layout import SESSION_FILE
 from orchestrator.contract import RUN_ENV
 from orchestrator.pytest_evidence import database_password
 from tests.fixtures.orchestrator_cli import local_run_args, run_cli
@@ -97,7 +99,8 @@ def test_every_test_gets_a_result_line_and_failures_a_marker(
 ) -> None:
     pytester.makepyfile(test_mixed=MIXED)
 
-    run_inner(pytester).assert_outcomes(
+    result = run_inner(pytester)
+    result.assert_outcomes(
         passed=2, failed=1, errors=2, skipped=1, xfailed=1
     )  # test_teardown_fails counts as passed and as an error
 
@@ -127,6 +130,16 @@ def test_every_test_gets_a_result_line_and_failures_a_marker(
         util.test_slug(f"test_mixed.py::{name}")
         for name in ("test_fails", "test_setup_fails", "test_teardown_fails")
     }
+    # A failed test's record says when it started, when its failure was raised and when it
+    # ended (its timeline's own entries); the session's duration is the one pytest printed.
+    marker = run_folder / "tests" / util.test_slug("test_mixed.py::test_fails") / FAILED_TEST_FILE
+    times = json.loads(marker.read_text())
+    assert times["started_at"] <= times["failed_at"] <= times["finished_at"]
+    assert "failed_at" not in results["test_mixed.py::test_passes"]
+    printed = re.search(r" in (\d+\.\d\d)s", result.stdout.str())
+    assert printed is not None, result.stdout.str()
+    session = json.loads((run_folder / SESSION_FILE).read_text())
+    assert abs(session["seconds"] - float(printed.group(1))) <= 0.011  # pytest rounds
     assert 'tests="6"' in (run_folder / "junit.xml").read_text()
     assert files_containing(run_folder, PASSWORD) == []  # redacted when written
     assert not (run_folder / "index.html").exists()  # `orchestrator run` finishes the folder

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import util  # not its test_* names: pytest would collect them
+from orchestrator.artifacts import load_run
 from orchestrator.contract import RUN_ENV, TEST_ID_HEADER
 from orchestrator.pytest_browser import console_event
 
@@ -115,6 +116,15 @@ def test_a_playwright_suite_without_a_conftest_leaves_evidence(
         ("warning", None, "plain words"),
     ]
     assert console[0]["path"] == "/failing" and console[0]["at"].endswith("Z")
+    # The report's timeline has the failed test's own steps, from its trace, in order.
+    failed = next(t for t in load_run(folder).failures if t.nodeid == failing)
+    assert failed.evidence is not None
+    steps = [e.text for e in failed.evidence.timeline if e.source == "test"]
+    assert steps[0] == "test started" and steps[-1] == "test finished", steps
+    assert any(s.startswith("goto /failing · test_app.py:15") for s in steps), steps
+    assert any(s.startswith('Expect "to_have_text" #hello "hello"') for s in steps), steps
+    assert "✗ failed in call at test_app.py:18" in steps
+    assert not any("setExtraHTTPHeaders" in s for s in steps)  # the id is a context header
     passed = folder / "tests" / util.test_slug("test_app.py::test_root_page_opens[chromium]")
     assert not passed.exists()  # retain-on-failure: nothing kept of a passing test
 

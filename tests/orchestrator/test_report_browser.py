@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,24 @@ def test_the_demo_failure_report_explains_the_failure_from_file_url(
     assert {"browser", "access", "backend"} <= set(linked)
     assert any(source.startswith("worker-") for source in linked)
     expect(failure.locator("table.timeline tbody tr.dim").first).to_be_attached()
+    # The test itself: its start, each Playwright step where the test made it, the failing
+    # assertion, the moment pytest saw it fail, and its end.
+    steps = rows.filter(has=page.locator("td.src", has_text="test"))
+    expect(steps.first).to_contain_text("test started")
+    expect(steps.last).to_contain_text("test finished")
+    expect(steps.filter(has_text="goto /send")).to_have_count(1)
+    expect(steps.filter(has_text='click get_by_test_id("send-submit")')).to_have_count(1)
+    failing = steps.filter(has_text='Expect "to_have_attribute"')
+    expect(failing).to_have_count(1)
+    expect(failing).to_contain_text("✗ Expect failed")
+    expect(failing).to_contain_class("lv-error")
+    expect(steps.filter(has_text="✗ failed in call at e2e/pages.py")).to_have_count(1)
+    # The browser's POST sits where it was sent: before the backend's record of it.
+    texts = [" ".join(t.split()) for t in rows.all_inner_texts()]
+    sent = next(i for i, t in enumerate(texts) if "browser" in t and "POST /api/commands" in t)
+    served = next(i for i, t in enumerate(texts) if "access" in t and "POST /api/commands" in t)
+    assert sent < served, texts
+    expect(failure.get_by_text("Actual value: IN_TROUBLESHOOTING_QUEUE")).to_have_count(1)
     # Every record behind the timeline is this test's, of this run.
     test_id = util.test_id_for(DEMO_NODEID)
     run_id = json.loads((demo_folder / "run.json").read_text())["run_id"]
@@ -183,3 +202,71 @@ def test_the_report_subcommand_takes_its_own_options(tmp_path: Path) -> None:
     assert result.returncode == 2
     [line] = result.stderr.splitlines()
     assert line.startswith(f"ci-stack report: {tmp_path} has no index.html")
+
+
+def _red_folder_with_long_lines(tmp_path: Path, browser: Browser) -> Path:
+    """A failed test with a real trace (a long URL among its steps), its start, failure and
+    end, and a log record with one very long unbroken word."""
+    nodeid = "e2e/test_t.py::test_a_long_timeline_line"
+    artifacts = Artifacts(tmp_path / "long", Redactor()).create()
+    folder = artifacts.test_dir(nodeid)
+    context = browser.new_context()
+    context.tracing.start(snapshots=True)
+    traced = context.new_page()
+    started = datetime.now(UTC)
+    traced.goto("data:text/html,<p id=status>FAILED</p><!--" + "x" * 300 + "-->")
+    with pytest.raises(AssertionError):
+        expect(traced.locator("#status")).to_have_text("COMPLETED", timeout=200)
+    failed = datetime.now(UTC)
+    context.tracing.stop(path=folder / "trace.zip")
+    context.close()
+    message = "AssertionError: Locator expected to have text 'COMPLETED'\nActual value: FAILED"
+    entry = {
+        "nodeid": nodeid, "outcome": "failed", "phase": "call", "message": message,
+        "longrepr": ">       expect(status).to_have_text('COMPLETED')\n"
+        + "".join(f"E       {line}\n" for line in message.splitlines()) + "\ne2e/test_t.py:9: X",
+        "crash": "e2e/test_t.py:9", "location": "e2e/test_t.py:5", "duration": 1.25,
+        "started_at": _iso(started), "failed_at": _iso(failed),
+        "finished_at": _iso(failed + timedelta(milliseconds=40)),
+    }  # fmt: skip
+    artifacts.append_line("results.jsonl", json.dumps(entry))
+    (folder / "test.json").write_text(json.dumps(entry))
+    record = {"timestamp": _iso(started + timedelta(milliseconds=5)), "level": "WARNING",
+              "message": "token=" + "A" * 400, "correlation_id": "c0ffee12-aaaa-bbbb"}  # fmt: skip
+    (folder / "backend.jsonl").write_text(json.dumps(record) + "\n")
+    (artifacts.root / "pytest-session.json").write_text('{"seconds": 1.304}')
+    began = _iso(started - timedelta(seconds=3))
+    run = RunInfo(run_id="run-long", provider="local", verdict="failed", app="demo",
+                  started_at=began, finished_at=_iso(failed))  # fmt: skip
+    finish_run(artifacts, run)
+    return artifacts.root
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_a_red_report_shows_the_tests_steps_and_wraps_at_390_px(
+    tmp_path: Path, browser: Browser
+) -> None:
+    folder = _red_folder_with_long_lines(tmp_path, browser)
+    for width in (1440, 390):
+        context = browser.new_context(viewport={"width": width, "height": 900})
+        page = context.new_page()
+        page.goto((folder / "index.html").as_uri())
+
+        card = page.locator("article.failure")
+        rows = card.locator("table.timeline tbody tr")
+        steps = rows.filter(has=page.locator("td.src", has_text="test"))
+        expect(steps.filter(has_text="goto data:text/html")).to_have_count(1)
+        expect(steps.filter(has_text='Expect "to_have_text" #status "COMPLETED"')).to_have_count(1)
+        expect(steps.filter(has_text="test started")).to_have_count(1)
+        expect(steps.filter(has_text="✗ failed in call at e2e/test_t.py:9")).to_have_count(1)
+        sources = rows.locator("td.src").all_inner_texts()
+        assert sources[0] == "test" and sources[-1] == "test"  # started … finished
+        assert "backend" in sources
+        expect(card.get_by_text("Actual value: FAILED")).to_have_count(1)  # the error once
+        expect(page.locator("header")).to_contain_text("duration 1.30s")
+        width_used = page.evaluate("document.documentElement.scrollWidth")
+        assert width_used <= width, f"{width_used} px wide at a {width} px viewport"
+        context.close()

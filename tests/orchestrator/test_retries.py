@@ -100,7 +100,11 @@ def test_flaky_and_failed_attempts_keep_their_evidence(
     broken_dir = run_folder / broken["attempts"][0]["folder"]
     assert (broken_dir / "note.txt").read_text() == "1"
     assert (broken_dir.parent / "note.txt").read_text() == "2"
-    assert json.loads((broken_dir / "test.json").read_text())["attempt"] == 1
+    attempt_1 = json.loads((broken_dir / "test.json").read_text())
+    assert attempt_1["attempt"] == 1
+    # when the attempt started, failed and ended (its timeline's own entries), before the next
+    assert attempt_1["started_at"] <= attempt_1["failed_at"] <= attempt_1["finished_at"]
+    assert attempt_1["finished_at"] <= broken["started_at"]
     # Slices: every attempt's folder is cut under its own test id.
     folders = failed_test_folders(Artifacts(run_folder, Redactor([])))
     assert folders[flaky["attempts"][0]["test_id"]] == flaky_dir

@@ -6,8 +6,10 @@
  * come from the JSON in <script id="ui-config"> (backend/web/routes.py ui_config()).
  *
  * Console events (exactly one JSON object per console call):
- *   console.info  {"kind":"api_call","method","path","status","duration_ms","correlation_id"}
- *                 once for every App.api() call (status is null after a network error);
+ *   console.info  {"kind":"api_call","method","path","status","duration_ms","sent_at",
+ *                 "correlation_id"} once for every App.api() call, logged after the response
+ *                 (status is null after a network error); sent_at: when the request was sent
+ *                 (ISO 8601 UTC), where the test report's timeline places it;
  *   console.error {"kind":"api_error","method","path","status","code","correlation_id","message"}
  *                 for HTTP >= 400, network errors and event streams that fail (for a stream:
  *                 status null, correlation_id from its frames or null);
@@ -348,6 +350,7 @@
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
+    const sentAt = new Date().toISOString();
     const started = performance.now();
     let response = null;
     let data = null;
@@ -375,6 +378,7 @@
       path,
       status,
       duration_ms: Math.round(performance.now() - started),
+      sent_at: sentAt,
       correlation_id: correlationId,
     });
     if (networkError === null && response.ok) {
