@@ -293,8 +293,8 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = session.worker = hasattr(config, "workerinput")
     config.pluginmanager.register(session, _PLUGIN_NAME)
     if session.mode == "warm" and session.fixed_folder is not None and not worker:
+        session.history = history_folder(config)  # a bad setting: before the folder is taken
         _take_folder(session, session.fixed_folder)
-        session.history = history_folder(config)
     if not worker and not getattr(config.option, "xmlpath", None):
         # pytest writes junit.xml unredacted: into a temp dir, moved in at the end.
         session.staging = Path(tempfile.mkdtemp(prefix=f"ci-stack-{_run_label()}-junit-"))
