@@ -218,11 +218,16 @@ def test_merge_labels_from_the_history_records_the_merged_run_and_orders_annotat
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     capsys.readouterr()
     merge_main(["--out", str(again), "--annotate", "--history", str(history), *legs_given])
-    annotations = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::")]
+    captured = capsys.readouterr()
+    annotations = [line for line in captured.out.splitlines() if line.startswith("::")]
     titles = [line.split("title=", 1)[1].split("::", 1)[0] for line in annotations]
     assert titles == [escape_property(nodeid(n)) for n in ("broke", "always", "wobbly")]
     assert "· **failing before**" in (again / "summary.md").read_text()
     assert len(load_history(history)) == 3 + 3
+    assert (
+        f"merge  history {history}/: 4 earlier run(s); failures: 1 new, 1 failing before, "
+        "1 known flaky"
+    ) in captured.err
 
 
 # -- the setting and the pieces ---------------------------------------------------------------
