@@ -5,7 +5,8 @@
 not an earlier run's, is refused before anything starts), prepares the spec (images
 resolved, `orchestrator.prepare`), starts the Stack with a LogHarvester stamping this run's
 id, and on the way out stops it. The run is finished once, by `Run.finish(...)`: stack.json,
-log slices of failed tests, summary.md, index.html, the GitHub job summary. The CLI (`run`,
+log slices of failed tests, summary.md, index.html, the GitHub job summary, and its tests
+appended to the run history (the `history` setting; not by a shard leg). The CLI (`run`,
 `up`), the pytest plugin and library users all get the same folder.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from orchestrator.artifacts import Artifacts, RunInfo, Verdict, finish_run
 from orchestrator.artifacts.layout import LOSSES_ENV, REPORT_FILE, STACK_FILE, WriteLosses
+from orchestrator.artifacts.run_history import is_shard_leg
 from orchestrator.config import SETTINGS_BY_NAME, OrchestratorConfig
 from orchestrator.contract import (
     ENV_APP,
@@ -193,13 +195,19 @@ class Run:
             started_at=self.started_at,
             finished_at=facts["finished_at"],
         )
-        # slices, run.json, summary.md, index.html; what could not be written is in them
-        finished = finish_run(self.artifacts, info)
+        # slices, run.json, summary.md, index.html; what could not be written is in them.
+        # The history labels the failures; a shard leg's part is recorded by the merge.
+        finished = finish_run(
+            self.artifacts,
+            info,
+            history=self.config.history_folder,
+            record_history=not is_shard_leg(self.command),
+        )
         if self.artifacts.losses.journal is not None:
             self.artifacts.losses.journal.unlink(missing_ok=True)
         if running_on_github():
             # Failures as annotations on the PR; the summary with no dead relative links.
-            print_annotations(finished.data)
+            print_annotations(finished.data, labels=finished.labels)
             write_job_summary(finished.github_summary, artifact_url=None)
 
 

@@ -1,5 +1,5 @@
-"""`merge --out DIR SHARD_DIR... [--expect N] [--annotate]`: one verdict from shard folders
-(exit 0 green, 1 red, 2 bad arguments; see `orchestrator.merge`)."""
+"""`merge --out DIR SHARD_DIR... [--expect N] [--annotate] [--history DIR|off]`: one verdict
+from shard folders (exit 0 green, 1 red, 2 bad arguments; see `orchestrator.merge`)."""
 
 from __future__ import annotations
 
@@ -35,12 +35,21 @@ def register(commands: Any) -> None:
         action="store_true",
         help="print ::error annotations for the failed tests when GITHUB_ACTIONS=true",
     )
+    parser.add_argument(
+        "--history",
+        default=None,
+        metavar="DIR",
+        help="the run history that labels the failures and records the merged run, or off "
+        "(env STACK_HISTORY; default: .ci-stack/history under the project root)",
+    )
     parser.set_defaults(handler=execute)
 
 
 def execute(args: argparse.Namespace) -> int:
     from orchestrator.artifacts.junit import count_outcomes
+    from orchestrator.config import OrchestratorConfig
     from orchestrator.github import print_annotations
+    from orchestrator.history import LABELS
     from orchestrator.merge import EXIT_RED, check_arguments, merge_shards, rerun_lines
 
     problem = check_arguments(args.out, args.shard_dirs, args.expect)
@@ -48,12 +57,14 @@ def execute(args: argparse.Namespace) -> int:
         print(f"merge: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        merged = merge_shards(args.shard_dirs, args.out, expected=args.expect)
+        history = OrchestratorConfig.load({"history": args.history}).history_folder
+        merged = merge_shards(args.shard_dirs, args.out, expected=args.expect, history=history)
     except OrchestratorError as exc:
         print(f"merge: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    labels = merged.history.labels if merged.history is not None else None
     if args.annotate:
-        print_annotations(args.out)
+        print_annotations(args.out, labels=labels)
     counts = count_outcomes(case for _, case in merged.cases)
     print(
         f"merge  {len(merged.shards)} shards · {len(merged.cases)} tests · passed "
@@ -61,6 +72,13 @@ def execute(args: argparse.Namespace) -> int:
         f"{counts['skipped']} · flaky {counts['flaky']}  ->  {args.out}/",
         file=sys.stderr,
     )
+    if merged.history is not None:
+        found = list(merged.history.labels.values())
+        print(
+            f"merge  history {merged.history.folder}/: {len(merged.history.runs)} earlier "
+            "run(s); failures: " + ", ".join(f"{found.count(label)} {label}" for label in LABELS),
+            file=sys.stderr,
+        )
     for shard in merged.shards:
         if shard.links_left_out:
             print(
