@@ -15,8 +15,9 @@ as re-run, and a folder that is itself a merge's output (`merge.json`, e.g. a pr
 attempt's merged artifact) is left out, never merged as a shard. `merge.json` states the legs
 and attempts used, the verdict and its reasons.
 
-Exit status: 0 when every expected shard reported, no test ran in two shards and no test
-failed; 1 otherwise (the summary, the page and stderr say why); 2 for bad arguments
+Exit status: 0 when every expected shard reported, no test ran in two shards, no test
+failed (a quarantined test's failure does not count) and, with `fail-on-flaky`, none was
+flaky; 1 otherwise (the summary, the page and stderr say why); 2 for bad arguments
 (`--expect` below 1 or below the number of legs given). `--annotate` prints GitHub `::error`
 lines for the failed tests (when GITHUB_ACTIONS=true), titled by their node ids.
 """
@@ -158,6 +159,7 @@ class MergedRun:
     shards: tuple[ShardRun, ...]
     expected: int | None = None  # how many shards there should have been
     left_out: tuple[LeftOut, ...] = ()  # folders given but not counted (superseded attempts)
+    fail_on_flaky: bool = False  # a flaky test in any shard makes the merge red
 
     @property
     def missing(self) -> int:
@@ -167,6 +169,11 @@ class MergedRun:
     @property
     def cases(self) -> list[tuple[ShardRun, JunitCase]]:
         return [(shard, case) for shard in self.shards for case in shard.cases]
+
+    @property
+    def quarantined(self) -> list[tuple[ShardRun, JunitCase]]:
+        """The quarantined tests: they ran, but their outcome does not count."""
+        return [(shard, case) for shard, case in self.cases if case.quarantined]
 
     @property
     def duplicates(self) -> dict[str, list[str]]:
@@ -203,11 +210,13 @@ class MergedRun:
                 f"{which} ran in more than one shard: {', '.join(shards)} "
                 "(shards must split the suite, not repeat it)"
             )
-        counts = count_outcomes(case for _, case in self.cases)
+        counts = count_outcomes(case for _, case in self.cases if not case.quarantined)
         if counts["failed"]:
             reasons.append(f"{counts['failed']} test(s) failed")
         if counts["error"]:
             reasons.append(f"{counts['error']} test(s) had an error")
+        if counts["flaky"] and self.fail_on_flaky:
+            reasons.append(f"{counts['flaky']} test(s) were flaky and fail-on-flaky is set")
         return reasons
 
     @property
@@ -216,10 +225,15 @@ class MergedRun:
 
 
 def merge_shards(
-    shard_dirs: Sequence[Path], out: Path, *, expected: int | None = None
+    shard_dirs: Sequence[Path],
+    out: Path,
+    *,
+    expected: int | None = None,
+    fail_on_flaky: bool = False,
 ) -> MergedRun:
     """Copy each leg's latest attempt into `out/shards/`, write junit.xml, summary.md,
-    index.html and merge.json (folders left out: see `select_folders`)."""
+    index.html and merge.json (folders left out: see `select_folders`). `fail_on_flaky`: a
+    flaky test (not quarantined) makes the merge red."""
     selection = select_folders(shard_dirs)
     out.mkdir(parents=True, exist_ok=True)
     shards = []
@@ -233,7 +247,7 @@ def merge_shards(
         shards.append(shard)
         if shard.problem is None:
             junits.append((name, target / JUNIT_FILE))
-    merged = MergedRun(out, tuple(shards), expected, selection.left_out)
+    merged = MergedRun(out, tuple(shards), expected, selection.left_out, fail_on_flaky)
     write_merged(junits, out / JUNIT_FILE)
     (out / SUMMARY_FILE).write_text(render_summary(merged), encoding="utf-8")
     (out / REPORT_FILE).write_text(render_index(merged), encoding="utf-8")
@@ -247,6 +261,11 @@ def merge_facts(merged: MergedRun) -> dict[str, Any]:
         "verdict": "passed" if merged.passed else "failed",
         "reasons": merged.reasons,
         "expected": merged.expected,
+        "fail_on_flaky": merged.fail_on_flaky,
+        "quarantined": [
+            {"test": case.junit_name, "outcome": case.outcome, "shard": shard.name}
+            for shard, case in merged.quarantined
+        ],
         "shards": [
             {
                 "name": shard.name,
@@ -284,7 +303,8 @@ def render_summary(merged: MergedRun) -> str:
         f"# e2e run (merged, {len(merged.shards)} shards): {verdict}",
         "",
         f"- tests: {len(merged.cases)} · passed {counts['passed']} · failed {counts['failed']}"
-        f" · errors {counts['error']} · skipped {counts['skipped']} · flaky {counts['flaky']}",
+        f" · errors {counts['error']} · skipped {counts['skipped']} · flaky {counts['flaky']}"
+        + (f" · quarantined {len(merged.quarantined)}" if merged.quarantined else ""),
     ]
     lines += [f"- {markdown_text(line)}" for line in rerun_lines(merged)]
     reasons = merged.reasons
@@ -297,18 +317,20 @@ def render_summary(merged: MergedRun) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for shard in merged.shards:
-        shard_counts = count_outcomes(shard.cases)
         report = (
             f"[{markdown_text(Path(shard.report).name)}]({shard.report})" if shard.report else "—"
         )
-        failed = shard_counts["failed"] + shard_counts["error"]
+        counted = count_outcomes(case for case in shard.cases if not case.quarantined)
+        failed = counted["failed"] + counted["error"]
         tests = str(len(shard.cases)) if shard.problem is None else shard.problem
         provider = str(shard.facts.get("provider", "?"))
         lines.append(
             f"| {markdown_text(shard.name)} | {markdown_text(provider)} | {markdown_text(tests)}"
             f" | {failed} | {shard.seconds:.1f}s | {report} | {shard.attempt_text} |"
         )
-    failures = [(s, c) for s, c in merged.cases if c.outcome in ("failed", "error")]
+    failures = [
+        (s, c) for s, c in merged.cases if c.outcome in ("failed", "error") and not c.quarantined
+    ]
     if failures:
         lines += ["", f"## Failures ({len(failures)})", ""]
         for number, (shard, case) in enumerate(failures, start=1):
@@ -316,8 +338,23 @@ def render_summary(merged: MergedRun) -> str:
                 lines += _failure(number, shard, case)
             else:
                 lines.append(f"{number}. {code_span(case.junit_name)} ({case.outcome})")
+    lines += quarantined_lines(merged)
     lines += ["", "Report: [index.html](index.html) · [junit.xml](junit.xml)"]
     return "\n".join(lines) + "\n"
+
+
+def quarantined_lines(merged: MergedRun) -> list[str]:
+    """The merged summary's "Quarantined" section: each quarantined test, its outcome, shard."""
+    if not merged.quarantined:
+        return []
+    lines = ["", f"## Quarantined ({len(merged.quarantined)}): ran, not counted in the verdict", ""]
+    for shard, case in merged.quarantined:
+        reason = shorten(case.message or case.text, SUMMARY_LINE)
+        lines.append(
+            f"- {code_span(case.junit_name)}: {case.outcome} (shard {markdown_text(shard.name)})"
+            + (f" · {code_span(reason)}" if reason and case.outcome != "passed" else "")
+        )
+    return lines
 
 
 def _failure(number: int, shard: ShardRun, case: JunitCase) -> list[str]:
@@ -382,7 +419,7 @@ def _evidence_report(api: Any, merged: MergedRun) -> str:
                 continue
             evidence = test.evidence and _moved_under(test.evidence, shard.folder)
             tests.append(dataclasses.replace(test, evidence=evidence))
-    tests.sort(key=lambda test: not test.failed)
+    tests.sort(key=lambda test: not test.failed or test.quarantined)
     providers = sorted({str(s.facts.get("provider", "?")) for s in merged.shards})
     reasons = merged.reasons
     info = api.RunInfo(
