@@ -1,7 +1,8 @@
 """Quarantine in pytest (`--quarantine`, STACK_QUARANTINE, `[tool.ci-stack] quarantine`):
 a quarantined test runs as any other (retries, evidence, results line) but its failure does
-not count: pytest's `testsfailed` leaves it out, so the exit status (and `--maxfail`) is as if
-it had not failed, and so are `ci-stack run`'s verdict and run.json. The terminal says which
+not count: pytest's `testsfailed` leaves it out, so the exit status (and `--maxfail`, except
+under xdist, which counts failures itself) is as if it had not failed, and so are `ci-stack
+run`'s verdict and run.json. The terminal says which
 quarantined tests failed; a pattern that matches no test of the session is a one-line warning.
 
 Which tests are quarantined is a function of the node id (`orchestrator.quarantine`), the same
@@ -10,6 +11,7 @@ in every xdist worker and in the controller.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -74,20 +76,18 @@ class QuarantineSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
 
-    @pytest.hookimpl(trylast=True)  # after the Session counted it
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Iterator[None]:
+        """Around pytest's Session, which counts every failure in `testsfailed` (and stops
+        at `--maxfail`): one count taken back beforehand, so a quarantined failure leaves
+        the count, the exit status and `--maxfail` as they were."""
         self.seen.add(report.nodeid)
-        if not (_counts_as_failed(report) and self.quarantine.matches(report.nodeid)):
-            return
-        if report.nodeid not in self.failed:
-            self.failed.append(report.nodeid)
-        session = self.session
-        if session is None:
-            return
-        session.testsfailed = max(0, session.testsfailed - 1)
-        maxfail = self.config.getoption("maxfail", 0)
-        if session.shouldfail and maxfail and session.testsfailed < maxfail:
-            session.shouldfail = False  # it was this failure that reached --maxfail
+        if _counts_as_failed(report) and self.quarantine.matches(report.nodeid):
+            if report.nodeid not in self.failed:
+                self.failed.append(report.nodeid)
+            if self.session is not None:
+                self.session.testsfailed -= 1  # the Session adds it back
+        return (yield)
 
     def pytest_report_teststatus(
         self, report: pytest.TestReport

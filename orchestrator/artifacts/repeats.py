@@ -49,17 +49,18 @@ class RepeatGroup:
 
 
 def group_repeats(tests: Iterable[RepeatedTest]) -> list[RepeatGroup]:
-    """One group per repeated test (tests without a repeat id are left out), in the order
-    their first repeat appears; each group's repeats ordered by K."""
+    """One group per repeated test (tests without a repeat id are left out), the lowest pass
+    rate first (else in the order their first repeat appears); each group's repeats by K."""
     groups: dict[str, list[tuple[int, RepeatedTest]]] = {}
     for test in tests:
         found = split_repeat(test.nodeid)
         if found is not None:
             groups.setdefault(found[0], []).append((found[1], test))
-    return [
+    made = [
         RepeatGroup(nodeid, tuple(t for _, t in sorted(repeats, key=lambda pair: pair[0])))
         for nodeid, repeats in groups.items()
     ]
+    return sorted(made, key=lambda group: group.passed / len(group.repeats))
 
 
 # -- how the report and summary show them ----------------------------------------------------
