@@ -14,11 +14,13 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from orchestrator.errors import OrchestratorError
 
 DEFAULT_ARTIFACTS = Path("artifacts/stack")
+DEFAULT_HISTORY = Path(".ci-stack/history")  # under the project root
+HISTORY_OFF = ("off", "no", "false", "0", "none")  # values of `history` that turn it off
 PYPROJECT_TABLE = "ci-stack"
 
 
@@ -97,6 +99,13 @@ def entries(raw: object) -> tuple[str, ...]:
     return tuple(item.strip() for item in items if item.strip())
 
 
+def path_or_off(raw: object) -> Path | Literal[False]:
+    """A folder, or False for `off` (also no/false/0/none; a TOML `false`)."""
+    if raw is False or str(raw).strip().lower() in HISTORY_OFF:
+        return False
+    return path(raw)
+
+
 # -- the table ----------------------------------------------------------------------------
 
 
@@ -156,6 +165,13 @@ SETTINGS: tuple[Setting, ...] = (
         "times every selected test runs (each repeat its own node id)",
         "--repeat-each",
     ),
+    Setting(
+        "history",
+        "STACK_HISTORY",
+        path_or_off,
+        "folder of the run history (labels failures new, failing before, known flaky); off: none",
+        "--history",
+    ),
 )
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -176,6 +192,7 @@ class OrchestratorConfig:
     fail_on_flaky: bool = False
     quarantine: tuple[str, ...] = ()
     repeat_each: int = 1
+    history: Path | Literal[False] | None = None  # None: DEFAULT_HISTORY under the root
     sources: Mapping[str, str] | None = None
     # The project root: the folder of the pyproject.toml read (profiles are found from it)
     root: Path | None = None
@@ -220,6 +237,16 @@ class OrchestratorConfig:
             sources[setting.name] = source
         root = pyproject.resolve().parent if pyproject is not None else None
         return cls(**values, sources=sources, root=root)
+
+    @property
+    def history_folder(self) -> Path | None:
+        """Where the run history is: the `history` setting (a relative path from the working
+        directory), by default `.ci-stack/history/` under the project root; None when off."""
+        if self.history is False:
+            return None
+        if self.history is None:
+            return (self.root or Path.cwd()) / DEFAULT_HISTORY
+        return self.history
 
     def with_values(self, **changes: Any) -> Self:
         return replace(self, **changes)

@@ -29,10 +29,11 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, TextIO
+from typing import Protocol, TextIO
 
 from orchestrator.artifacts.junit import JunitCase, evidence_markers, failure_location, read_cases
 from orchestrator.artifacts.layout import JUNIT_FILE, LEG_FILE, SUMMARY_FILE
+from orchestrator.history import Label
 
 # GitHub shows at most 10 annotations of each kind (error, warning, notice) per step and 50
 # per job; the rest are dropped without a word. So: 10 errors, then one notice.
@@ -42,9 +43,9 @@ SUMMARY_MARGIN_BYTES = 1024  # kept free below the limit
 # What an annotated test's outcome becomes; a flaky test (failed, then passed on retry) is a
 # warning. Each kind gets its own ANNOTATION_LIMIT per step.
 ANNOTATED_OUTCOMES: Mapping[str, str] = {"failed": "error", "error": "error", "flaky": "warning"}
-# A failure's label from the run history (none yet: every failure is unlabelled). Annotated
-# in this order, the run's own failure order within a label, since only 10 are shown.
-FailureLabel = Literal["new", "failing before", "known flaky"]
+# A failure's label from the run history (orchestrator.history; unlabelled without one).
+# Annotated in this order, the run's own failure order within a label: only 10 are shown.
+FailureLabel = Label
 LABEL_ORDER: Mapping[FailureLabel | None, int] = {
     "new": 0,
     None: 1,  # no history: as likely new as not

@@ -20,6 +20,11 @@ failed (a quarantined test's failure does not count) and, with `fail-on-flaky`, 
 flaky; 1 otherwise (the summary, the page and stderr say why); 2 for bad arguments
 (`--expect` below 1 or below the number of legs given). `--annotate` prints GitHub `::error`
 lines for the failed tests (when GITHUB_ACTIONS=true), titled by their node ids.
+
+With a history folder (`--history`, default the `history` setting) the merged run's failures
+are labelled from the runs before it (new, failing before, known flaky: in summary.md, the
+page and the annotations' order) and the merged run, every leg's tests, is recorded in it:
+on CI the legs record nothing of their own (each is a part), the merge records the whole.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,9 +58,12 @@ from orchestrator.artifacts.layout import (
     STACK_FILE,
     SUMMARY_FILE,
 )
+from orchestrator.artifacts.run_history import RunHistory, record
 from orchestrator.artifacts.summary import DETAILED_FAILURES, MESSAGE_LIMIT, SUMMARY_LINE
 from orchestrator.artifacts.text import code_span, fence, keep_last_lines, shorten
 from orchestrator.github import LegRecord, read_leg
+from orchestrator.history import Label
+from orchestrator.quarantine import ready_among
 
 SHARDS_DIR = "shards"
 EXIT_RED = 1
@@ -160,6 +168,7 @@ class MergedRun:
     expected: int | None = None  # how many shards there should have been
     left_out: tuple[LeftOut, ...] = ()  # folders given but not counted (superseded attempts)
     fail_on_flaky: bool = False  # a flaky test in any shard makes the merge red
+    history: RunHistory | None = None  # the runs before this merge, its failures' labels
 
     @property
     def missing(self) -> int:
@@ -230,9 +239,12 @@ def merge_shards(
     *,
     expected: int | None = None,
     fail_on_flaky: bool = False,
+    history: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> MergedRun:
     """Copy each leg's latest attempt into `out/shards/`, write junit.xml, summary.md,
-    index.html and merge.json (folders left out: see `select_folders`). `fail_on_flaky`: a
+    index.html and merge.json (folders left out: see `select_folders`); with a `history`
+    folder, label the failures from it and record the merged run in it. `fail_on_flaky`: a
     flaky test (not quarantined) makes the merge red."""
     selection = select_folders(shard_dirs)
     out.mkdir(parents=True, exist_ok=True)
@@ -247,12 +259,59 @@ def merge_shards(
         shards.append(shard)
         if shard.problem is None:
             junits.append((name, target / JUNIT_FILE))
-    merged = MergedRun(out, tuple(shards), expected, selection.left_out, fail_on_flaky)
+    merged = MergedRun(
+        out, tuple(shards), expected, selection.left_out, fail_on_flaky=fail_on_flaky
+    )
+    tests = merged_tests(merged)
+    run_id = merged_run_id(merged, env)
+    if history is not None:
+        merged = dataclasses.replace(
+            merged, history=RunHistory.load(history, tests, leave_out=run_id)
+        )
     write_merged(junits, out / JUNIT_FILE)
     (out / SUMMARY_FILE).write_text(render_summary(merged), encoding="utf-8")
-    (out / REPORT_FILE).write_text(render_index(merged), encoding="utf-8")
+    (out / REPORT_FILE).write_text(render_index(merged, tests), encoding="utf-8")
     (out / MERGE_FILE).write_text(json.dumps(merge_facts(merged), indent=2) + "\n", "utf-8")
+    if history is not None:
+        record(history, tests, run_id, None, env=env)
     return merged
+
+
+def merged_tests(merged: MergedRun) -> list[Any]:
+    """Every counted test of every shard (`TestResult`s, node ids from its results.jsonl),
+    evidence paths made relative to the merged folder; failures first."""
+    api = report_api()
+    if api is None:
+        return []
+    tests = []
+    for shard in merged.shards:
+        if shard.problem is not None:
+            continue  # no junit.xml to count: its tests are in none of the three files
+        # The tests junit.xml counts (results.jsonl may hold more of a run cut short).
+        counted = {case.junit_name for case in shard.cases}
+        for test in api.load_run(merged.root / shard.folder).tests:
+            if junit_name(test.nodeid) not in counted:
+                continue
+            evidence = test.evidence and _moved_under(test.evidence, shard.folder)
+            tests.append(dataclasses.replace(test, evidence=evidence))
+    tests.sort(key=lambda test: not test.failed or test.quarantined)
+    return tests
+
+
+def merged_run_id(merged: MergedRun, env: Mapping[str, str] | None = None) -> str:
+    """The merged run's id in the history: the workflow run and its attempt on GitHub
+    (`merge-<GITHUB_RUN_ID>-<GITHUB_RUN_ATTEMPT>`), else its shards' run ids."""
+    values = os.environ if env is None else env
+    if values.get("GITHUB_RUN_ID"):
+        return f"merge-{values['GITHUB_RUN_ID']}-{values.get('GITHUB_RUN_ATTEMPT') or '1'}"
+    shard_ids = [str(shard.facts.get("run_id", shard.name)) for shard in merged.shards]
+    return "merge-" + "+".join(shard_ids)
+
+
+def labels_by_junit_name(merged: MergedRun) -> dict[str, Label]:
+    """junit name -> the label of each failure (the merged summary names tests so)."""
+    labels = merged.history.labels if merged.history is not None else {}
+    return {junit_name(nodeid): label for nodeid, label in labels.items()}
 
 
 def merge_facts(merged: MergedRun) -> dict[str, Any]:
@@ -331,13 +390,15 @@ def render_summary(merged: MergedRun) -> str:
     failures = [
         (s, c) for s, c in merged.cases if c.outcome in ("failed", "error") and not c.quarantined
     ]
+    labels = labels_by_junit_name(merged)
     if failures:
         lines += ["", f"## Failures ({len(failures)})", ""]
         for number, (shard, case) in enumerate(failures, start=1):
+            label = f" · **{labels[case.junit_name]}**" if case.junit_name in labels else ""
             if number <= DETAILED_FAILURES:
-                lines += _failure(number, shard, case)
+                lines += _failure(number, shard, case, label)
             else:
-                lines.append(f"{number}. {code_span(case.junit_name)} ({case.outcome})")
+                lines.append(f"{number}. {code_span(case.junit_name)} ({case.outcome}){label}")
     lines += quarantined_lines(merged)
     lines += ["", "Report: [index.html](index.html) · [junit.xml](junit.xml)"]
     return "\n".join(lines) + "\n"
@@ -357,11 +418,11 @@ def quarantined_lines(merged: MergedRun) -> list[str]:
     return lines
 
 
-def _failure(number: int, shard: ShardRun, case: JunitCase) -> list[str]:
-    """One failed test: its name, shard, evidence link, and its text in a fenced block."""
+def _failure(number: int, shard: ShardRun, case: JunitCase, label: str = "") -> list[str]:
+    """One failed test: its name, shard, label, evidence link, and its text in a fenced block."""
     lines = [
         f"### {number}. {code_span(case.junit_name)} ({case.outcome}, shard "
-        f"{markdown_text(shard.name)})",
+        f"{markdown_text(shard.name)}){label}",
         "",
     ]
     evidence = shard.evidence.get(case.junit_name)
@@ -398,28 +459,19 @@ def report_api() -> Any | None:
     return artifacts if all(hasattr(artifacts, name) for name in needed) else None
 
 
-def render_index(merged: MergedRun) -> str:
-    """index.html: the evidence report over every shard's tests when it is installed, else a
-    plain listing of every test with a link into its shard's evidence."""
+def render_index(merged: MergedRun, tests: list[Any] | None = None) -> str:
+    """index.html: the evidence report over every shard's tests (`merged_tests`, read here
+    when not given) when it is installed, else a plain listing of every test with a link
+    into its shard's evidence."""
     api = report_api()
-    return _evidence_report(api, merged) if api is not None else render_listing(merged)
+    if api is None:
+        return render_listing(merged)
+    return _evidence_report(api, merged, merged_tests(merged) if tests is None else tests)
 
 
-def _evidence_report(api: Any, merged: MergedRun) -> str:
+def _evidence_report(api: Any, merged: MergedRun, tests: list[Any]) -> str:
     """One RunData over all shards (evidence paths prefixed with `shards/<name>/`, so the
     report's relative links work from the merged folder), rendered by the report module."""
-    tests = []
-    for shard in merged.shards:
-        if shard.problem is not None:
-            continue  # no junit.xml to count: its tests are in none of the three files
-        # The tests junit.xml counts (results.jsonl may hold more of a run cut short).
-        counted = {case.junit_name for case in shard.cases}
-        for test in api.load_run(merged.root / shard.folder).tests:
-            if junit_name(test.nodeid) not in counted:
-                continue
-            evidence = test.evidence and _moved_under(test.evidence, shard.folder)
-            tests.append(dataclasses.replace(test, evidence=evidence))
-    tests.sort(key=lambda test: not test.failed or test.quarantined)
     providers = sorted({str(s.facts.get("provider", "?")) for s in merged.shards})
     reasons = merged.reasons
     info = api.RunInfo(
@@ -428,7 +480,9 @@ def _evidence_report(api: Any, merged: MergedRun) -> str:
         verdict="passed" if merged.passed else "failed",
         error=why_red(reasons),
     )
-    return str(api.render_report(api.RunData(merged.root, info, tests, has_junit=True)))
+    ready = ready_among(tests, merged.history.runs, "") if merged.history is not None else ()
+    data = api.RunData(merged.root, info, tests, has_junit=True, ready_to_leave=ready)
+    return str(api.render_report(data, history=merged.history))
 
 
 def _run_label(shard: ShardRun) -> str:

@@ -41,8 +41,10 @@ from orchestrator.artifacts import layout
 from orchestrator.artifacts.finish import finish_run
 from orchestrator.artifacts.junit import add_attempts, junit_name, mark_quarantined
 from orchestrator.artifacts.layout import LOGS_DIR, LOSSES_ENV, Artifacts, WriteLosses
+from orchestrator.artifacts.run_history import is_shard_leg
 from orchestrator.artifacts.run_info import RunInfo, Verdict
 from orchestrator.artifacts.zip_redaction import redact_zip
+from orchestrator.config import ConfigError, OrchestratorConfig, find_pyproject
 from orchestrator.contract import (
     ENV_ARTIFACTS_DIR,
     ENV_BACKEND_URL,
@@ -98,6 +100,7 @@ class EvidenceSession:
     retried: dict[str, dict[str, Any]] = field(default_factory=dict)  # junit name -> entry
     quarantined: dict[str, str] = field(default_factory=dict)  # junit name -> outcome
     _artifacts: Artifacts | None = None
+    history: Path | None = None  # warm mode: the history folder (None: off)
 
     @property
     def rootdir(self) -> Path:
@@ -151,7 +154,13 @@ class EvidenceSession:
             return
         if self.mode == "warm":
             run = _warm_run_info(session.config, self, int(session.exitstatus))
-            finished = finish_run(artifacts, run, logs_dir=self.stack_logs)
+            finished = finish_run(
+                artifacts,
+                run,
+                logs_dir=self.stack_logs,
+                history=self.history,
+                record_history=not is_shard_leg(run.command),
+            )
             lost = artifacts.losses
             state = f"  EVIDENCE INCOMPLETE ({lost.summary()})" if lost else ""
             print(
@@ -277,6 +286,12 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         type=Path,
         help="evidence folder when testing a warm stack (default: artifacts/pytest)",
     )
+    group.addoption(
+        "--history",
+        default=None,
+        help="folder of the run history, or off (env STACK_HISTORY; default: "
+        ".ci-stack/history under the project root)",
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -287,6 +302,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(session, _PLUGIN_NAME)
     if session.mode == "warm" and session.fixed_folder is not None and not worker:
         _take_folder(session, session.fixed_folder)
+        session.history = history_folder(config)
     if not worker and not getattr(config.option, "xmlpath", None):
         # pytest writes junit.xml unredacted: into a temp dir, moved in at the end.
         session.staging = Path(tempfile.mkdtemp(prefix=f"ci-stack-{_run_label()}-junit-"))
@@ -311,6 +327,18 @@ def _session_for(config: pytest.Config) -> EvidenceSession:
     if folder:
         return EvidenceSession("run", config, fixed_folder=Path(folder))
     return EvidenceSession("own", config)
+
+
+def history_folder(config: pytest.Config) -> Path | None:
+    """The `history` setting for this session: --history > STACK_HISTORY > pyproject."""
+    pyproject = find_pyproject() or find_pyproject(config.rootpath)
+    try:
+        settings = OrchestratorConfig.load(
+            {"history": config.getoption("--history")}, pyproject=pyproject
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(f"ci-stack: {exc}") from None
+    return settings.history_folder
 
 
 def _run_label() -> str:

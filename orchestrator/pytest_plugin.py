@@ -128,7 +128,8 @@ def stack_config(config: pytest.Config) -> OrchestratorConfig:
     from orchestrator.config import OrchestratorConfig, find_pyproject
 
     pyproject = find_pyproject() or find_pyproject(config.rootpath)
-    return OrchestratorConfig.load(pyproject=pyproject)
+    flags = {"history": config.getoption("--history", default=None)}  # pytest_evidence's
+    return OrchestratorConfig.load(flags, pyproject=pyproject)
 
 
 def load_profile_or_exit(reference: str | None, config: pytest.Config) -> Any:

@@ -145,3 +145,20 @@ def ready_to_leave(
         for nodeid, outcome in tests.items()
         if passing_streak(nodeid, outcome, runs, run_id, limit) >= limit
     ]
+
+
+class _QuarantinedTest(Protocol):
+    @property
+    def nodeid(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def quarantined(self) -> bool: ...
+
+
+def ready_among(
+    tests: Iterable[_QuarantinedTest], runs: Sequence[HistoryLike], run_id: str
+) -> tuple[str, ...]:
+    """`ready_to_leave` for the quarantined ones of a run's tests (`TestResult`s)."""
+    outcomes = {test.nodeid: test.outcome for test in tests if test.quarantined}
+    return tuple(ready_to_leave(outcomes, runs, run_id)) if outcomes else ()

@@ -24,6 +24,7 @@ from typing import Any
 
 from orchestrator.artifacts import Artifacts, RunInfo, Verdict, finish_run
 from orchestrator.artifacts.layout import LOSSES_ENV, REPORT_FILE, STACK_FILE, WriteLosses
+from orchestrator.artifacts.run_history import is_shard_leg
 from orchestrator.config import SETTINGS_BY_NAME, OrchestratorConfig
 from orchestrator.contract import (
     ENV_APP,
@@ -199,13 +200,19 @@ class Run:
             started_at=self.started_at,
             finished_at=facts["finished_at"],
         )
-        # slices, run.json, summary.md, index.html; what could not be written is in them
-        finished = finish_run(self.artifacts, info)
+        # slices, run.json, summary.md, index.html; what could not be written is in them.
+        # The history labels the failures; a shard leg's part is recorded by the merge.
+        finished = finish_run(
+            self.artifacts,
+            info,
+            history=self.config.history_folder,
+            record_history=not is_shard_leg(self.command),
+        )
         if self.artifacts.losses.journal is not None:
             self.artifacts.losses.journal.unlink(missing_ok=True)
         if running_on_github():
             # Failures as annotations on the PR; the summary with no dead relative links.
-            print_annotations(finished.data)
+            print_annotations(finished.data, labels=finished.labels)
             write_job_summary(finished.github_summary, artifact_url=None)
 
 

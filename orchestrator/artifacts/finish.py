@@ -1,4 +1,5 @@
-"""Finishing a run's folder once: slices for each failed test, run.json, summary.md, index.html.
+"""Finishing a run's folder once: slices for each failed test, run.json, summary.md, index.html;
+with a history folder, the failures labelled from the runs before and this run recorded in it.
 
 On a full disk it writes what still fits and says what is missing: the room reserved when
 the folder was created goes to index.html first (the full report, else a short page), then
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from html import escape
 from pathlib import Path
@@ -17,9 +19,12 @@ from orchestrator.artifacts import layout
 from orchestrator.artifacts.layout import Artifacts
 from orchestrator.artifacts.report import render_report
 from orchestrator.artifacts.results import RunData, load_run, read_results
+from orchestrator.artifacts.run_history import RunHistory, record
 from orchestrator.artifacts.run_info import RunInfo
 from orchestrator.artifacts.slices import write_slices
 from orchestrator.artifacts.summary import DEFAULT_RERUN, render_summary
+from orchestrator.history import Label
+from orchestrator.quarantine import ready_among
 from orchestrator.util import test_id_for
 
 
@@ -30,6 +35,12 @@ class FinishedRun:
     report: Path  # index.html
     github_summary: str  # summary.md's text for $GITHUB_STEP_SUMMARY (links: artifact_url)
     data: RunData
+    history: RunHistory | None = None  # the runs before this one, its failures' labels
+
+    @property
+    def labels(self) -> Mapping[str, Label]:
+        """node id -> label of each failure (empty without a history)."""
+        return self.history.labels if self.history is not None else {}
 
 
 def finish_run(
@@ -39,10 +50,14 @@ def finish_run(
     *,
     artifact_url: str | None = None,
     rerun_prefix: str = DEFAULT_RERUN,
+    history: Path | None = None,
+    record_history: bool = True,
 ) -> FinishedRun:
     """Call once when a run ends. `logs_dir` is where the stack's logs are (default: the
     folder's own logs/; a pytest session against a warm stack passes that stack's). Never
-    raises for a write that fails: `artifacts.losses` (and the files) say what is missing."""
+    raises for a write that fails: `artifacts.losses` (and the files) say what is missing.
+    `history`: the history folder (None: none) whose runs label the failures; the run is
+    appended to it unless `record_history` is false (a shard leg: the merge records)."""
     with artifacts.recording(artifacts.root):
         artifacts.root.mkdir(parents=True, exist_ok=True)
     logs = artifacts.logs_dir if logs_dir is None else logs_dir
@@ -55,18 +70,26 @@ def finish_run(
     data = load_run(artifacts.root, info=_with_losses(run, artifacts))
     if logs != artifacts.logs_dir and logs.is_dir():  # a warm stack's logs, elsewhere
         data = replace(data, logs=os.path.relpath(logs, artifacts.root))
+    past = RunHistory.load(history, data.tests) if history is not None else None
+    if past is not None:  # quarantined tests that passed long enough
+        data = replace(data, ready_to_leave=ready_among(data.tests, past.runs, run.run_id))
+    labels = past.labels if past is not None else None
     artifacts.release_reserve()
-    report = artifacts.write_text(
-        layout.REPORT_FILE,
-        render_report(data, rerun_prefix=rerun_prefix, folder_hint=str(artifacts.root)),
+    page = render_report(
+        data, rerun_prefix=rerun_prefix, folder_hint=str(artifacts.root), history=past
     )
+    report = artifacts.write_text(layout.REPORT_FILE, page)
     if layout.REPORT_FILE in artifacts.losses.describe():  # the short page fits the reserve
         artifacts.write_text(layout.REPORT_FILE, short_report(_with_losses(run, artifacts)))
     data = replace(data, info=_with_losses(run, artifacts))
     artifacts.write_json(layout.RUN_FILE, data.info.to_json())
-    summary = artifacts.write_text(layout.SUMMARY_FILE, render_summary(data, "", rerun_prefix))
-    github = artifacts.redactor(render_summary(data, artifact_url, rerun_prefix))
-    return FinishedRun(artifacts.root, summary, report, github, data)
+    summary = artifacts.write_text(
+        layout.SUMMARY_FILE, render_summary(data, "", rerun_prefix, labels)
+    )
+    github = artifacts.redactor(render_summary(data, artifact_url, rerun_prefix, labels))
+    if history is not None and record_history:
+        record(history, data.tests, run.run_id, run.finished_at)
+    return FinishedRun(artifacts.root, summary, report, github, data, past)
 
 
 def _with_losses(run: RunInfo, artifacts: Artifacts) -> RunInfo:

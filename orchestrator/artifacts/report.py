@@ -16,6 +16,7 @@ import json
 from html import escape
 from pathlib import Path
 
+from orchestrator.artifacts import report_history
 from orchestrator.artifacts.repeats import REPEATS_CSS, group_repeats, repeats_section
 from orchestrator.artifacts.report_quarantine import (
     QUARANTINE_CSS,
@@ -23,6 +24,7 @@ from orchestrator.artifacts.report_quarantine import (
     quarantine_section,
 )
 from orchestrator.artifacts.results import OUTCOMES, RunData, TestResult, Transcript
+from orchestrator.artifacts.run_history import RunHistory
 from orchestrator.artifacts.summary import DEFAULT_RERUN
 from orchestrator.artifacts.text import rerun_command
 from orchestrator.artifacts.timeline import TimelineEntry
@@ -130,10 +132,14 @@ if(location.protocol.startsWith('http')){fetch('PROBE').then(r=>{if(!r.ok)return
 
 
 def render_report(
-    data: RunData, *, rerun_prefix: str = DEFAULT_RERUN, folder_hint: str | None = None
+    data: RunData,
+    *,
+    rerun_prefix: str = DEFAULT_RERUN,
+    folder_hint: str | None = None,
+    history: RunHistory | None = None,
 ) -> str:
     """The page for `data`; `folder_hint` is how the "View trace" advice names the folder
-    (default: the run folder's path)."""
+    (default: the run folder's path); `history`: the runs before it (report_history)."""
     info = data.info
     hint = folder_hint or str(data.root)
     title = f"{info.verdict.upper()} · {info.app} on {info.provider} · run {info.run_id}"
@@ -142,26 +148,30 @@ def render_report(
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{_CSS}{QUARANTINE_CSS}{REPEATS_CSS}</style></head><body>",
+        f"<title>{escape(title)}</title><style>{_CSS}{report_history.CSS}{QUARANTINE_CSS}"
+        f"{REPEATS_CSS}</style></head><body>",
         _header(data),
         "<main>",
     ]
     if failures:
         parts.append(f'<section id="failures"><h2>Failures ({len(failures)})</h2>')
-        parts += [_failure(test, rerun_prefix, hint) for test in failures]
+        parts += [_failure(test, rerun_prefix, hint, history) for test in failures]
         parts.append("</section>")
     if data.flaky:
         parts.append(
             f'<section id="flaky"><h2>Flaky ({len(data.flaky)}): failed, then passed on retry</h2>'
         )
-        parts += [_failure(test, rerun_prefix, hint) for test in data.flaky]
+        parts += [_failure(test, rerun_prefix, hint, history) for test in data.flaky]
         parts.append("</section>")
+    parts.append(report_history.history_section(data, history))
     parts.append(
-        quarantine_section(data, lambda test: _failure(test, rerun_prefix, hint), READY_RUNS)
+        quarantine_section(
+            data, lambda test: _failure(test, rerun_prefix, hint, history), READY_RUNS
+        )
     )
     anchors = {test.nodeid for test in data.tests if test.has_evidence}
     parts.append(repeats_section(group_repeats(data.tests), anchors))
-    parts += [_tests_table(data), "</main>"]
+    parts += [_tests_table(data, history), "</main>"]
     script = _JS.replace("PROBE", SERVER_PROBE).replace("ROUTE", TRACE_ROUTE)
     parts.append(f"<script>{script}</script></body></html>\n")
     return "\n".join(parts)
@@ -210,7 +220,9 @@ def _header(data: RunData) -> str:
     )
 
 
-def _failure(test: TestResult, rerun_prefix: str, hint: str) -> str:
+def _failure(
+    test: TestResult, rerun_prefix: str, hint: str, history: RunHistory | None = None
+) -> str:
     evidence = test.evidence
     where = " · ".join(
         x
@@ -228,6 +240,7 @@ def _failure(test: TestResult, rerun_prefix: str, hint: str) -> str:
         f'<h3><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}</span> '
         f"{escape(test.nodeid)}{quarantine_badge(test)}</h3>",
         f'<p class="where">{escape(where)}</p>',
+        report_history.failure_history(history, test.nodeid),
     ]
     if test.attempts:
         html.append(_attempts(test, hint))
@@ -363,7 +376,7 @@ def _transcript(transcript: Transcript) -> str:
     )
 
 
-def _tests_table(data: RunData) -> str:
+def _tests_table(data: RunData, history: RunHistory | None = None) -> str:
     totals = data.totals
     buttons = [f'<button type="button" class="on" data-status="all">all {totals.tests}</button>']
     buttons += [
@@ -390,7 +403,8 @@ def _tests_table(data: RunData) -> str:
             f'<td><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}</span>'
             f"{quarantine_badge(test)}</td>"
             f'<td class="n">{name}</td><td class="loc">{escape(test.location or "")}</td>'
-            f'<td class="d">{test.duration:.2f}s</td></tr>'
+            f'<td class="d">{test.duration:.2f}s</td>'
+            f"{report_history.table_cell(history, test.nodeid)}</tr>"
         )
     body = "".join(rows) or '<tr><td colspan="4" class="empty">No test results.</td></tr>'
     return (
@@ -399,7 +413,8 @@ def _tests_table(data: RunData) -> str:
         '<input id="search" type="search" placeholder="Search node id, file or message">'
         '<span id="shown" class="hint"></span></div>'
         '<table id="tests"><thead><tr><th>status</th><th>test</th><th>file:line</th>'
-        f"<th>duration</th></tr></thead><tbody>{body}</tbody></table></section>"
+        f"<th>duration</th>{report_history.table_header(history)}</tr></thead>"
+        f"<tbody>{body}</tbody></table></section>"
     )
 
 

@@ -8,6 +8,7 @@ node ids are the real pytest ids, pasteable back into pytest; links resolve agai
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 
 from orchestrator.artifacts.layout import JUNIT_FILE, LOGS_DIR, REPORT_FILE, STACK_FILE
 from orchestrator.artifacts.repeats import group_repeats, repeats_markdown
@@ -25,8 +26,14 @@ DETAILED_FAILURES = 30  # failures shown with their text; the rest by name (GitH
 
 
 def render_summary(
-    data: RunData, link_base: str | None = "", rerun_prefix: str = DEFAULT_RERUN
+    data: RunData,
+    link_base: str | None = "",
+    rerun_prefix: str = DEFAULT_RERUN,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
+    """`labels`: node id -> the failure's label from the run history (new, failing before,
+    known flaky), shown next to it."""
+    labels = labels or {}
     info, totals = data.info, data.totals
     lines = [f"# e2e run: {HEADLINES[info.verdict]} · {info.app} on {info.provider}", ""]
     timings = " · ".join(f"{name} {seconds:.2f}s" for name, seconds in info.timings.items())
@@ -50,9 +57,10 @@ def render_summary(
         lines += ["", f"## Failures ({len(data.failures)})", ""]
         for number, test in enumerate(data.failures, start=1):
             if number <= DETAILED_FAILURES:
-                lines += _failure(number, test, link_base, rerun_prefix)
+                lines += _failure(number, test, link_base, rerun_prefix, labels.get(test.nodeid))
             else:
-                lines.append(f"{number}. {code_span(test.nodeid)} ({test.outcome})")
+                label = f" · **{labels[test.nodeid]}**" if test.nodeid in labels else ""
+                lines.append(f"{number}. {code_span(test.nodeid)} ({test.outcome}){label}")
     if data.flaky:
         lines += ["", f"## Flaky ({len(data.flaky)}): failed, then passed on retry", ""]
         for test in data.flaky:
@@ -67,8 +75,11 @@ def render_summary(
     return "\n".join(lines) + "\n"
 
 
-def _failure(number: int, test: TestResult, link_base: str | None, rerun: str) -> list[str]:
+def _failure(
+    number: int, test: TestResult, link_base: str | None, rerun: str, label: str | None = None
+) -> list[str]:
     where = f" ({test.outcome} in {test.phase})" if test.phase else f" ({test.outcome})"
+    where += f" · **{label}**" if label else ""
     lines = [f"### {number}. {code_span(test.nodeid)}{where}", ""]
     if test.evidence is not None:
         folder = test.evidence.folder + "/"

@@ -1,5 +1,5 @@
-"""`merge --out DIR SHARD_DIR... [--expect N] [--annotate]`: one verdict from shard folders
-(exit 0 green, 1 red, 2 bad arguments; see `orchestrator.merge`)."""
+"""`merge --out DIR SHARD_DIR... [--expect N] [--annotate] [--history DIR|off]`: one verdict
+from shard folders (exit 0 green, 1 red, 2 bad arguments; see `orchestrator.merge`)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,13 @@ def register(commands: Any) -> None:
         action="store_true",
         help="print ::error annotations for the failed tests when GITHUB_ACTIONS=true",
     )
+    parser.add_argument(
+        "--history",
+        default=None,
+        metavar="DIR",
+        help="the run history that labels the failures and records the merged run, or off "
+        "(env STACK_HISTORY; default: .ci-stack/history under the project root)",
+    )
     parser.set_defaults(handler=execute)
 
 
@@ -57,15 +64,22 @@ def execute(args: argparse.Namespace) -> int:
         print(f"merge: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        fail_on_flaky = OrchestratorConfig.load({"fail_on_flaky": args.fail_on_flaky}).fail_on_flaky
+        settings = OrchestratorConfig.load(
+            {"history": args.history, "fail_on_flaky": args.fail_on_flaky}
+        )
         merged = merge_shards(
-            args.shard_dirs, args.out, expected=args.expect, fail_on_flaky=fail_on_flaky
+            args.shard_dirs,
+            args.out,
+            expected=args.expect,
+            history=settings.history_folder,
+            fail_on_flaky=settings.fail_on_flaky,
         )
     except OrchestratorError as exc:
         print(f"merge: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    labels = merged.history.labels if merged.history is not None else None
     if args.annotate:
-        print_annotations(args.out)
+        print_annotations(args.out, labels=labels)
     counts = count_outcomes(case for _, case in merged.cases)
     print(
         f"merge  {len(merged.shards)} shards · {len(merged.cases)} tests · passed "

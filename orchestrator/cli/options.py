@@ -20,6 +20,7 @@ _DEFAULT_TEXT = {
     "retries": "0, 2 when CI is set",
     "fail_on_flaky": "off",
     "quarantine": "none",
+    "history": ".ci-stack/history under the project root; off to keep none",
 }
 
 

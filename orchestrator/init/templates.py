@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
+from orchestrator.config import DEFAULT_HISTORY
 from orchestrator.init.detect import AppFound, Migrations
 
 __all__ = [
@@ -248,8 +249,25 @@ def render_first_test() -> str:
         ''')
 
 
+HISTORY_KEY = (
+    "ci-stack-history-${{ github.ref_name }}-${{ github.run_id }}-${{ github.run_attempt }}"
+)
+# This branch's latest history, else the default branch's.
+HISTORY_RESTORE_KEYS = (
+    "ci-stack-history-${{ github.ref_name }}-",
+    "ci-stack-history-${{ github.event.repository.default_branch }}-",
+)
+
+
 def render_workflow(shards: int, provider: str, python: str) -> str:
     legs = ", ".join(str(n) for n in range(1, shards + 1))
+    history_dir = DEFAULT_HISTORY.as_posix()
+    history_key = HISTORY_KEY
+    history_branch, history_default = HISTORY_RESTORE_KEYS
+    merge = (
+        f"python -m orchestrator merge --expect {shards} --history {history_dir} "
+        "--out artifacts/merged shards/*"
+    )
     return textwrap.dedent(f"""\
         name: e2e
 
@@ -283,6 +301,16 @@ def render_workflow(shards: int, provider: str, python: str) -> str:
               - uses: actions/setup-python@v5
                 with:
                   python-version: "{python}"
+              # The run history labels failures new / failing before / known flaky; a shard
+              # only reads it, the merge job records the whole run and saves it.
+              - name: Restore the run history
+                uses: actions/cache/restore@v4
+                with:
+                  path: {history_dir}
+                  key: {history_key}
+                  restore-keys: |
+                    {history_branch}
+                    {history_default}
               # The noxfile imports ci-stack's sessions: nox and ci-stack in one environment.
               - name: Install nox and ci-stack
                 run: python -m pip install nox ci-stack
@@ -309,13 +337,28 @@ def render_workflow(shards: int, provider: str, python: str) -> str:
                   python-version: "{python}"
               - name: Install ci-stack
                 run: python -m pip install ci-stack
+              - name: Restore the run history
+                id: history
+                uses: actions/cache/restore@v4
+                with:
+                  path: {history_dir}
+                  key: {history_key}
+                  restore-keys: |
+                    {history_branch}
+                    {history_default}
               - name: Download every shard's evidence
                 uses: actions/download-artifact@v4
                 with:
                   pattern: e2e-*
                   path: shards
               - name: Merge the shards
-                run: python -m orchestrator merge --expect {shards} --out artifacts/merged shards/*
+                run: {merge}
+              - name: Save the run history (also when the merge is red)
+                if: ${{{{ !cancelled() && steps.history.outputs.cache-hit != 'true' }}}}
+                uses: actions/cache/save@v4
+                with:
+                  path: {history_dir}
+                  key: ${{{{ steps.history.outputs.cache-primary-key }}}}
               - name: Upload the merged report
                 id: upload
                 if: always()

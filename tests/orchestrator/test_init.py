@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.init import PROFILE_FILE, TEST_FILE, WORKFLOW_FILE, InitChoices, plan_init
+from orchestrator.init.templates import HISTORY_KEY
 from tests.fixtures.backend import REPO_ROOT
 from tests.fixtures.orchestrator_cli import run_cli
 
@@ -187,7 +188,12 @@ def test_the_workflow_passes_githubs_schema(notes_repo: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     text = workflow.read_text()
     assert "shard: [1, 2, 3]" in text
-    assert "python -m orchestrator merge --expect 3 --out artifacts/merged shards/*" in text
+    merge = "python -m orchestrator merge --expect 3 --history .ci-stack/history --out"
+    assert f"{merge} artifacts/merged shards/*" in text
+    # The run history: restored by every job, saved by the merge job only.
+    assert text.count("uses: actions/cache/restore@") == 2
+    assert text.count("uses: actions/cache/save@") == 1
+    assert text.count(f"key: {HISTORY_KEY}") == 2
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ workflow's, job's and step's `env:`, the matrix values and `GITHUB_ACTIONS`, `GI
 `GITHUB_STEP_SUMMARY`, `GITHUB_RUN_ATTEMPT`, `RUNNER_TEMP`, ...). The official actions are
 stood in for: checkout is the clean clone, setup-python a fresh venv on PATH; cache/restore and
 cache/save keep the keys saved (an exact hit, a second save of a key: as GitHub answers) but
-copy nothing (the workstation's caches stay where they are); upload/download-artifact copy
+copy nothing of the home folder (the workstation's caches stay where they are), only a path in
+the workspace (the run history) is copied in and out; upload/download-artifact copy
 through a folder as v4 and later do: one artifact per name and run, a second upload of a name
 refused with 409 Conflict unless `overwrite: true` (upload's `artifact-url` output is the URL
 GitHub would give), `pattern` matched as a glob.
@@ -39,11 +40,14 @@ import pytest
 import yaml
 
 from orchestrator.artifacts.junit import count_outcomes, read_cases
+from orchestrator.config import DEFAULT_HISTORY
+from orchestrator.init.templates import HISTORY_KEY, HISTORY_RESTORE_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "ci.yml"
 REPOSITORY = "example/ci-stack"
 RUN_ID = "4242"
+REF_NAME = "1/merge"  # github.ref_name of a pull request's run
 E2E_SUBSET = '-k "smoke or demo_failure or version_stream"'  # ~15 tests, one fails on purpose
 TESTS_SUBSET = "tests/orchestrator/test_github.py"
 FAILING_NODEID = "e2e/test_demo_failure.py::test_demo_failure_expects_the_wrong_status"
@@ -87,6 +91,7 @@ class CacheStore:
     saved: dict[str, str] = field(default_factory=dict)  # key -> the job that saved it
     refused: list[tuple[str, str]] = field(default_factory=list)  # (key, job)
     restored: list[tuple[str, str, bool]] = field(default_factory=list)  # (job, key, exact)
+    contents: dict[str, Path] = field(default_factory=dict)  # key -> its copy (workspace paths)
 
 
 class Runner:
@@ -252,6 +257,9 @@ class Runner:
                 )
             )
             self.caches.restored.append((context["label"], key, matched == key))
+            if matched in self.caches.contents:  # a workspace path: copied back in
+                target = workspace / inputs["path"]
+                shutil.copytree(self.caches.contents[matched], target, dirs_exist_ok=True)
             outputs = {"cache-primary-key": key, "cache-matched-key": matched}
             if matched:
                 outputs["cache-hit"] = str(matched == key).lower()
@@ -265,6 +273,12 @@ class Runner:
                 self.caches.refused.append((key, context["label"]))
                 return 0, f"Warning: Failed to save: cache {key} already exists"
             self.caches.saved[key] = context["label"]
+            source = workspace / inputs["path"]
+            if not inputs["path"].startswith(("~", "/")) and source.is_dir():
+                copy = self.root / "cache-store" / hashlib.sha256(key.encode()).hexdigest()
+                shutil.copytree(source, copy)
+                self.caches.contents[key] = copy
+                return 0, f"stand-in: saved {key} (copied {inputs['path']})"
             return 0, f"stand-in: saved {key} (nothing copied)"
         if action == "actions/upload-artifact":
             source = workspace / inputs["path"]
@@ -344,12 +358,18 @@ class Runner:
         if head == "runner" and rest == ["os"]:
             return "Linux"
         if head == "github":
-            return {
+            github: Any = {
                 "workflow": "ci",
                 "ref": "refs/pull/1/merge",
+                "ref_name": REF_NAME,
                 "event_name": "pull_request",
+                "run_id": RUN_ID,
                 "run_attempt": str(self.attempt),
-            }[rest[0]]
+                "event": {"repository": {"default_branch": "main"}},
+            }
+            for part in rest:
+                github = github[part]
+            return github
         value: Any = context[head]
         for part in rest:
             if not isinstance(value, Mapping) or part not in value:
@@ -582,7 +602,9 @@ def test_caches_are_saved_by_one_job_per_key_also_when_a_leg_failed(
     assert saved == {
         f"pip-Linux-py3.11-checks-{lock}": "checks",
         f"pip-Linux-py3.11-e2e-local-{lock}": "e2e-local-1",  # shard 1 saves, whichever is red
+        f"ci-stack-history-{REF_NAME}-{RUN_ID}-1": "merge",  # the merged run's history
     }
+    assert caches.saved[f"ci-stack-history-{REF_NAME}-{RUN_ID}-2"] == "merge-attempt-2"
     (rerun,) = ran["rerun"]
     # Shard 1 saved the provider's pip cache in attempt 1, red or not: the re-run's restore is
     # an exact hit and is not saved again (and a shard 2 never saves).
@@ -592,6 +614,34 @@ def test_caches_are_saved_by_one_job_per_key_also_when_a_leg_failed(
     legs: list[JobRun] = ran["e2e"]
     assert [leg.step("Save pip's cache").ran for leg in legs] == [True, False]
     assert any(leg.failed for leg in legs)  # and the red one's evidence was uploaded too
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_the_history_travels_from_the_merge_to_the_rerun(ran: dict[str, Any]) -> None:
+    """Attempt 1's merge recorded its run and saved the history; the re-run leg and the
+    re-run merge restore it: the demo failure is no longer new but failing before."""
+    first = (ran["merged_1"] / "summary.md").read_text()
+    assert re.search(
+        r"test_demo_failure_expects_the_wrong_status` \(failed, shard [^)]+\) · \*\*new\*\*", first
+    )
+    (rerun,) = ran["rerun"]
+    leg_summary = (
+        rerun.workspace
+        / "artifacts"
+        / f"e2e-local-{ran['rerun_matrix'][0]['shard']}"
+        / "summary.md"
+    ).read_text()
+    assert "· **failing before**" in leg_summary
+    merged = (ran["store"] / "e2e-merged" / "summary.md").read_text()
+    assert "· **failing before**" in merged
+    history = ran["rerun_merge"].workspace / ".ci-stack" / "history" / "runs"
+    assert sorted(p.name.split("-", 1)[1] for p in history.iterdir()) == [
+        f"merge-{RUN_ID}-1.json",
+        f"merge-{RUN_ID}-2.json",
+    ]
+    legs = [leg.workspace / ".ci-stack" / "history" for leg in ran["e2e"]]
+    assert not any(folder.exists() for folder in legs)  # attempt 1: nothing to restore, no record
 
 
 # --- the workflow's shape: fast checks of what a re-run and the caches rely on -------------
@@ -628,7 +678,8 @@ def test_every_cache_is_restored_and_saved_apart_also_after_a_failure() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text())
     runner = Runner.__new__(Runner)  # only its expression evaluator
     runner.attempt = 1
-    steps = _steps(workflow)
+    # The run history is kept apart (test_the_history_is_read_by_every_leg_and_saved_by_the_merge)
+    steps = [(j, job, s) for j, job, s in _steps(workflow) if not _is_history(s)]
     assert not any(s.get("uses", "").startswith("actions/cache@") for _, _, s in steps)
     assert not any(
         "cache" in s.get("with", {}) for _, _, s in steps
@@ -681,7 +732,40 @@ def test_every_cache_is_restored_and_saved_apart_also_after_a_failure() -> None:
             assert not runner._truthy(condition, hit, failed=False), save["name"]
     assert restores == {}  # every restore has its save
     e2e_restores = [
-        s for s in workflow["jobs"]["e2e"]["steps"] if "cache/restore" in s.get("uses", "")
+        s
+        for s in workflow["jobs"]["e2e"]["steps"]
+        if "cache/restore" in s.get("uses", "") and not _is_history(s)
     ]
     for step in e2e_restores:
         assert "constraints.txt" in step["with"]["key"], step["name"]  # what the content pins
+
+
+def _is_history(step: dict[str, Any]) -> bool:
+    return step.get("with", {}).get("path") == DEFAULT_HISTORY.as_posix()
+
+
+def test_the_history_is_read_by_every_leg_and_saved_by_the_merge() -> None:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    runner = Runner.__new__(Runner)  # only its expression evaluator
+    runner.attempt = 1
+    history = [(job_id, s) for job_id, _, s in _steps(workflow) if _is_history(s)]
+    kinds = [(job_id, s["uses"].split("@")[0]) for job_id, s in history]
+    assert kinds == [
+        ("e2e", "actions/cache/restore"),
+        ("merge", "actions/cache/restore"),
+        ("merge", "actions/cache/save"),
+    ]
+    (_, leg), (_, restore), (_, save) = history
+    for step in (leg, restore):  # what `ci-stack init` writes too
+        assert step["with"]["key"] == HISTORY_KEY
+        assert step["with"]["restore-keys"].splitlines() == list(HISTORY_RESTORE_KEYS)
+    assert save["with"]["key"] == "${{ steps.history.outputs.cache-primary-key }}"
+    assert restore["id"] == "history"
+    # Saved after the merge also when it is red; not on an exact hit (never one: a key per
+    # run attempt).
+    merge_steps = workflow["jobs"]["merge"]["steps"]
+    names = [s.get("name", "") for s in merge_steps]
+    assert names.index("Merge the shards") < names.index(save["name"])
+    assert "--history .ci-stack/history" in merge_steps[names.index("Merge the shards")]["run"]
+    red: dict[str, Any] = {"steps": {"history": {"outputs": {}}}, "matrix": {}, "env": {}}
+    assert runner._truthy(save["if"], red, failed=True)
