@@ -104,7 +104,7 @@ const rows=[...document.querySelectorAll('#tests tbody tr')];
 const search=document.getElementById('search');let status='all';
 function apply(){const q=search.value.trim().toLowerCase();let shown=0;
  rows.forEach(r=>{const ok=(status==='all'||r.dataset.status===status||
-  (status==='quarantined'&&r.dataset.quarantined))&&
+  (status==='quarantined'&&!!r.dataset.quarantined))&&
   (!q||r.dataset.search.includes(q));r.hidden=!ok;shown+=ok;});
  document.getElementById('shown').textContent=shown+' of '+rows.length+' shown';}
 document.querySelectorAll('.filters button').forEach(b=>b.addEventListener('click',()=>{

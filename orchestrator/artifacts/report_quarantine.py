@@ -13,8 +13,12 @@ from orchestrator.util import test_slug
 
 QUARANTINE_CSS = """
 .s-quarantined{background:#6639ba}.failure.o-quarantined{border-left-color:#6639ba}
-.ready{color:var(--pass);font-weight:600;white-space:nowrap}
+.ready{color:var(--pass);font-weight:600}
 #quarantined table td.n{font-family:var(--mono);word-break:break-all}
+#quarantined table td.n div{font-family:system-ui,sans-serif;word-break:normal}
+.facts b{overflow-wrap:anywhere}
+@media (max-width:600px){#tests td.loc{white-space:normal;word-break:break-all}
+#tests .badge.s-quarantined{font-size:10px;padding:1px 5px}}
 """
 READY_TEXT = "ready to leave quarantine"
 SUMMARY_LINE = 160
@@ -44,23 +48,25 @@ def quarantine_section(
         name = escape(test.nodeid)
         if is_problem(test):
             name = f'<a href="#t-{escape(test_slug(test.nodeid))}">{name}</a>'
-        note = (
-            f'<span class="ready" title="passed this run and its last {ready_runs} runs">'
-            f"{READY_TEXT}</span>"
-            if test.nodeid in ready
-            else escape(shorten(test.message, SUMMARY_LINE))
-        )
+        if test.nodeid in ready:
+            note = (
+                f'<div class="ready" title="passed this run and its last {ready_runs} runs">'
+                f"{READY_TEXT}</div>"
+            )
+        else:
+            message = shorten(test.message, SUMMARY_LINE)
+            note = f'<div class="hint">{escape(message)}</div>' if message else ""
         rows.append(
             f'<tr><td><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}'
-            f'</span></td><td class="n">{name}</td><td>{note}</td></tr>'
+            f'</span></td><td class="n">{name}{note}</td></tr>'
         )
     failed = sum(1 for test in tests if is_problem(test))
     return (
         f'<section id="quarantined"><h2>Quarantined ({len(tests)})</h2>'
-        f'<p class="hint">These tests ran and kept their evidence, but do not count in the '
-        f"verdict ({failed} failed or were flaky). A test that passed this run and its last "
-        f"{ready_runs} runs is {READY_TEXT}.</p>"
-        '<table><thead><tr><th>status</th><th>test</th><th>note</th></tr></thead>'
+        '<p class="hint">These tests ran and kept their evidence, but do not count in the '
+        f"verdict ({failed} of them failed or were flaky). A test that passed this run and "
+        f"its last {ready_runs} runs is {READY_TEXT}.</p>"
+        '<table><thead><tr><th>status</th><th>test</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
         + "".join(render_failure(test) for test in tests if is_problem(test))
         + "</section>"

@@ -16,7 +16,13 @@ from orchestrator.artifacts.results import load_run
 from orchestrator.config import ConfigError, OrchestratorConfig
 from orchestrator.contract import RUN_ENV
 from orchestrator.github import github_annotations
-from orchestrator.quarantine import Quarantine, load_quarantine, passing_streak, ready_to_leave
+from orchestrator.quarantine import (
+    READY_RUNS,
+    Quarantine,
+    load_quarantine,
+    passing_streak,
+    ready_to_leave,
+)
 
 pytest_plugins = ["pytester"]
 
@@ -251,6 +257,29 @@ def test_ready_to_leave_after_passing_this_run_and_the_last_n() -> None:
     assert passing_streak("t.py::b", "passed", runs, "now", 10) == 3
     assert passing_streak("t.py::d", "passed", runs, "now", 10) == 0  # no history yet
     assert ready_to_leave({"t.py::a": "passed"}, runs[:5], "now", limit=10) == []
+
+
+def test_a_quarantined_test_that_passed_its_last_runs_is_ready_to_leave(
+    pytester: pytest.Pytester, folder: Path, tmp_path: Path
+) -> None:
+    from orchestrator.history import HistoryOutcome, HistoryRun, load_history, record_run
+
+    history = tmp_path / "history"
+    fine, flaky = "test_suite.py::test_fine", "test_suite.py::test_flaky"
+    for n in range(READY_RUNS):  # a passing record for the fine test, one failure for flaky
+        tests = {fine: HistoryOutcome("passed"), flaky: HistoryOutcome("failed" if n else "passed")}
+        run_at = f"2026-01-01T00:00:{n:02d}Z"
+        assert record_run(history, HistoryRun(f"old-{n}", run_at, "main", None, tests))
+    quarantine = f"--quarantine={fine},{flaky},{BAD}"
+    result = run(pytester, folder, quarantine, f"--history={history}", "--retries=0")
+    assert result.ret == pytest.ExitCode.OK  # two quarantined failures: still green
+    summary = (folder / "summary.md").read_text()
+    ready = [line for line in summary.splitlines() if "ready to leave quarantine" in line]
+    assert len(ready) == 1 and ready[0].startswith(f"- `{fine}`: passed")
+    page = (folder / "index.html").read_text()
+    assert page.count('<div class="ready"') == 1
+    newest = load_history(history)[0]  # this run, recorded with its quarantined tests
+    assert {n for n, t in newest.tests.items() if t.quarantined} == {fine, flaky, BAD}
 
 
 # -- merge -----------------------------------------------------------------------------
