@@ -345,3 +345,71 @@ def test_merge_with_a_flaky_shard_is_red_with_fail_on_flaky(
     assert facts["verdict"] == "failed" and facts["fail_on_flaky"] is True
     monkeypatch.setenv("STACK_FAIL_ON_FLAKY", "1")  # the setting, as the run reads it
     assert merge_main(["--out", str(tmp_path / "red-env"), *shards]) == 1
+
+
+STACK_SUITE = """
+def test_broken(api):
+    assert api.get("/broken").status_code == 200
+    assert False, "known to be broken"
+
+
+def test_fine(api):
+    assert api.get("/fine").status_code == 200
+"""
+
+
+@pytest.mark.slow
+def test_ci_stack_run_passes_quarantine_and_repeat_each_to_pytest_and_stays_green(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`ci-stack run --quarantine ... --repeat-each 2 -- pytest` on a real (tiny, local)
+    stack: the exit status and run.json's verdict are green, the repeats' backend slices
+    are cut under their own test ids."""
+    import subprocess
+    import sys
+
+    from orchestrator.contract import EXPORTED_ENV, OWNER_ENV
+    from tests.orchestrator.test_retries import LOGGING_PROFILE, WEB
+
+    for name in (*EXPORTED_ENV, RUN_ENV, OWNER_ENV, "STACK_ARTIFACTS", "STACK_WORKERS", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("STACK_QUARANTINE", "STACK_REPEAT_EACH", "STACK_RETRIES", "STACK_HISTORY"):
+        monkeypatch.delenv(name, raising=False)
+    folder = tmp_path / "run"
+    pytester.makefile(
+        ".toml",
+        pyproject='[tool.ci-stack]\napp = "tiny_profile:profile"\nprovider = "local"\n'
+        f'artifacts = "{folder}"\nhistory = "off"\n',
+    )
+    (pytester.path / "tiny_profile.py").write_text(LOGGING_PROFILE)
+    (pytester.path / "tiny_web.py").write_text(WEB)
+    pytester.makepyfile(test_stack=STACK_SUITE)
+    pytest_command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:playwright",
+    ]
+    quarantine = ["--quarantine", "test_stack.py::test_broken", "--repeat-each", "2"]
+    command = [sys.executable, "-m", "orchestrator", "run", *quarantine, "--", *pytest_command]
+    done = subprocess.run(
+        command, cwd=pytester.path, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((folder / "run.json").read_text())["verdict"] == "passed"
+    found = results(folder)
+    assert sorted(found) == [
+        f"test_stack.py::test_{name}[repeat-{k}of2]" for name in ("broken", "fine") for k in (1, 2)
+    ]
+    broken = [entry for nodeid, entry in found.items() if "broken" in nodeid]
+    assert all(e["outcome"] == "failed" and e["quarantined"] for e in broken)
+    for entry in broken:  # each repeat's own slice: only its own request, its own test id
+        slice_file = folder / "tests" / util.test_slug(entry["nodeid"]) / "web.jsonl"
+        records = [json.loads(line) for line in slice_file.read_text().splitlines()]
+        assert [(r["message"], r["test_id"]) for r in records] == [
+            ("GET /broken", entry["test_id"])
+        ]
+    assert "## Quarantined (2)" in (folder / "summary.md").read_text()
