@@ -295,7 +295,11 @@ def _shard(pytester: pytest.Pytester, mp: pytest.MonkeyPatch, out: Path, *args: 
 
 
 def test_merge_leaves_quarantined_failures_out_of_the_verdict_and_lists_them(
-    pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    pytester: pytest.Pytester,
+    folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from tests.orchestrator.test_merge import merge_main
 
@@ -309,6 +313,8 @@ def test_merge_leaves_quarantined_failures_out_of_the_verdict_and_lists_them(
     out = tmp_path / "merged"
     status = merge_main(["--out", str(out), str(base / "e2e-1"), str(base / "e2e-2")])
     assert status == 0
+    err = capsys.readouterr().err
+    assert "merge  quarantined (not counted): test_suite::test_known_bad failed" in err
     cases = read_cases(out / "junit.xml")
     assert [(c.name, c.outcome) for c in cases if c.quarantined] == [("test_known_bad", "failed")]
     summary = (out / "summary.md").read_text()
