@@ -272,7 +272,7 @@ def merge_shards(
     (out / SUMMARY_FILE).write_text(render_summary(merged), encoding="utf-8")
     (out / REPORT_FILE).write_text(render_index(merged, tests), encoding="utf-8")
     (out / MERGE_FILE).write_text(json.dumps(merge_facts(merged), indent=2) + "\n", "utf-8")
-    if history is not None:
+    if history is not None and tests:
         record(history, tests, run_id, None, env=env)
     return merged
 

@@ -12,7 +12,8 @@ Where it writes (nothing at all when none applies):
   the run's STACK_ARTIFACTS_DIR; the run finishes the folder (slices, summary.md, index.html);
 - against a warm stack (STACK_BACKEND_URL set by hand after `orchestrator up`): its own
   folder, `--stack-artifacts DIR` (default `artifacts/pytest/`), replaced at the start and
-  finished here at the end with slices cut from the up run's logs (STACK_LOGS_DIR);
+  finished here at the end with slices cut from the up run's logs (STACK_LOGS_DIR), its
+  failures labelled from the run history and its tests recorded in it (`--history`);
 - with the plugin's self-started stack ("own"): the folder of the Run in
   `config.stash[RUN_KEY]` once the `stack` fixture has started it; that Run is finished by
   the stack plugin after this one has moved junit.xml in.
@@ -301,8 +302,8 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = session.worker = hasattr(config, "workerinput")
     config.pluginmanager.register(session, _PLUGIN_NAME)
     if session.mode == "warm" and session.fixed_folder is not None and not worker:
+        session.history = history_folder(config)  # a bad setting: before the folder is taken
         _take_folder(session, session.fixed_folder)
-        session.history = history_folder(config)
     if not worker and not getattr(config.option, "xmlpath", None):
         # pytest writes junit.xml unredacted: into a temp dir, moved in at the end.
         session.staging = Path(tempfile.mkdtemp(prefix=f"ci-stack-{_run_label()}-junit-"))

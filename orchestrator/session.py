@@ -5,7 +5,8 @@
 not an earlier run's, is refused before anything starts), prepares the spec (images
 resolved, `orchestrator.prepare`), starts the Stack with a LogHarvester stamping this run's
 id, and on the way out stops it. The run is finished once, by `Run.finish(...)`: stack.json,
-log slices of failed tests, summary.md, index.html, the GitHub job summary. The CLI (`run`,
+log slices of failed tests, summary.md, index.html, the GitHub job summary, and its tests
+appended to the run history (the `history` setting; not by a shard leg). The CLI (`run`,
 `up`), the pytest plugin and library users all get the same folder.
 """
 

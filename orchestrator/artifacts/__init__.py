@@ -9,6 +9,8 @@ Modules, one job each:
   timeline  console events and log records merged in time order
   summary   `render_summary(data, link_base)`: summary.md / GitHub job summary
   report    `render_report(data)`: the self-contained index.html
+  run_history  `RunHistory`: the runs before this one (orchestrator.history) and the labels
+            of its failures; `record(...)` appends the run; report_history draws them
   finish    `finish_run(artifacts, run, logs_dir=None) -> FinishedRun`: all of it, once
 
 Entry point for the session (once, when a run ends):

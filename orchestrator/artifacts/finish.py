@@ -57,7 +57,8 @@ def finish_run(
     folder's own logs/; a pytest session against a warm stack passes that stack's). Never
     raises for a write that fails: `artifacts.losses` (and the files) say what is missing.
     `history`: the history folder (None: none) whose runs label the failures; the run is
-    appended to it unless `record_history` is false (a shard leg: the merge records)."""
+    appended to it unless `record_history` is false (a shard leg: the merge records) or it
+    ran no test."""
     with artifacts.recording(artifacts.root):
         artifacts.root.mkdir(parents=True, exist_ok=True)
     logs = artifacts.logs_dir if logs_dir is None else logs_dir
@@ -87,7 +88,7 @@ def finish_run(
         layout.SUMMARY_FILE, render_summary(data, "", rerun_prefix, labels)
     )
     github = artifacts.redactor(render_summary(data, artifact_url, rerun_prefix, labels))
-    if history is not None and record_history:
+    if history is not None and record_history and data.tests:  # `up`: a run with no tests
         record(history, data.tests, run.run_id, run.finished_at)
     return FinishedRun(artifacts.root, summary, report, github, data, past)
 

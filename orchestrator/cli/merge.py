@@ -57,6 +57,7 @@ def execute(args: argparse.Namespace) -> int:
     from orchestrator.artifacts.junit import count_outcomes
     from orchestrator.config import OrchestratorConfig
     from orchestrator.github import print_annotations
+    from orchestrator.history import LABELS
     from orchestrator.merge import EXIT_RED, check_arguments, merge_shards, rerun_lines
 
     problem = check_arguments(args.out, args.shard_dirs, args.expect)
@@ -87,6 +88,13 @@ def execute(args: argparse.Namespace) -> int:
         f"{counts['skipped']} · flaky {counts['flaky']}  ->  {args.out}/",
         file=sys.stderr,
     )
+    if merged.history is not None:
+        found = list(merged.history.labels.values())
+        print(
+            f"merge  history {merged.history.folder}/: {len(merged.history.runs)} earlier "
+            "run(s); failures: " + ", ".join(f"{found.count(label)} {label}" for label in LABELS),
+            file=sys.stderr,
+        )
     for shard in merged.shards:
         if shard.links_left_out:
             print(

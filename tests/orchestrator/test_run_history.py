@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -217,11 +218,16 @@ def test_merge_labels_from_the_history_records_the_merged_run_and_orders_annotat
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     capsys.readouterr()
     merge_main(["--out", str(again), "--annotate", "--history", str(history), *legs_given])
-    annotations = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::")]
+    captured = capsys.readouterr()
+    annotations = [line for line in captured.out.splitlines() if line.startswith("::")]
     titles = [line.split("title=", 1)[1].split("::", 1)[0] for line in annotations]
     assert titles == [escape_property(nodeid(n)) for n in ("broke", "always", "wobbly")]
     assert "· **failing before**" in (again / "summary.md").read_text()
     assert len(load_history(history)) == 3 + 3
+    assert (
+        f"merge  history {history}/: 4 earlier run(s); failures: 1 new, 1 failing before, "
+        "1 known flaky"
+    ) in captured.err
 
 
 # -- the setting and the pieces ---------------------------------------------------------------
@@ -301,3 +307,53 @@ def test_a_history_run_is_the_tests_as_the_history_stores_them() -> None:
         "t.py::b": HistoryOutcome("passed", 0.25, 1, True),
     }
     assert json.loads(json.dumps(run.to_json()))["tests"]["t.py::a"]["attempts"] == 2
+
+
+# -- a real stack: pytest's own (self-started) stack and `ci-stack run` -----------------------
+
+
+@pytest.mark.slow
+def test_pytests_own_stack_and_ci_stack_run_record_each_finished_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A tiny local stack (test_retries.py's profile): two pytest sessions that start it
+    themselves (`--history`), then `ci-stack run` (STACK_HISTORY), then a shard leg."""
+    from orchestrator.contract import EXPORTED_ENV, OWNER_ENV
+    from tests.orchestrator.test_retries import LOGGING_PROFILE, WEB
+
+    for name in (*EXPORTED_ENV, RUN_ENV, OWNER_ENV, "STACK_ARTIFACTS", "STACK_SHARD", "CI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STACK_WORKERS", "0")
+    folder = tmp_path / "run"
+    pytester.makefile(
+        ".toml",
+        pyproject=f'[tool.ci-stack]\napp = "tiny_profile:profile"\nprovider = "local"\n'
+        f'artifacts = "{folder}"\n',
+    )
+    (pytester.path / "tiny_profile.py").write_text(LOGGING_PROFILE)
+    (pytester.path / "tiny_web.py").write_text(WEB)
+    pytester.makepyfile(test_suite=SUITE.replace("def test_steady():", "def test_steady(api):"))
+    history = tmp_path / "history"
+    plain = ("-p", "no:cacheprovider", "-p", "no:playwright")
+
+    for number in (1, 2):
+        monkeypatch.setenv("RUN_NUMBER", str(number))
+        result = pytester.runpytest_subprocess(*plain, f"--history={history}")
+        assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    first, second = reversed(load_history(history))
+    assert first.run_id != second.run_id and set(second.tests) == set(first.tests)
+    page = (folder / "index.html").read_text()
+    # Every test's row and each of the 3 failures' cards show the first run.
+    assert page.count(f"run {first.run_id} · ") == len(NAMES) + 3
+    assert 'class="label l-failing-before"' in page and 'class="label l-new"' in page
+
+    monkeypatch.setenv("STACK_HISTORY", str(history))
+    command = [sys.executable, "-m", "pytest", *plain]
+    ran = pytester.run(sys.executable, "-m", "orchestrator", "run", "--", *command)
+    assert ran.ret == 1, ran.stderr.str()
+    assert len(load_history(history)) == 3
+    assert "· **failing before**" in (folder / "summary.md").read_text()
+
+    monkeypatch.setenv("STACK_SHARD", "1/1")
+    pytester.run(sys.executable, "-m", "orchestrator", "run", "--", *command)
+    assert len(load_history(history)) == 3  # a shard leg records nothing

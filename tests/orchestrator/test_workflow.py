@@ -41,6 +41,7 @@ import yaml
 
 from orchestrator.artifacts.junit import count_outcomes, read_cases
 from orchestrator.config import DEFAULT_HISTORY
+from orchestrator.history import load_history
 from orchestrator.init.templates import HISTORY_KEY, HISTORY_RESTORE_KEYS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -197,6 +198,7 @@ class Runner:
                 "GITHUB_JOB": job_id,
                 "GITHUB_SHA": self.sha,
                 "GITHUB_REF": "refs/pull/1/merge",
+                "GITHUB_REF_NAME": REF_NAME,
                 "GITHUB_EVENT_NAME": "pull_request",
                 "GITHUB_ENV": str(temp / "github-env"),
                 "GITHUB_PATH": str(temp / "github-path"),
@@ -454,11 +456,12 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         root, workflow, sha, {"PYTEST_ADDOPTS": E2E_SUBSET, "E2E_DEMO_FAILURE": "1"}, caches
     )
     checks = Runner(root / "checks-runner", workflow, sha, {"PYTEST_ADDOPTS": TESTS_SUBSET}, caches)
-    jobs: dict[str, Any] = {"checks": checks.run_job("checks")}
+    jobs: dict[str, Any] = {"checks": checks.run_job("checks"), "sha": sha}
     legs = [{"provider": "local", "shard": shard} for shard in (1, 2)]
     with ThreadPoolExecutor(max_workers=2) as pool:
         jobs["e2e"] = list(pool.map(lambda matrix: runner.run_job("e2e", matrix), legs))
     jobs["merge"] = runner.run_job("merge")
+    jobs["legs_recorded"] = [(leg.workspace / ".ci-stack").exists() for leg in jobs["e2e"]]
     jobs["merged_1"] = _snapshot(runner.artifacts / "e2e-merged", root / "merged-attempt-1")
     jobs["store_before_rerun"] = sorted(p.name for p in runner.artifacts.iterdir())
     jobs["caches_after_attempt_1"] = dict(caches.saved)
@@ -621,27 +624,29 @@ def test_caches_are_saved_by_one_job_per_key_also_when_a_leg_failed(
 def test_the_history_travels_from_the_merge_to_the_rerun(ran: dict[str, Any]) -> None:
     """Attempt 1's merge recorded its run and saved the history; the re-run leg and the
     re-run merge restore it: the demo failure is no longer new but failing before."""
+    labelled = r"test_demo_failure_expects_the_wrong_status[^`]*` \(failed[^)]*\) · \*\*{}\*\*"
     first = (ran["merged_1"] / "summary.md").read_text()
-    assert re.search(
-        r"test_demo_failure_expects_the_wrong_status` \(failed, shard [^)]+\) · \*\*new\*\*", first
-    )
+    assert re.search(labelled.format("new"), first), first[:2000]
     (rerun,) = ran["rerun"]
-    leg_summary = (
-        rerun.workspace
-        / "artifacts"
-        / f"e2e-local-{ran['rerun_matrix'][0]['shard']}"
-        / "summary.md"
-    ).read_text()
-    assert "· **failing before**" in leg_summary
+    shard = ran["rerun_matrix"][0]["shard"]
+    leg = (rerun.workspace / "artifacts" / f"e2e-local-{shard}" / "summary.md").read_text()
+    assert re.search(labelled.format("failing before"), leg), leg[:2000]
     merged = (ran["store"] / "e2e-merged" / "summary.md").read_text()
-    assert "· **failing before**" in merged
+    assert re.search(labelled.format("failing before"), merged), merged[:2000]
     history = ran["rerun_merge"].workspace / ".ci-stack" / "history" / "runs"
-    assert sorted(p.name.split("-", 1)[1] for p in history.iterdir()) == [
+    files = sorted(history.iterdir())
+    assert [p.name.split("-", 1)[1] for p in files] == [
         f"merge-{RUN_ID}-1.json",
         f"merge-{RUN_ID}-2.json",
     ]
-    legs = [leg.workspace / ".ci-stack" / "history" for leg in ran["e2e"]]
-    assert not any(folder.exists() for folder in legs)  # attempt 1: nothing to restore, no record
+    recorded = json.loads(files[-1].read_text())
+    assert (recorded["branch"], recorded["commit"]) == (REF_NAME, ran["sha"])
+    assert FAILING_NODEID + "[chromium]" in recorded["tests"]
+    # Attempt 1's legs: nothing to restore yet, and a shard records nothing; the unsharded
+    # `nox -s e2e` (in leg 1's workspace) records its run.
+    assert ran["legs_recorded"] == [False, False]
+    [whole] = load_history(ran["e2e"][0].workspace / DEFAULT_HISTORY)
+    assert len(whole.tests) == len(read_cases(ran["whole"] / "junit.xml"))
 
 
 # --- the workflow's shape: fast checks of what a re-run and the caches rely on -------------
