@@ -63,6 +63,9 @@ VALUE_OPTIONS = {
     "--video",
     "--browser",
     "--output",
+    "--retries",
+    "--repeat-each",
+    "--quarantine",
     "-W",
 }
 

@@ -77,6 +77,28 @@ def path(raw: object) -> Path:
     return Path(text(raw)).expanduser()
 
 
+def count(raw: object) -> int:
+    """A whole number of 1 or more."""
+    value = whole_number(raw)
+    if value < 1:
+        raise ValueError(f"{raw!r} must be 1 or more")
+    return value
+
+
+def entries(raw: object) -> tuple[str, ...]:
+    """A list of strings (pyproject), or one string: one entry per line, or comma-separated
+    when it has no line break ("a, b"); empty entries are dropped."""
+    if isinstance(raw, list | tuple):
+        if not all(isinstance(item, str) for item in raw):
+            raise ValueError(f"{raw!r} must be a list of strings")
+        items: list[str] = list(raw)
+    elif isinstance(raw, str):
+        items = raw.splitlines() if "\n" in raw else raw.split(",")
+    else:
+        raise ValueError(f"{raw!r} must be a string or a list of strings")
+    return tuple(item.strip() for item in items if item.strip())
+
+
 def path_or_off(raw: object) -> Path | Literal[False]:
     """A folder, or False for `off` (also no/false/0/none; a TOML `false`)."""
     if raw is False or str(raw).strip().lower() in HISTORY_OFF:
@@ -130,6 +152,20 @@ SETTINGS: tuple[Setting, ...] = (
         "--fail-on-flaky",
     ),
     Setting(
+        "quarantine",
+        "STACK_QUARANTINE",
+        entries,
+        "tests that run but never fail the run: node ids or fnmatch patterns, or a file of them",
+        "--quarantine",
+    ),
+    Setting(
+        "repeat_each",
+        "STACK_REPEAT_EACH",
+        count,
+        "times every selected test runs (each repeat its own node id)",
+        "--repeat-each",
+    ),
+    Setting(
         "history",
         "STACK_HISTORY",
         path_or_off,
@@ -154,6 +190,8 @@ class OrchestratorConfig:
     pg_tmpdir: Path | None = None
     retries: int = 0
     fail_on_flaky: bool = False
+    quarantine: tuple[str, ...] = ()
+    repeat_each: int = 1
     history: Path | Literal[False] | None = None  # None: DEFAULT_HISTORY under the root
     sources: Mapping[str, str] | None = None
     # The project root: the folder of the pyproject.toml read (profiles are found from it)

@@ -102,10 +102,11 @@ class Failure:
     message: str
     test: str = ""  # the node id (or junit name) that `labels` are keyed by
     outcome: str = "failed"
+    quarantined: bool = False  # a quarantined test's failure is a warning: it fails nothing
 
     @property
     def command(self) -> str:
-        return ANNOTATED_OUTCOMES.get(self.outcome, "error")
+        return "warning" if self.quarantined else ANNOTATED_OUTCOMES.get(self.outcome, "error")
 
 
 def github_annotations(
@@ -115,8 +116,8 @@ def github_annotations(
     labels: Mapping[str, FailureLabel] | None = None,
 ) -> list[str]:
     """At most `ANNOTATION_LIMIT` `::error` lines for the failed and errored tests of
-    `source` (and as many `::warning` lines for its flaky ones), then one `::notice` saying
-    how many more are listed in the job summary.
+    `source` (and as many `::warning` lines for its flaky ones and its quarantined ones that
+    failed), then one `::notice` saying how many more are listed in the job summary.
 
     `source` is a junit.xml, an artifacts folder (its junit.xml, node ids from its
     `tests/*/test.json`, also below `shards/`), junit cases already read, or the evidence
@@ -157,7 +158,7 @@ def annotation_lines(
 
 def overflow_notice(left_out: Mapping[str, int]) -> str:
     """One `::notice`: how many tests were not annotated (per command), and where they are."""
-    kinds = {"error": "failed tests", "warning": "flaky tests"}
+    kinds = {"error": "failed tests", "warning": "flaky or quarantined tests"}
     counts = " and ".join(f"{n} more {kinds.get(c, c + 's')}" for c, n in left_out.items())
     message = (
         f"{counts} are not annotated (GitHub shows {ANNOTATION_LIMIT} of each kind per step): "
@@ -187,8 +188,8 @@ def _failures(
         path, line = case.location()
         test = names.get(case.junit_name, case.junit_name)
         message = (case.message or case.text or case.outcome).strip()
-        title = _titled(test, case.outcome)
-        failures.append(Failure(path, line, title, message, test, case.outcome))
+        title = _titled(test, case.outcome, case.quarantined)
+        failures.append(Failure(path, line, title, message, test, case.outcome, case.quarantined))
     return failures
 
 
@@ -208,11 +209,14 @@ def _from_report(test: ReportedTest) -> Failure:
     else:
         position = traced or (module, 1)
     message = (failed.message or test.outcome).strip()
-    title = _titled(test.nodeid, test.outcome)
-    return Failure(*position, title, message, test.nodeid, test.outcome)
+    quarantined = getattr(test, "quarantined", False) is True
+    title = _titled(test.nodeid, test.outcome, quarantined)
+    return Failure(*position, title, message, test.nodeid, test.outcome, quarantined)
 
 
-def _titled(title: str, outcome: str) -> str:
+def _titled(title: str, outcome: str, quarantined: bool = False) -> str:
+    if quarantined:
+        return f"{title} ({outcome}, quarantined)"
     return f"{title} ({outcome})" if outcome in ("error", "flaky") else title
 
 

@@ -15,8 +15,9 @@ as re-run, and a folder that is itself a merge's output (`merge.json`, e.g. a pr
 attempt's merged artifact) is left out, never merged as a shard. `merge.json` states the legs
 and attempts used, the verdict and its reasons.
 
-Exit status: 0 when every expected shard reported, no test ran in two shards and no test
-failed; 1 otherwise (the summary, the page and stderr say why); 2 for bad arguments
+Exit status: 0 when every expected shard reported, no test ran in two shards, no test
+failed (a quarantined test's failure does not count) and, with `fail-on-flaky`, none was
+flaky; 1 otherwise (the summary, the page and stderr say why); 2 for bad arguments
 (`--expect` below 1 or below the number of legs given). `--annotate` prints GitHub `::error`
 lines for the failed tests (when GITHUB_ACTIONS=true), titled by their node ids.
 
@@ -62,6 +63,7 @@ from orchestrator.artifacts.summary import DETAILED_FAILURES, MESSAGE_LIMIT, SUM
 from orchestrator.artifacts.text import code_span, fence, keep_last_lines, shorten
 from orchestrator.github import LegRecord, read_leg
 from orchestrator.history import Label
+from orchestrator.quarantine import ready_among
 
 SHARDS_DIR = "shards"
 EXIT_RED = 1
@@ -165,6 +167,7 @@ class MergedRun:
     shards: tuple[ShardRun, ...]
     expected: int | None = None  # how many shards there should have been
     left_out: tuple[LeftOut, ...] = ()  # folders given but not counted (superseded attempts)
+    fail_on_flaky: bool = False  # a flaky test in any shard makes the merge red
     history: RunHistory | None = None  # the runs before this merge, its failures' labels
 
     @property
@@ -175,6 +178,11 @@ class MergedRun:
     @property
     def cases(self) -> list[tuple[ShardRun, JunitCase]]:
         return [(shard, case) for shard in self.shards for case in shard.cases]
+
+    @property
+    def quarantined(self) -> list[tuple[ShardRun, JunitCase]]:
+        """The quarantined tests: they ran, but their outcome does not count."""
+        return [(shard, case) for shard, case in self.cases if case.quarantined]
 
     @property
     def duplicates(self) -> dict[str, list[str]]:
@@ -211,11 +219,13 @@ class MergedRun:
                 f"{which} ran in more than one shard: {', '.join(shards)} "
                 "(shards must split the suite, not repeat it)"
             )
-        counts = count_outcomes(case for _, case in self.cases)
+        counts = count_outcomes(case for _, case in self.cases if not case.quarantined)
         if counts["failed"]:
             reasons.append(f"{counts['failed']} test(s) failed")
         if counts["error"]:
             reasons.append(f"{counts['error']} test(s) had an error")
+        if counts["flaky"] and self.fail_on_flaky:
+            reasons.append(f"{counts['flaky']} test(s) were flaky and fail-on-flaky is set")
         return reasons
 
     @property
@@ -228,12 +238,14 @@ def merge_shards(
     out: Path,
     *,
     expected: int | None = None,
+    fail_on_flaky: bool = False,
     history: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> MergedRun:
     """Copy each leg's latest attempt into `out/shards/`, write junit.xml, summary.md,
     index.html and merge.json (folders left out: see `select_folders`); with a `history`
-    folder, label the failures from it and record the merged run in it."""
+    folder, label the failures from it and record the merged run in it. `fail_on_flaky`: a
+    flaky test (not quarantined) makes the merge red."""
     selection = select_folders(shard_dirs)
     out.mkdir(parents=True, exist_ok=True)
     shards = []
@@ -247,7 +259,9 @@ def merge_shards(
         shards.append(shard)
         if shard.problem is None:
             junits.append((name, target / JUNIT_FILE))
-    merged = MergedRun(out, tuple(shards), expected, selection.left_out)
+    merged = MergedRun(
+        out, tuple(shards), expected, selection.left_out, fail_on_flaky=fail_on_flaky
+    )
     tests = merged_tests(merged)
     run_id = merged_run_id(merged, env)
     if history is not None:
@@ -280,7 +294,7 @@ def merged_tests(merged: MergedRun) -> list[Any]:
                 continue
             evidence = test.evidence and _moved_under(test.evidence, shard.folder)
             tests.append(dataclasses.replace(test, evidence=evidence))
-    tests.sort(key=lambda test: not test.failed)
+    tests.sort(key=lambda test: not test.failed or test.quarantined)
     return tests
 
 
@@ -306,6 +320,11 @@ def merge_facts(merged: MergedRun) -> dict[str, Any]:
         "verdict": "passed" if merged.passed else "failed",
         "reasons": merged.reasons,
         "expected": merged.expected,
+        "fail_on_flaky": merged.fail_on_flaky,
+        "quarantined": [
+            {"test": case.junit_name, "outcome": case.outcome, "shard": shard.name}
+            for shard, case in merged.quarantined
+        ],
         "shards": [
             {
                 "name": shard.name,
@@ -343,7 +362,8 @@ def render_summary(merged: MergedRun) -> str:
         f"# e2e run (merged, {len(merged.shards)} shards): {verdict}",
         "",
         f"- tests: {len(merged.cases)} · passed {counts['passed']} · failed {counts['failed']}"
-        f" · errors {counts['error']} · skipped {counts['skipped']} · flaky {counts['flaky']}",
+        f" · errors {counts['error']} · skipped {counts['skipped']} · flaky {counts['flaky']}"
+        + (f" · quarantined {len(merged.quarantined)}" if merged.quarantined else ""),
     ]
     lines += [f"- {markdown_text(line)}" for line in rerun_lines(merged)]
     reasons = merged.reasons
@@ -356,18 +376,20 @@ def render_summary(merged: MergedRun) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for shard in merged.shards:
-        shard_counts = count_outcomes(shard.cases)
         report = (
             f"[{markdown_text(Path(shard.report).name)}]({shard.report})" if shard.report else "—"
         )
-        failed = shard_counts["failed"] + shard_counts["error"]
+        counted = count_outcomes(case for case in shard.cases if not case.quarantined)
+        failed = counted["failed"] + counted["error"]
         tests = str(len(shard.cases)) if shard.problem is None else shard.problem
         provider = str(shard.facts.get("provider", "?"))
         lines.append(
             f"| {markdown_text(shard.name)} | {markdown_text(provider)} | {markdown_text(tests)}"
             f" | {failed} | {shard.seconds:.1f}s | {report} | {shard.attempt_text} |"
         )
-    failures = [(s, c) for s, c in merged.cases if c.outcome in ("failed", "error")]
+    failures = [
+        (s, c) for s, c in merged.cases if c.outcome in ("failed", "error") and not c.quarantined
+    ]
     labels = labels_by_junit_name(merged)
     if failures:
         lines += ["", f"## Failures ({len(failures)})", ""]
@@ -377,8 +399,23 @@ def render_summary(merged: MergedRun) -> str:
                 lines += _failure(number, shard, case, label)
             else:
                 lines.append(f"{number}. {code_span(case.junit_name)} ({case.outcome}){label}")
+    lines += quarantined_lines(merged)
     lines += ["", "Report: [index.html](index.html) · [junit.xml](junit.xml)"]
     return "\n".join(lines) + "\n"
+
+
+def quarantined_lines(merged: MergedRun) -> list[str]:
+    """The merged summary's "Quarantined" section: each quarantined test, its outcome, shard."""
+    if not merged.quarantined:
+        return []
+    lines = ["", f"## Quarantined ({len(merged.quarantined)}): ran, not counted in the verdict", ""]
+    for shard, case in merged.quarantined:
+        reason = shorten(case.message or case.text, SUMMARY_LINE)
+        lines.append(
+            f"- {code_span(case.junit_name)}: {case.outcome} (shard {markdown_text(shard.name)})"
+            + (f" · {code_span(reason)}" if reason and case.outcome != "passed" else "")
+        )
+    return lines
 
 
 def _failure(number: int, shard: ShardRun, case: JunitCase, label: str = "") -> list[str]:
@@ -443,7 +480,8 @@ def _evidence_report(api: Any, merged: MergedRun, tests: list[Any]) -> str:
         verdict="passed" if merged.passed else "failed",
         error=why_red(reasons),
     )
-    data = api.RunData(merged.root, info, tests, has_junit=True)
+    ready = ready_among(tests, merged.history.runs, "") if merged.history is not None else ()
+    data = api.RunData(merged.root, info, tests, has_junit=True, ready_to_leave=ready)
     return str(api.render_report(data, history=merged.history))
 
 

@@ -40,10 +40,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from orchestrator import pytest_retries
+from orchestrator import pytest_quarantine, pytest_repeat, pytest_retries
 from orchestrator.artifacts import layout
 from orchestrator.artifacts.finish import finish_run
-from orchestrator.artifacts.junit import add_attempts, junit_name
+from orchestrator.artifacts.junit import add_attempts, junit_name, mark_quarantined
 from orchestrator.artifacts.layout import LOGS_DIR, LOSSES_ENV, Artifacts, WriteLosses
 from orchestrator.artifacts.run_history import is_shard_leg
 from orchestrator.artifacts.run_info import RunInfo, Verdict
@@ -105,6 +105,7 @@ class EvidenceSession:
     _failed: dict[str, dict[str, Any]] = field(default_factory=dict)  # nodeid -> test.json
     _clock: float | None = None  # perf_counter at session start, as pytest's own summary
     retried: dict[str, dict[str, Any]] = field(default_factory=dict)  # junit name -> entry
+    quarantined: dict[str, str] = field(default_factory=dict)  # junit name -> outcome
     _artifacts: Artifacts | None = None
     history: Path | None = None  # warm mode: the history folder (None: off)
 
@@ -221,6 +222,9 @@ class EvidenceSession:
         if artifacts is None:
             return
         entry = _entry(report, final, state, rootdir)
+        if pytest_quarantine.is_quarantined(self.config, report.nodeid):
+            entry["quarantined"] = True  # the outcome stays the test's own
+            self.quarantined[junit_name(report.nodeid)] = final
         if attempts:  # a retried test: its final attempt, and every earlier one's error
             entry["test_id"] = attempt_test_id(report.nodeid, attempt_of(report))
             entry["attempt"] = attempt_of(report)
@@ -318,8 +322,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    if not pluginmanager.is_registered(pytest_retries):
-        pluginmanager.register(pytest_retries, "ci-stack-retries")
+    for plugin, name in (
+        (pytest_retries, "ci-stack-retries"),
+        (pytest_quarantine, "ci-stack-quarantine"),
+        (pytest_repeat, "ci-stack-repeat"),
+    ):
+        if not pluginmanager.is_registered(plugin):
+            pluginmanager.register(plugin, name)
     group = parser.getgroup("ci-stack")
     group.addoption(
         "--stack-artifacts",
@@ -422,6 +431,8 @@ def _move_junit(evidence: EvidenceSession, artifacts: Artifacts | None) -> None:
         text = staged.read_text(encoding="utf-8")
         if evidence.retried:
             text = add_attempts(text, evidence.retried)
+        if evidence.quarantined:
+            text = mark_quarantined(text, evidence.quarantined)
         artifacts.write_text(layout.JUNIT_FILE, text)
     shutil.rmtree(evidence.staging, ignore_errors=True)
     evidence.staging = None

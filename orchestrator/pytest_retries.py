@@ -15,7 +15,8 @@ a failure in a module- or session-scoped fixture repeats (pytest keeps it) and i
 Each attempt N > 1 sends the test id `<id>-attempt-N` (X-Test-Id), so the backend and worker
 records of the attempts never mix: each folder gets the slices of its own attempt.
 
-A flaky test (failed, then passed) passes the run unless `fail-on-flaky` is set.
+A flaky test (failed, then passed) passes the run unless `fail-on-flaky` is set (a quarantined
+one never fails it).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from _pytest.runner import call_and_report  # the phases of pytest's runtestprot
 
 from orchestrator.config import ConfigError, OrchestratorConfig, find_pyproject
 from orchestrator.pytest_plugin import ATTEMPT_KEY
+from orchestrator.pytest_quarantine import is_quarantined
 from orchestrator.util import attempt_test_id
 
 ATTEMPT_ATTR = "ci_stack_attempt"  # on the logged reports: which attempt they are (1-based)
@@ -205,7 +207,7 @@ class FlakyCount:
     flaky: list[str] = field(default_factory=list)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if is_flaky(report):
+        if is_flaky(report) and not is_quarantined(self.config, report.nodeid):
             self.flaky.append(report.nodeid)
 
     @pytest.hookimpl(tryfirst=True)  # before the evidence plugin reads the exit status

@@ -113,11 +113,17 @@ class Run:
         """`environment()`, and where the command's evidence writers record what they could
         not write (the run's journal of losses, read back when the run finishes)."""
         journal = self.artifacts.losses.journal
-        # The run's retry settings, resolved here (its flags too), for the command's pytest.
+        # The run's retry, quarantine and repeat settings, resolved here (its flags too), for
+        # the command's pytest (quarantine entries one per line; files are read by pytest).
         retries = {
             SETTINGS_BY_NAME["retries"].env: str(self.config.retries),
             SETTINGS_BY_NAME["fail_on_flaky"].env: "1" if self.config.fail_on_flaky else "0",
+            SETTINGS_BY_NAME["repeat_each"].env: str(self.config.repeat_each),
         }
+        if self.config.quarantine:
+            retries[SETTINGS_BY_NAME["quarantine"].env] = "".join(
+                f"{entry}\n" for entry in self.config.quarantine
+            )
         return {
             **self.environment(),
             **retries,

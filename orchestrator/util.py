@@ -47,6 +47,32 @@ def attempt_test_id(nodeid: str, attempt: int) -> str:
     return base if attempt <= 1 else f"{base}-attempt-{attempt}"
 
 
+# A repeat of a test (`--repeat-each`): the last part of its node id's brackets,
+# `[repeat-2of5]`, or `[a-repeat-2of5]` when the test is parametrized.
+REPEAT_ID = "repeat-{k}of{n}"
+_REPEAT = re.compile(r"(?:\[|-)repeat-(\d+)of(\d+)\]$")
+
+
+def repeat_id(k: int, n: int) -> str:
+    return REPEAT_ID.format(k=k, n=n)
+
+
+def split_repeat(nodeid: str) -> tuple[str, int, int] | None:
+    """`(node id without the repeat, K, N)` of a repeat's node id; None for any other."""
+    match = _REPEAT.search(nodeid)
+    if match is None:
+        return None
+    head = nodeid[: match.start()]
+    base = head if match.group(0).startswith("[") else head + "]"
+    return base, int(match.group(1)), int(match.group(2))
+
+
+def base_nodeid(nodeid: str) -> str:
+    """The test's own node id: a repeat's without its repeat id, any other unchanged."""
+    found = split_repeat(nodeid)
+    return found[0] if found else nodeid
+
+
 def slugify(text: str, max_length: int = 100) -> str:
     """A filesystem-safe slug; long names keep head and tail around a hash."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "test"

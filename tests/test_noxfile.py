@@ -24,6 +24,8 @@ DEFAULTS = ["e2e", "tests/integration"]
         (["e2e/test_smoke.py", "-x"], ["e2e/test_smoke.py", "-x"]),
         (["-m", "e2e", "tests/integration"], ["tests/integration", "-m", "e2e"]),
         (["-n", "2"], [*DEFAULTS, "-n", "2"]),
+        (["--repeat-each", "5"], [*DEFAULTS, "--repeat-each", "5"]),
+        (["--quarantine", "pyproject.toml"], [*DEFAULTS, "--quarantine", "pyproject.toml"]),
     ],
 )
 def test_paths_replace_the_defaults_and_options_keep_them(

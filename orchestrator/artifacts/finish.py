@@ -24,6 +24,7 @@ from orchestrator.artifacts.run_info import RunInfo, with_test_seconds
 from orchestrator.artifacts.slices import write_slices
 from orchestrator.artifacts.summary import DEFAULT_RERUN, render_summary
 from orchestrator.history import Label
+from orchestrator.quarantine import ready_among
 from orchestrator.util import test_id_for
 
 
@@ -72,6 +73,8 @@ def finish_run(
     if logs != artifacts.logs_dir and logs.is_dir():  # a warm stack's logs, elsewhere
         data = replace(data, logs=os.path.relpath(logs, artifacts.root))
     past = RunHistory.load(history, data.tests) if history is not None else None
+    if past is not None:  # quarantined tests that passed long enough
+        data = replace(data, ready_to_leave=ready_among(data.tests, past.runs, run.run_id))
     labels = past.labels if past is not None else None
     artifacts.release_reserve()
     page = render_report(

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 from orchestrator.artifacts.layout import FAILED_TEST_FILE
 from orchestrator.errors import OrchestratorError
@@ -25,6 +25,9 @@ _TAGS: dict[str, Outcome] = {"failure": "failed", "error": "error", "skipped": "
 # every attempt `<rerunFailure>`/`<rerunError>` per earlier attempt, beside its `<failure>`.
 FLAKY_TAGS = {"failed": "flakyFailure", "error": "flakyError"}
 RERUN_TAGS = {"failed": "rerunFailure", "error": "rerunError"}
+# A quarantined test (see `mark_quarantined`): this property holds its own outcome.
+QUARANTINE_PROPERTY = "ci-stack.quarantined"
+QUARANTINE_TYPE = "ci-stack.quarantined"  # the type of the <skipped> its failure became
 # "tests/test_x.py:12: AssertionError": pytest's location line of a traceback entry
 _LOCATION = re.compile(r"^([^\s:][^:\n]*\.py):(\d+):", re.MULTILINE)
 
@@ -46,6 +49,7 @@ class JunitCase:
     suite: str = ""
     file: str | None = None  # pytest writes file/line only with junit_family=xunit1
     line: int | None = None
+    quarantined: bool = False  # its outcome does not count (`mark_quarantined`)
 
     @property
     def junit_name(self) -> str:
@@ -122,6 +126,10 @@ def read_cases(path: Path, suite: str = "") -> list[JunitCase]:
             outcome = "flaky"
             message = flaky[0].get("message") or ""
             text = flaky[0].findtext("stackTrace") or flaky[0].text or ""
+        quarantined = _quarantined_outcome(element)
+        if quarantined in get_args(Outcome):  # its own outcome, kept in a property
+            outcome = cast(Outcome, quarantined)
+            message = message.removeprefix(f"quarantined ({quarantined}): ")
         line = element.get("line")
         cases.append(
             JunitCase(
@@ -134,6 +142,7 @@ def read_cases(path: Path, suite: str = "") -> list[JunitCase]:
                 suite=suite,
                 file=element.get("file"),
                 line=int(line) + 1 if line and line.isdigit() else None,  # junit's are 0-based
+                quarantined=quarantined is not None,
             )
         )
     return cases
@@ -206,6 +215,52 @@ def add_attempts(xml: str, retried: dict[str, dict[str, Any]]) -> str:
             child = ET.SubElement(element, tag, message=message, type=_error_type(message))
             ET.SubElement(child, "stackTrace").text = str(attempt.get("longrepr") or message)
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def mark_quarantined(xml: str, outcomes: dict[str, str]) -> str:
+    """pytest's junit.xml with the quarantined tests marked. `outcomes`: junit name -> the
+    test's outcome. Each gets the property `QUARANTINE_PROPERTY` (its outcome); a failure or
+    error of one becomes `<skipped type="ci-stack.quarantined" message="quarantined (failed):
+    ...">` holding the failure's text, and the suite's counts follow: readers of junit.xml
+    (Surefire's, GitHub's test reporters) then agree with the run's verdict, which a
+    quarantined test never fails, and `read_cases` gives the test's own outcome back."""
+    root = ET.fromstring(xml)
+    for suite in _suites_of(root):
+        for element in suite.findall("testcase"):
+            name = f"{element.get('classname', '')}::{element.get('name', '')}"
+            outcome = outcomes.get(name)
+            if outcome is None:
+                continue
+            properties = element.find("properties")
+            if properties is None:
+                properties = ET.Element("properties")
+                element.insert(0, properties)
+            ET.SubElement(properties, "property", name=QUARANTINE_PROPERTY, value=outcome)
+            problems = [child for child in element if child.tag in ("failure", "error")]
+            if not problems:
+                continue
+            first = problems[0]
+            skipped = ET.Element(
+                "skipped",
+                type=QUARANTINE_TYPE,
+                message=f"quarantined ({outcome}): {first.get('message') or ''}".rstrip(),
+            )
+            skipped.text = "\n\n".join(p.text or "" for p in problems).strip()
+            element.insert(list(element).index(first), skipped)
+            for problem in problems:
+                element.remove(problem)
+                key = "failures" if problem.tag == "failure" else "errors"
+                suite.set(key, str(max(0, int(suite.get(key, 0)) - 1)))
+            suite.set("skipped", str(int(suite.get("skipped", 0)) + 1))
+    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _quarantined_outcome(element: ET.Element) -> str | None:
+    """The outcome a quarantined testcase keeps in its property; None when not quarantined."""
+    for prop in element.iterfind("properties/property"):
+        if prop.get("name") == QUARANTINE_PROPERTY:
+            return prop.get("value") or ""
+    return None
 
 
 def _error_type(message: str) -> str:

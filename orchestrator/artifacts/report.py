@@ -25,11 +25,18 @@ from orchestrator.artifacts.failure_text import (
     wall_seconds,
 )
 from orchestrator.artifacts import report_history
+from orchestrator.artifacts.repeats import REPEATS_CSS, group_repeats, repeats_section
+from orchestrator.artifacts.report_quarantine import (
+    QUARANTINE_CSS,
+    quarantine_badge,
+    quarantine_section,
+)
 from orchestrator.artifacts.results import OUTCOMES, RunData, TestResult, Transcript
 from orchestrator.artifacts.run_history import RunHistory
 from orchestrator.artifacts.summary import DEFAULT_RERUN
 from orchestrator.artifacts.text import rerun_command
 from orchestrator.artifacts.timeline import TEST_SOURCE, TimelineEntry
+from orchestrator.quarantine import READY_RUNS
 from orchestrator.util import test_slug
 
 TRACE_ROUTE = "__view-trace"  # report_server opens the trace viewer for GET /<route>/<path>
@@ -115,7 +122,8 @@ _JS = """
 const rows=[...document.querySelectorAll('#tests tbody tr')];
 const search=document.getElementById('search');let status='all';
 function apply(){const q=search.value.trim().toLowerCase();let shown=0;
- rows.forEach(r=>{const ok=(status==='all'||r.dataset.status===status)&&
+ rows.forEach(r=>{const ok=(status==='all'||r.dataset.status===status||
+  (status==='quarantined'&&!!r.dataset.quarantined))&&
   (!q||r.dataset.search.includes(q));r.hidden=!ok;shown+=ok;});
  document.getElementById('shown').textContent=shown+' of '+rows.length+' shown';}
 document.querySelectorAll('.filters button').forEach(b=>b.addEventListener('click',()=>{
@@ -159,7 +167,8 @@ def render_report(
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{escape(title)}</title><style>{_CSS}{report_history.CSS}</style></head><body>",
+        f"<title>{escape(title)}</title><style>{_CSS}{report_history.CSS}{QUARANTINE_CSS}"
+        f"{REPEATS_CSS}</style></head><body>",
         _header(data),
         "<main>",
     ]
@@ -174,6 +183,13 @@ def render_report(
         parts += [_failure(test, rerun_prefix, hint, history) for test in data.flaky]
         parts.append("</section>")
     parts.append(report_history.history_section(data, history))
+    parts.append(
+        quarantine_section(
+            data, lambda test: _failure(test, rerun_prefix, hint, history), READY_RUNS
+        )
+    )
+    anchors = {test.nodeid for test in data.tests if test.has_evidence}
+    parts.append(repeats_section(group_repeats(data.tests), anchors))
     parts += [_tests_table(data, history), "</main>"]
     script = _JS.replace("PROBE", SERVER_PROBE).replace("ROUTE", TRACE_ROUTE)
     parts.append(f"<script>{script}</script></body></html>\n")
@@ -194,6 +210,8 @@ def _header(data: RunData) -> str:
     counts = " · ".join(
         f"{totals[o]} {o}" for o in OUTCOMES if totals[o] or o in ("passed", "failed")
     )
+    if data.quarantined:
+        counts += f" · {len(data.quarantined)} quarantined"
     facts.append(("tests", f"{totals.tests} — {counts}"))
     fact_html = "".join(f"<span>{escape(k)} <b>{escape(v)}</b></span>" for k, v in facts)
     fact_html += _durations(data)
@@ -261,9 +279,10 @@ def _failure(
         if x
     )
     html = [
-        f'<article class="failure o-{escape(test.outcome)}" id="{_anchor(test)}">',
+        f'<article class="failure o-{escape(test.outcome)}'
+        f'{" o-quarantined" if test.quarantined else ""}" id="{_anchor(test)}">',
         f'<h3><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}</span> '
-        f"{escape(test.nodeid)}</h3>",
+        f"{escape(test.nodeid)}{quarantine_badge(test)}</h3>",
         f'<p class="where">{escape(where)}</p>',
         report_history.failure_history(history, test.nodeid),
     ]
@@ -414,6 +433,11 @@ def _tests_table(data: RunData, history: RunHistory | None = None) -> str:
         for o in OUTCOMES
         if totals[o]
     ]
+    if data.quarantined:
+        buttons.append(
+            f'<button type="button" data-status="quarantined">quarantined '
+            f"{len(data.quarantined)}</button>"
+        )
     rows = []
     for test in data.tests:
         name = escape(test.nodeid)
@@ -423,8 +447,10 @@ def _tests_table(data: RunData, history: RunHistory | None = None) -> str:
             name += f'<div class="hint">{escape(test.message)}</div>'
         search = " ".join((test.nodeid, test.location or "", test.message[:200])).lower()
         rows.append(
-            f'<tr data-status="{escape(test.outcome)}" data-search="{escape(search)}">'
-            f'<td><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}</span></td>'
+            f'<tr data-status="{escape(test.outcome)}" data-search="{escape(search)}"'
+            f'{" data-quarantined=1" if test.quarantined else ""}>'
+            f'<td><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}</span>'
+            f"{quarantine_badge(test)}</td>"
             f'<td class="n">{name}</td><td class="loc">{escape(test.location or "")}</td>'
             f'<td class="d">{test.duration:.2f}s</td>'
             f"{report_history.table_cell(history, test.nodeid)}</tr>"

@@ -93,6 +93,7 @@ class TestResult:
     started_at: str | None = None
     evidence: Evidence | None = None
     attempts: list[Attempt] = field(default_factory=list)  # earlier failed ones (retries)
+    quarantined: bool = False  # runs, keeps its evidence, never fails the run
 
     @property
     def failed(self) -> bool:
@@ -121,6 +122,7 @@ class TestResult:
             attempts=[
                 Attempt.from_json(a) for a in data.get("attempts") or [] if isinstance(a, dict)
             ],
+            quarantined=data.get("quarantined") is True,
         )
 
 
@@ -144,14 +146,20 @@ class RunData:
     tests: list[TestResult]
     has_junit: bool = False
     logs: str | None = None
+    ready_to_leave: tuple[str, ...] = ()  # quarantined tests that passed long enough
 
     @property
     def failures(self) -> list[TestResult]:
-        return [t for t in self.tests if t.failed]
+        """The failures that count (a quarantined test's do not)."""
+        return [t for t in self.tests if t.failed and not t.quarantined]
 
     @property
     def flaky(self) -> list[TestResult]:
-        return [t for t in self.tests if t.outcome == "flaky"]
+        return [t for t in self.tests if t.outcome == "flaky" and not t.quarantined]
+
+    @property
+    def quarantined(self) -> list[TestResult]:
+        return [t for t in self.tests if t.quarantined]
 
     @property
     def totals(self) -> Totals:
@@ -170,10 +178,18 @@ def load_run(folder: Path, info: RunInfo | None = None) -> RunData:
     if not tests and junit is not None:
         tests = [_from_junit_case(case) for case in junit.cases]
     tests = [_with_evidence(folder, test) if test.has_evidence else test for test in tests]
-    # failures first, then flaky tests, otherwise run order
-    tests.sort(key=lambda t: (not t.failed, t.outcome != "flaky"))
+    # failures that count first, then flaky tests, then quarantined ones, otherwise run order
+    tests.sort(key=_rank)
     logs = layout.LOGS_DIR if (folder / layout.LOGS_DIR).is_dir() else None
     return RunData(folder, info, tests, has_junit=junit is not None, logs=logs)
+
+
+def _rank(test: TestResult) -> int:
+    """Failures that count, flaky tests, quarantined ones that failed or were flaky, the rest."""
+    problem = test.failed or test.outcome == "flaky"
+    if test.quarantined:
+        return 2 if problem else 3
+    return 0 if test.failed else 1 if problem else 3
 
 
 def read_results(path: Path) -> list[TestResult]:
@@ -208,6 +224,7 @@ def _from_junit_case(case: Any) -> TestResult:
         message=case.message,
         longrepr=case.text,
         test_id=test_id_for(nodeid),
+        quarantined=case.quarantined,
     )
 
 

@@ -76,7 +76,7 @@ def history_run(
                 outcome=test.outcome,
                 duration_s=test.duration,
                 attempts=len(test.attempts) + 1,
-                quarantined=test.nodeid in quarantined,
+                quarantined=test.quarantined or test.nodeid in quarantined,
             )
             for test in tests
         },

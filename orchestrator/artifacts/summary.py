@@ -11,8 +11,11 @@ import html
 from collections.abc import Mapping
 
 from orchestrator.artifacts.layout import JUNIT_FILE, LOGS_DIR, REPORT_FILE, STACK_FILE
+from orchestrator.artifacts.repeats import group_repeats, repeats_markdown
+from orchestrator.artifacts.report_quarantine import quarantine_markdown
 from orchestrator.artifacts.results import RunData, TestResult
 from orchestrator.artifacts.text import code_span, fence, keep_last_lines, rerun_command, shorten
+from orchestrator.quarantine import READY_RUNS
 
 DEFAULT_RERUN = "nox -s e2e --"
 # An error (the stack did not start or stop, a service died, a signal) fails the run too.
@@ -42,6 +45,7 @@ def render_summary(
             f"- tests: {totals.tests} · passed {totals['passed']} · failed {totals['failed']}"
             f" · errors {totals['error']} · skipped {totals['skipped']}"
             + (f" · flaky {totals['flaky']}" if totals["flaky"] else "")
+            + (f" · quarantined {len(data.quarantined)}" if data.quarantined else "")
             + f" · {totals.seconds:.1f}s"
         )
     if info.error:
@@ -61,6 +65,8 @@ def render_summary(
         lines += ["", f"## Flaky ({len(data.flaky)}): failed, then passed on retry", ""]
         for test in data.flaky:
             lines += _flaky(test, link_base)
+    lines += quarantine_markdown(data, link_base, READY_RUNS)
+    lines += repeats_markdown(group_repeats(data.tests))
     files = [(STACK_FILE, True), (JUNIT_FILE, data.has_junit), (REPORT_FILE, True)]
     listed = [_link(name, name, link_base) for name, present in files if present]
     if data.logs is not None:

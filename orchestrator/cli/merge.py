@@ -31,6 +31,14 @@ def register(commands: Any) -> None:
         "given): fewer SHARD_DIRs make the verdict red (a leg that died)",
     )
     parser.add_argument(
+        "--fail-on-flaky",
+        action="store_const",
+        const=True,
+        default=None,
+        help="a flaky test in any shard makes the merge red (env STACK_FAIL_ON_FLAKY, "
+        "[tool.ci-stack] fail-on-flaky)",
+    )
+    parser.add_argument(
         "--annotate",
         action="store_true",
         help="print ::error annotations for the failed tests when GITHUB_ACTIONS=true",
@@ -57,8 +65,16 @@ def execute(args: argparse.Namespace) -> int:
         print(f"merge: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        history = OrchestratorConfig.load({"history": args.history}).history_folder
-        merged = merge_shards(args.shard_dirs, args.out, expected=args.expect, history=history)
+        settings = OrchestratorConfig.load(
+            {"history": args.history, "fail_on_flaky": args.fail_on_flaky}
+        )
+        merged = merge_shards(
+            args.shard_dirs,
+            args.out,
+            expected=args.expect,
+            history=settings.history_folder,
+            fail_on_flaky=settings.fail_on_flaky,
+        )
     except OrchestratorError as exc:
         print(f"merge: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -86,6 +102,12 @@ def execute(args: argparse.Namespace) -> int:
                 + ", ".join(shard.links_left_out),
                 file=sys.stderr,
             )
+    if merged.quarantined:
+        print(
+            "merge  quarantined (not counted): "
+            + ", ".join(f"{case.junit_name} {case.outcome}" for _, case in merged.quarantined),
+            file=sys.stderr,
+        )
     for line in rerun_lines(merged):
         print(f"merge  {line}", file=sys.stderr)
     for reason in merged.reasons:

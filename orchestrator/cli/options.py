@@ -19,6 +19,7 @@ _DEFAULT_TEXT = {
     "pg_bindir": "the pgserver wheel's",
     "retries": "0, 2 when CI is set",
     "fail_on_flaky": "off",
+    "quarantine": "none",
     "history": ".ci-stack/history under the project root; off to keep none",
 }
 
