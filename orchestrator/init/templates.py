@@ -296,15 +296,16 @@ def render_workflow(shards: int, provider: str, python: str) -> str:
               STACK_PROVIDER: {provider}
               STACK_SHARD: ${{{{ matrix.shard }}}}/{shards}
               STACK_ARTIFACTS: artifacts/e2e-${{{{ matrix.shard }}}}
+              LEG: e2e-leg-${{{{ matrix.shard }}}}
             steps:
-              - uses: actions/checkout@v4
-              - uses: actions/setup-python@v5
+              - uses: actions/checkout@v7
+              - uses: actions/setup-python@v7
                 with:
                   python-version: "{python}"
               # The run history labels failures new / failing before / known flaky; a shard
               # only reads it, the merge job records the whole run and saves it.
               - name: Restore the run history
-                uses: actions/cache/restore@v4
+                uses: actions/cache/restore@v6
                 with:
                   path: {history_dir}
                   key: {history_key}
@@ -316,14 +317,20 @@ def render_workflow(shards: int, provider: str, python: str) -> str:
                 run: python -m pip install nox ci-stack
               - name: e2e, shard ${{{{ matrix.shard }}}}/{shards}
                 run: nox -s e2e
+              # Which leg and run attempt this is: the merge keeps each leg's latest attempt
+              # when a failed job is re-run.
+              - name: Record this leg beside its evidence
+                if: always()
+                run: python -m orchestrator github leg "$STACK_ARTIFACTS" --name "$LEG"
               - name: Upload this shard's evidence
                 if: always()
-                uses: actions/upload-artifact@v4
+                uses: actions/upload-artifact@v7
                 with:
-                  name: e2e-${{{{ matrix.shard }}}}
+                  name: ${{{{ env.LEG }}}}
                   path: ${{{{ env.STACK_ARTIFACTS }}}}
                   if-no-files-found: warn
                   retention-days: 14
+                  overwrite: true # a re-run replaces the earlier attempt's artifact
 
           merge:
             name: merged verdict
@@ -332,42 +339,44 @@ def render_workflow(shards: int, provider: str, python: str) -> str:
             runs-on: ubuntu-latest
             timeout-minutes: 10
             steps:
-              - uses: actions/setup-python@v5
+              - uses: actions/setup-python@v7
                 with:
                   python-version: "{python}"
               - name: Install ci-stack
                 run: python -m pip install ci-stack
               - name: Restore the run history
                 id: history
-                uses: actions/cache/restore@v4
+                uses: actions/cache/restore@v6
                 with:
                   path: {history_dir}
                   key: {history_key}
                   restore-keys: |
                     {history_branch}
                     {history_default}
+              # `e2e-leg-*` cannot match `e2e-merged` (a re-run's merge sees only the legs).
               - name: Download every shard's evidence
-                uses: actions/download-artifact@v4
+                uses: actions/download-artifact@v8
                 with:
-                  pattern: e2e-*
+                  pattern: e2e-leg-*
                   path: shards
               - name: Merge the shards
                 run: {merge}
               - name: Save the run history (also when the merge is red)
                 if: ${{{{ !cancelled() && steps.history.outputs.cache-hit != 'true' }}}}
-                uses: actions/cache/save@v4
+                uses: actions/cache/save@v6
                 with:
                   path: {history_dir}
                   key: ${{{{ steps.history.outputs.cache-primary-key }}}}
               - name: Upload the merged report
                 id: upload
                 if: always()
-                uses: actions/upload-artifact@v4
+                uses: actions/upload-artifact@v7
                 with:
                   name: e2e-merged
                   path: artifacts/merged
                   if-no-files-found: warn
                   retention-days: 14
+                  overwrite: true # a re-run's merge replaces the earlier attempt's
               - name: Job summary
                 if: always()
                 env:

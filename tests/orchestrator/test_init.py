@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -194,6 +195,28 @@ def test_the_workflow_passes_githubs_schema(notes_repo: Path) -> None:
     assert text.count("uses: actions/cache/restore@") == 2
     assert text.count("uses: actions/cache/save@") == 1
     assert text.count(f"key: {HISTORY_KEY}") == 2
+
+
+def test_the_workflow_survives_a_rerun_of_a_failed_leg(notes_repo: Path) -> None:
+    # "Re-run failed jobs" reuses the workflow run: a leg's upload must overwrite its earlier
+    # attempt's artifact (else 409), and the merge must download the legs, never e2e-merged.
+    plan_init(notes_repo, InitChoices(shards=2)).write()
+    text = (notes_repo / WORKFLOW_FILE).read_text()
+
+    assert text.count("overwrite: true") == text.count("uses: actions/upload-artifact@") == 2
+    assert "LEG: e2e-leg-${{ matrix.shard }}" in text and "name: ${{ env.LEG }}" in text
+    assert "pattern: e2e-leg-*" in text and "pattern: e2e-*" not in text
+    assert 'github leg "$STACK_ARTIFACTS" --name "$LEG"' in text
+
+
+def test_the_workflow_uses_the_action_versions_of_our_own_ci(notes_repo: Path) -> None:
+    ours = (REPO_ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    written = plan_init(notes_repo, InitChoices()).files[WORKFLOW_FILE]
+    pattern = re.compile(r"uses: (actions/[a-z/-]+)@(v\d+)")
+
+    assert dict(pattern.findall(written)) == {
+        action: version for action, version in pattern.findall(ours) if action in written
+    }
 
 
 @pytest.mark.slow
