@@ -21,6 +21,7 @@ ENV_ARTIFACTS_DIR: Final = "STACK_ARTIFACTS_DIR"  # the run's artifacts folder (
 ENV_LOGS_DIR: Final = "STACK_LOGS_DIR"  # where the run's harvested logs are written
 ENV_PROVIDER: Final = "STACK_PROVIDER"
 ENV_APP: Final = "STACK_APP"  # the app profile, `module:attr`
+ENV_SHARD: Final = "STACK_SHARD"  # I/N: this leg runs shard I of N (pytest --shard)
 EXPORTED_ENV: Final = (
     ENV_BACKEND_URL,
     ENV_DATABASE_URL,

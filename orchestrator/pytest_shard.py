@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-SHARD_ENV = "STACK_SHARD"
+from orchestrator.contract import ENV_SHARD as SHARD_ENV
+
 DURATIONS_FILE = ".test_durations"
 _UNKNOWN_WEIGHT_S = 1.0  # when no test has a recorded duration at all
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator.artifacts.results import TestResult
+from orchestrator.contract import ENV_SHARD
 from orchestrator.history import (
     HistoryOutcome,
     HistoryRun,
@@ -30,7 +31,6 @@ from orchestrator.history import (
 )
 
 HISTORY_SHOWN = 10  # earlier outcomes shown per test
-SHARD_ENV = "STACK_SHARD"  # as orchestrator.pytest_shard reads it (pinned by a test)
 GIT_TIMEOUT_S = 5.0
 
 
@@ -133,7 +133,7 @@ def is_shard_leg(command: Sequence[str] | None, env: Mapping[str, str] | None = 
     """The run is one shard of a suite (STACK_SHARD set, or `--shard` given to its command):
     its results are a part; the merge of all shards records the whole run."""
     values = os.environ if env is None else env
-    if values.get(SHARD_ENV, "").strip():
+    if values.get(ENV_SHARD, "").strip():
         return True
     return any(arg == "--shard" or arg.startswith("--shard=") for arg in command or ())
 

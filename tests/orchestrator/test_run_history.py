@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import pytest_shard
-from orchestrator.artifacts import run_history
 from orchestrator.artifacts.results import Attempt, TestResult
 from orchestrator.artifacts.run_history import history_run, is_shard_leg, revision
 from orchestrator.config import DEFAULT_HISTORY, ConfigError, OrchestratorConfig
@@ -273,7 +271,6 @@ def test_merge_with_a_bad_history_setting_is_a_one_line_usage_error(
 
 
 def test_a_shard_leg_is_told_by_stack_shard_or_the_shard_option() -> None:
-    assert run_history.SHARD_ENV == pytest_shard.SHARD_ENV
     assert is_shard_leg(None, {"STACK_SHARD": "1/2"})
     assert is_shard_leg(["pytest", "--shard", "1/2"], {})
     assert is_shard_leg(["pytest", "--shard=2/2", "e2e"], {})
