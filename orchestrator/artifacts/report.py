@@ -114,7 +114,11 @@ font-size:12px}.empty{color:var(--muted);font-style:italic}
 .timeline tr{display:flex;flex-wrap:wrap;align-items:baseline;gap:0 8px;padding:5px 2px;
 border-bottom:1px solid var(--line)}.timeline td{border:0;padding:0}
 .timeline td.text{flex:1 1 100%;min-width:0}
-#tests td.loc{white-space:normal;overflow-wrap:anywhere}}
+#tests,#tests tbody{display:block}#tests thead{display:none}
+#tests tr{display:grid;grid-template-columns:auto 1fr auto auto;align-items:center;gap:3px 10px;
+padding:6px 2px;border-bottom:1px solid var(--line)}#tests tr[hidden]{display:none}
+#tests td{border:0;padding:0}#tests td.n{grid-column:1/-1;order:-1}
+#tests td.loc{overflow:hidden;text-overflow:ellipsis}}
 """
 
 _JS = """

@@ -39,8 +39,6 @@ border:1px solid;white-space:nowrap}
 .l-failing-before{background:#fff1e5;border-color:#bc4c00;color:#953800}
 .l-known-flaky{background:#fff8c5;border-color:#9a6700;color:#7d4e00}
 #tests td.h{white-space:nowrap}
-@media (max-width:600px){#tests td.h .strip{max-width:60px}
-#tests:has(td.h) th:nth-child(3),#tests:has(td.h) td.loc{display:none}}
 .hist-tables{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:14px}
 .hist-tables table td.num{text-align:right;white-space:nowrap;font-family:var(--mono)}
 .hist-tables td.n{font-family:var(--mono);word-break:break-all}

@@ -17,8 +17,6 @@ QUARANTINE_CSS = """
 #quarantined table td.n{font-family:var(--mono);word-break:break-all}
 #quarantined table td.n div{font-family:system-ui,sans-serif;word-break:normal}
 .facts b{overflow-wrap:anywhere}
-@media (max-width:600px){#tests td.loc{white-space:normal;word-break:break-all}
-#tests .badge.s-quarantined{font-size:10px;padding:1px 5px}}
 """
 READY_TEXT = "ready to leave quarantine"
 SUMMARY_LINE = 160

@@ -132,7 +132,12 @@ def _green_folder(tmp_path: Path) -> Path:
     return artifacts.root
 
 
-def test_a_green_report_lists_every_test_and_filters_them(tmp_path: Path, page: Page) -> None:
+@pytest.mark.parametrize("width", [1440, 390])  # at 390 px each row is a wrapped block
+def test_a_green_report_lists_every_test_and_filters_them(
+    tmp_path: Path, browser: Browser, width: int
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
     page.goto((_green_folder(tmp_path) / "index.html").as_uri())
 
     expect(page.locator("header h1")).to_contain_text("passed")
@@ -148,6 +153,8 @@ def test_a_green_report_lists_every_test_and_filters_them(tmp_path: Path, page: 
     page.locator("#search").fill("test_b")
     expect(page.locator("#tests tbody tr:visible")).to_have_count(1)
     expect(page.locator("#shown")).to_have_text("1 of 3 shown")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    context.close()
 
 
 def _folder_with_a_trace(tmp_path: Path, browser: Browser) -> Path:
