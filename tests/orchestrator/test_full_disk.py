@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.disk import mounted_tmpfs
 from tests.fixtures.orchestrator_cli import local_run_args, run_cli
 
 FILL = textwrap.dedent(
@@ -51,22 +51,8 @@ FILLING_TESTS = FILL + textwrap.dedent(
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 5 MB tmpfs of this test's own, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a 5 MB tmpfs (the full disk) needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path, "5m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def last_line(stderr: str) -> str:

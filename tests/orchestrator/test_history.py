@@ -5,7 +5,6 @@ slowest-growing tests computed from it."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from orchestrator.history import (
     record_run,
     slowest_growing,
 )
+from tests.fixtures.disk import mounted_tmpfs
 
 START = datetime(2026, 12, 6, 4, 36, 17, tzinfo=UTC)
 
@@ -154,22 +154,8 @@ def test_a_folder_that_cannot_be_written_returns_none_and_says_why(
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 64 KB tmpfs of this test's own (root only), unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path, "64k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def test_a_full_folder_keeps_the_runs_it_has_and_leaves_no_temp_file(

@@ -23,6 +23,7 @@ from orchestrator.quarantine import (
     passing_streak,
     ready_to_leave,
 )
+from tests.fixtures.plugin_session import results_by_nodeid, run_session, warm_session
 
 pytest_plugins = ["pytester"]
 
@@ -55,43 +56,22 @@ BAD = "test_suite.py::test_known_bad"
 
 @pytest.fixture
 def folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pytester: pytest.Pytester) -> Path:
-    """The session's own evidence folder (a warm stack's session finishes it itself)."""
-    for name in ("STACK_ARTIFACTS_DIR", RUN_ENV, "STACK_QUARANTINE", "STACK_RETRIES", "CI"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("STACK_FAIL_ON_FLAKY", "STACK_REPEAT_EACH", "STACK_SHARD", "STACK_LOGS_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("STACK_BACKEND_URL", "http://127.0.0.1:9")  # never called
-    counters = tmp_path / "counters"
-    counters.mkdir()
-    monkeypatch.setenv("COUNTERS", str(counters))
-    pytester.makepyfile(test_suite=SUITE)
-    return tmp_path / "evidence"
-
-
-def run(pytester: pytest.Pytester, folder: Path, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-p", "no:playwright", f"--stack-artifacts={folder}", *args
-    )
-
-
-def results(folder: Path) -> dict[str, dict]:
-    lines = (folder / "results.jsonl").read_text().splitlines()
-    return {json.loads(line)["nodeid"]: json.loads(line) for line in lines}
+    return warm_session(monkeypatch, tmp_path, pytester, SUITE)
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_a_quarantined_failing_test_leaves_the_run_green_and_listed(
     pytester: pytest.Pytester, folder: Path, xdist: list[str]
 ) -> None:
-    result = run(pytester, folder, f"--quarantine={BAD}", "-k", "not flaky", *xdist)
+    result = run_session(pytester, folder, f"--quarantine={BAD}", "-k", "not flaky", *xdist)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*1 quarantined test(s) failed; they do not fail the run*"])
     assert json.loads((folder / "run.json").read_text())["verdict"] == "passed"
     # results.jsonl: its own outcome, marked; its evidence kept
-    entry = results(folder)[BAD]
+    entry = results_by_nodeid(folder)[BAD]
     assert entry["outcome"] == "failed" and entry["quarantined"] is True
     assert "known to be broken" in entry["message"]
-    assert "quarantined" not in results(folder)["test_suite.py::test_fine"]
+    assert "quarantined" not in results_by_nodeid(folder)["test_suite.py::test_fine"]
     assert (folder / "tests" / util.test_slug(BAD) / "test.json").is_file()
     # junit.xml: a skipped test for its readers, its failure text and own outcome kept
     root = ET.parse(folder / "junit.xml").getroot()
@@ -124,7 +104,9 @@ def test_a_quarantined_failing_test_leaves_the_run_green_and_listed(
 def test_an_unquarantined_failure_still_fails_the_run(
     pytester: pytest.Pytester, folder: Path
 ) -> None:
-    result = run(pytester, folder, "--quarantine=test_suite.py::test_fine", "-k", "not flaky")
+    result = run_session(
+        pytester, folder, "--quarantine=test_suite.py::test_fine", "-k", "not flaky"
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert json.loads((folder / "run.json").read_text())["verdict"] == "failed"
     assert "## Failures (1)" in (folder / "summary.md").read_text()
@@ -133,18 +115,18 @@ def test_an_unquarantined_failure_still_fails_the_run(
 def test_maxfail_does_not_count_a_quarantined_failure(
     pytester: pytest.Pytester, folder: Path
 ) -> None:
-    result = run(pytester, folder, f"--quarantine={BAD}", "-x", "-k", "not flaky")
+    result = run_session(pytester, folder, f"--quarantine={BAD}", "-x", "-k", "not flaky")
     assert result.ret == pytest.ExitCode.OK
-    assert set(results(folder)) == {BAD, "test_suite.py::test_fine"}  # it went on
+    assert set(results_by_nodeid(folder)) == {BAD, "test_suite.py::test_fine"}  # it went on
 
 
 def test_a_quarantined_flaky_test_never_fails_the_run_even_with_fail_on_flaky(
     pytester: pytest.Pytester, folder: Path
 ) -> None:
     args = ("--retries=1", "--fail-on-flaky", "-k", "not known_bad")
-    result = run(pytester, folder, "--quarantine=test_suite.py::test_flaky", *args)
+    result = run_session(pytester, folder, "--quarantine=test_suite.py::test_flaky", *args)
     assert result.ret == pytest.ExitCode.OK
-    entry = results(folder)["test_suite.py::test_flaky"]
+    entry = results_by_nodeid(folder)["test_suite.py::test_flaky"]
     assert (entry["outcome"], entry["quarantined"]) == ("flaky", True)
     assert "## Flaky" not in (folder / "summary.md").read_text()
 
@@ -158,9 +140,9 @@ def test_patterns_from_a_file_named_in_pyproject_and_a_warning_for_one_that_matc
         "test_suite.py::test_gone\n",
     )
     pytester.makepyprojecttoml('[tool.ci-stack]\nquarantine = "quarantine.txt"\n')
-    result = run(pytester, folder, "-k", "not flaky")
+    result = run_session(pytester, folder, "-k", "not flaky")
     assert result.ret == pytest.ExitCode.OK
-    assert results(folder)[BAD]["quarantined"] is True
+    assert results_by_nodeid(folder)[BAD]["quarantined"] is True
     result.stdout.fnmatch_lines(
         ["ci-stack: warning: quarantine pattern 'test_suite.py::test_gone' matches no test*"]
     )
@@ -171,8 +153,8 @@ def test_patterns_from_the_environment(
     pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STACK_QUARANTINE", f"test_suite.py::test_flaky, {BAD}")
-    assert run(pytester, folder).ret == pytest.ExitCode.OK
-    assert {n for n, e in results(folder).items() if e.get("quarantined")} == {
+    assert run_session(pytester, folder).ret == pytest.ExitCode.OK
+    assert {n for n, e in results_by_nodeid(folder).items() if e.get("quarantined")} == {
         BAD,
         "test_suite.py::test_flaky",
     }
@@ -182,7 +164,7 @@ def test_an_unreadable_quarantine_file_is_a_one_line_usage_error(
     pytester: pytest.Pytester, folder: Path
 ) -> None:
     (pytester.path / "quarantine.lst").write_bytes(b"\xff\xfe broken")
-    result = run(pytester, folder, "--quarantine=quarantine.lst")
+    result = run_session(pytester, folder, "--quarantine=quarantine.lst")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*quarantine file *quarantine.lst: cannot be read*Fix:*"])
     assert "Traceback" not in result.stderr.str()
@@ -271,7 +253,7 @@ def test_a_quarantined_test_that_passed_its_last_runs_is_ready_to_leave(
         run_at = f"2026-01-01T00:00:{n:02d}Z"
         assert record_run(history, HistoryRun(f"old-{n}", run_at, "main", None, tests))
     quarantine = f"--quarantine={fine},{flaky},{BAD}"
-    result = run(pytester, folder, quarantine, f"--history={history}", "--retries=0")
+    result = run_session(pytester, folder, quarantine, f"--history={history}", "--retries=0")
     assert result.ret == pytest.ExitCode.OK  # two quarantined failures: still green
     summary = (folder / "summary.md").read_text()
     ready = [line for line in summary.splitlines() if "ready to leave quarantine" in line]
@@ -406,7 +388,7 @@ def test_ci_stack_run_passes_quarantine_and_repeat_each_to_pytest_and_stays_gree
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((folder / "run.json").read_text())["verdict"] == "passed"
-    found = results(folder)
+    found = results_by_nodeid(folder)
     assert sorted(found) == [
         f"test_stack.py::test_{name}[repeat-{k}of2]" for name in ("broken", "fine") for k in (1, 2)
     ]

@@ -4,7 +4,6 @@ its own test (node id, folder, test id), and the report and summary group them."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,8 @@ from orchestrator.artifacts.repeats import group_repeats
 from orchestrator.artifacts.results import load_run
 from orchestrator.cli import build_parser
 from orchestrator.cli.options import stack_config
-from orchestrator.contract import RUN_ENV
 from orchestrator.util import base_nodeid, split_repeat
+from tests.fixtures.plugin_session import results_by_nodeid, run_session, warm_session
 
 pytest_plugins = ["pytester"]
 
@@ -48,37 +47,17 @@ TEST = "test_suite.py::test_second_call_fails"
 
 @pytest.fixture
 def folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pytester: pytest.Pytester) -> Path:
-    for name in ("STACK_ARTIFACTS_DIR", RUN_ENV, "STACK_QUARANTINE", "STACK_RETRIES", "CI"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("STACK_FAIL_ON_FLAKY", "STACK_REPEAT_EACH", "STACK_SHARD", "STACK_LOGS_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("STACK_BACKEND_URL", "http://127.0.0.1:9")  # never called
-    counters = tmp_path / "counters"
-    counters.mkdir()
-    monkeypatch.setenv("COUNTERS", str(counters))
-    pytester.makepyfile(test_suite=SUITE)
-    return tmp_path / "evidence"
-
-
-def run(pytester: pytest.Pytester, folder: Path, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "-p", "no:playwright", f"--stack-artifacts={folder}", *args
-    )
-
-
-def results(folder: Path) -> dict[str, dict]:
-    lines = (folder / "results.jsonl").read_text().splitlines()
-    return {json.loads(line)["nodeid"]: json.loads(line) for line in lines}
+    return warm_session(monkeypatch, tmp_path, pytester, SUITE)
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_each_repeat_is_its_own_test_and_the_report_gives_the_pass_rate(
     pytester: pytest.Pytester, folder: Path, tmp_path: Path, xdist: list[str]
 ) -> None:
-    result = run(pytester, folder, "--repeat-each", "3", "-k", "second", *xdist)
+    result = run_session(pytester, folder, "--repeat-each", "3", "-k", "second", *xdist)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2, failed=1)
-    found = results(folder)
+    found = results_by_nodeid(folder)
     assert sorted(found) == [f"{TEST}[repeat-{k}of3]" for k in (1, 2, 3)]
     failed = [nodeid for nodeid, entry in found.items() if entry["outcome"] == "failed"]
     assert len(failed) == 1
@@ -103,8 +82,8 @@ def test_parametrized_tests_get_the_repeat_id_last_and_the_setting_from_the_envi
     pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("STACK_REPEAT_EACH", "2")
-    assert run(pytester, folder, "-k", "param").ret == pytest.ExitCode.OK
-    assert sorted(results(folder)) == [
+    assert run_session(pytester, folder, "-k", "param").ret == pytest.ExitCode.OK
+    assert sorted(results_by_nodeid(folder)) == [
         "test_suite.py::test_param[chromium-repeat-1of2]",
         "test_suite.py::test_param[chromium-repeat-2of2]",
         "test_suite.py::test_param[firefox-repeat-1of2]",
@@ -120,9 +99,9 @@ def test_parametrized_tests_get_the_repeat_id_last_and_the_setting_from_the_envi
 def test_repeats_with_retries_count_a_repeat_that_passed_on_retry_as_flaky(
     pytester: pytest.Pytester, folder: Path
 ) -> None:
-    result = run(pytester, folder, "--repeat-each=3", "--retries=1", "-k", "second")
+    result = run_session(pytester, folder, "--repeat-each=3", "--retries=1", "-k", "second")
     assert result.ret == pytest.ExitCode.OK  # the flaky repeat passes the run
-    outcomes = [results(folder)[f"{TEST}[repeat-{k}of3]"]["outcome"] for k in (1, 2, 3)]
+    outcomes = [results_by_nodeid(folder)[f"{TEST}[repeat-{k}of3]"]["outcome"] for k in (1, 2, 3)]
     assert outcomes == ["passed", "flaky", "passed"]
     [group] = group_repeats(load_run(folder).tests)
     assert group.rate == "2/3 passed · 1 flaky"
@@ -132,8 +111,8 @@ def test_repeats_with_retries_count_a_repeat_that_passed_on_retry_as_flaky(
 def test_without_repeat_each_node_ids_are_unchanged(
     pytester: pytest.Pytester, folder: Path
 ) -> None:
-    run(pytester, folder, "-k", "second")
-    assert list(results(folder)) == [TEST]
+    run_session(pytester, folder, "-k", "second")
+    assert list(results_by_nodeid(folder)) == [TEST]
     assert group_repeats(load_run(folder).tests) == []
 
 
@@ -141,7 +120,7 @@ def test_without_repeat_each_node_ids_are_unchanged(
 def test_a_bad_count_is_a_one_line_usage_error(
     pytester: pytest.Pytester, folder: Path, value: str
 ) -> None:
-    result = run(pytester, folder, f"--repeat-each={value}")
+    result = run_session(pytester, folder, f"--repeat-each={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--repeat-each: '{value}'*"])
     assert "Traceback" not in result.stderr.str()

@@ -10,14 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from orchestrator import util  # not its test_* names: pytest would collect them
 from orchestrator.artifacts import Artifacts, RunInfo, finish_run
-from orchestrator.browser import find_chromium
 from orchestrator.cli import main
 from orchestrator.redaction import Redactor
 from orchestrator.report_server import ReportServer
+from tests.fixtures.chromium import launched_chromium
 from tests.fixtures.orchestrator_cli import run_cli
 
 DEMO_NODEID = "e2e/test_demo_failure.py::test_demo_failure_expects_the_wrong_status[chromium]"
@@ -25,10 +25,8 @@ DEMO_NODEID = "e2e/test_demo_failure.py::test_demo_failure_expects_the_wrong_sta
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(**find_chromium().launch_args())
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture

@@ -10,15 +10,15 @@ from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from orchestrator import util  # not its test_* names: pytest would collect them
 from orchestrator.artifacts import Artifacts, RunInfo, finish_run
 from orchestrator.artifacts.zip_redaction import redact_zip
-from orchestrator.browser import find_chromium
 from orchestrator.contract import RUN_ENV
 from orchestrator.redaction import MASK, Redactor
 from orchestrator.report_server import ReportServer
+from tests.fixtures.chromium import launched_chromium
 
 pytest_plugins = ["pytester"]
 
@@ -56,10 +56,8 @@ def _members_with_a_secret(trace: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(**find_chromium().launch_args())
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.mark.slow

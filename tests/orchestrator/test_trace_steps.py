@@ -14,12 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from orchestrator.artifacts.timeline import console_entry, merge, record_entry, step_entry
 from orchestrator.artifacts.trace_steps import read_steps, readable_selector
-from orchestrator.browser import find_chromium
 from orchestrator.pytest_browser import console_event
+from tests.fixtures.chromium import launched_chromium
 
 LOG_DELAY_MS = 700  # the page logs its request this long after the response
 
@@ -76,10 +76,8 @@ def server() -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(**find_chromium().launch_args())
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @dataclass(frozen=True)
