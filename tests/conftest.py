@@ -1,6 +1,10 @@
 import os
 
-pytest_plugins = ["tests.fixtures.database", "tests.fixtures.backend"]
+pytest_plugins = [
+    "tests.fixtures.database",
+    "tests.fixtures.backend",
+    "tests.fixtures.docker_images",
+]
 
 # Our own tests run once each, also in CI (where `retries` defaults to 2), and so do the inner
 # pytest sessions they start: their outcomes and evidence folders are what they assert.

@@ -1,4 +1,4 @@
-"""`images bootstrap|build|prune|context ...`: the stack's images (`orchestrator.images`)."""
+"""`images bootstrap|build|prune|used|context ...`: the stack's images (`orchestrator.images`)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ log = logging.getLogger("orchestrator.images")  # the package's logger: -v shows
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "images",
-        help="base images and builds: bootstrap | build | prune | context",
+        help="base images and builds: bootstrap | build | prune | used | context",
         description="Build the app profile's images (cached by a hash of their inputs).",
     )
     common = argparse.ArgumentParser(add_help=False)
@@ -85,6 +85,12 @@ def register(commands: Any) -> None:
         help="also this checkout's current content-hash tags (rebuilt next run)",
     )
 
+    used = actions.add_parser(
+        "used",
+        help="print the images a finished run used, one tag per line (what a CI cache keeps)",
+    )
+    used.add_argument("folder", type=Path, metavar="ARTIFACTS", help="the run's artifacts folder")
+
     ctx = actions.add_parser(
         "context", parents=[common], help="write an image's build context to a folder"
     )
@@ -103,6 +109,15 @@ def _base_choice(raw: str) -> str:
 
 
 def execute(args: argparse.Namespace) -> int:
+    if args.action == "used":  # reads a file: no Docker, no profile
+        from orchestrator.images.used import images_used
+
+        try:
+            print("\n".join(images_used(args.folder)))
+        except OrchestratorError as exc:
+            tell(str(exc), "images used")
+            return EXIT_USAGE
+        return 0
     # The images machinery loads only for this command (docker-py, build contexts).
     from orchestrator.images.bootstrap import BASE_TAG, DEBIAN_MIRROR, bootstrap_base_image
     from orchestrator.images.build import build_images, tag_latest

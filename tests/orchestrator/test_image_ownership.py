@@ -10,56 +10,18 @@ from __future__ import annotations
 
 import io
 import re
-import tarfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator import images
-from orchestrator.contract import RUN_LABEL
-from orchestrator.errors import PrerequisiteMissing
 from orchestrator.images.results import CHECKOUT_BUILD_ARG
 from tests.fixtures.checkout import checkout_recipes, make_checkout, run_cli_in, write_dockerfile
+from tests.fixtures.docker_images import import_marker_image
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def docker_api() -> Iterator[Any]:
-    try:
-        client = images.docker_client(timeout=300)
-    except PrerequisiteMissing as exc:
-        pytest.skip(str(exc))
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def run_label(docker_api: Any) -> Iterator[str]:
-    """A label value for this test alone; everything carrying it is removed at the end."""
-    label = f"{RUN_LABEL}=pytest-ownership-{uuid.uuid4().hex[:8]}"
-    yield label
-    for image in docker_api.images.list(filters={"label": label}):
-        docker_api.images.remove(image.id, force=True)
-
-
-def _import(client: Any, ref: str, labels: dict[str, str]) -> str:
-    """A one-file image made by `docker import` (no registry), with `labels`."""
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        content = uuid.uuid4().bytes
-        info = tarfile.TarInfo("marker")
-        info.size = len(content)
-        tar.addfile(info, io.BytesIO(content))
-    repository, _, tag = ref.rpartition(":")
-    client.api.import_image_from_data(
-        archive.getvalue(), repository=repository, tag=tag,
-        changes=[f"LABEL {key}={value}" for key, value in labels.items()],
-    )  # fmt: skip
-    return str(client.images.get(ref).id)
 
 
 def _dockerfile(base: str, version: str) -> str:
@@ -104,7 +66,7 @@ def test_only_this_checkouts_stale_images_and_stages_go(
 ) -> None:
     key, value = run_label.split("=", 1)
     base = f"ci-stack-test-{uuid.uuid4().hex[:8]}/base:1"
-    _import(docker_api, base, {key: value})
+    import_marker_image(docker_api, base, {key: value})
     mine = make_checkout(tmp_path / "mine", {"postgres-pgmq": _dockerfile(base, "1")})
     stale = _build(docker_api, mine, run_label)
     write_dockerfile(mine, "postgres-pgmq", _dockerfile(base, "2"))
@@ -114,7 +76,7 @@ def test_only_this_checkouts_stale_images_and_stages_go(
     # As built before images carried the checkout: ours by every other label.
     digest = uuid.uuid4().hex
     unlabelled = f"{images.IMAGE_REPOSITORY}/postgres-pgmq:{digest[:16]}"
-    _import(docker_api, unlabelled, {
+    import_marker_image(docker_api, unlabelled, {
         key: value, f"{images.LABEL_PREFIX}.image": "postgres-pgmq",
         f"{images.LABEL_PREFIX}.inputs-hash": digest,
     })  # fmt: skip
