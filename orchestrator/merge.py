@@ -63,7 +63,7 @@ from orchestrator.artifacts.summary import DETAILED_FAILURES, MESSAGE_LIMIT, SUM
 from orchestrator.artifacts.text import code_span, fence, keep_last_lines, shorten
 from orchestrator.github import LegRecord, read_leg
 from orchestrator.history import Label
-from orchestrator.quarantine import ready_among
+from orchestrator.quarantine import READY_RUNS, READY_TEXT, ready_among, ready_to_leave
 
 SHARDS_DIR = "shards"
 EXIT_RED = 1
@@ -409,13 +409,33 @@ def quarantined_lines(merged: MergedRun) -> list[str]:
     if not merged.quarantined:
         return []
     lines = ["", f"## Quarantined ({len(merged.quarantined)}): ran, not counted in the verdict", ""]
+    ready = ready_by_junit_name(merged)
     for shard, case in merged.quarantined:
         reason = shorten(case.message or case.text, SUMMARY_LINE)
         lines.append(
             f"- {code_span(case.junit_name)}: {case.outcome} (shard {markdown_text(shard.name)})"
             + (f" · {code_span(reason)}" if reason and case.outcome != "passed" else "")
+            + (
+                f" · **{READY_TEXT}** (passed its last {READY_RUNS} runs)"
+                if case.junit_name in ready
+                else ""
+            )
         )
     return lines
+
+
+def ready_by_junit_name(merged: MergedRun) -> set[str]:
+    """junit names of the quarantined tests ready to leave (the history knows node ids)."""
+    if merged.history is None or not merged.quarantined:
+        return set()
+    runs = merged.history.runs
+    nodeids = {junit_name(nodeid): nodeid for run in runs for nodeid in run.tests}
+    outcomes = {
+        nodeids[case.junit_name]: case.outcome
+        for _, case in merged.quarantined
+        if case.junit_name in nodeids
+    }
+    return {junit_name(nodeid) for nodeid in ready_to_leave(outcomes, runs, "")}
 
 
 def _failure(number: int, shard: ShardRun, case: JunitCase, label: str = "") -> list[str]:

@@ -25,6 +25,7 @@ from orchestrator.config import ConfigError
 from orchestrator.util import base_nodeid
 
 READY_RUNS = 10  # earlier runs a quarantined test must have passed in to be ready to leave
+READY_TEXT = "ready to leave quarantine"  # how the report and the summaries say so
 _WILDCARDS = frozenset("*?[")
 
 

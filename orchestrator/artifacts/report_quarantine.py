@@ -9,6 +9,7 @@ from html import escape
 
 from orchestrator.artifacts.results import RunData, TestResult
 from orchestrator.artifacts.text import code_span, shorten
+from orchestrator.quarantine import READY_TEXT
 from orchestrator.util import test_slug
 
 QUARANTINE_CSS = """
@@ -18,7 +19,6 @@ QUARANTINE_CSS = """
 #quarantined table td.n div{font-family:system-ui,sans-serif;word-break:normal}
 .facts b{overflow-wrap:anywhere}
 """
-READY_TEXT = "ready to leave quarantine"
 SUMMARY_LINE = 160
 
 

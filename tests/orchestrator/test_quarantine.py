@@ -310,6 +310,32 @@ def test_merge_leaves_quarantined_failures_out_of_the_verdict_and_lists_them(
     assert line.startswith("::warning ")
 
 
+def test_the_merged_summary_says_which_quarantined_test_is_ready_to_leave(
+    pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from orchestrator.history import HistoryOutcome, HistoryRun, record_run
+    from tests.orchestrator.test_merge import merge_main
+
+    history = tmp_path / "history"
+    fine = "test_suite.py::test_fine"
+    for n in range(READY_RUNS):
+        tests = {fine: HistoryOutcome("passed"), BAD: HistoryOutcome("failed")}
+        assert record_run(history, HistoryRun(f"old-{n}", f"2026-01-01T00:00:{n:02d}Z", None,
+                                              None, tests))  # fmt: skip
+    base = tmp_path / "runs"
+    with monkeypatch.context() as mp:
+        for index in (1, 2):
+            _shard(pytester, mp, base / f"e2e-{index}", f"--shard={index}/2",
+                   f"--quarantine={BAD},{fine}", "-k", "not flaky")  # fmt: skip
+    out = tmp_path / "merged"
+    shards = [str(base / "e2e-1"), str(base / "e2e-2")]
+    assert merge_main(["--out", str(out), "--history", str(history), *shards]) == 0
+
+    summary = (out / "summary.md").read_text()
+    ready = [line for line in summary.splitlines() if "ready to leave quarantine" in line]
+    assert len(ready) == 1 and "test_fine" in ready[0]
+
+
 def test_merge_with_a_flaky_shard_is_red_with_fail_on_flaky(
     pytester: pytest.Pytester,
     folder: Path,
