@@ -29,6 +29,7 @@ from orchestrator.history import (
     record_of,
     record_run,
 )
+from orchestrator.util import base_nodeid
 
 HISTORY_SHOWN = 10  # earlier outcomes shown per test
 GIT_TIMEOUT_S = 5.0
@@ -49,11 +50,14 @@ class RunHistory:
         """The history in `folder` and labels for the failed tests of `tests`; `leave_out`:
         a run id not to count (a merge of the same legs, merged again)."""
         runs = [run for run in load_history(folder) if run.run_id != leave_out]
-        return cls(folder, runs, label_failures(runs, [t.nodeid for t in tests if t.failed]))
+        failed = [t.nodeid for t in tests if t.failed]
+        # A repeat (`--repeat-each`) has the history of its test.
+        labels = label_failures(runs, sorted({base_nodeid(nodeid) for nodeid in failed}))
+        return cls(folder, runs, {nodeid: labels[base_nodeid(nodeid)] for nodeid in failed})
 
     def last(self, nodeid: str, n: int = HISTORY_SHOWN) -> list[tuple[HistoryRun, HistoryOutcome]]:
         """The test's outcomes in the last `n` runs that ran it, newest first."""
-        return record_of(self.runs, nodeid, n)
+        return record_of(self.runs, base_nodeid(nodeid), n)
 
 
 def history_run(
@@ -65,21 +69,38 @@ def history_run(
     commit: str | None = None,
     quarantined: Collection[str] = (),
 ) -> HistoryRun:
-    """The history's record of a finished run's tests (`quarantined`: their node ids)."""
+    """The history's record of a finished run's tests (`quarantined`: their node ids). The
+    repeats of a test (`--repeat-each`) are one record under the test's own id: passed or
+    failed when every repeat did, else flaky; their mean duration, all their attempts."""
+    repeats: dict[str, list[TestResult]] = {}
+    for test in tests:
+        repeats.setdefault(base_nodeid(test.nodeid), []).append(test)
     return HistoryRun(
         run_id=run_id,
         finished_at=_utc_second(finished_at),
         branch=branch,
         commit=commit,
         tests={
-            test.nodeid: HistoryOutcome(
-                outcome=test.outcome,
-                duration_s=test.duration,
-                attempts=len(test.attempts) + 1,
-                quarantined=test.quarantined or test.nodeid in quarantined,
-            )
-            for test in tests
+            nodeid: _outcome(runs, quarantined) for nodeid, runs in repeats.items()
         },
+    )
+
+
+def _outcome(runs: Sequence[TestResult], quarantined: Collection[str]) -> HistoryOutcome:
+    """One test's record from its runs (one, or its repeats); `quarantined`: node ids."""
+    outcomes = {test.outcome for test in runs}
+    if len(outcomes) == 1:
+        (outcome,) = outcomes
+    else:
+        outcome = "flaky" if outcomes & {"failed", "error"} else sorted(outcomes)[0]
+    return HistoryOutcome(
+        outcome=outcome,
+        duration_s=sum(test.duration for test in runs) / len(runs),
+        attempts=sum(len(test.attempts) + 1 for test in runs),
+        quarantined=any(
+            test.quarantined or test.nodeid in quarantined or base_nodeid(test.nodeid) in quarantined
+            for test in runs
+        ),
     )
 
 

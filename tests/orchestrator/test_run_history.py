@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.artifacts.results import Attempt, TestResult
-from orchestrator.artifacts.run_history import history_run, is_shard_leg, revision
+from orchestrator.artifacts.run_history import RunHistory, history_run, is_shard_leg, revision
 from orchestrator.config import DEFAULT_HISTORY, ConfigError, OrchestratorConfig
 from orchestrator.contract import RUN_ENV
 from orchestrator.github import escape_property
@@ -304,6 +304,30 @@ def test_a_history_run_is_the_tests_as_the_history_stores_them() -> None:
         "t.py::b": HistoryOutcome("passed", 0.25, 1, True),
     }
     assert json.loads(json.dumps(run.to_json()))["tests"]["t.py::a"]["attempts"] == 2
+
+
+def test_the_repeats_of_a_test_are_one_record_and_have_the_tests_history(
+    tmp_path: Path,
+) -> None:
+    repeats = [f"t.py::a[repeat-{k}of3]" for k in (1, 2, 3)]
+    tests = [
+        TestResult(repeats[0], "passed", 1.0),
+        TestResult(repeats[1], "failed", 2.0),
+        TestResult(repeats[2], "passed", 3.0),
+        *(TestResult(f"t.py::b[x-repeat-{k}of2]", "passed", 1.0) for k in (1, 2)),
+    ]
+    run = history_run(tests, "r", None, quarantined={"t.py::b[x]"})
+    assert run.tests == {
+        "t.py::a": HistoryOutcome("flaky", 2.0, 3, False),
+        "t.py::b[x]": HistoryOutcome("passed", 1.0, 2, True),
+    }
+
+    folder = tmp_path / "history"
+    earlier = {"t.py::a": HistoryOutcome("passed")}
+    assert record_run(folder, HistoryRun("old", "2026-01-01T00:00:00Z", None, None, earlier))
+    history = RunHistory.load(folder, tests)
+    assert history.labels == {repeats[1]: "new"}  # the test passed before: a new failure
+    assert [outcome.outcome for _, outcome in history.last(repeats[1])] == ["passed"]
 
 
 # -- a real stack: pytest's own (self-started) stack and `ci-stack run` -----------------------
