@@ -248,8 +248,64 @@ def render_first_test() -> str:
         ''')
 
 
+# For a provider that runs images: they are kept between runs in GitHub's cache (a `docker
+# save` of the images ci-stack built and their bases), keyed on what their heavy layers are
+# made from. Loaded before the run, they are the builder's layer cache (it passes earlier
+# builds as cache_from): a source change rebuilds only the layers after it. Written by shard
+# 1 when the key was not an exact hit, and only after the tests ran on them.
+_IMAGES_KEY = (
+    "ci-stack-images-${{ runner.os }}-"
+    "${{ hashFiles('**/Dockerfile', '**/pyproject.toml', '**/requirements*.txt', '**/*.lock') }}"
+)
+_RESTORE_IMAGES = f"""\
+      - name: Restore the stack's images
+        id: images-cache
+        uses: actions/cache/restore@v4
+        with:
+          path: ~/.cache/ci-stack-images
+          key: {_IMAGES_KEY}
+          restore-keys: ci-stack-images-${{{{ runner.os }}}}-
+      - name: Load the restored images
+        run: |
+          saved="$HOME/.cache/ci-stack-images/images.tar"
+          if [ -f "$saved" ]; then docker load --quiet --input "$saved"; fi
+"""
+_SAVE_IMAGES = """\
+      - name: Write the images for the next run
+        id: images
+        if: ${{ !cancelled() && matrix.shard == 1 && steps.images-cache.outputs.cache-hit != 'true' }}
+        run: |
+          if [ ! -f "$STACK_ARTIFACTS/junit.xml" ]; then
+            echo "The tests never ran: no images to vouch for, nothing saved."
+            exit 0
+          fi
+          ids="$(docker images --quiet --filter label=ci-stack.image | sort -u | tr '\\n' ' ')"
+          if [ -z "$ids" ]; then
+            echo "No image built by ci-stack: nothing saved."
+            exit 0
+          fi
+          ours="$(docker images --filter label=ci-stack.image --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' || true)"
+          # shellcheck disable=SC2086  # word splitting wanted: lists of image ids and names
+          bases="$(docker image inspect --format '{{index .Config.Labels "ci-stack.base-image"}}' $ids | sort -u | grep -v '^$' || true)"
+          mkdir -p "$HOME/.cache/ci-stack-images"
+          # shellcheck disable=SC2086
+          docker save --output "$HOME/.cache/ci-stack-images/images.tar" $ours $bases
+          echo "saved=true" >> "$GITHUB_OUTPUT"
+      - name: Save the images (also when a step failed)
+        if: ${{ !cancelled() && steps.images.outputs.saved == 'true' }}
+        uses: actions/cache/save@v4
+        with:
+          path: ~/.cache/ci-stack-images
+          key: ${{ steps.images-cache.outputs.cache-primary-key }}
+"""
+
+
 def render_workflow(shards: int, provider: str, python: str) -> str:
     legs = ", ".join(str(n) for n in range(1, shards + 1))
+    runs_images = provider in ("docker", "auto")  # auto: Docker answers on GitHub's runners
+    # at the template's own indentation (dedented below with it)
+    restore_images = textwrap.indent(_RESTORE_IMAGES, " " * 8) if runs_images else ""
+    save_images = textwrap.indent(_SAVE_IMAGES, " " * 8) if runs_images else ""
     return textwrap.dedent(f"""\
         name: e2e
 
@@ -286,6 +342,7 @@ def render_workflow(shards: int, provider: str, python: str) -> str:
               # The noxfile imports ci-stack's sessions: nox and ci-stack in one environment.
               - name: Install nox and ci-stack
                 run: python -m pip install nox ci-stack
+{restore_images}\
               - name: e2e, shard ${{{{ matrix.shard }}}}/{shards}
                 run: nox -s e2e
               - name: Upload this shard's evidence
@@ -296,6 +353,7 @@ def render_workflow(shards: int, provider: str, python: str) -> str:
                   path: ${{{{ env.STACK_ARTIFACTS }}}}
                   if-no-files-found: warn
                   retention-days: 14
+{save_images}\
 
           merge:
             name: merged verdict
