@@ -220,6 +220,7 @@ def bench(session: nox.Session) -> None:
         "bench_stack",
         "bench_report",
         "bench_bulk_payload",
+        "bench_cold_images",  # only with BENCH_COLD_DOCKER_HOST (a throwaway daemon)
     ):
         session.run("python", "-m", f"benchmarks.{module}", env={"BENCH_BASELINE": baseline})
 

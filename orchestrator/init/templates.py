@@ -273,7 +273,9 @@ _RESTORE_IMAGES = f"""\
 _SAVE_IMAGES = """\
       - name: Write the images for the next run
         id: images
-        if: ${{ !cancelled() && matrix.shard == 1 && steps.images-cache.outputs.cache-hit != 'true' }}
+        if: >-
+          ${{ !cancelled() && matrix.shard == 1
+          && steps.images-cache.outputs.cache-hit != 'true' }}
         run: |
           if [ ! -f "$STACK_ARTIFACTS/junit.xml" ]; then
             echo "The tests never ran: no images to vouch for, nothing saved."
@@ -284,9 +286,12 @@ _SAVE_IMAGES = """\
             echo "No image built by ci-stack: nothing saved."
             exit 0
           fi
-          ours="$(docker images --filter label=ci-stack.image --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' || true)"
+          name='{{.Repository}}:{{.Tag}}'
+          ours="$(docker images --filter label=ci-stack.image --format "$name" \\
+            | grep -v '<none>')" || true
+          base='{{index .Config.Labels "ci-stack.base-image"}}'
           # shellcheck disable=SC2086  # word splitting wanted: lists of image ids and names
-          bases="$(docker image inspect --format '{{index .Config.Labels "ci-stack.base-image"}}' $ids | sort -u | grep -v '^$' || true)"
+          bases="$(docker image inspect --format "$base" $ids | sort -u | grep -v '^$' || true)"
           mkdir -p "$HOME/.cache/ci-stack-images"
           # shellcheck disable=SC2086
           docker save --output "$HOME/.cache/ci-stack-images/images.tar" $ours $bases
