@@ -35,11 +35,12 @@ BUILD_TIMEOUT = 1800.0
 
 
 def daemon_id(host: str | None) -> str:
+    """Which daemon answers at `host`: its data root (daemons on one machine share their ID)."""
     env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
     if host:
         env["DOCKER_HOST"] = host
     done = subprocess.run(
-        ["docker", "info", "--format", "{{.ID}}"],
+        ["docker", "info", "--format", "{{.DockerRootDir}}"],
         env=env, capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     return done.stdout.strip()
