@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             runs[name].append(one_build(checkouts[name], host))
             print(f"cold images {name}: {json.dumps(runs[name][-1])}", file=sys.stderr)
     empty_daemon(host)
-    medians = {name: statistics.median(r["seconds"] for r in runs[name]) for name in names}
+    medians = {n: round(statistics.median(r["seconds"] for r in runs[n]), 1) for n in names}
     result: dict[str, Any] = {"rounds": args.rounds, "medians_seconds": medians, "runs": runs}
     if "baseline" in medians:
         result["ratio"] = round(medians["current"] / medians["baseline"], 3)
