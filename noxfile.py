@@ -223,6 +223,7 @@ def bench(session: nox.Session) -> None:
         "bench_stack",
         "bench_report",
         "bench_bulk_payload",
+        "bench_cold_images",  # only with BENCH_COLD_DOCKER_HOST (a throwaway daemon)
     ):
         session.run("python", "-m", f"benchmarks.{module}", env={"BENCH_BASELINE": baseline})
 
@@ -231,14 +232,18 @@ def _bench_baseline(session: nox.Session) -> Path:
     """A checkout of BENCH_BASELINE_COMMIT with its own venv, made once in nox's cache."""
     checkout = Path(session.cache_dir, f"bench-baseline-{BENCH_BASELINE_COMMIT[:12]}").resolve()
     python = checkout / ".venv" / "bin" / "python"
-    if python.is_file():
+    # pip too: the baseline builds its docker images' wheels with it
+    if python.is_file() and python.with_name("pip").is_file():
         return checkout
     if not checkout.is_dir():
         session.run(
             "git", "worktree", "add", "--detach", str(checkout), BENCH_BASELINE_COMMIT,
             external=True,
         )  # fmt: skip
-    session.run("uv", "venv", "-q", "-p", PYTHON, str(checkout / ".venv"), external=True)
+    session.run(
+        "uv", "venv", "-q", "--seed", "--allow-existing", "-p", PYTHON, str(checkout / ".venv"),
+        external=True,
+    )  # fmt: skip
     session.run(
         "uv", "pip", "install", "-q", "-p", str(python), "-e", f"{checkout}[tests,e2e]",
         external=True,

@@ -60,16 +60,16 @@ def run_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 class AppWorker(SyncWorker):
-    """reliable-cmd's SyncWorker with three overrides of its private per-message steps
-    (reliable-cmd 0.2.2, pinned by backend/bus/compat.py; one test each in
-    tests/backend/test_bus_fork.py):
+    """reliable-cmd's SyncWorker with four overrides of its private parts (reliable-cmd
+    0.2.2, pinned by backend/bus/compat.py; one test each in tests/backend/test_bus_fork.py):
 
     - `_process_message`: learn the message's ids (`data.ids`) before the library logs
       "Received command", so that record carries them;
     - `_complete`: store the result, delete the message and finish the command in one
       statement (backend/bus/completion.py) instead of the library's four round trips
       plus the app's own;
-    - `apply_live_settings`: set the three attributes the library reads per message.
+    - `apply_live_settings`: set the three attributes the library reads per message;
+    - `_run_with_notify`: the idle loop, replaced whole (see its docstring).
     """
 
     def __init__(

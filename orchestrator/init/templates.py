@@ -259,6 +259,55 @@ HISTORY_RESTORE_KEYS = (
 )
 
 
+# For a provider that runs images: they are kept between runs in GitHub's cache (a `docker
+# save` of the images ci-stack built and their bases), keyed on what their heavy layers are
+# made from. Loaded before the run, they are the builder's layer cache (it passes earlier
+# builds as cache_from): a source change rebuilds only the layers after it. Written by shard
+# 1 when the key was not an exact hit, and only after the tests ran on them.
+_IMAGES_KEY = (
+    "ci-stack-images-${{ runner.os }}-"
+    "${{ hashFiles('**/Dockerfile', '**/pyproject.toml', '**/requirements*.txt', '**/*.lock') }}"
+)
+_RESTORE_IMAGES = f"""\
+      - name: Restore the stack's images
+        id: images-cache
+        uses: actions/cache/restore@v6
+        with:
+          path: ~/.cache/ci-stack-images
+          key: {_IMAGES_KEY}
+          restore-keys: ci-stack-images-${{{{ runner.os }}}}-
+      - name: Load the restored images
+        run: |
+          saved="$HOME/.cache/ci-stack-images/images.tar"
+          if [ -f "$saved" ]; then docker load --quiet --input "$saved"; fi
+"""
+_SAVE_IMAGES = """\
+      - name: Write the images for the next run
+        id: images
+        if: >-
+          ${{ !cancelled() && matrix.shard == 1
+          && steps.images-cache.outputs.cache-hit != 'true' }}
+        run: |
+          if [ ! -f "$STACK_ARTIFACTS/junit.xml" ]; then
+            echo "The tests never ran: no images to vouch for, nothing saved."
+            exit 0
+          fi
+          # Only the images this run used (its stack.json names them): superseded ones a
+          # restored cache brought back are left out, so the cache does not grow.
+          used="$(python -m orchestrator images used "$STACK_ARTIFACTS" | tr '\\n' ' ')"
+          mkdir -p "$HOME/.cache/ci-stack-images"
+          # shellcheck disable=SC2086  # word splitting wanted: a list of image names
+          docker save --output "$HOME/.cache/ci-stack-images/images.tar" $used
+          echo "saved=true" >> "$GITHUB_OUTPUT"
+      - name: Save the images (also when a step failed)
+        if: ${{ !cancelled() && steps.images.outputs.saved == 'true' }}
+        uses: actions/cache/save@v6
+        with:
+          path: ~/.cache/ci-stack-images
+          key: ${{ steps.images-cache.outputs.cache-primary-key }}
+"""
+
+
 def render_workflow(shards: int, provider: str, python: str) -> str:
     legs = ", ".join(str(n) for n in range(1, shards + 1))
     history_dir = DEFAULT_HISTORY.as_posix()
@@ -268,6 +317,10 @@ def render_workflow(shards: int, provider: str, python: str) -> str:
         f"python -m orchestrator merge --expect {shards} --history {history_dir} "
         "--out artifacts/merged shards/*"
     )
+    runs_images = provider in ("docker", "auto")  # auto: Docker answers on GitHub's runners
+    # at the template's own indentation (dedented below with it)
+    restore_images = textwrap.indent(_RESTORE_IMAGES, " " * 8) if runs_images else ""
+    save_images = textwrap.indent(_SAVE_IMAGES, " " * 8) if runs_images else ""
     return textwrap.dedent(f"""\
         name: e2e
 
@@ -315,6 +368,7 @@ def render_workflow(shards: int, provider: str, python: str) -> str:
               # The noxfile imports ci-stack's sessions: nox and ci-stack in one environment.
               - name: Install nox and ci-stack
                 run: python -m pip install nox ci-stack
+{restore_images}\
               - name: e2e, shard ${{{{ matrix.shard }}}}/{shards}
                 run: nox -s e2e
               # Which leg and run attempt this is: the merge keeps each leg's latest attempt
@@ -331,6 +385,7 @@ def render_workflow(shards: int, provider: str, python: str) -> str:
                   if-no-files-found: warn
                   retention-days: 14
                   overwrite: true # a re-run replaces the earlier attempt's artifact
+{save_images}\
 
           merge:
             name: merged verdict

@@ -1,13 +1,15 @@
 """The worker's overrides of reliable-cmd's private steps, one pin each (backend/bus/worker_cli.py).
 
-AppWorker replaces or extends three private parts of the pinned SyncWorker (0.2.2): each test
-runs the library's own step and ours on a real database and checks the part we rely on, so a
-library change that breaks an override fails here, not in production. (The PGMQ column fix
-has its own tests in test_bus_compat.py.)
+AppWorker replaces or extends four private parts of the pinned SyncWorker (0.2.2): each test
+runs the library's own step and ours on a real database and checks the part we rely on (the
+idle loop, replaced whole: its source is pinned), so a library change that breaks an override
+fails here, not in production. (The PGMQ column fix has its own tests in test_bus_compat.py.)
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import logging
 import uuid
 from collections.abc import Callable, Iterator
@@ -222,3 +224,17 @@ def test_live_settings_reach_the_next_message(pools: tuple[str, ConnectionPool[A
             "SELECT status, attempts FROM commandbus.command WHERE command_id = %s", (command_id,)
         ).fetchone()
     assert status == ("IN_TROUBLESHOOTING_QUEUE", 1)  # exhausted by the live max_attempts
+
+
+# The library's idle loop that AppWorker._run_with_notify replaces whole (reliable-cmd 0.2.2).
+LIBRARY_IDLE_LOOP_SHA256 = "76554d2bf22204c1"
+
+
+def test_the_replaced_idle_loop_is_the_one_the_override_was_written_against() -> None:
+    """_run_with_notify is a copy of the library's loop with one change (each wait ends by
+    itself after one notification): a library release that changes the original must be
+    looked at again. What the change does is tested with real workers in test_worker.py
+    (SIGTERM with nothing in flight stops at once)."""
+    source = inspect.getsource(SyncWorker._run_with_notify)
+
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == LIBRARY_IDLE_LOOP_SHA256

