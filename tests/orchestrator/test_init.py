@@ -176,17 +176,20 @@ def test_without_an_app_the_profile_loads_and_says_what_to_fill(tmp_path: Path) 
     assert "has no services yet" in line and "Fix: describe your app's services" in line
 
 
+def assert_passes_githubs_schema(workflow: Path) -> None:
+    checked = subprocess.run(
+        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_the_workflow_passes_githubs_schema(notes_repo: Path) -> None:
     plan = plan_init(notes_repo, InitChoices(shards=3))
     plan.write()
     workflow = notes_repo / WORKFLOW_FILE
 
-    checked = subprocess.run(
-        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.github-workflows", str(workflow)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert_passes_githubs_schema(workflow)
     text = workflow.read_text()
     assert "shard: [1, 2, 3]" in text
     merge = "python -m orchestrator merge --expect 3 --history .ci-stack/history --out"
@@ -223,12 +226,7 @@ def test_a_workflow_that_runs_images_keeps_them_between_runs(notes_repo: Path) -
     plan_init(notes_repo, InitChoices(provider="docker")).write()
     workflow = notes_repo / WORKFLOW_FILE
 
-    checked = subprocess.run(
-        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.github-workflows", str(workflow)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert_passes_githubs_schema(workflow)
     text = workflow.read_text()
     restore, load, e2e = (
         text.index("uses: actions/cache/restore@"),
