@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from orchestrator.config import ConfigError, OrchestratorConfig, find_pyproject
-from orchestrator.quarantine import Quarantine, load_quarantine
+from orchestrator.quarantine import Quarantine, load_quarantine, looks_like_a_file
 
 _QUARANTINE_KEY = pytest.StashKey[Quarantine]()
 _PLUGIN_NAME = "ci-stack-quarantine-session"
@@ -107,8 +107,14 @@ class QuarantineSession:
             )
         if self.seen:
             for pattern in self.quarantine.unmatched(self.seen):
+                missing = (
+                    f", and there is no file {pattern!r} (a quarantine file is found from the "
+                    "project root)"
+                    if looks_like_a_file(pattern)
+                    else ""
+                )
                 terminalreporter.write_line(
                     f"ci-stack: warning: quarantine pattern {pattern!r} matches no test of "
-                    "this session",
+                    f"this session{missing}",
                     yellow=True,
                 )

@@ -92,6 +92,14 @@ def load_quarantine(entries: Sequence[str], root: Path | None = None) -> Quarant
     return Quarantine(tuple(dict.fromkeys(patterns)))
 
 
+def looks_like_a_file(entry: str) -> bool:
+    """An entry that reads as a file name (`quarantine.txt`, `ci/quarantine`) rather than a
+    node id or pattern: a typo in it should be said as a missing file."""
+    if "::" in entry or _WILDCARDS & set(entry) or entry.endswith(".py"):
+        return False
+    return "/" in entry or "." in Path(entry).name
+
+
 def _as_file(entry: str, root: Path | None) -> Path | None:
     """The file an entry names, or None when it is a pattern (has `::`, a wildcard, is a
     `.py` test module, or names no file)."""

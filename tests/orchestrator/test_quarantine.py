@@ -149,6 +149,19 @@ def test_patterns_from_a_file_named_in_pyproject_and_a_warning_for_one_that_matc
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
+def test_a_misspelt_quarantine_file_is_said_to_be_missing(
+    pytester: pytest.Pytester, folder: Path
+) -> None:
+    pytester.makefile(".txt", quarantine="test_suite.py::*known*\n")
+    pytester.makepyprojecttoml('[tool.ci-stack]\nquarantine = "quarantin.txt"\n')
+    result = run_session(pytester, folder, "-k", "not flaky")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED  # nothing was quarantined
+    result.stdout.fnmatch_lines(
+        ["ci-stack: warning: quarantine pattern 'quarantin.txt' matches no test of this "
+         "session, and there is no file 'quarantin.txt'*"]
+    )  # fmt: skip
+
+
 def test_patterns_from_the_environment(
     pytester: pytest.Pytester, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
