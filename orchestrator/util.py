@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
+from datetime import UTC, datetime
 
 
 def free_port() -> int:
@@ -81,3 +82,15 @@ def slugify(text: str, max_length: int = 100) -> str:
     digest = hashlib.sha1(text.encode()).hexdigest()[:8]
     keep = (max_length - 10) // 2
     return f"{slug[:keep]}-{digest}-{slug[-keep:]}"
+
+
+def utc_instant(stamp: str | None) -> datetime | None:
+    """An ISO 8601 time (`...Z`, an offset, or none: taken as UTC) as an aware datetime;
+    None for what is not one."""
+    if not stamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

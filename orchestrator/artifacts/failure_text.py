@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from orchestrator.util import utc_instant
+
 __all__ = ["code_frame", "human_time", "session_duration", "wall_seconds"]
 
 
@@ -26,7 +28,7 @@ def code_frame(longrepr: str, message: str) -> str:
 
 def human_time(iso: str | None) -> str | None:
     """`2026-12-06 04:36:17 UTC` from an ISO 8601 stamp (None when it is not one)."""
-    moment = _parse(iso)
+    moment = utc_instant(iso)
     if moment is None:
         return None
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -41,7 +43,7 @@ def session_duration(seconds: float) -> str:
 
 def wall_seconds(started: str | None, finished: str | None) -> float | None:
     """Seconds from one ISO stamp to another (None unless both are readable, in order)."""
-    first, last = _parse(started), _parse(finished)
+    first, last = utc_instant(started), utc_instant(finished)
     if first is None or last is None or last < first:
         return None
     return (last - first).total_seconds()
@@ -54,12 +56,3 @@ def _is_error_line(line: str) -> bool:
 def _normal(lines: list[str]) -> list[str]:
     return [" ".join(line.split()) for line in lines if line.strip()]
 
-
-def _parse(iso: str | None) -> dt.datetime | None:
-    if not iso:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(iso)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

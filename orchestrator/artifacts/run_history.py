@@ -29,7 +29,7 @@ from orchestrator.history import (
     record_of,
     record_run,
 )
-from orchestrator.util import base_nodeid
+from orchestrator.util import base_nodeid, utc_instant
 
 HISTORY_SHOWN = 10  # earlier outcomes shown per test
 GIT_TIMEOUT_S = 5.0
@@ -161,12 +161,5 @@ def is_shard_leg(command: Sequence[str] | None, env: Mapping[str, str] | None = 
 
 def _utc_second(stamp: str | None) -> str:
     """`2026-12-06T04:36:17Z` from an ISO 8601 time (now when there is none)."""
-    moment = datetime.now(UTC)
-    if stamp:
-        try:
-            moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    moment = utc_instant(stamp) or datetime.now(UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.artifacts.trace_steps import Step
 from orchestrator.contract import CONSOLE_SENT_AT
+from orchestrator.util import utc_instant
 
 # A record whose extra fields hold these is an access record (one per request), whatever
 # its logger: the timeline shows it as `access`, worded by `request_text`.
@@ -61,7 +62,7 @@ def console_entry(event: Mapping[str, Any]) -> TimelineEntry:
         text = str(event.get("message") or json.dumps(details, default=str))
     sent_at = event.get(CONSOLE_SENT_AT)
     return TimelineEntry(
-        at=sent_at if isinstance(sent_at, str) and _instant(sent_at) else event.get("at"),
+        at=sent_at if isinstance(sent_at, str) and utc_instant(sent_at) else event.get("at"),
         source="browser",
         level=str(event.get("type") or "log"),
         text=text,
@@ -133,17 +134,9 @@ def iso_utc(moment: datetime) -> str:
 def merge(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
     """Time order (by instant, whatever the stamp's precision or offset); entries without a
     readable time keep their place before the timed ones."""
-    return sorted(entries, key=lambda entry: _instant(entry.at) or _NO_TIME)
+    return sorted(entries, key=lambda entry: utc_instant(entry.at) or _NO_TIME)
 
 
 _NO_TIME = datetime.min.replace(tzinfo=UTC)
 
 
-def _instant(at: str | None) -> datetime | None:
-    if not at:
-        return None
-    try:
-        moment = datetime.fromisoformat(at)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
