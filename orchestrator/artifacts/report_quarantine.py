@@ -27,11 +27,6 @@ def quarantine_badge(test: TestResult) -> str:
     return ' <span class="badge s-quarantined">quarantined</span>' if test.quarantined else ""
 
 
-def is_problem(test: TestResult) -> bool:
-    """Failed, errored or flaky: shown with its evidence."""
-    return test.failed or test.outcome == "flaky"
-
-
 def quarantine_section(
     data: RunData, render_failure: Callable[[TestResult], str], ready_runs: int
 ) -> str:
@@ -44,7 +39,7 @@ def quarantine_section(
     rows = []
     for test in tests:
         name = escape(test.nodeid)
-        if is_problem(test):
+        if test.has_evidence:
             name = f'<a href="#t-{escape(test_slug(test.nodeid))}">{name}</a>'
         if test.nodeid in ready:
             note = (
@@ -58,7 +53,7 @@ def quarantine_section(
             f'<tr><td><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}'
             f'</span></td><td class="n">{name}{note}</td></tr>'
         )
-    failed = sum(1 for test in tests if is_problem(test))
+    failed = sum(1 for test in tests if test.has_evidence)
     return (
         f'<section id="quarantined"><h2>Quarantined ({len(tests)})</h2>'
         '<p class="hint">These tests ran and kept their evidence, but do not count in the '
@@ -66,7 +61,7 @@ def quarantine_section(
         f"its last {ready_runs} runs is {READY_TEXT}.</p>"
         '<table><thead><tr><th>status</th><th>test</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
-        + "".join(render_failure(test) for test in tests if is_problem(test))
+        + "".join(render_failure(test) for test in tests if test.has_evidence)
         + "</section>"
     )
 
@@ -80,7 +75,7 @@ def quarantine_markdown(data: RunData, link_base: str | None, ready_runs: int) -
     lines = ["", f"## Quarantined ({len(tests)}): ran, not counted in the verdict", ""]
     for test in tests:
         line = f"- {code_span(test.nodeid)}: {test.outcome}"
-        if is_problem(test):
+        if test.has_evidence:
             reason = test.message or next((a.message for a in test.attempts), "")
             line += f" · {code_span(shorten(reason, SUMMARY_LINE))}" if reason else ""
             if test.evidence is not None and link_base is not None:

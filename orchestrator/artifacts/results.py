@@ -186,10 +186,9 @@ def load_run(folder: Path, info: RunInfo | None = None) -> RunData:
 
 def _rank(test: TestResult) -> int:
     """Failures that count, flaky tests, quarantined ones that failed or were flaky, the rest."""
-    problem = test.failed or test.outcome == "flaky"
     if test.quarantined:
-        return 2 if problem else 3
-    return 0 if test.failed else 1 if problem else 3
+        return 2 if test.has_evidence else 3
+    return 0 if test.failed else 1 if test.has_evidence else 3
 
 
 def read_results(path: Path) -> list[TestResult]:
