@@ -43,7 +43,9 @@ def register(commands: Any) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     boot = actions.add_parser(
-        "bootstrap", parents=[common], help="make the offline Debian base with debootstrap (root)"
+        "bootstrap",
+        parents=[common],
+        help="make the offline Debian base with mmdebstrap or debootstrap (root)",
     )
     boot.add_argument("--tag", default=None, help="its tag (default: the offline base's)")
     boot.add_argument("--mirror", default=None, help="the Debian mirror (default: Debian's)")

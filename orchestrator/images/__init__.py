@@ -5,7 +5,8 @@ build args), built as `ci-stack/<name>:<hash>`; the PostgreSQL+PGMQ image ships 
 package (`postgres_pgmq_image()`). Its `BASE_IMAGE` comes from wherever it is: the Dockerfile's
 public default or the offline Debian base when either is in the local store, else the public
 one pulled when a registry answers, else the offline one made on demand by
-`bootstrap_base_image()` (debootstrap + `docker import`), else one PrerequisiteMissing line.
+`bootstrap_base_image()` (mmdebstrap or debootstrap + `docker import`), else one
+PrerequisiteMissing line.
 The tag is a content hash of everything the build sees (context files, base image id, build
 args): a tag that exists is a build that needs no doing. Pulls, bootstraps and builds print
 one line per step on stderr (`progress`) and can log their whole output to a file.
@@ -32,6 +33,7 @@ from orchestrator.images.bootstrap import (
     DEBIAN_MIRROR,
     DEBIAN_SECURITY_MIRROR,
     bootstrap_base_image,
+    bootstrap_tool,
     bootstrap_unavailable,
 )
 from orchestrator.images.build import build_images, resolve_base_image, tag_latest
@@ -77,6 +79,7 @@ __all__ = [
     "Pruned",
     "PullFailed",
     "bootstrap_base_image",
+    "bootstrap_tool",
     "bootstrap_unavailable",
     "build_context",
     "build_images",

@@ -1,11 +1,12 @@
 """The base image a build starts FROM: local, else pulled, else bootstrapped, else one line.
 
 For each image the candidates are its Dockerfile's public default (`ARG BASE_IMAGE=`, e.g.
-`python:3.11-slim-bookworm`) and the offline Debian base (`ci-stack/debian-base:bookworm`):
+`python:3.11-slim-bookworm`) and the offline Debian base (`ci-stack/debian-base:bookworm-pg16`):
 
 1. either one in the local image store (the public one first);
 2. the public one pulled, when a registry answers (with progress);
-3. the offline one made by debootstrap + `docker import`, when debootstrap and root are here;
+3. the offline one made by mmdebstrap (or debootstrap) + `docker import`, when one of them
+   and root are here;
 4. otherwise `PrerequisiteMissing` naming what was tried and how to fix it.
 
 `can_provide_images(client, recipes)` answers the same question without pulling or building.
@@ -179,7 +180,7 @@ def can_provide_images(
             continue
         unavailable = bootstrap_unavailable()
         if unavailable is None:
-            how.append(f"{name} FROM {offline_tag} (to bootstrap, ~30 s)")
+            how.append(f"{name} FROM {offline_tag} (to bootstrap, ~40 s)")
             continue
         return False, (
             f"no base image for {name}: {public} and {offline_tag} are not local, the registry "
@@ -191,7 +192,10 @@ def can_provide_images(
 
 def _fix(public: str, offline_tag: str, choice: BaseChoice) -> str:
     pull = f"`docker pull {public}` where a registry is reachable"
-    boot = f"run `sudo {BOOTSTRAP_COMMAND}` (needs debootstrap, ~30 s) to make {offline_tag}"
+    boot = (
+        f"run `sudo {BOOTSTRAP_COMMAND}` (needs mmdebstrap or debootstrap, ~40 s) "
+        f"to make {offline_tag}"
+    )
     return {"auto": f"{pull}, or {boot}", "public": pull, "offline": boot}[choice]
 
 

@@ -1,8 +1,11 @@
-"""The offline base image: `debootstrap --variant=minbase` + `docker import`, for no registry.
+"""The offline base image, for no registry: a Debian minbase root fs + `docker import`.
 
-The root fs is kept as a tar in the cache dir (keyed on suite and mirrors, used for a week):
-making the image again (another tag, after a prune, a CI cache restore) is an import of a few
-seconds instead of a debootstrap of half a minute.
+The root fs is made by `mmdebstrap` (apt resolves and fetches; faster than debootstrap's
+shell resolver) or else `debootstrap`, both `--variant=minbase`, and carries the local provider's
+PostgreSQL (orchestrator/images/base_postgres.py), so the database image installs nothing.
+It is kept as a tar in the cache dir (keyed on suite, mirrors and that PostgreSQL, used for a
+week): making the image again (another tag, after a prune, a CI cache restore) is an import of
+a few seconds instead of a bootstrap of half a minute.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.errors import PrerequisiteMissing
+from orchestrator.images.base_postgres import BundledPostgres, bundled_postgres
 from orchestrator.images.client import client_scope, local_image
 from orchestrator.images.hashing import cache_key
 from orchestrator.images.paths import default_cache_dir
@@ -40,11 +44,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BASE_TAG = "ci-stack/debian-base:bookworm"
+# Its own tag: older checkouts' Dockerfiles expect `:bookworm` to hold no PostgreSQL.
+BASE_TAG = "ci-stack/debian-base:bookworm-pg16"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_SECURITY_MIRROR = "http://deb.debian.org/debian-security"
 BOOTSTRAP_COMMAND = "python -m orchestrator images bootstrap"
-# debootstrap's per-package lines alternate "Retrieving x" / "Validating x": one phase
+# Preferred first. debootstrap's per-package lines alternate "Retrieving x" / "Validating x":
+# one phase.
+BOOTSTRAP_TOOLS = ("mmdebstrap", "debootstrap")
 _PHASES = {"Validating": "Retrieving"}
 ROOTFS_MAX_AGE_S = 7 * 24 * 3600  # a cached root fs older than this is made again (updates)
 
@@ -61,11 +68,14 @@ def bootstrap_base_image(
     labels: Mapping[str, str] | None = None,
     cache_dir: Path | None = None,
 ) -> ImageResult:
-    """Make `tag` from `debootstrap --variant=minbase` + `docker import`, unless it exists.
+    """Make `tag` from a minbase root fs (mmdebstrap, else debootstrap) + `docker import`,
+    unless it exists.
 
-    The image's apt sources are `<suite>`, `<suite>-updates` and (unless `security_mirror`
-    is None) `<suite>-security`, over HTTP, which builds can reach with --network host.
-    `progress` gets one line per debootstrap phase; `labels` are added to the image. The
+    The root fs carries the local provider's PostgreSQL when the pgserver wheel is here (see
+    orchestrator/images/base_postgres.py). The image's apt sources are `<suite>`,
+    `<suite>-updates` and (unless `security_mirror` is None) `<suite>-security`, over HTTP,
+    which builds can reach with --network host.
+    `progress` gets one line per bootstrap phase; `labels` are added to the image. The
     root fs tar is reused from `cache_dir` while under a week old (`force`: made again).
     """
     started = time.monotonic()
@@ -79,20 +89,27 @@ def bootstrap_base_image(
                 raise unavailable
             subject = "debian-base"
             report.begin(subject)
-            archive = rootfs_archive(suite, mirror, security_mirror, cache_dir)
+            postgres = bundled_postgres()
+            archive = rootfs_archive(suite, mirror, security_mirror, cache_dir, postgres)
             if force or not _fresh(archive):
-                report.step(subject, f"debootstrap --variant=minbase {suite} from {mirror}")
+                tool = bootstrap_tool()
+                assert tool is not None  # bootstrap_unavailable() said one is here
+                report.step(subject, f"{tool} --variant=minbase {suite} from {mirror}")
                 with _scratch_dir("ci-stack-debootstrap-") as work:
                     rootfs = work / "rootfs"
-                    _debootstrap(tag, suite, rootfs, mirror, report)
+                    _make_rootfs(tool, tag, suite, rootfs, mirror, security_mirror, report)
                     _configure_apt(rootfs, suite, mirror, security_mirror)
+                    if postgres is not None:
+                        report.step(subject, f"PostgreSQL {postgres.install.version} added")
+                        postgres.copy_into(rootfs)
                     _archive_rootfs(tag, rootfs, archive)
             else:
                 report.step(subject, f"root fs from {archive}")
             report.step(subject, f"docker import as {tag}")
-            _import_rootfs(
-                docker_api, archive, tag, suite=suite, mirror=mirror, labels=labels or {}
-            )
+            extra = {**(labels or {})}
+            if postgres is not None:
+                extra[f"{LABEL_PREFIX}.postgresql"] = postgres.install.version
+            _import_rootfs(docker_api, archive, tag, suite=suite, mirror=mirror, labels=extra)
             report.step(subject, f"bootstrapped {tag}")
             existing = local_image(docker_api, tag)
             status = "built"
@@ -110,10 +127,21 @@ def bootstrap_base_image(
 
 
 def rootfs_archive(
-    suite: str, mirror: str, security_mirror: str | None, cache_dir: Path | None = None
+    suite: str,
+    mirror: str,
+    security_mirror: str | None,
+    cache_dir: Path | None = None,
+    postgres: BundledPostgres | None = None,
 ) -> Path:
-    """Where the root fs tar of this suite and these mirrors is kept."""
-    key = cache_key({"suite": suite, "mirror": mirror, "security": security_mirror})
+    """Where the root fs tar of this suite, these mirrors and that PostgreSQL is kept."""
+    key = cache_key(
+        {
+            "suite": suite,
+            "mirror": mirror,
+            "security": security_mirror,
+            "postgresql": postgres.identity() if postgres is not None else None,
+        }
+    )
     return (cache_dir or default_cache_dir()) / "debian-base" / f"{suite}-minbase-{key}.tar"
 
 
@@ -124,23 +152,41 @@ def _fresh(archive: Path) -> bool:
         return False
 
 
+def bootstrap_tool() -> str | None:
+    """mmdebstrap, else debootstrap, whichever is installed first; None without either."""
+    return next((tool for tool in BOOTSTRAP_TOOLS if shutil.which(tool)), None)
+
+
 def bootstrap_unavailable() -> PrerequisiteMissing | None:
     """Why the offline base cannot be bootstrapped on this machine, or None when it can."""
-    if shutil.which("debootstrap") is None:
+    tool = bootstrap_tool()
+    if tool is None:
         return PrerequisiteMissing(
-            "debootstrap is not installed", "apt-get install -y debootstrap (as root)"
+            "neither mmdebstrap nor debootstrap is installed",
+            "apt-get install -y mmdebstrap (or debootstrap; as root)",
         )
     if os.geteuid() != 0:
         return PrerequisiteMissing(
-            "debootstrap needs root (it creates device nodes and chroots)",
+            f"{tool} needs root (it creates device nodes and chroots)",
             f"run `sudo {BOOTSTRAP_COMMAND}` (with this virtualenv's python)",
         )
     return None
 
 
-def _debootstrap(tag: str, suite: str, rootfs: Path, mirror: str, report: BuildProgress) -> None:
-    """Run debootstrap, one progress line per phase (Retrieving, Extracting, ...)."""
-    command = ["debootstrap", "--variant=minbase", suite, str(rootfs), mirror]
+def _make_rootfs(
+    tool: str,
+    tag: str,
+    suite: str,
+    rootfs: Path,
+    mirror: str,
+    security: str | None,
+    report: BuildProgress,
+) -> None:
+    """Run mmdebstrap or debootstrap, one progress line per phase (Retrieving, ...)."""
+    command = [tool, "--variant=minbase", suite, str(rootfs), mirror]
+    if tool == "mmdebstrap":  # takes whole sources lines: current packages from the start
+        command += [f"deb {mirror} {suite}-updates main"]
+        command += [f"deb {security} {suite}-security main"] if security else []
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     phase = ""
     count = 0
@@ -158,16 +204,16 @@ def _debootstrap(tag: str, suite: str, rootfs: Path, mirror: str, report: BuildP
                 verb = _PHASES.get(text.split(" ", 1)[0], text.split(" ", 1)[0])
                 if verb != phase:
                     if count > 1:
-                        report.step("debian-base", f"debootstrap: {phase} done ({count} lines)")
+                        report.step("debian-base", f"{tool}: {phase} done ({count} lines)")
                     phase, count = verb, 0
-                    report.step("debian-base", f"debootstrap: {text}")
+                    report.step("debian-base", f"{tool}: {text}")
                 count += 1
         returncode = process.wait()
         timed_out = not watchdog.is_alive()
         watchdog.cancel()
     if timed_out:
         raise ImageBuildFailed(
-            tag, f"debootstrap took over {SUBPROCESS_TIMEOUT_S}s", list(tail), f"is {mirror} slow?"
+            tag, f"{tool} took over {SUBPROCESS_TIMEOUT_S}s", list(tail), f"is {mirror} slow?"
         )
     if returncode != 0:
         lines = list(tail)
@@ -176,7 +222,7 @@ def _debootstrap(tag: str, suite: str, rootfs: Path, mirror: str, report: BuildP
             lines += log_file.read_text(errors="replace").splitlines()
         raise ImageBuildFailed(
             tag,
-            f"debootstrap exited with {returncode}",
+            f"{tool} exited with {returncode}",
             lines[-TAIL_LINES:],
             hint=f"check that {mirror} answers over HTTP from this machine",
         )
@@ -255,7 +301,7 @@ def _import_rootfs(
 
 @contextlib.contextmanager
 def _scratch_dir(prefix: str) -> Iterator[Path]:
-    """A temp dir under /var/tmp, removed afterwards even if debootstrap left mounts in it."""
+    """A temp dir under /var/tmp, removed afterwards even if the bootstrap left mounts in it."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
     try:
         yield path

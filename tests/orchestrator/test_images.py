@@ -5,7 +5,6 @@ stream), progress and logs of real builds, stale-image removal, then real builds
 from __future__ import annotations
 
 import io
-import os
 import re
 import shutil
 import tarfile
@@ -130,7 +129,7 @@ def docker_api() -> Iterator[object]:
 
 
 def _can_bootstrap() -> bool:
-    return shutil.which("debootstrap") is not None and os.geteuid() == 0
+    return images.bootstrap_unavailable() is None
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +159,7 @@ def built(docker_api, snapshot: list[images.ImageRecipe]) -> dict[str, images.Im
 @pytest.mark.timeout(900)
 def test_bootstrap_is_idempotent(docker_api) -> None:
     if not docker_api.images.list(name=images.BASE_TAG) and not _can_bootstrap():
-        pytest.skip("needs root and debootstrap (apt-get install debootstrap)")
+        pytest.skip("needs root and mmdebstrap or debootstrap (apt-get install mmdebstrap)")
     first = images.bootstrap_base_image(client=docker_api)
     second = images.bootstrap_base_image(client=docker_api)
 
@@ -226,7 +225,11 @@ def test_postgres_image_serves_pgmq(docker_api, built) -> None:
                 "SELECT extversion FROM pg_extension WHERE extname = 'pgmq'"
             ).fetchone()
             fsync = connection.execute("SHOW fsync").fetchone()
+            server = connection.execute("SHOW server_version_num").fetchone()
         assert message == ({"n": 1},)
+        # PostgreSQL 16 from either base: the registry's image, or the offline base's copy of
+        # the local provider's build (no apt-installed 15 any more).
+        assert server is not None and int(server[0]) // 10000 == 16
         assert version == (bundled_pgmq_version(),)
         assert fsync == ("off",)
         exit_code, _ = container.exec_run(["pg_isready", "-h", "127.0.0.1", "-U", "app"])
@@ -430,19 +433,19 @@ def test_can_provide_images_says_why_not_without_building(
 ) -> None:
     recipe = _recipe_with_base(tmp_path, UNPULLABLE)
     offline = f"ci-stack-test-{uuid.uuid4().hex[:8]}/debian-base:none"
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no debootstrap on this "machine"
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # no bootstrap tool on this "machine"
     started = time.perf_counter()
     ok, why = images.can_provide_images(docker_api, [recipe], offline_tag=offline)
     assert time.perf_counter() - started < 10  # asks, never builds
     assert not ok
     assert why.startswith(f"no base image for postgres-pgmq: {UNPULLABLE} and {offline} are not")
-    assert "debootstrap is not installed. Fix: `docker pull" in why
+    assert "neither mmdebstrap nor debootstrap is installed. Fix: `docker pull" in why
     assert "\n" not in why
 
     monkeypatch.undo()
     ok, how = images.can_provide_images(docker_api, [recipe], offline_tag=offline)
     if _can_bootstrap():
-        assert (ok, how) == (True, f"postgres-pgmq FROM {offline} (to bootstrap, ~30 s)")
+        assert (ok, how) == (True, f"postgres-pgmq FROM {offline} (to bootstrap, ~40 s)")
     else:
         assert not ok
 
@@ -592,7 +595,7 @@ def test_auto_bootstraps_the_offline_base_when_it_cannot_pull(
     docker_api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not _can_bootstrap():
-        pytest.skip("needs root and debootstrap (apt-get install debootstrap)")
+        pytest.skip("needs root and mmdebstrap or debootstrap (apt-get install mmdebstrap)")
     monkeypatch.setenv("CI_STACK_CACHE_DIR", str(tmp_path / "cache"))  # no root fs kept yet
     recipe = _recipe_with_base(tmp_path, UNPULLABLE)
     offline = f"ci-stack-test-{uuid.uuid4().hex[:8]}/debian-base:bookworm"
@@ -609,7 +612,11 @@ def test_auto_bootstraps_the_offline_base_when_it_cannot_pull(
         assert resolver.resolve(recipe).source == "local"  # made once, then found
         text = out.getvalue()
         assert f"pull {UNPULLABLE}: pulling" in text
-        assert "debian-base: debootstrap: Base system installed successfully." in text
+        tool = images.bootstrap_tool()
+        assert f"debian-base: {tool} --variant=minbase bookworm from " in text
+        finished = {"mmdebstrap": "success in", "debootstrap": "Base system installed"}
+        assert f"debian-base: {tool}: {finished[str(tool)]}" in text
+        assert "debian-base: PostgreSQL 16." in text  # the local provider's, in the base
         assert f"debian-base: bootstrapped {offline}" in text
         assert len(text.splitlines()) < 40  # a line per phase, not per package
 
@@ -621,7 +628,7 @@ def test_auto_bootstraps_the_offline_base_when_it_cannot_pull(
             offline, client=docker_api, progress=images.BuildProgress(again), labels=RUN_LABELS
         )
         assert made.status == "built"
-        assert "debootstrap" not in again.getvalue()
+        assert f"{tool}:" not in again.getvalue()
         assert "debian-base: root fs from " in again.getvalue()
         assert time.perf_counter() - started < 60
     finally:
