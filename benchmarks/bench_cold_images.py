@@ -1,12 +1,15 @@
 """The stack's images built with nothing cached: this checkout against a baseline checkout.
 
-What a new user without a registry waits for first: the offline Debian base (debootstrap +
-`docker import`), then both images. Opt-in, because it needs a Docker daemon whose images
-nobody needs: `BENCH_COLD_DOCKER_HOST` (e.g. `unix:///tmp/cold/docker.sock` of a throwaway
-`dockerd --data-root DIR --exec-root DIR -H unix:///tmp/cold/docker.sock --bridge none
---iptables=false`). Before each build every `ci-stack/*` image of THAT daemon is removed
-(never of the daemon `docker` talks to by default: refused if it is the same one), and the
-build gets an empty CI_STACK_CACHE_DIR (no kept root fs, no kept dependencies).
+What a new user without a registry waits for first: the offline Debian base (mmdebstrap or
+debootstrap + `docker import`), then both images. Opt-in, because it needs a Docker daemon
+whose images nobody needs: `BENCH_COLD_DOCKER_HOST` (e.g. `unix:///tmp/cold/docker.sock` of a
+throwaway `dockerd --data-root DIR --exec-root DIR -H unix:///tmp/cold/docker.sock --bridge
+cold0 --iptables=false`, with a bridge of its own made first: `ip link add cold0 type bridge;
+ip addr add 172.31.250.1/24 dev cold0; ip link set cold0 up`. Not `--bridge none`: a daemon
+started so deletes `docker0`, the bridge of the machine's own daemon). Before each build
+every `ci-stack/*` image of THAT daemon is removed (never of the daemon `docker` talks to by
+default: refused if it is the same one), and the build gets an empty CI_STACK_CACHE_DIR (no
+kept root fs, no kept dependencies).
 
 Run: `BENCH_COLD_DOCKER_HOST=... python -m benchmarks.bench_cold_images [--rounds 1]`.
 Rounds alternate the checkouts; medians of the wall time per checkout and the ratio
