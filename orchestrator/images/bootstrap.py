@@ -53,6 +53,14 @@ BOOTSTRAP_COMMAND = "python -m orchestrator images bootstrap"
 # one phase.
 BOOTSTRAP_TOOLS = ("mmdebstrap", "debootstrap")
 _PHASES = {"Validating": "Retrieving"}
+# dpkg leaves these out (of the root fs with mmdebstrap, of later installs with both tools).
+_NO_DOCS = (
+    "path-exclude /usr/share/doc/*",
+    "path-include /usr/share/doc/*/copyright",
+    "path-exclude /usr/share/man/*",
+    "path-exclude /usr/share/info/*",
+)
+_MERGED_USR_HOOK = Path("/usr/share/mmdebstrap/hooks/maybe-merged-usr")
 ROOTFS_MAX_AGE_S = 7 * 24 * 3600  # a cached root fs older than this is made again (updates)
 
 
@@ -183,10 +191,15 @@ def _make_rootfs(
     report: BuildProgress,
 ) -> None:
     """Run mmdebstrap or debootstrap, one progress line per phase (Retrieving, ...)."""
-    command = [tool, "--variant=minbase", suite, str(rootfs), mirror]
-    if tool == "mmdebstrap":  # takes whole sources lines: current packages from the start
-        command += [f"deb {mirror} {suite}-updates main"]
-        command += [f"deb {security} {suite}-security main"] if security else []
+    options, sources = ["--variant=minbase"], [mirror]
+    if tool == "mmdebstrap":
+        options += [f"--dpkgopt={line}" for line in _NO_DOCS]
+        if _MERGED_USR_HOOK.is_dir():  # else `usrmerge` comes in, and Perl with it (+50 MB)
+            options += [f"--hook-dir={_MERGED_USR_HOOK}"]
+        # It takes whole sources lines: current packages from the start.
+        sources += [f"deb {mirror} {suite}-updates main"]
+        sources += [f"deb {security} {suite}-security main"] if security else []
+    command = [tool, *options, suite, str(rootfs), *sources]
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     phase = ""
     count = 0
@@ -239,12 +252,7 @@ def _configure_apt(rootfs: Path, suite: str, mirror: str, security: str | None) 
         'APT::Install-Recommends "false";\n'
         'APT::Install-Suggests "false";\n'
     )
-    (rootfs / "etc/dpkg/dpkg.cfg.d/90ci-stack-nodoc").write_text(
-        "path-exclude /usr/share/doc/*\n"
-        "path-include /usr/share/doc/*/copyright\n"
-        "path-exclude /usr/share/man/*\n"
-        "path-exclude /usr/share/info/*\n"
-    )
+    (rootfs / "etc/dpkg/dpkg.cfg.d/90ci-stack-nodoc").write_text("\n".join(_NO_DOCS) + "\n")
 
 
 def _archive_rootfs(tag: str, rootfs: Path, archive: Path) -> None:
