@@ -8,7 +8,9 @@ Then the run history (issue 18): the biggest size finished with a history folder
 of its 1,000 tests (labels, earlier outcomes per test, the flakiest and slowest-growing
 tables, and recording the run) against the same run finished without one, alternating;
 the target: under 1 s more.
-Run: `python -m benchmarks.bench_report [--repeat N]`.
+Run: `python -m benchmarks.bench_report [--repeat N]`. A missed target is printed and
+recorded (`target_met`: false); the exit status stays 0, as the other benchmarks', so that
+`nox -s bench` goes on to the rest (absolute times move with the machine).
 """
 
 from __future__ import annotations
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         f"target +{HISTORY_TARGET_EXTRA_SECONDS}s: {'met' if history['target_met'] else 'MISSED'}"
         f"); {history_path}"
     )
-    return 0 if biggest < TARGET_SECONDS and history["target_met"] else 1
+    return 0
 
 
 if __name__ == "__main__":
