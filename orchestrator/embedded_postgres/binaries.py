@@ -95,7 +95,7 @@ def _cached_copy(install: Install) -> Path:
         shutil.copytree(root, staging / package.name / root.name, symlinks=True)
         if libs.is_dir():
             shutil.copytree(libs, staging / libs.name, symlinks=True)
-        _make_world_readable(staging)  # our own fresh copy: nothing pre-existing is loosened
+        make_world_readable(staging)  # our own fresh copy: nothing pre-existing is loosened
         try:
             os.rename(staging, final)  # atomic; a concurrent winner makes this fail
         except OSError:
@@ -107,7 +107,8 @@ def _cached_copy(install: Install) -> Path:
     return copied_root
 
 
-def _make_world_readable(root: Path) -> None:
+def make_world_readable(root: Path) -> None:
+    """Every dir and file under `root` readable (and executables runnable) by every user."""
     for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o755)
         for name in filenames:

@@ -7,8 +7,10 @@ and zlib only, its libpq beside it) and already on the machine, so the offline b
 copy of it at bootstrap time, at `/usr/lib/postgresql/<major>/` as Debian lays it out: the
 PostgreSQL image's Dockerfile finds it there and installs nothing (PostgreSQL 16, as the
 registry image). Its libraries go to `/usr/lib/<pkg>.libs`, where the binaries' rpath
-(`$ORIGIN/../../../<pkg>.libs`) points from that place. No contrib modules (as with the
-local provider); a base without it (say the wheel is missing) makes the Dockerfile use apt.
+(`$ORIGIN/../../../<pkg>.libs`) points from that place. The copies are made world-readable
+(a venv made under umask 077 would leave them to root). No contrib modules, as with the local
+provider (pgvector is there). Without the wheel the bootstrap refuses, in one line: a base
+under this tag without PostgreSQL 16 would send the database image to apt's 15 for good.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.embedded_postgres.binaries import resolve_bindir
+from orchestrator.embedded_postgres.binaries import make_world_readable, resolve_bindir
 from orchestrator.embedded_postgres.install import Install
 from orchestrator.errors import OrchestratorError
 
@@ -56,8 +58,11 @@ class BundledPostgres:
             return dropped | set(shutil.ignore_patterns(*_SKIPPED_NAMES)(folder, names))
 
         shutil.copytree(root, target, symlinks=True, ignore=ignore)
+        make_world_readable(target)  # the image's postgres user runs them
         if self.libs is not None:
-            shutil.copytree(self.libs, rootfs / "usr/lib" / self.libs.name, symlinks=True)
+            libs = rootfs / "usr/lib" / self.libs.name
+            shutil.copytree(self.libs, libs, symlinks=True)
+            make_world_readable(libs)
 
 
 def bundled_postgres() -> BundledPostgres | None:

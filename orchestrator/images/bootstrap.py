@@ -54,14 +54,16 @@ BOOTSTRAP_COMMAND = "python -m orchestrator images bootstrap"
 BOOTSTRAP_TOOLS = ("mmdebstrap", "debootstrap")
 _PHASES = {"Validating": "Retrieving"}
 # dpkg leaves these out (of the root fs with mmdebstrap, of later installs with both tools).
+# The `option=value` form: mmdebstrap applies only that form to its essential packages too.
 _NO_DOCS = (
-    "path-exclude /usr/share/doc/*",
-    "path-include /usr/share/doc/*/copyright",
-    "path-exclude /usr/share/man/*",
-    "path-exclude /usr/share/info/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
 )
 _MERGED_USR_HOOK = Path("/usr/share/mmdebstrap/hooks/maybe-merged-usr")
 ROOTFS_MAX_AGE_S = 7 * 24 * 3600  # a cached root fs older than this is made again (updates)
+ROOTFS_LAYOUT = 2  # part of the kept root fs's key: raise it when what goes into it changes
 
 
 def bootstrap_base_image(
@@ -79,7 +81,7 @@ def bootstrap_base_image(
     """Make `tag` from a minbase root fs (mmdebstrap, else debootstrap) + `docker import`,
     unless it exists.
 
-    The root fs carries the local provider's PostgreSQL when the pgserver wheel is here (see
+    The root fs carries the local provider's PostgreSQL (the pgserver wheel's; see
     orchestrator/images/base_postgres.py). The image's apt sources are `<suite>`,
     `<suite>-updates` and (unless `security_mirror` is None) `<suite>-security`, over HTTP,
     which builds can reach with --network host.
@@ -92,32 +94,31 @@ def bootstrap_base_image(
         existing = None if force else local_image(docker_api, tag)
         status: BuildStatus = "cached"
         if existing is None:
-            unavailable = bootstrap_unavailable()
-            if unavailable is not None:
-                raise unavailable
+            found = _requirements()
+            if isinstance(found, PrerequisiteMissing):
+                raise found
+            tool, postgres = found
             subject = "debian-base"
             report.begin(subject)
-            postgres = bundled_postgres()
-            archive = rootfs_archive(suite, mirror, security_mirror, cache_dir, postgres)
+            archive = rootfs_archive(suite, mirror, security_mirror, cache_dir, postgres, tool)
             if force or not _fresh(archive):
-                tool = bootstrap_tool()
-                assert tool is not None  # bootstrap_unavailable() said one is here
                 report.step(subject, f"{tool} --variant=minbase {suite} from {mirror}")
-                with _scratch_dir("ci-stack-debootstrap-") as work:
+                with _scratch_dir("ci-stack-bootstrap-") as work:
                     rootfs = work / "rootfs"
                     _make_rootfs(tool, tag, suite, rootfs, mirror, security_mirror, report)
                     _configure_apt(rootfs, suite, mirror, security_mirror)
-                    if postgres is not None:
-                        report.step(subject, f"PostgreSQL {postgres.install.version} added")
-                        postgres.copy_into(rootfs)
+                    report.step(subject, f"PostgreSQL {postgres.install.version} added")
+                    _add_postgres(tag, postgres, rootfs)
                     _archive_rootfs(tag, rootfs, archive)
             else:
                 report.step(subject, f"root fs from {archive}")
             report.step(subject, f"docker import as {tag}")
-            extra = {**(labels or {})}
-            if postgres is not None:
-                extra[f"{LABEL_PREFIX}.postgresql"] = postgres.install.version
-            _import_rootfs(docker_api, archive, tag, suite=suite, mirror=mirror, labels=extra)
+            extra = {
+                **(labels or {}),
+                f"{LABEL_PREFIX}.bootstrap": f"{tool}-minbase-{suite}",
+                f"{LABEL_PREFIX}.postgresql": postgres.install.version,
+            }
+            _import_rootfs(docker_api, archive, tag, mirror=mirror, labels=extra)
             report.step(subject, f"bootstrapped {tag}")
             existing = local_image(docker_api, tag)
             status = "built"
@@ -140,14 +141,18 @@ def rootfs_archive(
     security_mirror: str | None,
     cache_dir: Path | None = None,
     postgres: BundledPostgres | None = None,
+    tool: str | None = None,
 ) -> Path:
-    """Where the root fs tar of this suite, these mirrors and that PostgreSQL is kept."""
+    """Where the root fs tar of this suite, these mirrors, that PostgreSQL and tool is kept."""
     key = cache_key(
         {
             "suite": suite,
             "mirror": mirror,
             "security": security_mirror,
             "postgresql": postgres.identity() if postgres is not None else None,
+            "tool": tool,
+            "merged_usr_hook": tool == "mmdebstrap" and _MERGED_USR_HOOK.is_dir(),
+            "layout": ROOTFS_LAYOUT,
         }
     )
     return (cache_dir or default_cache_dir()) / "debian-base" / f"{suite}-minbase-{key}.tar"
@@ -167,18 +172,43 @@ def bootstrap_tool() -> str | None:
 
 def bootstrap_unavailable() -> PrerequisiteMissing | None:
     """Why the offline base cannot be bootstrapped on this machine, or None when it can."""
+    found = _requirements()
+    return found if isinstance(found, PrerequisiteMissing) else None
+
+
+def _requirements() -> tuple[str, BundledPostgres] | PrerequisiteMissing:
+    """(the tool, the PostgreSQL to carry), or what is missing. Root first: a user's PATH
+    often lacks /usr/sbin, where debootstrap lives, so "not installed" would mislead."""
+    if os.geteuid() != 0:
+        return PrerequisiteMissing(
+            "making the offline base needs root (mmdebstrap or debootstrap chroots into it)",
+            f"run `sudo {BOOTSTRAP_COMMAND}` (with this virtualenv's python)",
+        )
     tool = bootstrap_tool()
     if tool is None:
         return PrerequisiteMissing(
             "neither mmdebstrap nor debootstrap is installed",
             "apt-get install -y mmdebstrap (or debootstrap; as root)",
         )
-    if os.geteuid() != 0:
+    postgres = bundled_postgres()
+    if postgres is None:
         return PrerequisiteMissing(
-            f"{tool} needs root (it creates device nodes and chroots)",
-            f"run `sudo {BOOTSTRAP_COMMAND}` (with this virtualenv's python)",
+            "this python has no pgserver wheel, whose PostgreSQL 16 the offline base carries",
+            f"run `sudo {BOOTSTRAP_COMMAND}` with the python of the virtualenv ci-stack is in",
         )
-    return None
+    return tool, postgres
+
+
+def _add_postgres(tag: str, postgres: BundledPostgres, rootfs: Path) -> None:
+    try:
+        postgres.copy_into(rootfs)
+    except OSError as exc:  # shutil.Error is one
+        raise ImageBuildFailed(
+            tag,
+            f"copying PostgreSQL from {postgres.install.root} into the root fs failed: {exc}",
+            [],
+            hint="is /var/tmp full? (`df -h /var/tmp`)",
+        ) from exc
 
 
 def _make_rootfs(
@@ -191,15 +221,7 @@ def _make_rootfs(
     report: BuildProgress,
 ) -> None:
     """Run mmdebstrap or debootstrap, one progress line per phase (Retrieving, ...)."""
-    options, sources = ["--variant=minbase"], [mirror]
-    if tool == "mmdebstrap":
-        options += [f"--dpkgopt={line}" for line in _NO_DOCS]
-        if _MERGED_USR_HOOK.is_dir():  # else `usrmerge` comes in, and Perl with it (+50 MB)
-            options += [f"--hook-dir={_MERGED_USR_HOOK}"]
-        # It takes whole sources lines: current packages from the start.
-        sources += [f"deb {mirror} {suite}-updates main"]
-        sources += [f"deb {security} {suite}-security main"] if security else []
-    command = [tool, *options, suite, str(rootfs), *sources]
+    command = rootfs_command(tool, suite, rootfs, mirror, security)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     phase = ""
     count = 0
@@ -239,6 +261,21 @@ def _make_rootfs(
             lines[-TAIL_LINES:],
             hint=f"check that {mirror} answers over HTTP from this machine",
         )
+
+
+def rootfs_command(
+    tool: str, suite: str, rootfs: Path, mirror: str, security: str | None
+) -> list[str]:
+    """The command line that makes a minbase root fs at `rootfs` with `tool`."""
+    options, sources = ["--variant=minbase"], [mirror]
+    if tool == "mmdebstrap":
+        options += [f"--dpkgopt={line}" for line in _NO_DOCS]
+        if _MERGED_USR_HOOK.is_dir():  # else `usrmerge` comes in, and Perl with it (+50 MB)
+            options += [f"--hook-dir={_MERGED_USR_HOOK}"]
+        # It takes whole sources lines: current packages from the start.
+        sources += [f"deb {mirror} {suite}-updates main"]
+        sources += [f"deb {security} {suite}-security main"] if security else []
+    return [tool, *options, suite, str(rootfs), *sources]
 
 
 def _configure_apt(rootfs: Path, suite: str, mirror: str, security: str | None) -> None:
@@ -284,7 +321,6 @@ def _import_rootfs(
     archive: Path,
     tag: str,
     *,
-    suite: str,
     mirror: str,
     labels: Mapping[str, str],
 ) -> None:
@@ -296,7 +332,6 @@ def _import_rootfs(
         "ENV LANG=C.UTF-8",
         'CMD ["bash"]',
         f"LABEL {LABEL_PREFIX}.image=debian-base",
-        f"LABEL {LABEL_PREFIX}.debootstrap=minbase-{suite}",
         f"LABEL {LABEL_PREFIX}.mirror={mirror}",
         *(f"LABEL {key}={value}" for key, value in labels.items()),
     ]

@@ -2,7 +2,7 @@
 
 `images  postgres-pgmq: step 4/12 RUN apt-get update ... 3.2s` — the seconds are the
 time since that image's work began, so a slow step shows as a gap between two lines. The
-whole output (every build line, pull status and debootstrap line) goes to the log file when
+whole output (every build line, pull status and bootstrap line) goes to the log file when
 one is given, so the terminal stays short and nothing is lost.
 """
 
