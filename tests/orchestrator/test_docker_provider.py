@@ -11,7 +11,6 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,16 +44,6 @@ def labelled(docker_api: Any, run_id: str) -> tuple[list[Any], list[Any]]:
         docker_api.containers.list(all=True, filters=filters),
         docker_api.networks.list(filters=filters),
     )
-
-
-@pytest.fixture(scope="module")
-def docker_api() -> Iterator[Any]:
-    try:
-        client = images.docker_client(timeout=900)
-    except OrchestratorError as exc:
-        pytest.skip(f"no Docker daemon: {exc}")
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")

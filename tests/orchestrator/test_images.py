@@ -10,7 +10,6 @@ import shutil
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -116,16 +115,6 @@ def test_postgres_context_carries_the_bundled_pgmq_files() -> None:
 
 
 # --- Docker: bootstrap, build, run -----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def docker_api() -> Iterator[object]:
-    try:
-        client = images.docker_client(timeout=900)
-    except PrerequisiteMissing as exc:
-        pytest.skip(str(exc))
-    yield client
-    client.close()
 
 
 def _can_bootstrap() -> bool:
