@@ -26,10 +26,15 @@ import pytest
 
 
 def calls(name):
-    counter = Path(os.environ["COUNTERS"]) / name
-    n = int(counter.read_text()) + 1 if counter.exists() else 1
-    counter.write_text(str(n))
-    return n
+    # Repeats run side by side under xdist: claim the call number by creating its file
+    # exclusively, so two workers never read the same count.
+    n = 1
+    while True:
+        try:
+            (Path(os.environ["COUNTERS"]) / f"{name}-{n}").touch(exist_ok=False)
+            return n
+        except FileExistsError:
+            n += 1
 
 
 def test_second_call_fails(request, test_id):
