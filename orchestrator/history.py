@@ -30,13 +30,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from orchestrator.outcomes import OUTCOMES, PROBLEMS
+
 HISTORY_SCHEMA = 1
 HISTORY_RUNS = 100  # run files kept in a history folder
 RUNS_DIR = "runs"
 # <YYYYmmddTHHMMSSffffffZ>-<run id>.json; nothing else in runs/ is ours to read or delete
 RUN_FILE = re.compile(r"^(\d{8}T\d{12}Z)-([A-Za-z0-9._-]+)\.json$")
-OUTCOMES = ("passed", "failed", "error", "skipped", "flaky", "xfailed", "xpassed")
-FAILING = ("failed", "error")
 
 Label = Literal["new", "failing before", "known flaky"]
 LABELS: tuple[Label, ...] = ("new", "failing before", "known flaky")  # most urgent first
@@ -230,7 +230,7 @@ def flips(outcomes: Iterable[str]) -> int:
         if outcome == "flaky":
             count += 1
             continue
-        state = "fail" if outcome in FAILING else "pass" if outcome == "passed" else None
+        state = "fail" if outcome in PROBLEMS else "pass" if outcome == "passed" else None
         if state is None:
             continue
         if last is not None and state != last:
@@ -248,7 +248,7 @@ def label_failure(runs: Sequence[HistoryRun], test_id: str, recent: int = RECENT
     outcomes = [outcome for _run_id, outcome in recent_outcomes(runs, test_id, recent)]
     if "flaky" in outcomes or flips(outcomes) >= 2:
         return "known flaky"
-    if outcomes and outcomes[0] in FAILING:
+    if outcomes and outcomes[0] in PROBLEMS:
         return "failing before"
     return "new"
 

@@ -34,7 +34,7 @@ from orchestrator.artifacts.report_quarantine import (
 from orchestrator.artifacts.results import OUTCOMES, RunData, TestResult, Transcript
 from orchestrator.artifacts.run_history import RunHistory
 from orchestrator.artifacts.summary import DEFAULT_RERUN
-from orchestrator.artifacts.text import rerun_command
+from orchestrator.artifacts.text import badge, rerun_command
 from orchestrator.artifacts.timeline import TEST_SOURCE, TimelineEntry
 from orchestrator.quarantine import READY_RUNS
 from orchestrator.util import test_slug
@@ -236,8 +236,8 @@ def _header(data: RunData) -> str:
         lost = "\n".join(f"{name}: {why}" for name, why in info.incomplete.items())
         error += f'<h4>Evidence incomplete</h4><pre class="message">{escape(lost)}</pre>'
     return (
-        f'<header class="v-{escape(verdict)}"><h1><span class="badge s-{escape(verdict)}">'
-        f"{escape(verdict)}</span> {escape(info.app)} on {escape(info.provider)}</h1>"
+        f'<header class="v-{escape(verdict)}"><h1>{badge(verdict)}'
+        f" {escape(info.app)} on {escape(info.provider)}</h1>"
         f'<div class="facts">{fact_html}</div>'
         + (f'<div class="chips" title="stack timings">{chips}</div>' if chips else "")
         + error
@@ -285,8 +285,7 @@ def _failure(
     html = [
         f'<article class="failure o-{escape(test.outcome)}'
         f'{" o-quarantined" if test.quarantined else ""}" id="{_anchor(test)}">',
-        f'<h3><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}</span> '
-        f"{escape(test.nodeid)}{quarantine_badge(test)}</h3>",
+        f"<h3>{badge(test.outcome)} {escape(test.nodeid)}{quarantine_badge(test)}</h3>",
         f'<p class="where">{escape(where)}</p>',
         report_history.failure_history(history, test.nodeid),
     ]
@@ -453,8 +452,7 @@ def _tests_table(data: RunData, history: RunHistory | None = None) -> str:
         rows.append(
             f'<tr data-status="{escape(test.outcome)}" data-search="{escape(search)}"'
             f'{" data-quarantined=1" if test.quarantined else ""}>'
-            f'<td><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}</span>'
-            f"{quarantine_badge(test)}</td>"
+            f"<td>{badge(test.outcome)}{quarantine_badge(test)}</td>"
             f'<td class="n">{name}</td><td class="loc">{escape(test.location or "")}</td>'
             f'<td class="d">{test.duration:.2f}s</td>'
             f"{report_history.table_cell(history, test.nodeid)}</tr>"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from html import escape
 
 from orchestrator.artifacts.results import RunData, TestResult
-from orchestrator.artifacts.text import code_span, shorten
+from orchestrator.artifacts.text import badge, code_span, shorten
 from orchestrator.quarantine import READY_TEXT
 from orchestrator.util import test_slug
 
@@ -24,7 +24,7 @@ SUMMARY_LINE = 160
 
 def quarantine_badge(test: TestResult) -> str:
     """The `quarantined` chip beside a quarantined test's outcome (nothing for any other)."""
-    return ' <span class="badge s-quarantined">quarantined</span>' if test.quarantined else ""
+    return f" {badge('quarantined')}" if test.quarantined else ""
 
 
 def quarantine_section(
@@ -50,8 +50,7 @@ def quarantine_section(
             message = shorten(test.message, SUMMARY_LINE)
             note = f'<div class="hint">{escape(message)}</div>' if message else ""
         rows.append(
-            f'<tr><td><span class="badge s-{escape(test.outcome)}">{escape(test.outcome)}'
-            f'</span></td><td class="n">{name}{note}</td></tr>'
+            f'<tr><td>{badge(test.outcome)}</td><td class="n">{name}{note}</td></tr>'
         )
     failed = sum(1 for test in tests if test.has_evidence)
     return (

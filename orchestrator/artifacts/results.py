@@ -19,11 +19,9 @@ from orchestrator.artifacts.timeline import (
     step_entry,
 )
 from orchestrator.artifacts.trace_steps import read_steps
+from orchestrator.outcomes import OUTCOMES, PROBLEMS, Outcome
 from orchestrator.util import test_id_for, test_slug
 
-Outcome = Literal["passed", "failed", "error", "skipped", "xfailed", "xpassed", "flaky"]
-OUTCOMES: tuple[str, ...] = get_args(Outcome)
-PROBLEMS = ("failed", "error")  # outcomes that make a run red and get evidence
 
 
 @dataclass(frozen=True)
@@ -163,7 +161,7 @@ class RunData:
 
     @property
     def totals(self) -> Totals:
-        counts = {outcome: 0 for outcome in OUTCOMES}
+        counts: dict[str, int] = {outcome: 0 for outcome in OUTCOMES}
         for test in self.tests:
             counts[test.outcome] += 1
         return Totals(len(self.tests), counts, sum(t.duration for t in self.tests))

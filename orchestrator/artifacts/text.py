@@ -1,8 +1,9 @@
-"""Text helpers shared by the summary and the report: shortening, quoting, fences."""
+"""Text helpers shared by the summary and the report: shortening, quoting, fences, badges."""
 
 from __future__ import annotations
 
 import re
+from html import escape
 
 
 def shorten(text: str, limit: int) -> str:
@@ -53,3 +54,8 @@ def shell_quote(text: str) -> str:
 
 def rerun_command(prefix: str, nodeid: str) -> str:
     return f"{prefix} {shell_quote(nodeid)}"
+
+
+def badge(word: str) -> str:
+    """The report's coloured chip for an outcome or verdict (CSS class `s-<word>`)."""
+    return f'<span class="badge s-{escape(word)}">{escape(word)}</span>'

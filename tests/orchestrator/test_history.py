@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.artifacts.results import OUTCOMES as RESULT_OUTCOMES
 from orchestrator.history import (
     HISTORY_RUNS,
-    OUTCOMES,
     RUNS_DIR,
     HistoryOutcome,
     HistoryRun,
@@ -69,10 +67,6 @@ def test_a_recorded_run_reads_back_as_plain_json(tmp_path: Path) -> None:
     }
     assert load_history(tmp_path) == [run]
     assert not [p for p in path.parent.iterdir() if p != path]  # no temp file left behind
-
-
-def test_history_outcomes_are_the_results_outcomes() -> None:
-    assert set(OUTCOMES) == set(RESULT_OUTCOMES)
 
 
 def test_runs_read_newest_first(tmp_path: Path) -> None:
