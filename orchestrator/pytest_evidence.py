@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,10 +135,15 @@ class EvidenceSession:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self._clock = time.perf_counter()
 
-    def pytest_terminal_summary(self) -> None:
-        # Run mode: the run reads it after pytest exits; pytest prints "in N.NNs" right after.
-        if self.mode == "run":
-            self.write_session_time()
+    @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_sessionfinish")
+    def after_the_summary_line(self) -> Generator[None]:
+        # Outermost wrapper: this runs after pytest printed "in N.NNs", so the time written
+        # is the one printed. Run mode only: the run reads it after pytest exits.
+        try:
+            return (yield)
+        finally:
+            if self.mode == "run":
+                self.write_session_time()
 
     def write_session_time(self) -> None:
         """The session's duration so far, as pytest's summary line counts it."""
