@@ -1,8 +1,8 @@
 """Quarantine in pytest (`--quarantine`, STACK_QUARANTINE, `[tool.ci-stack] quarantine`):
 a quarantined test runs as any other (retries, evidence, results line) but its failure does
-not count: pytest's `testsfailed` leaves it out, so the exit status (and `--maxfail`, except
-under xdist, which counts failures itself) is as if it had not failed, and so are `ci-stack
-run`'s verdict and run.json. The terminal says which
+not count: pytest's `testsfailed` leaves it out (and so does xdist's controller, which counts
+failures for `--maxfail` itself), so the exit status and `--maxfail` are as if it had not
+failed, and so are `ci-stack run`'s verdict and run.json. The terminal says which
 quarantined tests failed; a pattern that matches no test of the session is a one-line warning.
 
 Which tests are quarantined is a function of the node id (`orchestrator.quarantine`), the same
@@ -79,14 +79,18 @@ class QuarantineSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Iterator[None]:
         """Around pytest's Session, which counts every failure in `testsfailed` (and stops
-        at `--maxfail`): one count taken back beforehand, so a quarantined failure leaves
-        the count, the exit status and `--maxfail` as they were."""
+        at `--maxfail`), and xdist's controller, which counts them again for its own
+        `--maxfail`: one count taken back from each beforehand, so a quarantined failure
+        leaves the counts, the exit status and `--maxfail` as they were."""
         self.seen.add(report.nodeid)
         if _counts_as_failed(report) and self.quarantine.matches(report.nodeid):
             if report.nodeid not in self.failed:
                 self.failed.append(report.nodeid)
             if self.session is not None:
                 self.session.testsfailed -= 1  # the Session adds it back
+            dsession = self.config.pluginmanager.get_plugin("dsession")
+            if dsession is not None and isinstance(getattr(dsession, "countfailures", None), int):
+                dsession.countfailures -= 1  # xdist's controller adds it back right after
         return (yield)
 
     def pytest_report_teststatus(

@@ -112,11 +112,13 @@ def test_an_unquarantined_failure_still_fails_the_run(
     assert "## Failures (1)" in (folder / "summary.md").read_text()
 
 
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_maxfail_does_not_count_a_quarantined_failure(
-    pytester: pytest.Pytester, folder: Path
+    pytester: pytest.Pytester, folder: Path, xdist: list[str]
 ) -> None:
-    result = run_session(pytester, folder, f"--quarantine={BAD}", "-x", "-k", "not flaky")
-    assert result.ret == pytest.ExitCode.OK
+    result = run_session(pytester, folder, f"--quarantine={BAD}", "-x", "-k", "not flaky", *xdist)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert "stopping after" not in result.stdout.str()
     assert set(results_by_nodeid(folder)) == {BAD, "test_suite.py::test_fine"}  # it went on
 
 
