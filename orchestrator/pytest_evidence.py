@@ -63,6 +63,7 @@ from orchestrator.folder_lock import FolderLock
 from orchestrator.pytest_plugin import own_run, test_failed
 from orchestrator.pytest_retries import attempt_of, attempts_of
 from orchestrator.redaction import Redactor
+from orchestrator.spec import new_run_id
 from orchestrator.sse_client import SSEClient, record_clients
 from orchestrator.util import attempt_test_id, test_id_for
 
@@ -451,10 +452,12 @@ def _warm_run_info(config: pytest.Config, evidence: EvidenceSession, status: int
         except (OSError, ValueError):
             stack = {}
     verdict: Verdict = "passed" if status == 0 else "failed" if status == 1 else "error"
+    # A stack started by hand has no stack.json: this session is its run, at its URL.
+    url = os.environ.get(ENV_BACKEND_URL, "").rstrip("/")
     return RunInfo(
-        run_id=os.environ.get(ENV_RUN_ID) or str(stack.get("run_id") or "?"),
-        provider=os.environ.get(ENV_PROVIDER) or str(stack.get("provider") or "?"),
-        app=str(stack.get("app") or "?"),  # the profile's name
+        run_id=os.environ.get(ENV_RUN_ID) or str(stack.get("run_id") or "") or new_run_id(),
+        provider=os.environ.get(ENV_PROVIDER) or str(stack.get("provider") or f"stack at {url}"),
+        app=str(stack.get("app") or "app"),  # the profile's name
         verdict=verdict,
         command=["pytest", *config.invocation_params.args],
         command_status=int(status),

@@ -266,6 +266,32 @@ def test_a_warm_stack_session_writes_and_finishes_its_own_folder(
     assert files_containing(own, PASSWORD) == []
 
 
+def test_a_stack_started_by_hand_is_named_by_its_url_and_each_session_is_its_own_run(
+    pytester: pytest.Pytester,
+    backend: RecordingBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    for name in ("STACK_RUN_ID", "STACK_PROVIDER"):  # no `up`: nothing names the stack
+        monkeypatch.delenv(name, raising=False)
+    pytester.makepyfile(test_mixed=MIXED)
+    own, history = pytester.path / "artifacts" / "pytest", tmp_path / "history"
+
+    run_ids = []
+    for _ in range(2):
+        run_inner(pytester, f"--history={history}")
+        run_ids.append(json.loads((own / "run.json").read_text())["run_id"])
+
+    assert (
+        (own / "summary.md")
+        .read_text()
+        .startswith(f"# e2e run: FAILED · app on stack at {backend.url}")
+    )
+    assert "?" not in run_ids and run_ids[0] != run_ids[1]  # the history tells them apart
+    recorded = sorted(json.loads(p.read_text())["run_id"] for p in (history / "runs").iterdir())
+    assert recorded == sorted(run_ids)
+
+
 def test_a_warm_stack_session_refuses_a_folder_that_is_not_evidence(
     pytester: pytest.Pytester, backend: RecordingBackend
 ) -> None:
