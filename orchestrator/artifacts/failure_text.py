@@ -55,4 +55,3 @@ def _is_error_line(line: str) -> bool:
 
 def _normal(lines: list[str]) -> list[str]:
     return [" ".join(line.split()) for line in lines if line.strip()]
-

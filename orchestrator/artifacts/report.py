@@ -13,18 +13,18 @@ CI artifact; served by `python -m orchestrator report`, "View trace" opens the t
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 from html import escape
 from pathlib import Path
 
+from orchestrator.artifacts import report_history
 from orchestrator.artifacts.failure_text import (
     code_frame,
     human_time,
     session_duration,
     wall_seconds,
 )
-from orchestrator.artifacts import report_history
 from orchestrator.artifacts.repeats import REPEATS_CSS, group_repeats, repeats_section
 from orchestrator.artifacts.report_quarantine import (
     QUARANTINE_CSS,
@@ -451,7 +451,7 @@ def _tests_table(data: RunData, history: RunHistory | None = None) -> str:
         search = " ".join((test.nodeid, test.location or "", test.message[:200])).lower()
         rows.append(
             f'<tr data-status="{escape(test.outcome)}" data-search="{escape(search)}"'
-            f'{" data-quarantined=1" if test.quarantined else ""}>'
+            f"{' data-quarantined=1' if test.quarantined else ''}>"
             f"<td>{badge(test.outcome)}{quarantine_badge(test)}</td>"
             f'<td class="n">{name}</td><td class="loc">{escape(test.location or "")}</td>'
             f'<td class="d">{test.duration:.2f}s</td>'

@@ -28,7 +28,8 @@ LABEL_HINTS: dict[Label, str] = {
 CSS = """
 .strip{display:inline-flex;gap:2px;vertical-align:middle;flex-wrap:wrap}
 .strip i{display:inline-block;width:10px;height:10px;border-radius:2px;background:var(--skip)}
-.strip i.h-passed,.strip i.h-xpassed{background:var(--pass)}.strip i.h-failed{background:var(--fail)}
+.strip i.h-passed,.strip i.h-xpassed{background:var(--pass)}
+.strip i.h-failed{background:var(--fail)}
 .strip i.h-error{background:var(--err)}.strip i.h-flaky{background:#d4a72c}
 .strip i.h-skipped,.strip i.h-xfailed{background:#c5cad3}
 .history{display:flex;flex-wrap:wrap;gap:6px 10px;align-items:center;margin:0 0 8px;

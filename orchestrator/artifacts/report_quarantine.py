@@ -49,16 +49,14 @@ def quarantine_section(
         else:
             message = shorten(test.message, SUMMARY_LINE)
             note = f'<div class="hint">{escape(message)}</div>' if message else ""
-        rows.append(
-            f'<tr><td>{badge(test.outcome)}</td><td class="n">{name}{note}</td></tr>'
-        )
+        rows.append(f'<tr><td>{badge(test.outcome)}</td><td class="n">{name}{note}</td></tr>')
     failed = sum(1 for test in tests if test.has_evidence)
     return (
         f'<section id="quarantined"><h2>Quarantined ({len(tests)})</h2>'
         '<p class="hint">These tests ran and kept their evidence, but do not count in the '
         f"verdict ({failed} of them failed or were flaky). A test that passed this run and "
         f"its last {ready_runs} runs is {READY_TEXT}.</p>"
-        '<table><thead><tr><th>status</th><th>test</th></tr></thead>'
+        "<table><thead><tr><th>status</th><th>test</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
         + "".join(render_failure(test) for test in tests if test.has_evidence)
         + "</section>"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Any, cast
 
 from orchestrator.artifacts import layout
 from orchestrator.artifacts.junit import read_junit
@@ -21,7 +21,6 @@ from orchestrator.artifacts.timeline import (
 from orchestrator.artifacts.trace_steps import read_steps
 from orchestrator.outcomes import OUTCOMES, PROBLEMS, Outcome
 from orchestrator.util import test_id_for, test_slug
-
 
 
 @dataclass(frozen=True)

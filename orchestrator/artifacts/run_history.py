@@ -80,9 +80,7 @@ def history_run(
         finished_at=_utc_second(finished_at),
         branch=branch,
         commit=commit,
-        tests={
-            nodeid: _outcome(runs, quarantined) for nodeid, runs in repeats.items()
-        },
+        tests={nodeid: _outcome(runs, quarantined) for nodeid, runs in repeats.items()},
     )
 
 
@@ -98,7 +96,9 @@ def _outcome(runs: Sequence[TestResult], quarantined: Collection[str]) -> Histor
         duration_s=sum(test.duration for test in runs) / len(runs),
         attempts=sum(len(test.attempts) + 1 for test in runs),
         quarantined=any(
-            test.quarantined or test.nodeid in quarantined or base_nodeid(test.nodeid) in quarantined
+            test.quarantined
+            or test.nodeid in quarantined
+            or base_nodeid(test.nodeid) in quarantined
             for test in runs
         ),
     )

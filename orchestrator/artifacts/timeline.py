@@ -76,7 +76,7 @@ def record_entry(source: str, record: Mapping[str, Any]) -> TimelineEntry:
     extra = record.get("extra")
     if not isinstance(extra, dict):
         extra = {}
-    if ACCESS_FIELDS <= extra.keys():
+    if extra.keys() >= ACCESS_FIELDS:
         source, text = "access", request_text(extra)
     else:
         text = str(record.get("message", ""))
@@ -113,7 +113,9 @@ def lifecycle_entries(details: Mapping[str, Any]) -> list[TimelineEntry]:
     its end, from the record the evidence plugin keeps of a failed test or attempt."""
     entries = []
     if details.get("started_at"):
-        entries.append(TimelineEntry(str(details["started_at"]), TEST_SOURCE, "info", "test started"))
+        entries.append(
+            TimelineEntry(str(details["started_at"]), TEST_SOURCE, "info", "test started")
+        )
     if details.get("failed_at"):  # its error is the card's: said once, not again here
         text = f"✗ {details.get('outcome') or 'failed'} in {details.get('phase') or 'call'}"
         if details.get("crash"):
@@ -138,5 +140,3 @@ def merge(entries: Iterable[TimelineEntry]) -> list[TimelineEntry]:
 
 
 _NO_TIME = datetime.min.replace(tzinfo=UTC)
-
-
